@@ -1,0 +1,121 @@
+# Agenda — top-level build.
+#
+#   make deps        install the Debian packages the build and tests need
+#   make             build raft_agent and the simulator (optimised)
+#   make SANITIZER=1 the same with ASan + UBSan, into build/san
+#   make test        every test: unit + simulation (sanitized), fuzz corpus
+#                    replay, real-process cluster tests
+#   make bench       benchmarks; each figure is a "bench <name> <value> <unit>" line
+#   make run         start the local cluster (see README)
+
+CC        ?= cc
+PYTHON    := /usr/bin/python3
+SIM_SEEDS ?= 1000
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+        -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Wvla \
+        -Wcast-qual -Wundef
+INCS := -Iraft_agent -Iraft_agent/raft -Irouter
+
+ifeq ($(SANITIZER),)
+BUILD ?= build/release
+OPT   := -O2 -g
+else
+BUILD ?= build/san
+OPT   := -O1 -g -fno-omit-frame-pointer \
+         -fsanitize=address,undefined -fno-sanitize-recover=all
+endif
+
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) $(INCS) -MMD -MP
+LDFLAGS += $(filter -fsanitize%,$(OPT))
+LIBS    := -llmdb -ljansson -levent -levent_openssl -lssl -lcrypto -lm
+TESTLIBS := -lcmocka
+
+CORE_SRC   := $(wildcard raft_agent/raft/*.c)
+AGENT_SRC  := $(filter-out raft_agent/main.c,$(wildcard raft_agent/*.c))
+ROUTER_SRC := $(wildcard router/*.c)
+SIM_SRC    := $(wildcard tests/sim/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+LIB_OBJ    := $(call obj,$(CORE_SRC) $(AGENT_SRC) $(ROUTER_SRC))
+UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.PHONY: all deps test test-unit test-sim test-fuzz test-cluster bench run \
+        clean sim-seeds
+.DEFAULT_GOAL := all
+
+all: $(BUILD)/raft_agent $(BUILD)/raft_sim
+
+deps:
+	@config/deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libagenda.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/raft_agent: $(call obj,raft_agent/main.c) $(BUILD)/libagenda.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/raft_sim: $(call obj,$(SIM_SRC)) $(BUILD)/libagenda.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libagenda.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(TESTLIBS) $(LIBS)
+
+# --- tests -----------------------------------------------------------------
+
+test: deps
+	$(MAKE) SANITIZER=1 test-unit test-sim
+	$(MAKE) test-fuzz
+	$(MAKE) all
+	$(MAKE) test-cluster
+	@echo "all test stages passed"
+
+test-unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+test-sim: $(BUILD)/raft_sim
+	$(BUILD)/raft_sim --seeds $(SIM_SEEDS) --nodes 3
+	$(BUILD)/raft_sim --seeds $(SIM_SEEDS) --nodes 5
+	$(BUILD)/raft_sim --scenario figure8
+
+# any number of seeds: make sim-seeds FROM=1000 COUNT=100000 NODES=5
+sim-seeds: $(BUILD)/raft_sim
+	$(BUILD)/raft_sim --first-seed $(or $(FROM),1) --seeds $(or $(COUNT),10000) \
+	    --nodes $(or $(NODES),3)
+
+# libFuzzer targets, built with clang; `make test` replays each corpus.
+FUZZ_BUILD := build/fuzz
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -g -O1 $(INCS) \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRC) $(AGENT_SRC) $(ROUTER_SRC)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRC) $(AGENT_SRC) $(ROUTER_SRC) $(LIBS)
+
+test-fuzz: $(FUZZ_BIN)
+	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); \
+	    echo "== replay $$n"; \
+	    $$f -runs=0 tests/fuzz/corpus/$$n; done
+
+test-cluster: all
+	cd tests/cluster && AGENDA_BUILD=$(CURDIR)/$(BUILD) $(PYTHON) -m pytest -q -x -p no:cacheprovider .
+
+bench: deps all
+	@tests/bench/run.sh $(CURDIR)/$(BUILD)
+
+run: deps all
+	@config/run-local $(CURDIR)/$(BUILD)
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)
