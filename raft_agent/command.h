@@ -1,0 +1,50 @@
+/*
+ * command.h — the envelope of every command proposed to a shard's log.
+ *
+ * A NORMAL log entry is an envelope around a state-machine command: the
+ * request id that makes the command exactly-once (architecture §2.3) and the
+ * time the leader stamped on it (apply must not read a clock).  Layout, all
+ * integers little-endian:
+ *
+ *   u8  version (1)
+ *   u8  request id length n (1..AGENDA_REQUEST_ID_MAX)
+ *   n   request id bytes ([A-Za-z0-9._:-])
+ *   u64 leader time, milliseconds since the Unix epoch
+ *   ... state-machine command (may be empty)
+ *
+ * Entries come from peers and from disk: decode validates everything.
+ */
+#ifndef AGENDA_COMMAND_H
+#define AGENDA_COMMAND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define AGENDA_COMMAND_VERSION 1
+#define AGENDA_REQUEST_ID_MAX 64
+
+struct agenda_command {
+    char request_id[AGENDA_REQUEST_ID_MAX + 1]; /* NUL-terminated */
+    size_t request_id_len;
+    uint64_t time_ms;
+    const uint8_t *payload; /* points into the decoded buffer */
+    size_t payload_len;
+};
+
+/* True when id (len bytes) is an acceptable request id. */
+bool agenda_request_id_valid(const char *id, size_t len);
+
+/* Append an envelope to out.  Returns 0, or -1 on a bad request id or when
+ * memory cannot be had (out is then unchanged in length). */
+int agenda_command_encode(struct agenda_buf *out, const char *request_id,
+                          uint64_t time_ms, const void *payload, size_t len);
+
+/* Decode p[0..len).  On success returns 0 and *cmd borrows p for payload.
+ * Returns -1 on any malformed input. */
+int agenda_command_decode(const uint8_t *p, size_t len,
+                          struct agenda_command *cmd);
+
+#endif /* AGENDA_COMMAND_H */

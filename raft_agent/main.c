@@ -1,0 +1,241 @@
+/*
+ * main.c — the raft_agent daemon: one replica of one shard.
+ *
+ *   raft_agent --topology FILE --shard NAME --node ID
+ *              [--data-dir DIR] [--listen HOST] [--log-level LEVEL]
+ *
+ * Everything else (peers, ports, timing, sizes) comes from the topology, the
+ * single source of truth in config/.  SIGTERM or SIGINT stop the agent
+ * gracefully: a leader first hands leadership to a follower, so a planned
+ * restart costs no election timeout.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "http_api.h"
+#include "kv_sm.h"
+#include "log.h"
+#include "node.h"
+#include "topology.h"
+
+_Static_assert(AGENDA_TOPO_MAX_REPLICAS == RAFT_MAX_NODES,
+               "topology and raft core disagree on the replica limit");
+
+#define TRANSFER_ON_STOP_MS 2000
+#define REQUEST_TIMEOUT_MS 5000
+
+struct options {
+    const char *topology;
+    const char *shard;
+    unsigned long node;
+    const char *data_dir;
+    const char *listen;
+    const char *log_level;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: raft_agent --topology FILE --shard NAME --node ID\n"
+               "                  [--data-dir DIR] [--listen HOST]\n"
+               "                  [--log-level debug|info|warn|error]\n");
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        {"topology", required_argument, NULL, 't'},
+        {"shard", required_argument, NULL, 's'},
+        {"node", required_argument, NULL, 'n'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"listen", required_argument, NULL, 'l'},
+        {"log-level", required_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(o, 0, sizeof(*o));
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 't':
+            o->topology = optarg;
+            break;
+        case 's':
+            o->shard = optarg;
+            break;
+        case 'n':
+            errno = 0;
+            o->node = strtoul(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || o->node == 0 ||
+                o->node > RAFT_MAX_NODES) {
+                fprintf(stderr, "raft_agent: --node must be 1..%d\n",
+                        RAFT_MAX_NODES);
+                return -1;
+            }
+            break;
+        case 'd':
+            o->data_dir = optarg;
+            break;
+        case 'l':
+            o->listen = optarg;
+            break;
+        case 'v':
+            o->log_level = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
+        }
+    }
+    if (optind != argc || o->topology == NULL || o->shard == NULL ||
+        o->node == 0) {
+        usage(stderr);
+        return -1;
+    }
+    return 0;
+}
+
+static int set_log_level(const char *name)
+{
+    static const struct {
+        const char *name;
+        enum agenda_log_level level;
+    } levels[] = {{"debug", AGENDA_LOG_DEBUG},
+                  {"info", AGENDA_LOG_INFO},
+                  {"warn", AGENDA_LOG_WARN},
+                  {"error", AGENDA_LOG_ERROR}};
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+        if (strcmp(name, levels[i].name) == 0) {
+            agenda_log_set_level(levels[i].level);
+            return 0;
+        }
+    fprintf(stderr, "raft_agent: unknown log level '%s'\n", name);
+    return -1;
+}
+
+struct agent {
+    struct event_base *base;
+    struct agenda_node *node;
+    struct agenda_http_api *api;
+    struct event *sigterm;
+    struct event *sigint;
+};
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct agent *a = arg;
+    agenda_log(AGENDA_LOG_INFO, "signal %d: stopping", (int)sig);
+    event_del(a->sigterm);
+    event_del(a->sigint);
+    agenda_node_transfer_leadership(a->node, TRANSFER_ON_STOP_MS);
+    event_base_loopexit(a->base, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    struct options o;
+    if (parse_options(argc, argv, &o) != 0)
+        return 2;
+    if (o.log_level != NULL && set_log_level(o.log_level) != 0)
+        return 2;
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[512];
+    struct agenda_topology *topo;
+    if (agenda_topology_load(o.topology, &topo, err, sizeof(err)) != 0) {
+        fprintf(stderr, "raft_agent: %s\n", err);
+        return 2;
+    }
+    const struct agenda_shard *shard = agenda_topology_shard(topo, o.shard);
+    const struct agenda_replica *self =
+        shard != NULL ? agenda_topology_replica(shard, (uint32_t)o.node)
+                      : NULL;
+    if (self == NULL) {
+        fprintf(stderr, "raft_agent: the topology has no %s %s%s\n",
+                shard == NULL ? "shard" : "replica", o.shard,
+                shard == NULL ? "" : " with that --node id");
+        agenda_topology_free(topo);
+        return 2;
+    }
+
+    char data_dir[2048];
+    if (o.data_dir != NULL)
+        snprintf(data_dir, sizeof(data_dir), "%s", o.data_dir);
+    else
+        snprintf(data_dir, sizeof(data_dir), "%s/%s/%s", topo->data_dir,
+                 shard->name, self->name);
+
+    struct agenda_node_config cfg = {
+        .cluster = topo->cluster,
+        .shard = shard->name,
+        .id = self->id,
+        .data_dir = data_dir,
+        .map_size = (size_t)topo->raft.map_size_mb << 20,
+        .listen_host = o.listen != NULL ? o.listen : self->host,
+        .tick_ms = topo->raft.tick_ms,
+        .election_ticks = topo->raft.election_ticks,
+        .heartbeat_ticks = topo->raft.heartbeat_ticks,
+        .snapshot_threshold = topo->raft.snapshot_threshold,
+        .request_timeout_ms = REQUEST_TIMEOUT_MS,
+        .sm_ops = &agenda_kv_sm_ops,
+    };
+    struct agenda_kv_sm kv = {0};
+    cfg.sm = &kv;
+    for (size_t i = 0; i < shard->n_replicas; i++) {
+        const struct agenda_replica *r = &shard->replicas[i];
+        cfg.peers[i].id = r->id;
+        cfg.peers[i].host = r->host;
+        cfg.peers[i].raft_port = r->raft_port;
+        cfg.peers[i].http_port = r->http_port;
+    }
+    cfg.n_peers = (unsigned)shard->n_replicas;
+
+    struct agent a = {0};
+    a.base = event_base_new();
+    int rc = 1;
+    if (a.base == NULL || event_base_priority_init(a.base, 3) != 0) {
+        fprintf(stderr, "raft_agent: cannot create the event loop\n");
+        goto out;
+    }
+    a.node = agenda_node_new(a.base, &cfg, err, sizeof(err));
+    if (a.node == NULL) {
+        fprintf(stderr, "raft_agent: %s\n", err);
+        goto out;
+    }
+    a.api = agenda_http_api_new(a.base, a.node, cfg.listen_host,
+                                self->http_port);
+    if (a.api == NULL)
+        goto out;
+    a.sigterm = evsignal_new(a.base, SIGTERM, on_signal, &a);
+    a.sigint = evsignal_new(a.base, SIGINT, on_signal, &a);
+    if (a.sigterm == NULL || a.sigint == NULL ||
+        event_add(a.sigterm, NULL) != 0 || event_add(a.sigint, NULL) != 0)
+        goto out;
+    agenda_log(AGENDA_LOG_INFO, "shard %s node %u (%s): http %s:%u raft "
+               "%s:%u data %s", shard->name, self->id, self->name,
+               cfg.listen_host, self->http_port, cfg.listen_host,
+               self->raft_port, data_dir);
+    event_base_dispatch(a.base);
+    rc = 0;
+out:
+    if (a.sigterm != NULL)
+        event_free(a.sigterm);
+    if (a.sigint != NULL)
+        event_free(a.sigint);
+    agenda_http_api_free(a.api);
+    agenda_node_free(a.node);
+    if (a.base != NULL)
+        event_base_free(a.base);
+    agenda_topology_free(topo);
+    return rc;
+}

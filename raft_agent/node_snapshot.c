@@ -1,0 +1,508 @@
+/*
+ * node_snapshot.c — streaming a snapshot to a follower that fell behind the
+ * compacted log, and receiving one.
+ *
+ * A snapshot is a compacted copy of the leader's whole LMDB environment,
+ * made by a worker thread (the only thread besides the event loop; it
+ * touches nothing but LMDB and its own file) and streamed in chunks of
+ * SNAP_CHUNK bytes, one more chunk whenever the peer's output queue drains,
+ * so memory stays bounded whatever the snapshot size.  The follower writes
+ * chunks at their offsets and checks the CRC-32C of the whole file; a chunk
+ * at an unexpected offset is answered with the offset it needs, so a
+ * transfer interrupted by a reconnection resumes where it stopped.
+ *
+ * Only when the follower acknowledges the complete file (SNAP_ACK DONE)
+ * does the leader send the core's SNAPSHOT message (with its term); the
+ * follower steps it into its core, which asks in its next ready batch to
+ * install the file: storage swaps the environment (keeping this node's own
+ * term and vote) and the state machine reopens its databases.
+ */
+#include "node_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "log.h"
+
+#define SNAP_CHUNK (256u * 1024u)
+#define SNAP_QUEUE_LOW (1u << 20)      /* send more below this backlog */
+#define SNAP_STALL_MS 15000            /* give up on a silent transfer */
+#define SNAP_SEND_FILE "snapshot-send.mdb"
+#define SNAP_RECV_FILE "snapshot-recv.mdb"
+
+void node_snapshot_file_path(const struct agenda_node *n, char *buf,
+                             size_t len, const char *name)
+{
+    snprintf(buf, len, "%s/%s", n->cfg.data_dir, name);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- the copy thread ------------------------------------------------------- */
+
+struct copy_job {
+    struct agenda_node *n;
+    char path[1024];
+};
+
+static int file_crc(int fd, uint64_t *size, uint32_t *crc)
+{
+    uint8_t *buf = malloc(SNAP_CHUNK);
+    if (buf == NULL)
+        return -1;
+    uint32_t c = 0;
+    uint64_t total = 0;
+    for (;;) {
+        ssize_t r = pread(fd, buf, SNAP_CHUNK, (off_t)total);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            free(buf);
+            return -1;
+        }
+        if (r == 0)
+            break;
+        c = agenda_crc32c(c, buf, (size_t)r);
+        total += (uint64_t)r;
+    }
+    free(buf);
+    *size = total;
+    *crc = c;
+    return 0;
+}
+
+static void *copy_main(void *arg)
+{
+    struct copy_job *job = arg;
+    struct agenda_node *n = job->n;
+    n->copy_rc = agenda_storage_snapshot_create(n->st, job->path,
+                                                &n->copy_meta);
+    free(job);
+    char one = 1;
+    while (write(n->copy_pipe[1], &one, 1) < 0 && errno == EINTR)
+        ;
+    return NULL;
+}
+
+static void stream_more(struct agenda_node *n, unsigned slot);
+
+static void copy_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct agenda_node *n = arg;
+    char buf[16];
+    while (read(fd, buf, sizeof(buf)) > 0)
+        ;
+    if (!n->copy_running)
+        return;
+    pthread_join(n->copy_thread, NULL);
+    n->copy_running = false;
+    if (n->copy_rc != 0) {
+        agenda_log(AGENDA_LOG_ERROR, "shard %s node %u: snapshot copy "
+                   "failed: %s", n->cfg.shard, n->cfg.id,
+                   agenda_storage_strerror(n->copy_rc));
+        return; /* waiting streams time out and the core retries */
+    }
+    char path[1024];
+    node_snapshot_file_path(n, path, sizeof(path), SNAP_SEND_FILE);
+    int f = open(path, O_RDONLY | O_CLOEXEC);
+    if (f < 0 || file_crc(f, &n->file.size, &n->file.crc) != 0) {
+        agenda_log(AGENDA_LOG_ERROR, "cannot read snapshot %s: %s", path,
+                   strerror(errno));
+        if (f >= 0)
+            close(f);
+        return;
+    }
+    n->file.fd = f;
+    n->file.valid = true;
+    n->file.meta = n->copy_meta;
+    agenda_log(AGENDA_LOG_INFO, "shard %s node %u: snapshot at index %"
+               PRIu64 " ready (%" PRIu64 " bytes)", n->cfg.shard, n->cfg.id,
+               n->file.meta.index, n->file.size);
+    for (unsigned i = 0; i < n->cfg.n_peers; i++) {
+        if (n->send[i].state != SNAP_SEND_WAIT_FILE)
+            continue;
+        n->send[i].state = SNAP_SEND_STREAMING;
+        n->send[i].offset = 0;
+        n->send[i].last_progress_ms = now_ms();
+        n->file.users++;
+        stream_more(n, i);
+    }
+}
+
+static void start_copy(struct agenda_node *n)
+{
+    if (n->copy_running || n->file.users > 0)
+        return;
+    if (n->file.fd >= 0) {
+        close(n->file.fd);
+        n->file.fd = -1;
+    }
+    n->file.valid = false;
+    struct copy_job *job = malloc(sizeof(*job));
+    if (job == NULL)
+        return;
+    job->n = n;
+    node_snapshot_file_path(n, job->path, sizeof(job->path), SNAP_SEND_FILE);
+    if (pthread_create(&n->copy_thread, NULL, copy_main, job) != 0) {
+        free(job);
+        return;
+    }
+    n->copy_running = true;
+}
+
+/* ---- leader side ------------------------------------------------------------ */
+
+static void stream_abort(struct agenda_node *n, unsigned slot, bool report)
+{
+    struct snap_send *s = &n->send[slot];
+    if (s->state == SNAP_SEND_STREAMING || s->state == SNAP_SEND_WAIT_DONE)
+        n->file.users--;
+    s->state = SNAP_SEND_IDLE;
+    if (report && n->batch.rd == NULL) {
+        raft_report_snapshot(n->raft, n->cfg.peers[slot].id, false);
+        n->snapshots_failed++;
+    }
+}
+
+static void stream_more(struct agenda_node *n, unsigned slot)
+{
+    struct snap_send *s = &n->send[slot];
+    raft_id peer = n->cfg.peers[slot].id;
+    uint8_t *buf = NULL;
+    while (s->state == SNAP_SEND_STREAMING &&
+           agenda_transport_queued(n->tr, peer) < SNAP_QUEUE_LOW) {
+        if (buf == NULL && (buf = malloc(SNAP_CHUNK)) == NULL)
+            break;
+        uint64_t left = n->file.size - s->offset;
+        size_t len = left < SNAP_CHUNK ? (size_t)left : SNAP_CHUNK;
+        ssize_t r = pread(n->file.fd, buf, len, (off_t)s->offset);
+        if (r != (ssize_t)len) {
+            agenda_log(AGENDA_LOG_ERROR, "snapshot read failed at %" PRIu64,
+                       s->offset);
+            stream_abort(n, slot, true);
+            break;
+        }
+        struct agenda_snap_chunk c = {
+            .index = n->file.meta.index,
+            .term = n->file.meta.term,
+            .total_size = n->file.size,
+            .offset = s->offset,
+            .file_crc = n->file.crc,
+            .last = s->offset + len == n->file.size,
+            .len = (uint32_t)len,
+            .data = buf,
+        };
+        if (agenda_transport_send_snap_chunk(n->tr, peer, &c) !=
+            AGENDA_TRANSPORT_OK)
+            break; /* not connected: the stall timer or a resume recovers */
+        s->offset += len;
+        s->last_progress_ms = now_ms();
+        if (c.last)
+            s->state = SNAP_SEND_WAIT_DONE;
+    }
+    free(buf);
+}
+
+void node_snapshot_request(struct agenda_node *n, const struct raft_msg *m)
+{
+    int slot = node_peer_slot(n, m->to);
+    if (slot < 0)
+        return;
+    struct snap_send *s = &n->send[slot];
+    if (s->state != SNAP_SEND_IDLE)
+        return;
+    s->term = m->term;
+    s->last_progress_ms = now_ms();
+    agenda_log(AGENDA_LOG_INFO, "shard %s node %u: follower %u needs a "
+               "snapshot (log starts after %" PRIu64 ")", n->cfg.shard,
+               n->cfg.id, m->to, m->snapshot.index);
+    if (n->file.valid && n->file.meta.index >= m->snapshot.index) {
+        s->state = SNAP_SEND_STREAMING;
+        s->offset = 0;
+        n->file.users++;
+        stream_more(n, (unsigned)slot);
+        return;
+    }
+    s->state = SNAP_SEND_WAIT_FILE;
+    start_copy(n);
+}
+
+void node_snapshot_on_drain(struct agenda_node *n, raft_id peer)
+{
+    int slot = node_peer_slot(n, peer);
+    if (slot >= 0 && n->send[slot].state == SNAP_SEND_STREAMING)
+        stream_more(n, (unsigned)slot);
+}
+
+void node_snapshot_on_ack(struct agenda_node *n, raft_id from,
+                          const struct agenda_snap_ack *a)
+{
+    int slot = node_peer_slot(n, from);
+    if (slot < 0)
+        return;
+    struct snap_send *s = &n->send[slot];
+    if ((s->state != SNAP_SEND_STREAMING && s->state != SNAP_SEND_WAIT_DONE) ||
+        a->index != n->file.meta.index)
+        return;
+    s->last_progress_ms = now_ms();
+    switch (a->status) {
+    case AGENDA_SNAP_CONTINUE:
+        if (a->next_offset > n->file.size)
+            return;
+        s->offset = a->next_offset; /* resume where the follower is */
+        s->state = SNAP_SEND_STREAMING;
+        stream_more(n, (unsigned)slot);
+        break;
+    case AGENDA_SNAP_FAILED:
+        agenda_log(AGENDA_LOG_WARN, "follower %u rejected the snapshot",
+                   from);
+        stream_abort(n, (unsigned)slot, true);
+        break;
+    case AGENDA_SNAP_DONE: {
+        struct raft_status st;
+        raft_status(n->raft, &st);
+        n->file.users--;
+        s->state = SNAP_SEND_IDLE;
+        if (st.role != RAFT_LEADER || st.term != s->term ||
+            n->batch.rd != NULL)
+            break;
+        struct raft_msg m = {
+            .type = RAFT_MSG_SNAPSHOT,
+            .from = n->cfg.id,
+            .to = from,
+            .term = s->term,
+            .snapshot = n->file.meta,
+            .commit = st.commit,
+        };
+        agenda_transport_send_msg(n->tr, &m);
+        raft_report_snapshot(n->raft, from, true);
+        n->snapshots_sent++;
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* ---- follower side --------------------------------------------------------- */
+
+static void recv_reset(struct agenda_node *n)
+{
+    if (n->recv.fd >= 0)
+        close(n->recv.fd);
+    memset(&n->recv, 0, sizeof(n->recv));
+    n->recv.fd = -1;
+}
+
+static void send_ack(struct agenda_node *n, raft_id to, raft_index index,
+                     uint64_t next, uint8_t status)
+{
+    struct agenda_snap_ack a = {
+        .index = index, .next_offset = next, .status = status};
+    agenda_transport_send_snap_ack(n->tr, to, &a);
+}
+
+static bool recv_start(struct agenda_node *n, raft_id from,
+                       const struct agenda_snap_chunk *c)
+{
+    recv_reset(n);
+    char path[1024];
+    node_snapshot_file_path(n, path, sizeof(path), SNAP_RECV_FILE);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        agenda_log(AGENDA_LOG_ERROR, "cannot create %s: %s", path,
+                   strerror(errno));
+        return false;
+    }
+    n->recv.active = true;
+    n->recv.fd = fd;
+    n->recv.from = from;
+    n->recv.meta.index = c->index;
+    n->recv.meta.term = c->term;
+    n->recv.total = c->total_size;
+    return true;
+}
+
+void node_snapshot_on_chunk(struct agenda_node *n, raft_id from,
+                            const struct agenda_snap_chunk *c)
+{
+    struct snap_recv *r = &n->recv;
+    if (c->total_size == 0 || c->total_size > n->cfg.map_size ||
+        c->offset > c->total_size || c->len > c->total_size - c->offset ||
+        c->last != (c->offset + c->len == c->total_size)) {
+        agenda_log(AGENDA_LOG_WARN, "bad snapshot chunk from %u", from);
+        send_ack(n, from, c->index, 0, AGENDA_SNAP_FAILED);
+        return;
+    }
+    bool same = r->active && r->from == from && r->meta.index == c->index &&
+                r->meta.term == c->term && r->total == c->total_size;
+    if (same && r->complete) {
+        send_ack(n, from, c->index, r->total, AGENDA_SNAP_DONE);
+        return;
+    }
+    if (!same) {
+        if (c->offset != 0) {
+            /* Joining in the middle of an unknown transfer: restart. */
+            send_ack(n, from, c->index, 0, AGENDA_SNAP_CONTINUE);
+            return;
+        }
+        if (!recv_start(n, from, c)) {
+            send_ack(n, from, c->index, 0, AGENDA_SNAP_FAILED);
+            return;
+        }
+    }
+    if (c->offset != r->next_offset) {
+        send_ack(n, from, c->index, r->next_offset, AGENDA_SNAP_CONTINUE);
+        return;
+    }
+    size_t done = 0;
+    while (done < c->len) {
+        ssize_t w = pwrite(r->fd, c->data + done, c->len - done,
+                           (off_t)(c->offset + done));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            agenda_log(AGENDA_LOG_ERROR, "cannot write snapshot: %s",
+                       strerror(errno));
+            recv_reset(n);
+            send_ack(n, from, c->index, 0, AGENDA_SNAP_FAILED);
+            return;
+        }
+        done += (size_t)w;
+    }
+    r->crc = agenda_crc32c(r->crc, c->data, c->len);
+    r->next_offset += c->len;
+    if (!c->last)
+        return;
+    if (r->crc != c->file_crc || fsync(r->fd) != 0) {
+        agenda_log(AGENDA_LOG_WARN, "snapshot from %u failed its checksum",
+                   from);
+        recv_reset(n);
+        send_ack(n, from, c->index, 0, AGENDA_SNAP_FAILED);
+        return;
+    }
+    r->complete = true;
+    send_ack(n, from, c->index, r->total, AGENDA_SNAP_DONE);
+}
+
+void node_snapshot_on_msg(struct agenda_node *n, const struct raft_msg *m)
+{
+    struct snap_recv *r = &n->recv;
+    if (!r->complete || r->from != m->from ||
+        r->meta.index != m->snapshot.index || r->meta.term != m->snapshot.term)
+        return; /* stale: the leader starts over when its stream fails */
+    int rv = raft_step(n->raft, m);
+    if (rv != RAFT_OK)
+        agenda_log(AGENDA_LOG_WARN, "snapshot message refused: %s",
+                   raft_strerror(rv));
+}
+
+int node_snapshot_install(struct agenda_node *n,
+                          const struct raft_snapshot_meta *meta)
+{
+    struct snap_recv *r = &n->recv;
+    if (!r->complete || r->meta.index != meta->index ||
+        r->meta.term != meta->term)
+        return AGENDA_STORAGE_INVALID;
+    if (n->copy_running) {
+        /* Rare: we led recently and a copy is still running. */
+        pthread_join(n->copy_thread, NULL);
+        n->copy_running = false;
+    }
+    if (n->file.fd >= 0) {
+        close(n->file.fd);
+        n->file.fd = -1;
+        n->file.valid = false;
+    }
+    close(r->fd);
+    r->fd = -1;
+    char path[1024];
+    node_snapshot_file_path(n, path, sizeof(path), SNAP_RECV_FILE);
+    struct raft_snapshot_meta got;
+    int rc = agenda_storage_snapshot_install(n->st, path, &got);
+    if (rc == 0 && (got.index != meta->index || got.term != meta->term))
+        rc = AGENDA_STORAGE_CORRUPT;
+    if (rc == 0)
+        rc = node_reopen_state_machine(n);
+    recv_reset(n);
+    if (rc != 0) {
+        n->snapshots_failed++;
+        return rc;
+    }
+    n->snapshots_received++;
+    agenda_log(AGENDA_LOG_INFO, "shard %s node %u: installed snapshot at "
+               "index %" PRIu64, n->cfg.shard, n->cfg.id, meta->index);
+    return 0;
+}
+
+/* ---- housekeeping ------------------------------------------------------------ */
+
+void node_snapshot_tick(struct agenda_node *n)
+{
+    struct raft_status st;
+    raft_status(n->raft, &st);
+    uint64_t now = now_ms();
+    for (unsigned i = 0; i < n->cfg.n_peers; i++) {
+        struct snap_send *s = &n->send[i];
+        if (s->state == SNAP_SEND_IDLE)
+            continue;
+        if (st.role != RAFT_LEADER || st.term != s->term) {
+            stream_abort(n, i, false);
+            continue;
+        }
+        if (now - s->last_progress_ms > SNAP_STALL_MS) {
+            agenda_log(AGENDA_LOG_WARN, "snapshot to %u stalled",
+                       n->cfg.peers[i].id);
+            stream_abort(n, i, true);
+        } else if (s->state == SNAP_SEND_STREAMING) {
+            stream_more(n, i);
+        } else if (s->state == SNAP_SEND_WAIT_FILE) {
+            start_copy(n);
+        }
+    }
+}
+
+int node_snapshot_init(struct agenda_node *n)
+{
+    if (pipe2(n->copy_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+        return -1;
+    n->copy_ev = event_new(n->base, n->copy_pipe[0], EV_READ | EV_PERSIST,
+                           copy_done_cb, n);
+    if (n->copy_ev == NULL || event_add(n->copy_ev, NULL) != 0)
+        return -1;
+    /* Leftovers of a transfer cut short by a crash are useless. */
+    char path[1024];
+    node_snapshot_file_path(n, path, sizeof(path), SNAP_RECV_FILE);
+    unlink(path);
+    return 0;
+}
+
+void node_snapshot_free(struct agenda_node *n)
+{
+    if (n->copy_running) {
+        pthread_join(n->copy_thread, NULL);
+        n->copy_running = false;
+    }
+    if (n->copy_ev != NULL)
+        event_free(n->copy_ev);
+    n->copy_ev = NULL;
+    for (int i = 0; i < 2; i++)
+        if (n->copy_pipe[i] >= 0)
+            close(n->copy_pipe[i]);
+    if (n->file.fd >= 0)
+        close(n->file.fd);
+    n->file.fd = -1;
+    recv_reset(n);
+}
