@@ -424,13 +424,10 @@ static void handle_digest(struct agenda_http_api *api,
 static void handle_transfer(struct agenda_http_api *api,
                             struct evhttp_request *req)
 {
-    struct agenda_node_info info;
-    agenda_node_info(api->node, &info);
-    if (info.raft.role != RAFT_LEADER) {
+    if (!agenda_node_start_transfer(api->node)) {
         reply_fail(api, req, AGENDA_NODE_NOT_LEADER);
         return;
     }
-    agenda_node_transfer_leadership(api->node, 0);
     reply_json(req, 202, json_pack("{s:s}", "status", "transferring"));
 }
 

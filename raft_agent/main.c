@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <event2/event.h>
 
@@ -122,13 +123,51 @@ static int set_log_level(const char *name)
     return -1;
 }
 
+/* mkdir -p for the parents of the data directory (storage creates the
+ * last component itself). */
+static int make_parents(const char *path)
+{
+    char buf[2048];
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+        return -1;
+    for (char *p = buf + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return 0;
+}
+
 struct agent {
     struct event_base *base;
     struct agenda_node *node;
     struct agenda_http_api *api;
     struct event *sigterm;
     struct event *sigint;
+    struct event *stop_poll;
+    unsigned stop_waited_ms;
 };
+
+#define STOP_POLL_MS 20
+
+/* While stopping: exit once leadership moved on, or after the budget. */
+static void on_stop_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct agent *a = arg;
+    a->stop_waited_ms += STOP_POLL_MS;
+    if (!agenda_node_is_leader(a->node) ||
+        a->stop_waited_ms >= TRANSFER_ON_STOP_MS) {
+        event_base_loopexit(a->base, NULL);
+        return;
+    }
+    struct timeval tv = {0, STOP_POLL_MS * 1000};
+    evtimer_add(a->stop_poll, &tv);
+}
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -137,8 +176,12 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     agenda_log(AGENDA_LOG_INFO, "signal %d: stopping", (int)sig);
     event_del(a->sigterm);
     event_del(a->sigint);
-    agenda_node_transfer_leadership(a->node, TRANSFER_ON_STOP_MS);
-    event_base_loopexit(a->base, NULL);
+    if (!agenda_node_start_transfer(a->node)) {
+        event_base_loopexit(a->base, NULL);
+        return;
+    }
+    struct timeval tv = {0, STOP_POLL_MS * 1000};
+    evtimer_add(a->stop_poll, &tv);
 }
 
 int main(int argc, char **argv)
@@ -174,6 +217,13 @@ int main(int argc, char **argv)
     else
         snprintf(data_dir, sizeof(data_dir), "%s/%s/%s", topo->data_dir,
                  shard->name, self->name);
+
+    if (make_parents(data_dir) != 0) {
+        fprintf(stderr, "raft_agent: cannot create the parents of %s: %s\n",
+                data_dir, strerror(errno));
+        agenda_topology_free(topo);
+        return 2;
+    }
 
     struct agenda_node_config cfg = {
         .cluster = topo->cluster,
@@ -218,7 +268,8 @@ int main(int argc, char **argv)
         goto out;
     a.sigterm = evsignal_new(a.base, SIGTERM, on_signal, &a);
     a.sigint = evsignal_new(a.base, SIGINT, on_signal, &a);
-    if (a.sigterm == NULL || a.sigint == NULL ||
+    a.stop_poll = evtimer_new(a.base, on_stop_poll, &a);
+    if (a.sigterm == NULL || a.sigint == NULL || a.stop_poll == NULL ||
         event_add(a.sigterm, NULL) != 0 || event_add(a.sigint, NULL) != 0)
         goto out;
     agenda_log(AGENDA_LOG_INFO, "shard %s node %u (%s): http %s:%u raft "
@@ -228,6 +279,8 @@ int main(int argc, char **argv)
     event_base_dispatch(a.base);
     rc = 0;
 out:
+    if (a.stop_poll != NULL)
+        event_free(a.stop_poll);
     if (a.sigterm != NULL)
         event_free(a.sigterm);
     if (a.sigint != NULL)

@@ -827,37 +827,25 @@ void agenda_node_free(struct agenda_node *n)
     free(n);
 }
 
-static void transfer_wait_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    event_base_loopbreak(arg);
-}
-
-void agenda_node_transfer_leadership(struct agenda_node *n,
-                                     unsigned timeout_ms)
+bool agenda_node_start_transfer(struct agenda_node *n)
 {
     struct raft_status st;
     raft_status(n->raft, &st);
     if (st.role != RAFT_LEADER || n->cfg.n_peers < 2 || n->batch.rd != NULL)
-        return;
+        return false;
     if (raft_transfer_leader(n->raft, RAFT_NONE) != RAFT_OK)
-        return;
-    agenda_log(AGENDA_LOG_INFO, "shard %s node %u: handing leadership over "
-               "before stopping", n->cfg.shard, n->cfg.id);
+        return false;
+    agenda_log(AGENDA_LOG_INFO, "shard %s node %u: handing leadership over",
+               n->cfg.shard, n->cfg.id);
     node_schedule_ready(n);
-    uint64_t end = mono_ms() + timeout_ms;
-    struct event *ev = evtimer_new(n->base, transfer_wait_cb, n->base);
-    while (ev != NULL && mono_ms() < end) {
-        struct timeval tv = {0, 20 * 1000};
-        evtimer_add(ev, &tv);
-        event_base_dispatch(n->base);
-        raft_status(n->raft, &st);
-        if (st.role != RAFT_LEADER)
-            break;
-    }
-    if (ev != NULL)
-        event_free(ev);
+    return true;
+}
+
+bool agenda_node_is_leader(struct agenda_node *n)
+{
+    struct raft_status st;
+    raft_status(n->raft, &st);
+    return st.role == RAFT_LEADER;
 }
 
 /* ---- queries and status ------------------------------------------------------ */

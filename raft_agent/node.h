@@ -105,10 +105,12 @@ void agenda_node_cancel(struct agenda_node *n, struct agenda_node_op *op);
 int agenda_node_query(struct agenda_node *n, const struct sm_query *q,
                       struct sm_result *res);
 
-/* Hand leadership to the most up-to-date follower and wait (running the
- * loop) up to timeout_ms for it to take over.  For graceful shutdown. */
-void agenda_node_transfer_leadership(struct agenda_node *n,
-                                     unsigned timeout_ms);
+/* Start handing leadership to the most up-to-date follower (graceful
+ * shutdown, operators).  Returns false when this node is not the leader.
+ * The core abandons a transfer that does not finish within an election
+ * timeout; poll agenda_node_is_leader() to see it complete. */
+bool agenda_node_start_transfer(struct agenda_node *n);
+bool agenda_node_is_leader(struct agenda_node *n);
 
 /* Status for /status, /health and /metrics. */
 struct agenda_node_info {

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# make bench: print benchmark figures as "bench <name> <value> <unit>" lines.
+set -euo pipefail
+build=${1:?usage: run.sh BUILD_DIR}
+cd "$(dirname "$0")"
+exec /usr/bin/python3 bench_raft.py --build "$build"
