@@ -122,7 +122,7 @@ struct agenda_snap_chunk {
 
 enum agenda_snap_status {
     AGENDA_SNAP_CONTINUE = 0, /* received up to next_offset, send more */
-    AGENDA_SNAP_DONE = 1,     /* installed */
+    AGENDA_SNAP_DONE = 1,     /* whole file received and verified */
     AGENDA_SNAP_FAILED = 2    /* failed: restart from next_offset (0) */
 };
 

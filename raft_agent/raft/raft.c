@@ -709,7 +709,11 @@ static void handle_heartbeat_resp(struct raft *r, unsigned slot,
         pr->infl_start = (pr->infl_start + 1) % r->cfg.max_inflight;
         pr->infl_count--;
     }
-    if (pr->match < raft_log_last(&r->log))
+    /* Send even an empty APPEND: if pipelined entries were lost (a
+     * rejection arrived after a later ack and was rightly ignored), next
+     * is past the last index and only a rejection of this one brings the
+     * follower back to probing. */
+    if (pr->match < raft_log_last(&r->log) && send_append(r, slot, true))
         send_append_all(r, slot);
     if (m->context == 0)
         return;
