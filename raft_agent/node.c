@@ -33,13 +33,13 @@
 static const char *const fail_messages[] = {
     [AGENDA_NODE_OK] = "ok",
     [AGENDA_NODE_NOT_LEADER] = "this replica is not the leader",
-    [AGENDA_NODE_UNKNOWN] =
-        "the outcome is unknown (leadership changed or the request timed "
-        "out); retry with the same Idempotency-Key",
-    [AGENDA_NODE_UNAVAILABLE] =
-        "the shard has no leader right now or is overloaded; retry",
-    [AGENDA_NODE_STORAGE_FULL] =
-        "the replica's storage is full; writes are refused",
+    [AGENDA_NODE_UNKNOWN] = ("the outcome is unknown (leadership changed "
+                             "or the request timed out); retry with the "
+                             "same Idempotency-Key"),
+    [AGENDA_NODE_UNAVAILABLE] = ("the shard has no leader right now or is "
+                                 "overloaded; retry"),
+    [AGENDA_NODE_STORAGE_FULL] = ("the replica's storage is full; writes "
+                                  "are refused"),
     [AGENDA_NODE_TOO_BIG] = "the command is too large",
     [AGENDA_NODE_SHUTDOWN] = "the replica is shutting down; retry",
 };

@@ -1,0 +1,287 @@
+/*
+ * test_session.c — the command envelope, exactly-once sessions and the
+ * diagnostic key-value state machine, on a real LMDB environment.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+
+#include "command.h"
+#include "kv_sm.h"
+#include "session.h"
+
+struct fixture {
+    char dir[64];
+    MDB_env *env;
+    struct agenda_kv_sm kv;
+    struct agenda_sessions sessions;
+    struct sm_result res;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    strcpy(f->dir, "/tmp/agenda-test-session-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    assert_int_equal(mdb_env_create(&f->env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(f->env, 8), 0);
+    assert_int_equal(mdb_env_set_mapsize(f->env, 16u << 20), 0);
+    assert_int_equal(mdb_env_open(f->env, f->dir, 0, 0600), 0);
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(f->env, NULL, 0, &txn), 0);
+    assert_int_equal(agenda_kv_sm_ops.open(&f->kv, txn), 0);
+    assert_int_equal(agenda_sessions_open(&f->sessions, txn), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    mdb_env_close(f->env);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/lock.mdb", f->dir);
+    unlink(path);
+    rmdir(f->dir);
+    agenda_buf_free(&f->res.body);
+    free(f);
+    return 0;
+}
+
+/* Build an envelope around a kv command. */
+static void make_cmd(struct agenda_buf *out, const char *id, uint64_t t,
+                     int op, const char *key, const char *value)
+{
+    struct agenda_buf kv = {0};
+    assert_int_equal(agenda_kv_encode(&kv, op, key, strlen(key), value,
+                                      value ? strlen(value) : 0), 0);
+    agenda_buf_reset(out);
+    assert_int_equal(agenda_command_encode(out, id, t, kv.data, kv.len), 0);
+    agenda_buf_free(&kv);
+}
+
+/* Apply one entry in its own committed transaction. */
+static bool apply(struct fixture *f, uint64_t index, const struct agenda_buf *e)
+{
+    MDB_txn *txn;
+    bool dup = false;
+    assert_int_equal(mdb_txn_begin(f->env, NULL, 0, &txn), 0);
+    assert_int_equal(agenda_sessions_apply(&f->sessions, &agenda_kv_sm_ops,
+                                           &f->kv, txn, index, e->data,
+                                           e->len, &f->res, &dup), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    return dup;
+}
+
+static int query(struct fixture *f, const char *key, char *out, size_t len)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "kv/%s", key);
+    struct sm_query q = {.method = "GET", .path = path};
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(f->env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(agenda_kv_sm_ops.query(&f->kv, txn, &q, &f->res), 0);
+    mdb_txn_abort(txn);
+    size_t n = f->res.body.len < len - 1 ? f->res.body.len : len - 1;
+    memcpy(out, f->res.body.data, n);
+    out[n] = '\0';
+    return f->res.status;
+}
+
+static void test_envelope_round_trip(void **state)
+{
+    (void)state;
+    struct agenda_buf b = {0};
+    assert_int_equal(agenda_command_encode(&b, "req-1:a.b_C", 1234567890123ull,
+                                           "xyz", 3), 0);
+    struct agenda_command c;
+    assert_int_equal(agenda_command_decode(b.data, b.len, &c), 0);
+    assert_string_equal(c.request_id, "req-1:a.b_C");
+    assert_int_equal(c.time_ms, 1234567890123ull);
+    assert_int_equal(c.payload_len, 3);
+    assert_memory_equal(c.payload, "xyz", 3);
+    /* every truncation is rejected except the ones that only cut payload */
+    size_t header = 2 + strlen("req-1:a.b_C") + 8;
+    for (size_t len = 0; len < header; len++)
+        assert_int_equal(agenda_command_decode(b.data, len, &c), -1);
+    b.data[0] = 2; /* unknown version */
+    assert_int_equal(agenda_command_decode(b.data, b.len, &c), -1);
+    agenda_buf_free(&b);
+}
+
+static void test_request_id_rules(void **state)
+{
+    (void)state;
+    struct agenda_buf b = {0};
+    static const char *const bad[] = {"", "has space", "slash/", "quote\"",
+                                      "nul\x01", "é"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(agenda_command_encode(&b, bad[i], 0, NULL, 0), -1);
+    char longid[AGENDA_REQUEST_ID_MAX + 2];
+    memset(longid, 'a', sizeof(longid) - 1);
+    longid[sizeof(longid) - 1] = '\0';
+    assert_int_equal(agenda_command_encode(&b, longid, 0, NULL, 0), -1);
+    longid[AGENDA_REQUEST_ID_MAX] = '\0';
+    assert_int_equal(agenda_command_encode(&b, longid, 0, NULL, 0), 0);
+    agenda_buf_free(&b);
+}
+
+static void test_put_then_get(void **state)
+{
+    struct fixture *f = *state;
+    struct agenda_buf e = {0};
+    char v[64];
+    make_cmd(&e, "r1", 1000, AGENDA_KV_OP_PUT, "k", "one");
+    assert_false(apply(f, 1, &e));
+    assert_int_equal(f->res.status, 200);
+    assert_int_equal(query(f, "k", v, sizeof(v)), 200);
+    assert_string_equal(v, "one");
+    assert_int_equal(query(f, "missing", v, sizeof(v)), 404);
+    agenda_buf_free(&e);
+}
+
+static void test_retry_is_applied_once(void **state)
+{
+    struct fixture *f = *state;
+    struct agenda_buf e = {0};
+    char first[128], v[64];
+    make_cmd(&e, "same-id", 1000, AGENDA_KV_OP_PUT, "k", "first");
+    assert_false(apply(f, 1, &e));
+    snprintf(first, sizeof(first), "%.*s", (int)f->res.body.len,
+             (const char *)f->res.body.data);
+    /* the same id proposed again with another value (a confused client or
+     * a retry through another leader) changes nothing */
+    make_cmd(&e, "same-id", 1500, AGENDA_KV_OP_PUT, "k", "second");
+    assert_true(apply(f, 2, &e));
+    assert_int_equal(f->res.status, 200);
+    assert_int_equal(f->res.body.len, strlen(first));
+    assert_memory_equal(f->res.body.data, first, strlen(first));
+    assert_int_equal(query(f, "k", v, sizeof(v)), 200);
+    assert_string_equal(v, "first");
+    agenda_buf_free(&e);
+}
+
+static void test_failed_result_is_remembered(void **state)
+{
+    struct fixture *f = *state;
+    struct agenda_buf e = {0};
+    make_cmd(&e, "del-1", 1000, AGENDA_KV_OP_DELETE, "nothing", NULL);
+    assert_false(apply(f, 1, &e));
+    assert_int_equal(f->res.status, 404);
+    /* the key appears later; the retry still reports the first answer */
+    struct agenda_buf p = {0};
+    make_cmd(&p, "put-1", 1001, AGENDA_KV_OP_PUT, "nothing", "now");
+    apply(f, 2, &p);
+    assert_true(apply(f, 3, &e));
+    assert_int_equal(f->res.status, 404);
+    agenda_buf_free(&e);
+    agenda_buf_free(&p);
+}
+
+static void test_ids_expire_after_retention(void **state)
+{
+    struct fixture *f = *state;
+    struct agenda_buf e = {0};
+    make_cmd(&e, "old", 1000, AGENDA_KV_OP_PUT, "a", "1");
+    apply(f, 1, &e);
+    /* a command stamped after the retention window forgets "old" */
+    make_cmd(&e, "new", 1000 + AGENDA_SESSION_RETENTION_MS + 1,
+             AGENDA_KV_OP_PUT, "b", "2");
+    apply(f, 2, &e);
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(f->env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(agenda_sessions_lookup(&f->sessions, txn, "old",
+                                            &f->res), MDB_NOTFOUND);
+    assert_int_equal(agenda_sessions_lookup(&f->sessions, txn, "new",
+                                            &f->res), 0);
+    mdb_txn_abort(txn);
+    agenda_buf_free(&e);
+}
+
+static void test_malformed_entries_change_nothing(void **state)
+{
+    struct fixture *f = *state;
+    static const uint8_t garbage[][12] = {
+        {0},
+        {1, 0},
+        {1, 3, 'a', 'b'},
+        {9, 1, 'a', 0, 0, 0, 0, 0, 0, 0, 0, 1},
+    };
+    uint8_t before[32], after[32];
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(f->env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(agenda_kv_sm_ops.digest(&f->kv, txn, before), 0);
+    mdb_txn_abort(txn);
+    for (size_t i = 0; i < sizeof(garbage) / sizeof(garbage[0]); i++) {
+        struct agenda_buf e = {0};
+        agenda_buf_append(&e, garbage[i], sizeof(garbage[i]));
+        assert_false(apply(f, i + 1, &e));
+        assert_int_equal(f->res.status, 400);
+        agenda_buf_free(&e);
+    }
+    /* a valid envelope around a malformed kv command: 400 too */
+    struct agenda_buf e = {0};
+    uint8_t badkv[] = {AGENDA_KV_OP_PUT, 200, 0, 'k'};
+    agenda_command_encode(&e, "bad-kv", 5, badkv, sizeof(badkv));
+    apply(f, 9, &e);
+    assert_int_equal(f->res.status, 400);
+    agenda_buf_free(&e);
+    assert_int_equal(mdb_txn_begin(f->env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(agenda_kv_sm_ops.digest(&f->kv, txn, after), 0);
+    mdb_txn_abort(txn);
+    assert_memory_equal(before, after, 32);
+}
+
+static void test_digest_depends_on_content_only(void **state)
+{
+    struct fixture *f = *state;
+    struct agenda_buf e = {0};
+    uint8_t d1[32], d2[32];
+    make_cmd(&e, "x1", 1, AGENDA_KV_OP_PUT, "a", "1");
+    apply(f, 1, &e);
+    make_cmd(&e, "x2", 2, AGENDA_KV_OP_PUT, "b", "2");
+    apply(f, 2, &e);
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(f->env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(agenda_kv_sm_ops.digest(&f->kv, txn, d1), 0);
+    mdb_txn_abort(txn);
+    make_cmd(&e, "x3", 3, AGENDA_KV_OP_PUT, "b", "3");
+    apply(f, 3, &e);
+    assert_int_equal(mdb_txn_begin(f->env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(agenda_kv_sm_ops.digest(&f->kv, txn, d2), 0);
+    mdb_txn_abort(txn);
+    assert_memory_not_equal(d1, d2, 32);
+    agenda_buf_free(&e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_envelope_round_trip),
+        cmocka_unit_test(test_request_id_rules),
+        cmocka_unit_test_setup_teardown(test_put_then_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_is_applied_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_failed_result_is_remembered,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ids_expire_after_retention,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_entries_change_nothing,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_digest_depends_on_content_only,
+                                        setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
