@@ -243,6 +243,8 @@ class Cluster:
                 log_path=self.root / "logs" / f"{r['name']}.log")
         (self.root / "logs").mkdir(exist_ok=True)
         self.by_addr = {rep.addr: rid for rid, rep in self.replicas.items()}
+        # Command prefixes per replica (e.g. valgrind) used by start().
+        self.wrappers: dict[int, list[str]] = {}
 
     # -- processes ----------------------------------------------------------------
 
@@ -266,6 +268,7 @@ class Cluster:
             log.write(f"\n===== start #{rep.starts} at {time.time():.3f} =====\n".encode())
             log.flush()
             rep.proc = subprocess.Popen(
+                self.wrappers.get(rid, []) +
                 [str(AGENT), "--topology", str(self.topology_path),
                  "--shard", self.SHARD, "--node", str(rid),
                  "--data-dir", str(rep.data_dir), "--log-level", self.log_level],
