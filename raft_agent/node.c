@@ -550,8 +550,7 @@ static void run_ready(struct agenda_node *n)
         }
         int rc = process_batch(n);
         if (rc != 0) {
-            if (rc == AGENDA_STORAGE_CLOSED || rc == AGENDA_STORAGE_IO ||
-                rc == AGENDA_STORAGE_CORRUPT) {
+            if (rc != AGENDA_STORAGE_FULL && rc != AGENDA_STORAGE_BUSY) {
                 agenda_log(AGENDA_LOG_ERROR, "shard %s node %u: %s; exiting "
                            "so that a restart recovers from synced state",
                            n->cfg.shard, n->cfg.id,

@@ -393,6 +393,21 @@ void node_snapshot_on_chunk(struct agenda_node *n, raft_id from,
         send_ack(n, from, c->index, 0, AGENDA_SNAP_FAILED);
         return;
     }
+    /* Check the file now, while refusing it costs nothing: once the core
+     * has stepped the SNAPSHOT message it has dropped its log in memory,
+     * and a failed install can only be undone by a restart. */
+    char path[1024];
+    struct raft_snapshot_meta got;
+    node_snapshot_file_path(n, path, sizeof(path), SNAP_RECV_FILE);
+    int rc = agenda_storage_snapshot_check(path, &got);
+    if (rc != 0 || got.index != r->meta.index || got.term != r->meta.term) {
+        agenda_log(AGENDA_LOG_WARN, "snapshot from %u refused: %s", from,
+                   rc != 0 ? agenda_storage_strerror(rc)
+                           : "its content does not match its header");
+        recv_reset(n);
+        send_ack(n, from, c->index, 0, AGENDA_SNAP_FAILED);
+        return;
+    }
     r->complete = true;
     send_ack(n, from, c->index, r->total, AGENDA_SNAP_DONE);
 }
@@ -430,10 +445,10 @@ int node_snapshot_install(struct agenda_node *n,
     r->fd = -1;
     char path[1024];
     node_snapshot_file_path(n, path, sizeof(path), SNAP_RECV_FILE);
-    struct raft_snapshot_meta got;
-    int rc = agenda_storage_snapshot_install(n->st, path, &got);
-    if (rc == 0 && (got.index != meta->index || got.term != meta->term))
-        rc = AGENDA_STORAGE_CORRUPT;
+    /* The file was checked on arrival (node_snapshot_on_chunk), so a
+     * failure here is an I/O problem: the caller exits and a restart
+     * recovers from the untouched durable state. */
+    int rc = agenda_storage_snapshot_install(n->st, path, NULL);
     if (rc == 0)
         rc = node_reopen_state_machine(n);
     recv_reset(n);

@@ -1,0 +1,115 @@
+/*
+ * storage_internal.h — what storage.c, storage_log.c and storage_snapshot.c
+ * share.  Not for use outside those three files.
+ */
+#ifndef AGENDA_STORAGE_INTERNAL_H
+#define AGENDA_STORAGE_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lmdb.h>
+
+#include "storage.h"
+
+#define STORAGE_DB_LOG "log"
+#define STORAGE_DB_META "meta"
+#define STORAGE_KEY_VERSION "version"
+#define STORAGE_KEY_HARD_STATE "hard_state"
+#define STORAGE_KEY_SNAPSHOT "snapshot"
+#define STORAGE_KEY_APPLIED "applied"
+
+#define STORAGE_HS_SIZE 20    /* term u64, vote u32, commit u64 */
+#define STORAGE_PAIR_SIZE 16  /* index u64, term u64 */
+#define STORAGE_ENTRY_HDR 9   /* term u64, type u8; data follows */
+
+struct agenda_storage {
+    char *dir;
+    size_t map_size;
+    MDB_env *env;          /* NULL after a failed install */
+    MDB_dbi log_dbi;
+    MDB_dbi meta_dbi;
+
+    MDB_txn *rtxn;         /* long-lived read txn, reset between uses */
+    bool wtxn_open;        /* an apply txn is open */
+    unsigned readers_open; /* read_begin() txns not yet ended */
+    atomic_int copying;    /* snapshot_create() running */
+
+    /* caches, changed only after a successful commit */
+    raft_index first;      /* == snap.index + 1 */
+    raft_index last;
+    raft_term last_term;
+    struct raft_snapshot_meta snap;
+    struct raft_hard_state hs;
+    raft_index applied;
+    raft_term applied_term;
+
+    int stale_readers;
+    struct agenda_storage_sync_stats sync;
+    char errmsg[256];
+};
+
+/* What the meta database says; each field valid when its has_ flag is. */
+struct storage_meta {
+    bool has_version, has_hs, has_snap, has_applied;
+    uint32_t version;
+    struct raft_hard_state hs;
+    struct raft_snapshot_meta snap;
+    raft_index applied;
+    raft_term applied_term;
+};
+
+/* Map an LMDB or errno code to an enum agenda_storage_err value. */
+int storage_map_mdb(int rc);
+
+/* Record "what: LMDB message" in s->errmsg; returns storage_map_mdb(rc). */
+int storage_fail(struct agenda_storage *s, const char *what, int rc);
+
+/* Little-endian codecs for meta values and entry headers. */
+void storage_put_u64(uint8_t *p, uint64_t v);
+uint64_t storage_get_u64(const uint8_t *p);
+void storage_put_u32(uint8_t *p, uint32_t v);
+uint32_t storage_get_u32(const uint8_t *p);
+
+/* Read every meta record in txn, validating sizes.  Returns 0,
+ * AGENDA_STORAGE_CORRUPT or another error. */
+int storage_meta_read(MDB_txn *txn, MDB_dbi meta, struct storage_meta *m);
+
+/* Write the hard state / an (index, term) pair under key in txn. */
+int storage_meta_put_hs(MDB_txn *txn, MDB_dbi meta,
+                        const struct raft_hard_state *hs);
+int storage_meta_put_pair(MDB_txn *txn, MDB_dbi meta, const char *key,
+                          uint64_t index, uint64_t term);
+
+/* Open (not create) the "log" and "meta" databases in txn. */
+int storage_open_dbis(MDB_txn *txn, MDB_dbi *log, MDB_dbi *meta);
+
+/* Decode a log record; 0 or AGENDA_STORAGE_CORRUPT.  e->data points into
+ * val (valid while the txn is). */
+int storage_entry_decode(const MDB_val *key, const MDB_val *val,
+                         struct raft_entry *e);
+
+/* Commit txn, timing it into s->sync.  The txn is always ended. */
+int storage_commit(struct agenda_storage *s, MDB_txn *txn);
+
+/* Load caches from the environment (first/last from the log, meta);
+ * validates the log's shape.  0 or a negative error (message in s). */
+int storage_load(struct agenda_storage *s);
+
+/* Check that the file behind env is as long as its meta page says, before
+ * any page beyond the meta pages is touched (a short file would SIGBUS). */
+int storage_check_length(MDB_env *env);
+
+/* Open or create the environment of s->dir into s->env, create/check the
+ * databases and load the caches.  On failure s->env is NULL. */
+int storage_env_open(struct agenda_storage *s);
+
+/* Close s->env (and the long-lived read txn) if open. */
+void storage_env_close(struct agenda_storage *s);
+
+/* fsync the directory holding path (or path itself when it is one). */
+int storage_fsync_dir(const char *dir);
+
+#endif /* AGENDA_STORAGE_INTERNAL_H */
