@@ -3,13 +3,14 @@
  *
  * The ready batch is handled in this order (raft.h): messages that may go
  * early (leader → follower) are sent first, so replication overlaps our own
- * sync; a received snapshot is installed; the new entries and hard state
- * are persisted in one synced LMDB commit; the remaining messages are sent;
- * committed entries are applied in one more LMDB transaction that also
- * records the applied index; then waiting clients are answered.  A batch
- * that cannot be persisted (disk or map full) is kept and retried: the core
- * stays frozen meanwhile, so this node acknowledges nothing, and a leader
- * that cannot write stops heartbeating and is replaced.
+ * sync; a received snapshot is installed; then ONE synced LMDB commit holds
+ * the new log entries, the hard state, the state machine's changes for the
+ * committed entries and the applied index (group commit: one fsync per
+ * batch, however many clients it serves); then the remaining messages
+ * (acknowledgements, votes) go out and waiting clients are answered.  A
+ * batch that cannot be stored (disk or map full) is kept and retried: the
+ * core stays frozen meanwhile, so this node acknowledges nothing, and a
+ * leader that cannot write stops heartbeating and is replaced.
  */
 #include "node_internal.h"
 
@@ -356,78 +357,55 @@ static void send_msgs(struct agenda_node *n, const struct raft_ready *rd,
     }
 }
 
-/* Apply the committed entries in one transaction; answer writers after
- * the commit, so nobody hears of a result that a crash could undo. */
-static int apply_committed(struct agenda_node *n, const struct raft_ready *rd)
+/* What applying one entry answered, kept until the batch is durable. */
+struct apply_result {
+    raft_index index;
+    raft_term term;
+    int status;
+    bool dup;
+    size_t off, len; /* body in the batch's body buffer */
+};
+
+/* Apply the committed entries of the batch into txn.  Returns 0 or an
+ * LMDB/storage error (the caller aborts the transaction). */
+static int apply_entries(struct agenda_node *n, const struct raft_ready *rd,
+                         MDB_txn *txn, struct apply_result *results,
+                         size_t *n_results, struct agenda_buf *bodies)
 {
-    if (rd->n_committed == 0)
-        return 0;
-    uint64_t t0 = mono_ns();
-    MDB_txn *txn;
-    int rc = agenda_storage_apply_begin(n->st, &txn);
-    if (rc != 0)
-        return rc;
-    size_t n_results = 0;
-    struct pending_result {
-        raft_index index;
-        raft_term term;
-        int status;
-        bool dup;
-        size_t off, len;
-    } *results = calloc(rd->n_committed, sizeof(*results));
-    struct agenda_buf bodies = {0};
-    if (results == NULL) {
-        agenda_storage_apply_abort(n->st, txn);
-        return AGENDA_STORAGE_NOMEM;
-    }
+    *n_results = 0;
     for (size_t i = 0; i < rd->n_committed; i++) {
         const struct raft_entry *e = &rd->committed[i];
         if (e->type != RAFT_ENTRY_NORMAL)
             continue;
         bool dup = false;
         n->result.status = 0;
-        rc = agenda_sessions_apply(&n->sessions, n->cfg.sm_ops, n->cfg.sm, txn,
-                                   e->index, e->data, e->len, &n->result,
-                                   &dup);
+        int rc = agenda_sessions_apply(&n->sessions, n->cfg.sm_ops, n->cfg.sm,
+                                       txn, e->index, e->data, e->len,
+                                       &n->result, &dup);
         if (rc != 0)
-            break;
-        if (dup)
-            n->duplicates++;
-        struct pending_result *r = &results[n_results++];
+            return rc == MDB_MAP_FULL ? AGENDA_STORAGE_FULL
+                                      : AGENDA_STORAGE_IO;
+        struct apply_result *r = &results[(*n_results)++];
         r->index = e->index;
         r->term = e->term;
         r->status = n->result.status;
         r->dup = dup;
-        r->off = bodies.len;
+        r->off = bodies->len;
         r->len = n->result.body.len;
-        if (agenda_buf_append(&bodies, n->result.body.data,
-                              n->result.body.len) != 0) {
-            rc = ENOMEM;
-            break;
-        }
+        if (agenda_buf_append(bodies, n->result.body.data,
+                              n->result.body.len) != 0)
+            return AGENDA_STORAGE_NOMEM;
     }
-    const struct raft_entry *last = &rd->committed[rd->n_committed - 1];
-    if (rc != 0) {
-        agenda_storage_apply_abort(n->st, txn);
-        rc = rc == MDB_MAP_FULL ? AGENDA_STORAGE_FULL : AGENDA_STORAGE_IO;
-    } else {
-        rc = agenda_storage_apply_commit(n->st, txn, last->index, last->term);
-    }
-    if (rc != 0) {
-        free(results);
-        agenda_buf_free(&bodies);
-        return rc;
-    }
-    n->commits += rd->n_committed;
-    n->apply_batches++;
-    uint64_t dt = mono_ns() - t0;
-    n->apply_ns_total += dt;
-    if (dt > n->apply_ns_max)
-        n->apply_ns_max = dt;
+    return 0;
+}
 
-    /* Answer writers: results in index order, writes sorted by index. */
+/* Answer the writers whose entries were applied up to `applied`: results in
+ * index order, writes sorted by index. */
+static void answer_writers(struct agenda_node *n, raft_index applied,
+                           const struct apply_result *results,
+                           size_t n_results, const struct agenda_buf *bodies)
+{
     size_t k = 0;
-    raft_index applied = last->index;
     while (n->writes.head != NULL && n->writes.head->index <= applied) {
         struct agenda_node_op *op = n->writes.head;
         while (k < n_results && results[k].index < op->index)
@@ -435,7 +413,7 @@ static int apply_committed(struct agenda_node *n, const struct raft_ready *rd)
         if (k < n_results && results[k].index == op->index &&
             results[k].term == op->term) {
             struct sm_result res = {.status = results[k].status};
-            res.body.data = bodies.data + results[k].off;
+            res.body.data = bodies->data + results[k].off;
             res.body.len = results[k].len;
             complete_write(n, op, AGENDA_NODE_OK, &res, results[k].dup);
         } else {
@@ -443,9 +421,59 @@ static int apply_committed(struct agenda_node *n, const struct raft_ready *rd)
             complete_write(n, op, AGENDA_NODE_UNKNOWN, NULL, false);
         }
     }
+}
+
+/* Make the batch durable with one synced commit: the new log entries and
+ * hard state, the state machine's changes for the committed entries and
+ * the applied index (raft.h allows applying in the same atomic step that
+ * persists).  Writers are answered only after the commit, so nobody hears
+ * of a result that a crash could undo. */
+static int commit_batch(struct agenda_node *n, const struct raft_ready *rd)
+{
+    bool persist = rd->n_entries > 0 || rd->hard_state_changed;
+    if (!persist && rd->n_committed == 0)
+        return 0;
+    uint64_t t0 = mono_ns();
+    MDB_txn *txn;
+    int rc = agenda_storage_batch_begin(
+        n->st, rd->hard_state_changed ? &rd->hard_state : NULL, rd->entries,
+        rd->n_entries, &txn);
+    if (rc != 0)
+        return rc;
+    struct apply_result *results = NULL;
+    struct agenda_buf bodies = {0};
+    size_t n_results = 0;
+    if (rd->n_committed > 0) {
+        results = calloc(rd->n_committed, sizeof(*results));
+        rc = results == NULL ? AGENDA_STORAGE_NOMEM
+                             : apply_entries(n, rd, txn, results, &n_results,
+                                             &bodies);
+    }
+    raft_index applied;
+    raft_term applied_term;
+    agenda_storage_applied(n->st, &applied, &applied_term);
+    if (rd->n_committed > 0) {
+        applied = rd->committed[rd->n_committed - 1].index;
+        applied_term = rd->committed[rd->n_committed - 1].term;
+    }
+    if (rc != 0)
+        agenda_storage_apply_abort(n->st, txn);
+    else
+        rc = agenda_storage_apply_commit(n->st, txn, applied, applied_term);
+    if (rc == 0 && rd->n_committed > 0) {
+        for (size_t i = 0; i < n_results; i++)
+            n->duplicates += results[i].dup;
+        n->commits += rd->n_committed;
+        n->apply_batches++;
+        uint64_t dt = mono_ns() - t0;
+        n->apply_ns_total += dt;
+        if (dt > n->apply_ns_max)
+            n->apply_ns_max = dt;
+        answer_writers(n, applied, results, n_results, &bodies);
+    }
     free(results);
     agenda_buf_free(&bodies);
-    return 0;
+    return rc;
 }
 
 static void note_role_changes(struct agenda_node *n)
@@ -510,21 +538,16 @@ static int process_batch(struct agenda_node *n)
             return rc;
         b->installed = true;
     }
-    if ((rd->n_entries > 0 || rd->hard_state_changed) && !b->persisted) {
-        int rc = agenda_storage_persist(
-            n->st, rd->hard_state_changed ? &rd->hard_state : NULL,
-            rd->entries, rd->n_entries);
+    if (!b->committed) {
+        int rc = commit_batch(n, rd);
         if (rc != 0)
             return rc;
-        b->persisted = true;
+        b->committed = true;
     }
     if (!b->late_sent) {
         send_msgs(n, rd, false);
         b->late_sent = true;
     }
-    int rc = apply_committed(n, rd);
-    if (rc != 0)
-        return rc;
     reads_answered(n, rd);
     return 0;
 }

@@ -77,7 +77,7 @@ struct node_batch {
     const struct raft_ready *rd; /* NULL: none taken */
     bool early_sent;
     bool installed;
-    bool persisted;
+    bool committed;  /* entries, hard state and applies are durable */
     bool late_sent;
 };
 

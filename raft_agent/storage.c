@@ -457,6 +457,7 @@ int agenda_storage_apply_commit(struct agenda_storage *s, MDB_txn *txn,
         return AGENDA_STORAGE_INVALID;
     s->wtxn_open = false;
     if (applied < s->applied) {
+        memset(&s->pending, 0, sizeof(s->pending));
         mdb_txn_abort(txn);
         snprintf(s->errmsg, sizeof(s->errmsg),
                  "apply_commit: applied %llu below current %llu",
@@ -467,12 +468,16 @@ int agenda_storage_apply_commit(struct agenda_storage *s, MDB_txn *txn,
     int rc = storage_meta_put_pair(txn, s->meta_dbi, STORAGE_KEY_APPLIED,
                                    applied, applied_term);
     if (rc != MDB_SUCCESS) {
+        memset(&s->pending, 0, sizeof(s->pending));
         mdb_txn_abort(txn);
         return storage_fail(s, "apply_commit: mdb_put applied", rc);
     }
     rc = storage_commit(s, txn);
-    if (rc != AGENDA_STORAGE_OK)
+    if (rc != AGENDA_STORAGE_OK) {
+        memset(&s->pending, 0, sizeof(s->pending));
         return rc;
+    }
+    storage_pending_apply(s);
     s->applied = applied;
     s->applied_term = applied_term;
     return AGENDA_STORAGE_OK;
@@ -483,6 +488,7 @@ void agenda_storage_apply_abort(struct agenda_storage *s, MDB_txn *txn)
     if (txn == NULL || !s->wtxn_open)
         return;
     s->wtxn_open = false;
+    memset(&s->pending, 0, sizeof(s->pending));
     mdb_txn_abort(txn);
 }
 

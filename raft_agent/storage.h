@@ -142,6 +142,20 @@ int agenda_storage_apply_begin(struct agenda_storage *s, MDB_txn **txn);
 int agenda_storage_apply_commit(struct agenda_storage *s, MDB_txn *txn,
                                 raft_index applied, raft_term applied_term);
 
+/*
+ * Begin one write transaction that first does what agenda_storage_persist()
+ * does (same checks and errors; hs may be NULL and n 0) and is then handed
+ * to the state machine to apply committed entries into; finish it with
+ * agenda_storage_apply_commit() (which commits the log, the hard state,
+ * the state machine's changes and the applied index with a single sync)
+ * or agenda_storage_apply_abort().  This is how the agent makes one synced
+ * commit per ready batch.  The log caches change only at the commit.
+ */
+int agenda_storage_batch_begin(struct agenda_storage *s,
+                               const struct raft_hard_state *hs,
+                               const struct raft_entry *ents, size_t n,
+                               MDB_txn **txn);
+
 /* Abandon an apply transaction: nothing of it is stored. */
 void agenda_storage_apply_abort(struct agenda_storage *s, MDB_txn *txn);
 

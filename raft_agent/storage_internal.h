@@ -46,6 +46,14 @@ struct agenda_storage {
     raft_index applied;
     raft_term applied_term;
 
+    /* cache updates of a batch transaction, applied at its commit */
+    struct {
+        bool active, has_entries, has_hs;
+        raft_index last;
+        raft_term last_term;
+        struct raft_hard_state hs;
+    } pending;
+
     int stale_readers;
     struct agenda_storage_sync_stats sync;
     char errmsg[256];
@@ -93,6 +101,9 @@ int storage_entry_decode(const MDB_val *key, const MDB_val *val,
 
 /* Commit txn, timing it into s->sync.  The txn is always ended. */
 int storage_commit(struct agenda_storage *s, MDB_txn *txn);
+
+/* Move the pending cache updates of a committed batch into the caches. */
+void storage_pending_apply(struct agenda_storage *s);
 
 /* Load caches from the environment (first/last from the log, meta);
  * validates the log's shape.  0 or a negative error (message in s). */

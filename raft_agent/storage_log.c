@@ -407,28 +407,15 @@ static int log_append(MDB_cursor *cur, const struct raft_entry *ents,
     return MDB_SUCCESS;
 }
 
-int agenda_storage_persist(struct agenda_storage *s,
-                           const struct raft_hard_state *hs,
-                           const struct raft_entry *ents, size_t n)
+/* Write a checked batch (log suffix and hard state) into txn. */
+static int persist_into(struct agenda_storage *s, MDB_txn *txn,
+                        const struct raft_hard_state *hs,
+                        const struct raft_entry *ents, size_t n)
 {
-    if (s->env == NULL)
-        return AGENDA_STORAGE_CLOSED;
-    if (s->wtxn_open)
-        return AGENDA_STORAGE_BUSY;
-    if (n == 0 && hs == NULL)
-        return AGENDA_STORAGE_OK;
-    int rc = check_batch(s, hs, ents, n);
-    if (rc != AGENDA_STORAGE_OK)
-        return rc;
-
-    MDB_txn *txn;
     MDB_cursor *cur = NULL;
-    const char *what = "mdb_txn_begin (persist)";
-    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-    if (rc != MDB_SUCCESS)
-        return storage_fail(s, what, rc);
+    const char *what = "persist: mdb_cursor_open";
+    int rc = MDB_SUCCESS;
     if (n > 0) {
-        what = "persist: mdb_cursor_open";
         rc = mdb_cursor_open(txn, s->log_dbi, &cur);
         if (rc == MDB_SUCCESS && ents[0].index <= s->last) {
             what = "persist: truncating log";
@@ -445,20 +432,92 @@ int agenda_storage_persist(struct agenda_storage *s,
     }
     if (cur != NULL)
         mdb_cursor_close(cur);
-    if (rc != MDB_SUCCESS) {
-        mdb_txn_abort(txn);
+    if (rc != MDB_SUCCESS)
         return storage_fail(s, what, rc);
+    /* The caches follow once the transaction commits. */
+    s->pending.active = true;
+    s->pending.has_entries = n > 0;
+    if (n > 0) {
+        s->pending.last = ents[n - 1].index;
+        s->pending.last_term = ents[n - 1].term;
     }
-    rc = storage_commit(s, txn);
+    s->pending.has_hs = hs != NULL;
+    if (hs != NULL)
+        s->pending.hs = *hs;
+    return AGENDA_STORAGE_OK;
+}
+
+void storage_pending_apply(struct agenda_storage *s)
+{
+    if (!s->pending.active)
+        return;
+    if (s->pending.has_entries) {
+        s->last = s->pending.last;
+        s->last_term = s->pending.last_term;
+    }
+    if (s->pending.has_hs)
+        s->hs = s->pending.hs;
+    memset(&s->pending, 0, sizeof(s->pending));
+}
+
+int agenda_storage_persist(struct agenda_storage *s,
+                           const struct raft_hard_state *hs,
+                           const struct raft_entry *ents, size_t n)
+{
+    if (s->env == NULL)
+        return AGENDA_STORAGE_CLOSED;
+    if (s->wtxn_open)
+        return AGENDA_STORAGE_BUSY;
+    if (n == 0 && hs == NULL)
+        return AGENDA_STORAGE_OK;
+    int rc = check_batch(s, hs, ents, n);
     if (rc != AGENDA_STORAGE_OK)
         return rc;
-    if (n > 0) {
-        s->last = ents[n - 1].index;
-        s->last_term = ents[n - 1].term;
+
+    MDB_txn *txn;
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != MDB_SUCCESS)
+        return storage_fail(s, "mdb_txn_begin (persist)", rc);
+    rc = persist_into(s, txn, hs, ents, n);
+    if (rc != AGENDA_STORAGE_OK) {
+        memset(&s->pending, 0, sizeof(s->pending));
+        mdb_txn_abort(txn);
+        return rc;
     }
-    if (hs != NULL)
-        s->hs = *hs;
+    rc = storage_commit(s, txn);
+    if (rc != AGENDA_STORAGE_OK) {
+        memset(&s->pending, 0, sizeof(s->pending));
+        return rc;
+    }
+    storage_pending_apply(s);
     return AGENDA_STORAGE_OK;
+}
+
+int agenda_storage_batch_begin(struct agenda_storage *s,
+                               const struct raft_hard_state *hs,
+                               const struct raft_entry *ents, size_t n,
+                               MDB_txn **txn)
+{
+    if (txn == NULL)
+        return AGENDA_STORAGE_INVALID;
+    *txn = NULL;
+    if (s->env == NULL)
+        return AGENDA_STORAGE_CLOSED;
+    if (s->wtxn_open)
+        return AGENDA_STORAGE_BUSY;
+    int rc = (n == 0 && hs == NULL) ? AGENDA_STORAGE_OK
+                                    : check_batch(s, hs, ents, n);
+    if (rc != AGENDA_STORAGE_OK)
+        return rc;
+    rc = agenda_storage_apply_begin(s, txn);
+    if (rc != AGENDA_STORAGE_OK || (n == 0 && hs == NULL))
+        return rc;
+    rc = persist_into(s, *txn, hs, ents, n);
+    if (rc != AGENDA_STORAGE_OK) {
+        agenda_storage_apply_abort(s, *txn);
+        *txn = NULL;
+    }
+    return rc;
 }
 
 int agenda_storage_compact(struct agenda_storage *s, raft_index upto)

@@ -20,7 +20,9 @@
  *           true may be sent before step b);
  *        d. apply ready->committed in order, and serve ready->reads once the
  *           applied index reaches each read's index;
- *      then call raft_advance().  The leader counts its own copy of an entry
+ *      Steps b and d may be one atomic write (the agent does so: one sync
+ *      per batch), since nothing is applied unless the entries persist.
+ *      Then call raft_advance().  The leader counts its own copy of an entry
  *      towards the commit quorum only in raft_advance(), i.e. after the sync.
  *
  * Stable log access goes through struct raft_storage (read only).  Everything
