@@ -452,6 +452,58 @@ static void test_apply_commit_is_atomic(void **state)
     assert_int_equal(sm_get(f->s, "k2", buf, sizeof(buf)), -1);
 }
 
+/* The agent's batch: log entries, hard state and state-machine changes in
+ * one transaction; nothing of it is visible unless it commits. */
+static void test_batch_persists_and_applies_atomically(void **state)
+{
+    struct fx *f = *state;
+    char buf[64];
+    f->s = open_at(f->dir, 0);
+    struct raft_entry ents[3] = {mk(f, 1, 1, 8), mk(f, 2, 1, 8),
+                                 mk(f, 3, 1, 8)};
+    struct raft_hard_state hs = {.term = 1, .vote = 2, .commit = 2};
+    MDB_txn *txn;
+    MDB_dbi dbi;
+
+    /* aborted: neither the entries nor the write are there */
+    assert_int_equal(agenda_storage_batch_begin(f->s, &hs, ents, 3, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "sm_test", MDB_CREATE, &dbi), 0);
+    MDB_val k = {2, "k1"}, v = {2, "v1"};
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    agenda_storage_apply_abort(f->s, txn);
+    assert_int_equal(last_of(f->s), 0);
+    assert_int_equal(sm_get(f->s, "k1", buf, sizeof(buf)), -1);
+
+    /* committed: all of it, caches included, and it survives a reopen */
+    assert_int_equal(agenda_storage_batch_begin(f->s, &hs, ents, 3, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "sm_test", MDB_CREATE, &dbi), 0);
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    assert_int_equal(agenda_storage_apply_commit(f->s, txn, 2, 1), 0);
+    assert_int_equal(last_of(f->s), 3);
+    reopen(f);
+    assert_int_equal(last_of(f->s), 3);
+    raft_index ai = 0;
+    raft_term at = 0;
+    assert_int_equal(agenda_storage_applied(f->s, &ai, &at), 0);
+    assert_int_equal(ai, 2);
+    struct raft_hard_state got;
+    struct raft_snapshot_meta snap;
+    assert_int_equal(agenda_storage_raft_ops()->initial_state(f->s, &got,
+                                                              &snap), 0);
+    assert_int_equal(got.vote, 2);
+    assert_int_equal(got.commit, 2);
+    assert_int_equal(sm_get(f->s, "k1", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "v1");
+
+    /* an invalid batch is refused before any transaction is opened */
+    struct raft_entry gap = mk(f, 9, 1, 8);
+    assert_int_equal(agenda_storage_batch_begin(f->s, NULL, &gap, 1, &txn),
+                     AGENDA_STORAGE_INVALID);
+    assert_null(txn);
+    assert_int_equal(agenda_storage_apply_begin(f->s, &txn), 0);
+    agenda_storage_apply_abort(f->s, txn);
+}
+
 static void test_compaction_moves_first_index(void **state)
 {
     struct fx *f = *state;
@@ -999,6 +1051,7 @@ int main(void)
         T(test_hard_state_survives_reopen),
         T(test_invalid_batches_change_nothing),
         T(test_apply_commit_is_atomic),
+        T(test_batch_persists_and_applies_atomically),
         T(test_compaction_moves_first_index),
         T(test_map_full_is_reported_and_harmless),
         T(test_corrupt_record_is_an_error),
