@@ -15,7 +15,7 @@ SIM_SEEDS ?= 1000
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
         -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Wvla \
         -Wcast-qual -Wundef
-INCS := -Iraft_agent -Iraft_agent/raft -Irouter
+INCS := -Iraft_agent -Iraft_agent/raft -Iraft_agent/agenda -Irouter
 
 ifeq ($(SANITIZER),)
 BUILD ?= build/release
@@ -32,7 +32,8 @@ LIBS    := -llmdb -ljansson -levent -levent_openssl -lssl -lcrypto -lm
 TESTLIBS := -lcmocka
 
 CORE_SRC   := $(wildcard raft_agent/raft/*.c)
-AGENT_SRC  := $(filter-out raft_agent/main.c,$(wildcard raft_agent/*.c))
+AGENT_SRC  := $(filter-out raft_agent/main.c,$(wildcard raft_agent/*.c)) \
+              $(wildcard raft_agent/agenda/*.c)
 ROUTER_SRC := $(wildcard router/*.c)
 SIM_SRC    := $(wildcard tests/sim/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
@@ -64,6 +65,9 @@ $(BUILD)/raft_agent: $(call obj,raft_agent/main.c) $(BUILD)/libagenda.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/raft_sim: $(call obj,$(SIM_SRC)) $(BUILD)/libagenda.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/bench_agenda: $(BUILD)/obj/tests/bench/bench_agenda.o $(BUILD)/libagenda.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libagenda.a
@@ -115,7 +119,7 @@ test-fuzz: $(FUZZ_BIN)
 test-cluster: all
 	cd tests/cluster && AGENDA_BUILD=$(CURDIR)/$(BUILD) $(PYTHON) -m pytest -q -x -p no:cacheprovider .
 
-bench: deps all
+bench: deps all $(BUILD)/bench_agenda
 	@tests/bench/run.sh $(CURDIR)/$(BUILD)
 
 run: deps all

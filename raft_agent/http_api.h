@@ -9,6 +9,8 @@
  *   PUT    /kv/{key}          diagnostic key-value store (body = value)
  *   DELETE /kv/{key}
  *   GET    /kv/{key}[?consistency=linearizable|stale]
+ *   POST   /v1/commands       agenda command (see API.md)
+ *   POST   /v1/queries        agenda query [?consistency=...]
  *
  * Writes carry the Idempotency-Key header (generated when absent and echoed
  * back); a replay is answered with the first result and the header

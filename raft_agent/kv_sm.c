@@ -54,7 +54,7 @@ static int set_error(struct sm_result *res, int status, const char *code,
     return rv == 0 ? 0 : ENOMEM;
 }
 
-static int kv_apply(void *sm, MDB_txn *txn, uint64_t index,
+static int kv_apply(void *sm, MDB_txn *txn, const struct sm_apply_info *info,
                     const uint8_t *cmd, size_t len, struct sm_result *res)
 {
     struct agenda_kv_sm *kv = sm;
@@ -81,7 +81,7 @@ static int kv_apply(void *sm, MDB_txn *txn, uint64_t index,
     res->status = 200;
     agenda_buf_reset(&res->body);
     json_t *j = json_pack("{s:s%,s:I}", "key", (const char *)cmd + 3, klen,
-                          "index", (json_int_t)index);
+                          "index", (json_int_t)info->index);
     char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
     rc = text != NULL ? agenda_buf_append(&res->body, text, strlen(text)) : -1;
     free(text);

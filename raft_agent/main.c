@@ -20,7 +20,7 @@
 #include <event2/event.h>
 
 #include "http_api.h"
-#include "kv_sm.h"
+#include "mux_sm.h"
 #include "log.h"
 #include "node.h"
 #include "topology.h"
@@ -237,10 +237,15 @@ int main(int argc, char **argv)
         .heartbeat_ticks = topo->raft.heartbeat_ticks,
         .snapshot_threshold = topo->raft.snapshot_threshold,
         .request_timeout_ms = REQUEST_TIMEOUT_MS,
-        .sm_ops = &agenda_kv_sm_ops,
+        .sm_ops = &agenda_mux_sm_ops,
     };
-    struct agenda_kv_sm kv = {0};
-    cfg.sm = &kv;
+    /* The shard's kind and range decide which agenda operations and which
+     * calendars this replica accepts. */
+    struct agenda_mux_sm sm = {0};
+    sm.agenda.shard.kind = (int)shard->kind;
+    sm.agenda.shard.range_from = shard->range_from;
+    sm.agenda.shard.range_to = shard->range_to;
+    cfg.sm = &sm;
     for (size_t i = 0; i < shard->n_replicas; i++) {
         const struct agenda_replica *r = &shard->replicas[i];
         cfg.peers[i].id = r->id;

@@ -59,7 +59,7 @@ uint64_t agenda_node_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static uint64_t mono_ms(void)
+uint64_t node_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -237,7 +237,7 @@ enum agenda_node_fail agenda_node_write(struct agenda_node *n,
     op->kind = NODE_OP_WRITE;
     op->wcb = cb;
     op->arg = arg;
-    op->deadline_ms = mono_ms() + n->cfg.request_timeout_ms;
+    op->deadline_ms = node_mono_ms() + n->cfg.request_timeout_ms;
     list_insert_sorted(&n->writes, op);
     *opp = op;
     node_schedule_ready(n);
@@ -261,7 +261,7 @@ enum agenda_node_fail agenda_node_read(struct agenda_node *n,
     op->kind = NODE_OP_READ;
     op->rcb = cb;
     op->arg = arg;
-    op->deadline_ms = mono_ms() + n->cfg.request_timeout_ms;
+    op->deadline_ms = node_mono_ms() + n->cfg.request_timeout_ms;
     /* Reads of one loop turn share one ReadIndex round (sent with the
      * ready batch), instead of a heartbeat round each. */
     list_push_tail(&n->reads_batch, op);
@@ -322,7 +322,7 @@ static void reads_answered(struct agenda_node *n, const struct raft_ready *rd)
 
 static void expire_ops(struct agenda_node *n)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = node_mono_ms();
     struct node_list *lists[] = {&n->writes, &n->reads_batch, &n->reads_sent};
     for (size_t l = 0; l < 3; l++) {
         struct agenda_node_op *op = lists[l]->head;

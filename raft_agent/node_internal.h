@@ -130,6 +130,8 @@ struct agenda_node {
 };
 
 uint64_t agenda_node_now_ms(void);
+/* Monotonic milliseconds, for timeouts. */
+uint64_t node_mono_ms(void);
 int node_peer_slot(const struct agenda_node *n, raft_id id);
 void node_schedule_ready(struct agenda_node *n);
 

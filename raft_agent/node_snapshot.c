@@ -42,13 +42,6 @@ void node_snapshot_file_path(const struct agenda_node *n, char *buf,
     snprintf(buf, len, "%s/%s", n->cfg.data_dir, name);
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* ---- the copy thread ------------------------------------------------------- */
 
 struct copy_job {
@@ -135,7 +128,7 @@ static void copy_done_cb(evutil_socket_t fd, short what, void *arg)
             continue;
         n->send[i].state = SNAP_SEND_STREAMING;
         n->send[i].offset = 0;
-        n->send[i].last_progress_ms = now_ms();
+        n->send[i].last_progress_ms = node_mono_ms();
         n->file.users++;
         stream_more(n, i);
     }
@@ -208,7 +201,7 @@ static void stream_more(struct agenda_node *n, unsigned slot)
             AGENDA_TRANSPORT_OK)
             break; /* not connected: the stall timer or a resume recovers */
         s->offset += len;
-        s->last_progress_ms = now_ms();
+        s->last_progress_ms = node_mono_ms();
         if (c.last)
             s->state = SNAP_SEND_WAIT_DONE;
     }
@@ -224,7 +217,7 @@ void node_snapshot_request(struct agenda_node *n, const struct raft_msg *m)
     if (s->state != SNAP_SEND_IDLE)
         return;
     s->term = m->term;
-    s->last_progress_ms = now_ms();
+    s->last_progress_ms = node_mono_ms();
     agenda_log(AGENDA_LOG_INFO, "shard %s node %u: follower %u needs a "
                "snapshot (log starts after %" PRIu64 ")", n->cfg.shard,
                n->cfg.id, m->to, m->snapshot.index);
@@ -256,7 +249,7 @@ void node_snapshot_on_ack(struct agenda_node *n, raft_id from,
     if ((s->state != SNAP_SEND_STREAMING && s->state != SNAP_SEND_WAIT_DONE) ||
         a->index != n->file.meta.index)
         return;
-    s->last_progress_ms = now_ms();
+    s->last_progress_ms = node_mono_ms();
     switch (a->status) {
     case AGENDA_SNAP_CONTINUE:
         if (a->next_offset > n->file.size)
@@ -468,7 +461,7 @@ void node_snapshot_tick(struct agenda_node *n)
 {
     struct raft_status st;
     raft_status(n->raft, &st);
-    uint64_t now = now_ms();
+    uint64_t now = node_mono_ms();
     for (unsigned i = 0; i < n->cfg.n_peers; i++) {
         struct snap_send *s = &n->send[i];
         if (s->state == SNAP_SEND_IDLE)

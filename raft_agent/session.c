@@ -125,7 +125,10 @@ int agenda_sessions_apply(struct agenda_sessions *s, const struct sm_ops *ops,
     if (rc != MDB_NOTFOUND)
         return rc;
 
-    rc = ops->apply(sm, txn, index, cmd.payload, cmd.payload_len, res);
+    struct sm_apply_info info = {
+        .index = index, .time_ms = cmd.time_ms,
+        .request_id = cmd.request_id};
+    rc = ops->apply(sm, txn, &info, cmd.payload, cmd.payload_len, res);
     if (rc != 0)
         return rc;
 

@@ -32,9 +32,18 @@ struct sm_result {
 };
 
 struct sm_query {
-    const char *method; /* "GET" */
-    const char *path;   /* path below the state machine's prefix */
-    const char *query;  /* raw query string or NULL */
+    const char *method;  /* "GET", "POST" */
+    const char *path;    /* path below the state machine's prefix */
+    const char *query;   /* raw query string or NULL */
+    const uint8_t *body; /* request body (may be NULL), borrowed */
+    size_t body_len;
+};
+
+/* What the log says about the command being applied (all borrowed). */
+struct sm_apply_info {
+    uint64_t index;         /* its log index */
+    uint64_t time_ms;       /* the leader's clock when it was proposed */
+    const char *request_id; /* its exactly-once id */
 };
 
 struct sm_ops {
@@ -45,8 +54,8 @@ struct sm_ops {
     /* Apply one committed command.  A returned LMDB error (MDB_MAP_FULL, ...)
      * aborts the whole apply batch, which is retried later; a command that
      * is merely invalid must return 0 with an error status in res. */
-    int (*apply)(void *sm, MDB_txn *txn, uint64_t index, const uint8_t *cmd,
-                 size_t len, struct sm_result *res);
+    int (*apply)(void *sm, MDB_txn *txn, const struct sm_apply_info *info,
+                 const uint8_t *cmd, size_t len, struct sm_result *res);
     /* Serve a read from a read-only txn. */
     int (*query)(void *sm, MDB_txn *txn, const struct sm_query *q,
                  struct sm_result *res);

@@ -176,6 +176,17 @@ def bench_writes(shard, seconds):
     return results
 
 
+def bench_agenda_creates(shard, seconds):
+    leader = shard.leader()
+    url = "http://" + shard.addr(leader)
+    for c in (64, 256):
+        rps, p50, p99, errors = run_wrk(url, "agenda_create.lua", c, seconds)
+        bench(f"agenda_event_create_c{c}_throughput", round(rps), "events/s")
+        bench(f"agenda_event_create_c{c}_p50", p50, "ms")
+        bench(f"agenda_event_create_c{c}_p99", p99, "ms")
+        bench(f"agenda_event_create_c{c}_errors", errors, "responses")
+
+
 def bench_etcd(tmp, procs, seconds):
     if shutil.which("etcd") is None:
         print("bench: etcd not installed; skipping the comparison", flush=True)
@@ -275,6 +286,7 @@ def main():
         for rid in (1, 2, 3):
             shard.start(rid)
         ours = bench_writes(shard, args.seconds)
+        bench_agenda_creates(shard, args.seconds)
         bench_failover(shard, args.kills)
         procs.stop_all()
         procs.procs.clear()

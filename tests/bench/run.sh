@@ -3,4 +3,5 @@
 set -euo pipefail
 build=${1:?usage: run.sh BUILD_DIR}
 cd "$(dirname "$0")"
-exec /usr/bin/python3 bench_raft.py --build "$build"
+/usr/bin/python3 bench_raft.py --build "$build"
+"$build/bench_agenda"

@@ -519,10 +519,12 @@ class Client:
 
     def request(self, method: str, key: str, data: bytes | None = None,
                 idem: str | None = None, nodes=None, budget: float | None = None,
-                params=None, ok=(200,)):
+                params=None, ok=(200,), path: str | None = None,
+                json_body=None):
         """Returns (response, node, history).  `ok` statuses end the retry
         loop (with the response); 421/503/connection problems are retried;
-        anything else fails."""
+        anything else fails.  `path` replaces /kv/{key} (key then only
+        names the request in messages); `json_body` is sent as JSON."""
         nodes = self._nodes(nodes)
         deadline = time.monotonic() + (budget or self.budget)
         target = self._first(nodes)
@@ -535,9 +537,9 @@ class Client:
                                   f"answered within budget: {history[-12:]}")
             try:
                 r = self.session.request(
-                    method, self.c.url(target, f"/kv/{key}"), data=data,
-                    headers=headers, params=params,
-                    timeout=(1.0, self.req_timeout))
+                    method, self.c.url(target, path or f"/kv/{key}"),
+                    data=data, json=json_body, headers=headers,
+                    params=params, timeout=(1.0, self.req_timeout))
             except requests.RequestException as e:
                 history.append((round(time.monotonic(), 3), target, type(e).__name__))
                 target = self._rotate(target, nodes)

@@ -1,0 +1,20 @@
+/*
+ * agenda_sm.h — the agenda state machine (sm.h) of users, groups, events
+ * and invitations; one instance per replica, configured with its shard.
+ */
+#ifndef AGENDA_AGENDA_SM_H
+#define AGENDA_AGENDA_SM_H
+
+#include "agenda.h"
+
+struct agenda_sm {
+    struct agenda_db db;
+    struct agenda_shard_info shard; /* strings borrowed for its lifetime */
+};
+
+extern const struct sm_ops agenda_sm_ops;
+
+/* The handler table entry for an op name, or NULL. */
+const struct agenda_op *agenda_op_find(const char *name);
+
+#endif /* AGENDA_AGENDA_SM_H */

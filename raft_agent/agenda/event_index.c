@@ -1,0 +1,509 @@
+/*
+ * event_index.c — keys, index maintenance, range walks and the consistency
+ * check of the events shard's time indexes; see event_index.h.
+ */
+#include "event_index.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Longest calendar or event id a well-formed key part can hold. */
+#define PART_MAX 64
+
+static const uint8_t zero_byte;
+
+void agenda_evkey_event(struct agenda_key *k, const char *calendar,
+                        const char *id)
+{
+    agenda_key_reset(k);
+    agenda_key_str(k, calendar);
+    agenda_key_raw(k, id, strlen(id));
+}
+
+void agenda_evkey_cal(struct agenda_key *k, const char *calendar,
+                      int64_t start, const char *id)
+{
+    uint8_t t[8];
+    agenda_key_time(t, start);
+    agenda_key_reset(k);
+    agenda_key_str(k, calendar);
+    agenda_key_raw(k, t, sizeof(t));
+    agenda_key_raw(k, &zero_byte, 1);
+    agenda_key_raw(k, id, strlen(id));
+}
+
+void agenda_evkey_part(struct agenda_key *k, const char *user, int64_t start,
+                       const char *calendar, const char *id)
+{
+    uint8_t t[8];
+    agenda_key_time(t, start);
+    agenda_key_reset(k);
+    agenda_key_str(k, user);
+    agenda_key_raw(k, t, sizeof(t));
+    agenda_key_raw(k, &zero_byte, 1);
+    agenda_key_str(k, calendar);
+    agenda_key_raw(k, id, strlen(id));
+}
+
+/* The cal_meta key of a calendar or of a participant. */
+static void meta_key(struct agenda_key *k, enum agenda_ev_index which,
+                     const char *owner)
+{
+    agenda_key_reset(k);
+    if (which == AGENDA_EV_BY_PART)
+        agenda_key_raw(k, AGENDA_PART_META_PREFIX,
+                       strlen(AGENDA_PART_META_PREFIX));
+    agenda_key_raw(k, owner, strlen(owner));
+}
+
+/* The shape every index operation relies on; the disk is not trusted. */
+static bool shape_ok(const json_t *ev)
+{
+    json_t *s = json_object_get(ev, "start");
+    json_t *e = json_object_get(ev, "end");
+    json_t *p = json_object_get(ev, "participants");
+    if (!json_is_string(json_object_get(ev, "calendar")) ||
+        !json_is_string(json_object_get(ev, "id")) || !json_is_integer(s) ||
+        !json_is_integer(e) || !json_is_object(p) ||
+        json_integer_value(s) >= json_integer_value(e) ||
+        json_integer_value(s) < AGENDA_TIME_MIN_MS ||
+        json_integer_value(e) > AGENDA_TIME_MAX_MS + 1)
+        return false;
+    const char *user;
+    json_t *r;
+    json_object_foreach(p, user, r) {
+        if (!json_is_string(r) || strlen(user) == 0 ||
+            strlen(user) > AGENDA_USERNAME_MAX)
+            return false;
+    }
+    return true;
+}
+
+int64_t agenda_ev_start(const json_t *ev)
+{
+    return json_integer_value(json_object_get(ev, "start"));
+}
+
+int64_t agenda_ev_end(const json_t *ev)
+{
+    return json_integer_value(json_object_get(ev, "end"));
+}
+
+static int load_key(MDB_txn *txn, const struct agenda_db *db, MDB_val key,
+                    json_t **out)
+{
+    MDB_val v;
+    int rc = mdb_get(txn, db->events, &key, &v);
+    if (rc != 0)
+        return rc;
+    json_t *ev = json_loadb(v.mv_data, v.mv_size, JSON_REJECT_DUPLICATES,
+                            NULL);
+    if (ev == NULL || !shape_ok(ev)) {
+        json_decref(ev);
+        return MDB_CORRUPTED;
+    }
+    *out = ev;
+    return 0;
+}
+
+int agenda_ev_load(MDB_txn *txn, const struct agenda_db *db,
+                   const char *calendar, const char *id, json_t **out)
+{
+    struct agenda_key k;
+    agenda_evkey_event(&k, calendar, id);
+    if (k.bad)
+        return MDB_NOTFOUND;
+    json_t *ev;
+    int rc = load_key(txn, db, agenda_key_val(&k), &ev);
+    if (rc != 0)
+        return rc;
+    if (strcmp(json_string_value(json_object_get(ev, "calendar")),
+               calendar) != 0 ||
+        strcmp(json_string_value(json_object_get(ev, "id")), id) != 0) {
+        json_decref(ev);
+        return MDB_CORRUPTED;
+    }
+    *out = ev;
+    return 0;
+}
+
+int agenda_ev_max_duration(MDB_txn *txn, const struct agenda_db *db,
+                           enum agenda_ev_index which, const char *owner,
+                           int64_t *ms)
+{
+    struct agenda_key k;
+    meta_key(&k, which, owner);
+    MDB_val key = agenda_key_val(&k), v;
+    *ms = 0;
+    int rc = mdb_get(txn, db->cal_meta, &key, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    json_t *j = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+    json_t *d = json_object_get(j, "max_duration");
+    if (!json_is_integer(d) || json_integer_value(d) < 0 ||
+        json_integer_value(d) > AGENDA_EVENT_DURATION_MAX_MS) {
+        json_decref(j);
+        return MDB_CORRUPTED;
+    }
+    *ms = json_integer_value(d);
+    json_decref(j);
+    return 0;
+}
+
+static int raise_max(MDB_txn *txn, const struct agenda_db *db,
+                     enum agenda_ev_index which, const char *owner,
+                     int64_t duration)
+{
+    int64_t cur;
+    int rc = agenda_ev_max_duration(txn, db, which, owner, &cur);
+    if (rc != 0 || duration <= cur)
+        return rc;
+    /* one key: this is already the canonical serialisation */
+    char text[64];
+    int n = snprintf(text, sizeof(text), "{\"max_duration\":%" PRId64 "}",
+                     duration);
+    struct agenda_key k;
+    meta_key(&k, which, owner);
+    MDB_val key = agenda_key_val(&k);
+    MDB_val v = {(size_t)n, text};
+    return mdb_put(txn, db->cal_meta, &key, &v, 0);
+}
+
+/* Put or delete one index entry; a missing entry on delete means the
+ * indexes disagree with the records. */
+static int index_one(MDB_txn *txn, MDB_dbi dbi, const struct agenda_key *k,
+                     bool add)
+{
+    if (k->bad)
+        return MDB_BAD_VALSIZE;
+    MDB_val key = agenda_key_val(k);
+    if (add) {
+        /* a zero-length value, from a valid address all the same */
+        MDB_val empty = {0, (void *)(uintptr_t)&zero_byte};
+        return mdb_put(txn, dbi, &key, &empty, 0);
+    }
+    int rc = mdb_del(txn, dbi, &key, NULL);
+    return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
+}
+
+static int index_all(MDB_txn *txn, const struct agenda_db *db,
+                     const json_t *ev, bool add)
+{
+    if (!shape_ok(ev))
+        return MDB_CORRUPTED;
+    const char *cal = json_string_value(json_object_get(ev, "calendar"));
+    const char *id = json_string_value(json_object_get(ev, "id"));
+    int64_t start = agenda_ev_start(ev);
+    int64_t duration = agenda_ev_end(ev) - start;
+    struct agenda_key k;
+    agenda_evkey_cal(&k, cal, start, id);
+    int rc = index_one(txn, db->ev_by_cal, &k, add);
+    if (rc == 0 && add)
+        rc = raise_max(txn, db, AGENDA_EV_BY_CAL, cal, duration);
+    const char *user;
+    json_t *r;
+    json_object_foreach(json_object_get(ev, "participants"), user, r) {
+        if (rc != 0)
+            break;
+        agenda_evkey_part(&k, user, start, cal, id);
+        rc = index_one(txn, db->ev_by_part, &k, add);
+        if (rc == 0 && add)
+            rc = raise_max(txn, db, AGENDA_EV_BY_PART, user, duration);
+    }
+    return rc;
+}
+
+int agenda_ev_index_add(MDB_txn *txn, const struct agenda_db *db,
+                        const json_t *ev)
+{
+    return index_all(txn, db, ev, true);
+}
+
+int agenda_ev_index_del(MDB_txn *txn, const struct agenda_db *db,
+                        const json_t *ev)
+{
+    return index_all(txn, db, ev, false);
+}
+
+/* Copy a 0-terminated part of a key starting at p (at most end) into out;
+ * returns the byte after its terminator, or NULL when malformed. */
+static const uint8_t *key_part(const uint8_t *p, const uint8_t *end,
+                               char out[PART_MAX + 1])
+{
+    const uint8_t *z = memchr(p, 0, (size_t)(end - p));
+    if (z == NULL || z == p || z - p > PART_MAX)
+        return NULL;
+    memcpy(out, p, (size_t)(z - p));
+    out[z - p] = '\0';
+    return z + 1;
+}
+
+/* Split the tail of an index key (after owner 0 start(8) 0) into calendar
+ * (for ev_by_part) and id. */
+static int key_tail(enum agenda_ev_index which, const char *owner,
+                    const uint8_t *p, const uint8_t *end,
+                    char cal[PART_MAX + 1], char id[PART_MAX + 1])
+{
+    if (which == AGENDA_EV_BY_CAL) {
+        snprintf(cal, PART_MAX + 1, "%s", owner);
+    } else {
+        p = key_part(p, end, cal);
+        if (p == NULL)
+            return MDB_CORRUPTED;
+    }
+    size_t n = (size_t)(end - p);
+    if (n == 0 || n > PART_MAX || memchr(p, 0, n) != NULL)
+        return MDB_CORRUPTED;
+    memcpy(id, p, n);
+    id[n] = '\0';
+    return 0;
+}
+
+static int key_cmp(const struct agenda_key *a, const struct agenda_key *b)
+{
+    size_t n = a->len < b->len ? a->len : b->len;
+    int d = memcmp(a->b, b->b, n);
+    if (d != 0)
+        return d;
+    return a->len < b->len ? -1 : a->len > b->len;
+}
+
+int agenda_ev_walk(MDB_txn *txn, const struct agenda_db *db,
+                   enum agenda_ev_index which, const char *owner,
+                   int64_t from, int64_t to, const uint8_t *after,
+                   size_t after_len, agenda_ev_visit visit, void *arg)
+{
+    int64_t maxdur;
+    int rc = agenda_ev_max_duration(txn, db, which, owner, &maxdur);
+    if (rc != 0)
+        return rc;
+    MDB_dbi dbi = which == AGENDA_EV_BY_CAL ? db->ev_by_cal : db->ev_by_part;
+    /* from >= AGENDA_TIME_MIN_MS and maxdur <= a year: no overflow */
+    int64_t lo = from - maxdur;
+    uint8_t t[8];
+    agenda_key_time(t, lo);
+    struct agenda_key seek;
+    agenda_key_reset(&seek);
+    agenda_key_str(&seek, owner);
+    size_t prefix = seek.len;
+    agenda_key_raw(&seek, t, sizeof(t));
+    bool skip_equal = false;
+    if (after != NULL) {
+        struct agenda_key resume;
+        agenda_key_reset(&resume);
+        agenda_key_str(&resume, owner);
+        agenda_key_raw(&resume, after, after_len);
+        if (!resume.bad && key_cmp(&resume, &seek) > 0) {
+            seek = resume;
+            skip_equal = true;
+        }
+    }
+    if (seek.bad)
+        return 0;   /* no such owner can be stored */
+
+    MDB_cursor *cur;
+    rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc != 0)
+        return rc;
+    MDB_val k = agenda_key_val(&seek), v;
+    MDB_cursor_op op = MDB_SET_RANGE;
+    for (;;) {
+        rc = mdb_cursor_get(cur, &k, &v, op);
+        op = MDB_NEXT;
+        if (rc == MDB_NOTFOUND) {
+            rc = 0;
+            break;
+        }
+        if (rc != 0)
+            break;
+        const uint8_t *kb = k.mv_data;
+        if (k.mv_size < prefix + 9 || memcmp(kb, seek.b, prefix) != 0)
+            break;
+        if (skip_equal) {
+            skip_equal = false;
+            if (k.mv_size == seek.len && memcmp(kb, seek.b, seek.len) == 0)
+                continue;
+        }
+        int64_t start = agenda_key_time_decode(kb + prefix);
+        if (start >= to)
+            break;
+        char cal[PART_MAX + 1], id[PART_MAX + 1];
+        if (kb[prefix + 8] != 0 ||
+            key_tail(which, owner, kb + prefix + 9, kb + k.mv_size, cal,
+                     id) != 0) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        json_t *ev;
+        rc = agenda_ev_load(txn, db, cal, id, &ev);
+        if (rc == MDB_NOTFOUND)
+            rc = MDB_CORRUPTED;
+        if (rc != 0)
+            break;
+        if (agenda_ev_start(ev) != start) {
+            json_decref(ev);
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        int vr = 0;
+        if (agenda_ev_end(ev) > from) {
+            struct agenda_ev_hit hit = {
+                .calendar = json_string_value(json_object_get(ev,
+                                                              "calendar")),
+                .id = json_string_value(json_object_get(ev, "id")),
+                .start = start,
+                .end = agenda_ev_end(ev),
+                .event = ev,
+                .pos = kb + prefix,
+                .pos_len = k.mv_size - prefix,
+            };
+            vr = visit(arg, &hit);
+        }
+        json_decref(ev);
+        if (vr == 1)
+            break;      /* rc is 0 */
+        if (vr != 0) {
+            rc = vr;
+            break;
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+/* ---- consistency check ------------------------------------------------- */
+
+#define WHY(...) (snprintf(why, len, __VA_ARGS__), 1)
+
+static int expect_entry(MDB_txn *txn, MDB_dbi dbi, const struct agenda_key *k)
+{
+    if (k->bad)
+        return MDB_NOTFOUND;
+    MDB_val key = agenda_key_val(k), v;
+    int rc = mdb_get(txn, dbi, &key, &v);
+    if (rc == 0 && v.mv_size != 0)
+        return MDB_NOTFOUND;
+    return rc;
+}
+
+static int count_entries(MDB_txn *txn, MDB_dbi dbi, size_t *n, bool *empty)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc != 0)
+        return rc;
+    MDB_val k, v;
+    *n = 0;
+    *empty = true;
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        (*n)++;
+        if (v.mv_size != 0)
+            *empty = false;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Check one record's index entries and max durations; counts the entries
+ * it expects in *n_part. */
+static int check_event(MDB_txn *txn, const struct agenda_db *db,
+                       const char *cal, const char *id, const json_t *ev,
+                       size_t *n_part, char *why, size_t len)
+{
+    int64_t start = agenda_ev_start(ev);
+    int64_t dur = agenda_ev_end(ev) - start;
+    int64_t maxdur;
+    struct agenda_key k;
+    agenda_evkey_cal(&k, cal, start, id);
+    int rc = expect_entry(txn, db->ev_by_cal, &k);
+    if (rc == MDB_NOTFOUND)
+        return WHY("event %s/%s is missing from ev_by_cal", cal, id);
+    if (rc == 0)
+        rc = agenda_ev_max_duration(txn, db, AGENDA_EV_BY_CAL, cal, &maxdur);
+    if (rc != 0)
+        return rc;
+    if (maxdur < dur)
+        return WHY("max_duration of calendar %s (%" PRId64 ") is below "
+                   "event %s (%" PRId64 ")", cal, maxdur, id, dur);
+    const char *user;
+    json_t *r;
+    json_object_foreach(json_object_get(ev, "participants"), user, r) {
+        agenda_evkey_part(&k, user, start, cal, id);
+        rc = expect_entry(txn, db->ev_by_part, &k);
+        if (rc == MDB_NOTFOUND)
+            return WHY("participant %s of %s/%s is missing from ev_by_part",
+                       user, cal, id);
+        if (rc == 0)
+            rc = agenda_ev_max_duration(txn, db, AGENDA_EV_BY_PART, user,
+                                        &maxdur);
+        if (rc != 0)
+            return rc;
+        if (maxdur < dur)
+            return WHY("max_duration of participant %s is below event "
+                       "%s/%s", user, cal, id);
+        (*n_part)++;
+    }
+    return 0;
+}
+
+int agenda_events_check_indexes(MDB_txn *txn, const struct agenda_db *db,
+                                char *why, size_t len)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, db->events, &cur);
+    if (rc != 0)
+        return rc;
+    size_t n_cal = 0, n_part = 0;
+    MDB_val k, v;
+    while (rc == 0 && (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        char cal[PART_MAX + 1], same[PART_MAX + 1], id[PART_MAX + 1];
+        const uint8_t *kb = k.mv_data;
+        const uint8_t *p = key_part(kb, kb + k.mv_size, cal);
+        if (p == NULL || key_tail(AGENDA_EV_BY_CAL, cal, p, kb + k.mv_size,
+                                  same, id) != 0) {
+            rc = WHY("malformed key in events (%zu bytes)", k.mv_size);
+            break;
+        }
+        json_t *ev;
+        rc = load_key(txn, db, k, &ev);
+        if (rc == MDB_CORRUPTED) {
+            rc = WHY("record %s/%s is malformed", cal, id);
+            break;
+        }
+        if (rc != 0)
+            break;
+        if (strcmp(json_string_value(json_object_get(ev, "calendar")),
+                   cal) != 0 ||
+            strcmp(json_string_value(json_object_get(ev, "id")), id) != 0)
+            rc = WHY("record %s/%s names another calendar/id", cal, id);
+        else
+            rc = check_event(txn, db, cal, id, ev, &n_part, why, len);
+        json_decref(ev);
+        n_cal++;
+    }
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+    if (rc != 0)
+        return rc;
+    size_t have;
+    bool empty;
+    rc = count_entries(txn, db->ev_by_cal, &have, &empty);
+    if (rc != 0)
+        return rc;
+    if (have != n_cal || !empty)
+        return WHY("ev_by_cal has %zu entries for %zu events%s", have, n_cal,
+                   empty ? "" : " (and non-empty values)");
+    rc = count_entries(txn, db->ev_by_part, &have, &empty);
+    if (rc != 0)
+        return rc;
+    if (have != n_part || !empty)
+        return WHY("ev_by_part has %zu entries for %zu participations%s",
+                   have, n_part, empty ? "" : " (and non-empty values)");
+    return 0;
+}

@@ -1,0 +1,66 @@
+/*
+ * validate.h — validators and parsers for every field the agenda accepts.
+ *
+ * Pure functions of their input (no clock, no files, no locale), so the
+ * state machine may call them on apply; the set of time zones is compiled
+ * in (tz_names.c) for the same reason.  Every function accepts any bytes
+ * (NUL-terminated) and never reads past the terminator.
+ */
+#ifndef AGENDA_VALIDATE_H
+#define AGENDA_VALIDATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+
+/* Case-fold (ASCII) a username into out and validate it: 3..32 bytes of
+ * [a-z0-9_.-].  Returns 0, or -1 (out is then "").  out may alias in. */
+int agenda_username_fold(const char *in, char out[AGENDA_USERNAME_MAX + 1]);
+bool agenda_username_valid(const char *s); /* already folded */
+
+/* A calendar id: a valid username, or "g:" followed by a group id. */
+bool agenda_calendar_valid(const char *s);
+bool agenda_calendar_is_group(const char *s);
+
+/* Well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF), no NUL or
+ * other C0/C1 control characters except, when multiline, '\n' and '\t';
+ * at most max_chars code points; at least one non-space character unless
+ * allow_empty. */
+bool agenda_text_valid(const char *s, size_t max_chars, bool multiline,
+                       bool allow_empty);
+
+/* A pragmatic e-mail check: local@domain, <= 254 bytes, printable ASCII,
+ * one '@', a dot in the domain, no spaces or quotes. */
+bool agenda_email_valid(const char *s);
+
+/* A PHC-format password hash: "$argon2id$v=19$m=..,t=..,p=..$salt$hash"
+ * or "$scrypt$ln=..,r=..,p=..$salt$hash" (base64 parts), <= 256 bytes. */
+bool agenda_password_hash_valid(const char *s);
+
+/* Random ids minted by the leader: exactly len lowercase hex digits. */
+bool agenda_hex_id_valid(const char *s, size_t len);
+
+/*
+ * RFC 3339 date-time with a mandatory offset ("Z", "+hh:mm", "-hh:mm"),
+ * optional fraction (milliseconds kept, more digits truncated), 'T' or 't'
+ * separator; calendar-checked (leap years, days per month; a leap second
+ * ":60" is refused).  *ms is the UTC instant, within
+ * [AGENDA_TIME_MIN_MS, AGENDA_TIME_MAX_MS].  Returns 0 or -1.
+ */
+int agenda_time_parse(const char *s, int64_t *ms);
+/* Format a UTC instant as "YYYY-MM-DDTHH:MM:SSZ" (".mmm" when the
+ * milliseconds are not zero) into out (at least 32 bytes).  Returns the
+ * length, or -1 out of range. */
+int agenda_time_format(int64_t ms, char *out, size_t len);
+
+/* A calendar date "YYYY-MM-DD" (all-day events): *ms = its UTC midnight. */
+int agenda_date_parse(const char *s, int64_t *ms);
+int agenda_date_format(int64_t ms, char *out, size_t len);
+
+/* An IANA time zone name known to the compiled tz database ("UTC",
+ * "Europe/Madrid", "America/Argentina/Buenos_Aires", ...). */
+bool agenda_tz_valid(const char *s);
+
+#endif /* AGENDA_VALIDATE_H */

@@ -1,0 +1,189 @@
+/*
+ * http_agenda.c — the agenda routes of the internal API (API.md):
+ *
+ *   POST /v1/commands   {"op","actor","args"} → proposed to the log
+ *   POST /v1/queries    {"op","actor","args"} → answered from this replica
+ *                       (?consistency=linearizable (default) | stale)
+ *
+ * The leader mints the random ids of new objects here, before proposing,
+ * because apply must be deterministic on every replica.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <openssl/rand.h>
+
+#include "http_reply.h"
+#include "http_routes.h"
+#include "model.h"
+
+/* Commands whose new object gets an id minted by the leader. */
+static const struct {
+    const char *op;
+    size_t id_len;
+} minted_ids[] = {
+    {"event.create", AGENDA_EVENT_ID_LEN},
+    {"group.create", AGENDA_GROUP_ID_LEN},
+};
+
+static bool random_hex(char *out, size_t len)
+{
+    unsigned char rnd[32];
+    if (len > 2 * sizeof(rnd) || RAND_bytes(rnd, (int)(len + 1) / 2) != 1)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        out[i] = "0123456789abcdef"[(rnd[i / 2] >> (i % 2 ? 0 : 4)) & 15];
+    out[len] = '\0';
+    return true;
+}
+
+/* Parse the body as an operation; answers 400 and returns NULL when it is
+ * not even an object naming an op (nothing is proposed then). */
+static json_t *read_operation(struct evhttp_request *req)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *body = (const char *)evbuffer_pullup(in, -1);
+    json_error_t jerr;
+    json_t *j = len > 0 ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr)
+                        : NULL;
+    if (j == NULL || !json_is_object(j) ||
+        !json_is_string(json_object_get(j, "op"))) {
+        json_decref(j);
+        http_reply_error(req, 400, "bad_json",
+                         "the body must be a JSON object with op, actor and "
+                         "args (see API.md)");
+        return NULL;
+    }
+    return j;
+}
+
+static bool mint_id(json_t *op)
+{
+    const char *name = json_string_value(json_object_get(op, "op"));
+    json_t *args = json_object_get(op, "args");
+    for (size_t i = 0; i < sizeof(minted_ids) / sizeof(minted_ids[0]); i++) {
+        if (strcmp(name, minted_ids[i].op) != 0 || !json_is_object(args) ||
+            json_object_get(args, "id") != NULL)
+            continue;
+        char id[65];
+        if (!random_hex(id, minted_ids[i].id_len))
+            return false;
+        json_object_set_new(args, "id", json_string(id));
+    }
+    return true;
+}
+
+static void command_done(void *arg, enum agenda_node_fail fail,
+                         const struct sm_result *res, bool duplicate)
+{
+    struct http_pending *p = arg;
+    http_pending_unwatch(p);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(p->req);
+    evhttp_add_header(h, "Idempotency-Key", p->request_id);
+    if (fail != AGENDA_NODE_OK) {
+        http_reply_fail(p->node, p->req, fail);
+    } else {
+        if (duplicate)
+            evhttp_add_header(h, "Idempotent-Replayed", "true");
+        http_reply(p->req, res->status, "application/json", res->body.data,
+                   res->body.len);
+    }
+    http_pending_free(p);
+}
+
+void http_agenda_command(struct agenda_node *node, struct evhttp_request *req)
+{
+    struct http_pending *p = http_pending_new(node, req);
+    if (p == NULL) {
+        http_reply_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
+    if (!http_request_id(req, p->request_id)) {
+        http_pending_free(p);
+        http_reply_error(req, 400, "bad_idempotency_key",
+                         "Idempotency-Key must be 1-64 characters of "
+                         "[A-Za-z0-9._:-]");
+        return;
+    }
+    json_t *op = read_operation(req);
+    if (op == NULL) {
+        http_pending_free(p);
+        return;
+    }
+    char *text = mint_id(op) ? json_dumps(op, JSON_COMPACT) : NULL;
+    json_decref(op);
+    if (text == NULL) {
+        http_pending_free(p);
+        http_reply_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
+    enum agenda_node_fail f = agenda_node_write(
+        node, p->request_id, text, strlen(text), command_done, p, &p->op);
+    free(text);
+    if (f != AGENDA_NODE_OK) {
+        http_pending_free(p);
+        http_reply_fail(node, req, f);
+        return;
+    }
+    http_pending_watch(p);
+}
+
+static void serve_query(struct agenda_node *node, struct evhttp_request *req,
+                        const char *body, size_t len)
+{
+    struct sm_query q = {.method = "POST", .path = "v1/queries",
+                         .body = (const uint8_t *)body, .body_len = len};
+    struct sm_result res = {0};
+    if (agenda_node_query(node, &q, &res) != 0)
+        http_reply_error(req, 500, "storage", "the replica could not read");
+    else
+        http_reply(req, res.status, "application/json", res.body.data,
+                   res.body.len);
+    agenda_buf_free(&res.body);
+}
+
+static void query_ready(void *arg, enum agenda_node_fail fail)
+{
+    struct http_pending *p = arg;
+    http_pending_unwatch(p);
+    if (fail != AGENDA_NODE_OK)
+        http_reply_fail(p->node, p->req, fail);
+    else
+        serve_query(p->node, p->req, p->arg, p->arg_len);
+    http_pending_free(p);
+}
+
+void http_agenda_query(struct agenda_node *node, struct evhttp_request *req,
+                       const char *query)
+{
+    bool stale;
+    if (http_consistency(req, query, &stale) != 0)
+        return;
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *body = (const char *)evbuffer_pullup(in, -1);
+    if (stale) {
+        serve_query(node, req, body, len);
+        return;
+    }
+    struct http_pending *p = http_pending_new(node, req);
+    if (p == NULL || (p->arg = malloc(len + 1)) == NULL) {
+        http_pending_free(p);
+        http_reply_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
+    if (len > 0)
+        memcpy(p->arg, body, len);
+    p->arg_len = len;
+    enum agenda_node_fail f = agenda_node_read(node, query_ready, p, &p->op);
+    if (f != AGENDA_NODE_OK) {
+        http_pending_free(p);
+        http_reply_fail(node, req, f);
+        return;
+    }
+    http_pending_watch(p);
+}
