@@ -3,8 +3,9 @@
 #   make deps        install the Debian packages the build and tests need
 #   make             build raft_agent and the simulator (optimised)
 #   make SANITIZER=1 the same with ASan + UBSan, into build/san
+#   make module      the nginx module: build/nginx/ngx_http_agenda_module.so
 #   make test        every test: unit + simulation (sanitized), fuzz corpus
-#                    replay, real-process cluster tests
+#                    replay, real-process cluster tests, edge (nginx) tests
 #   make bench       benchmarks; each figure is a "bench <name> <value> <unit>" line
 #   make run         start the local cluster (see README)
 
@@ -43,8 +44,8 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIB_OBJ    := $(call obj,$(CORE_SRC) $(AGENT_SRC) $(ROUTER_SRC))
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps test test-unit test-sim test-fuzz test-cluster bench run \
-        clean sim-seeds
+.PHONY: all deps test test-unit test-sim test-fuzz test-cluster test-edge \
+        bench run clean sim-seeds module
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -74,6 +75,39 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libagenda.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(TESTLIBS) $(LIBS)
 
+# --- the nginx module ------------------------------------------------------
+#
+# Built the way Debian builds its own nginx modules: against the sources of
+# the installed nginx (nginx-dev's /usr/share/nginx/src), configured with the
+# installed binary's exact flags (conf_flags, which include --with-compat),
+# so that the packaged /usr/sbin/nginx accepts it in `load_module`.  The
+# sources are copied under build/ (configure writes into its tree); configure
+# runs again only when the module's `config` or the nginx sources change.
+
+NGINX_SRC   := /usr/share/nginx/src
+NGINX_BUILD := build/nginx-src
+MODULE_SO   := build/nginx/ngx_http_agenda_module.so
+MODULE_DEPS := $(wildcard ngx_agenda_module/*.c ngx_agenda_module/*.h) \
+               $(ROUTER_SRC) $(wildcard router/*.h)
+
+module: $(MODULE_SO)
+
+$(NGINX_BUILD)/objs/Makefile: ngx_agenda_module/config $(NGINX_SRC)/conf_flags
+	@test -r $(NGINX_SRC)/configure || \
+	    { echo "$(NGINX_SRC) missing: run make deps (nginx-dev)" >&2; exit 1; }
+	rm -rf $(NGINX_BUILD) && mkdir -p $(dir $(NGINX_BUILD))
+	cp -a $(NGINX_SRC) $(NGINX_BUILD)
+	cd $(NGINX_BUILD) && bash -c '. ./conf_flags && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" \
+	    --add-dynamic-module=$(CURDIR)/ngx_agenda_module' \
+	    > configure.log 2>&1 || \
+	    { tail -n 30 configure.log >&2; rm -f objs/Makefile; exit 1; }
+
+$(MODULE_SO): $(NGINX_BUILD)/objs/Makefile $(MODULE_DEPS)
+	$(MAKE) -C $(NGINX_BUILD) -f objs/Makefile modules
+	@mkdir -p $(dir $@)
+	cp $(NGINX_BUILD)/objs/ngx_http_agenda_module.so $@
+
 # --- tests -----------------------------------------------------------------
 
 test: deps
@@ -81,6 +115,8 @@ test: deps
 	$(MAKE) test-fuzz
 	$(MAKE) all
 	$(MAKE) test-cluster
+	$(MAKE) module
+	$(MAKE) test-edge
 	@echo "all test stages passed"
 
 test-unit: $(UNIT_BIN)
@@ -119,10 +155,15 @@ test-fuzz: $(FUZZ_BIN)
 test-cluster: all
 	cd tests/cluster && AGENDA_BUILD=$(CURDIR)/$(BUILD) $(PYTHON) -m pytest -q -x -p no:cacheprovider .
 
+# Through nginx: the packaged /usr/sbin/nginx with our module, on free ports.
+test-edge: module
+	cd tests/edge && AGENDA_MODULE=$(CURDIR)/$(MODULE_SO) \
+	    $(PYTHON) -m pytest -q -x -p no:cacheprovider .
+
 bench: deps all $(BUILD)/bench_agenda
 	@tests/bench/run.sh $(CURDIR)/$(BUILD)
 
-run: deps all
+run: deps all module
 	@config/run-local $(CURDIR)/$(BUILD)
 
 clean:

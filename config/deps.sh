@@ -6,11 +6,13 @@
 # `apt-get update` once and installs only the missing ones.  Needs root, or
 # sudo, only when something has to be installed.
 #
-# Services: some packages (etcd-server) would start a daemon from their
-# postinst.  The tests start their own etcd when they need one, so while
-# installing we tell invoke-rc.d / deb-systemd-invoke not to start anything
-# (the standard policy-rc.d mechanism), and afterwards we disable the etcd
-# unit if systemd is running.  Nothing that is already running is touched.
+# Services: some packages (etcd-server, nginx) would start a daemon from
+# their postinst.  The tests and run-local start their own etcd and nginx
+# when they need one, so while installing we tell invoke-rc.d /
+# deb-systemd-invoke not to start anything (the standard policy-rc.d
+# mechanism), and afterwards we disable the etcd and nginx units we just
+# installed if systemd is running.  Nothing that is already running is
+# touched.
 set -eu
 
 PACKAGES="
@@ -20,6 +22,7 @@ libcmocka-dev clang libfuzzer-14-dev libclang-rt-14-dev
 python3-pytest python3-requests
 wrk etcd-server valgrind
 iproute2 iptables curl ca-certificates jq
+nginx nginx-dev libnginx-mod-nchan libjwt-dev libargon2-dev openssl
 "
 
 missing=""
@@ -69,15 +72,20 @@ $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
     --no-install-recommends $missing
 
-# Do not leave etcd enabled at boot when we installed it now and systemd is
-# the running init; in containers without systemd there is nothing to do.
-case " $missing " in
-*" etcd-server "*)
+# Do not leave etcd or nginx enabled at boot when we installed them now and
+# systemd is the running init; in containers without systemd there is
+# nothing to do.
+disable_unit() {
     if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1
     then
-        $SUDO systemctl disable --now etcd.service >/dev/null 2>&1 || true
+        $SUDO systemctl disable --now "$1" >/dev/null 2>&1 || true
     fi
-    ;;
+}
+case " $missing " in
+*" etcd-server "*) disable_unit etcd.service ;;
+esac
+case " $missing " in
+*" nginx "*) disable_unit nginx.service ;;
 esac
 
 echo "deps.sh: done"

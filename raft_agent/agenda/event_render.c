@@ -19,14 +19,15 @@ int agenda_ev_render_instant(json_t *obj, const char *key, int64_t ms,
     return json_object_set_new(obj, key, v) == 0 ? 0 : ENOMEM;
 }
 
-/* Copy ev[key] into out when present. */
+/* Share ev[key] with out when present: values are never modified once
+ * rendered, so a reference is enough (a deep copy per field was most of
+ * the cost of a month view). */
 static int copy(json_t *out, const json_t *ev, const char *key)
 {
     json_t *v = json_object_get(ev, key);
     if (v == NULL)
         return 0;
-    return json_object_set_new(out, key, json_deep_copy(v)) == 0 ? 0
-                                                                 : ENOMEM;
+    return json_object_set(out, key, v) == 0 ? 0 : ENOMEM;
 }
 
 json_t *agenda_ev_render(const json_t *ev, bool full)

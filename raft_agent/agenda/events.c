@@ -120,6 +120,15 @@ static bool arg_calendar(struct agenda_ctx *c, const char **cal)
 {
     if (!agenda_arg_str(c, "calendar", true, cal))
         return false;
+    /* A personal calendar is named by its owner, and usernames are
+     * case-insensitive: fold it like every other username. */
+    char folded[AGENDA_USERNAME_MAX + 1];
+    if (!agenda_calendar_is_group(*cal) &&
+        agenda_username_fold(*cal, folded) == 0 && strcmp(folded, *cal) != 0) {
+        if (json_object_set_new(c->args, "calendar", json_string(folded)))
+            return agenda_fail(c, 500, "internal", "out of memory"), false;
+        *cal = json_string_value(json_object_get(c->args, "calendar"));
+    }
     if (!agenda_calendar_valid(*cal)) {
         agenda_fail(c, 400, "invalid_calendar",
                     "'calendar' must be a username or \"g:\" followed by a "
@@ -541,14 +550,16 @@ static int find_conflicts(struct agenda_ctx *c, const json_t *ev,
     return 0;
 }
 
-/* 409 double_booked carrying the conflicts (stolen). */
-static int fail_double_booked(struct agenda_ctx *c, json_t *conflicts)
+/* 409 double_booked carrying the conflicts (stolen), inside the error
+ * object like every other error detail. */
+static int fail_double_booked(struct agenda_ctx *c, json_t *conflicts,
+                              bool truncated)
 {
     json_t *body = json_pack(
-        "{s:{s:s,s:s},s:o}", "error", "code", "double_booked", "message",
+        "{s:{s:s,s:s,s:o,s:b}}", "error", "code", "double_booked", "message",
         "the event overlaps events of the people it concerns (listed in "
         "conflicts); move it, or send conflict_policy \"allow\"",
-        "conflicts", conflicts);
+        "conflicts", conflicts, "conflicts_truncated", truncated);
     if (body == NULL)
         return ENOMEM;
     return agenda_reply(c, 409, body);
@@ -730,7 +741,7 @@ static int ev_create(struct agenda_ctx *c)
         rc = find_conflicts(c, ev, &conflicts, &truncated);
     if (rc == 0 && !agenda_failed(c) && reject &&
         json_array_size(conflicts) > 0) {
-        rc = fail_double_booked(c, conflicts);
+        rc = fail_double_booked(c, conflicts, truncated);
         conflicts = NULL;
     }
     if (rc == 0 && !agenda_failed(c))
@@ -815,7 +826,7 @@ static int ev_update(struct agenda_ctx *c)
     if (rc != 0)
         goto out;
     if (reject && json_array_size(conflicts) > 0) {
-        rc = fail_double_booked(c, conflicts);
+        rc = fail_double_booked(c, conflicts, truncated);
         conflicts = NULL;
         goto out;
     }

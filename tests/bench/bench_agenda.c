@@ -4,7 +4,7 @@
  * over a year) through the real apply path, then time month-view range
  * queries (event.list) and report the LMDB size per million events.
  *
- *   bench_agenda [--events N] [--queries Q] [--dir DIR]
+ *   bench_agenda [--events N] [--calendars C] [--queries Q] [--dir DIR]
  *
  * Prints "bench <name> <value> <unit>" lines.
  */
@@ -21,7 +21,6 @@
 #include "agenda_sm.h"
 #include "topology.h"
 
-#define CALENDARS 1000
 #define BATCH 200 /* commands per transaction, like a ready batch */
 #define YEAR_START_MS 1767225600000LL /* 2026-01-01T00:00:00Z */
 #define DAY_MS (24LL * 3600 * 1000)
@@ -55,11 +54,13 @@ static int cmp_double(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    long n_events = 1000000, n_queries = 10000;
+    long n_events = 1000000, n_queries = 10000, calendars = 1000;
     char dir[256] = "";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--events") == 0)
             n_events = atol(argv[i + 1]);
+        else if (strcmp(argv[i], "--calendars") == 0)
+            calendars = atol(argv[i + 1]);
         else if (strcmp(argv[i], "--queries") == 0)
             n_queries = atol(argv[i + 1]);
         else if (strcmp(argv[i], "--dir") == 0)
@@ -102,14 +103,14 @@ int main(int argc, char **argv)
             int64_t end = start + (30 + rand() % 61) * 60000LL;
             fmt_time(start, s1);
             fmt_time(end, s2);
-            int cal = (int)(i % CALENDARS);
+            int cal = (int)(i % (int)calendars);
             snprintf(cmd, sizeof(cmd),
                      "{\"op\":\"event.create\",\"actor\":{\"user\":"
                      "\"user%04d\",\"role\":\"user\"},\"args\":{\"calendar\":"
                      "\"user%04d\",\"id\":\"%032lx\",\"title\":\"Meeting %ld\","
                      "\"start\":\"%s\",\"end\":\"%s\",\"time_zone\":"
                      "\"Europe/Madrid\",\"participants\":[\"user%04d\"]}}",
-                     cal, cal, i, i, s1, s2, (cal + 1) % CALENDARS);
+                     cal, cal, i, i, s1, s2, (cal + 1) % (int)calendars);
             snprintf(req, sizeof(req), "load-%ld", i);
             struct sm_apply_info info = {.index = (uint64_t)i + 1,
                                          .time_ms = 1795000000000ull,
@@ -144,7 +145,7 @@ int main(int argc, char **argv)
     double *lat = malloc(sizeof(double) * (size_t)n_queries);
     long total_events = 0;
     for (long q = 0; q < n_queries; q++) {
-        int cal = rand() % CALENDARS;
+        int cal = rand() % (int)calendars;
         int month = rand() % 11;
         int64_t from = YEAR_START_MS + month * 30LL * DAY_MS;
         fmt_time(from, s1);

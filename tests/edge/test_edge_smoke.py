@@ -1,0 +1,254 @@
+"""Smoke tests of the edge: the packaged nginx loads ngx_http_agenda_module
+(with the router library and jansson inside) and nchan from a configuration
+made by config/gen-nginx, and serves /api/v1/health over TLS 1.2/1.3 only,
+with HSTS, no version in Server and plain HTTP redirected to HTTPS.  A bad
+topology stops nginx at configuration time with the router's message."""
+from __future__ import annotations
+
+import json
+import re
+import socket
+import ssl
+import warnings
+from pathlib import Path
+
+import pytest
+
+from conftest import TOPOLOGY, json_body
+
+N_SHARDS = len(json.loads(TOPOLOGY.read_text())["shards"])
+
+
+# ---- configuration ---------------------------------------------------------
+
+def test_generated_config_passes_nginx_t_with_both_modules(make_edge):
+    e = make_edge()
+    e.generate()
+    conf = e.conf.read_text()
+    assert "ngx_nchan_module.so" in conf
+    assert "ngx_http_agenda_module.so" in conf
+    r = e.check()
+    assert r.returncode == 0, r.stderr
+    assert "test is successful" in r.stderr
+
+
+def test_one_upstream_per_shard_with_keepalive(make_edge):
+    e = make_edge()
+    e.generate()
+    conf = e.conf.read_text()
+    topo = json.loads(TOPOLOGY.read_text())
+    for s in topo["shards"]:
+        m = re.search(r"upstream agenda_%s \{(.*?)\}" % s["name"], conf,
+                      re.S)
+        assert m, f"no upstream for {s['name']}"
+        servers = re.findall(r"server (\S+);", m.group(1))
+        assert servers == [f"127.0.0.1:{r['http_port']}"
+                           for r in s["replicas"]]
+        assert "keepalive 32;" in m.group(1)
+        assert re.search(r"location /_agenda/shard/%s/ \{\s*internal;"
+                         % s["name"], conf)
+
+
+def mutate(topo: dict, how: str) -> dict:
+    if how == "port":
+        topo["shards"][1]["replicas"][2]["raft_port"] = 70000
+    elif how == "gap":
+        topo["shards"][1]["range"]["from"] = "o"
+    elif how == "unknown_key":
+        topo["shards"][0]["colour"] = "red"
+    elif how == "two_users_shards":
+        topo["shards"][2]["kind"] = "users"
+    return topo
+
+
+# The router's own messages, as config/README.md documents them.
+BAD_TOPOLOGIES = [
+    ("port", "shards[1].replicas[2].raft_port: must be 1..65535"),
+    ("gap", 'shards[1].range.from: gap: keys from "n" (where shards[0] '
+            'ends) to "o" have no shard; ranges must be contiguous'),
+    ("unknown_key", "shards[0].colour: unknown key"),
+    ("two_users_shards", 'shards[3].kind: a second shard of kind "users"'),
+]
+
+
+@pytest.mark.parametrize("how,message", BAD_TOPOLOGIES,
+                         ids=[b[0] for b in BAD_TOPOLOGIES])
+def test_bad_topology_fails_nginx_t_with_the_router_message(
+        make_edge, tmp_path, how, message):
+    bad = tmp_path / "topology.json"
+    bad.write_text(json.dumps(mutate(json.loads(TOPOLOGY.read_text()), how)))
+    e = make_edge(topology=bad)
+    e.generate()
+    r = e.check()
+    assert r.returncode != 0
+    assert "[emerg]" in r.stderr
+    assert f"{bad}: {message}" in r.stderr, r.stderr
+    assert "test failed" in r.stderr
+
+
+def test_missing_topology_file_fails_nginx_t(make_edge, tmp_path):
+    gone = tmp_path / "topology.json"
+    gone.write_text(TOPOLOGY.read_text())
+    e = make_edge(topology=gone)
+    e.generate()
+    gone.unlink()
+    r = e.check()
+    assert r.returncode != 0
+    assert f"{gone}: No such file or directory" in r.stderr, r.stderr
+
+
+def test_agenda_health_without_agenda_topology_fails_nginx_t(make_edge):
+    e = make_edge()
+    e.generate()
+    conf = e.conf.read_text()
+    conf, n = re.subn(r"^\s*agenda_topology .*$", "", conf, flags=re.M)
+    assert n == 1
+    e.conf.write_text(conf)
+    r = e.check()
+    assert r.returncode != 0
+    assert re.search(r'"agenda_health" in \S+nginx\.conf:\d+ needs '
+                     r'"agenda_topology" in the "http" block', r.stderr), \
+        r.stderr
+
+
+def test_agenda_topology_twice_is_refused(make_edge):
+    e = make_edge()
+    e.generate()
+    conf = e.conf.read_text()
+    line = re.search(r"^\s*agenda_topology .*$", conf, re.M).group(0)
+    e.conf.write_text(conf.replace(line, line + "\n" + line))
+    r = e.check()
+    assert r.returncode != 0
+    assert '"agenda_topology" directive is duplicate' in r.stderr, r.stderr
+
+
+# ---- HTTPS ---------------------------------------------------------------
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2,
+                                     ssl.TLSVersion.TLSv1_3],
+                         ids=["TLSv1.2", "TLSv1.3"])
+def test_health_over_tls(edge, version):
+    resp, data, got_version, cipher = edge.https(
+        "GET", "/api/v1/health", ctx=edge.tls_context(version))
+    assert got_version == {ssl.TLSVersion.TLSv1_2: "TLSv1.2",
+                           ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[version]
+    assert resp.status == 200
+    assert resp.getheader("Content-Type") == "application/json"
+    assert json_body(data) == {"status": "ok", "shards": N_SHARDS}
+    assert int(resp.getheader("Content-Length")) == len(data)
+    if version == ssl.TLSVersion.TLSv1_2:
+        # Mozilla intermediate: forward secrecy and AEAD only
+        assert cipher.startswith(("ECDHE-", "DHE-")), cipher
+        assert "GCM" in cipher or "CHACHA20" in cipher, cipher
+
+
+def test_health_head_has_headers_and_no_body(edge):
+    resp, data, _, _ = edge.https("HEAD", "/api/v1/health")
+    assert resp.status == 200
+    assert resp.getheader("Content-Type") == "application/json"
+    assert data == b""
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_health_refuses_other_methods_with_json_405(edge, method):
+    resp, data, _, _ = edge.https(method, "/api/v1/health", body=b"{}",
+                                  headers={"Content-Type":
+                                           "application/json"})
+    assert resp.status == 405
+    assert resp.getheader("Allow") == "GET, HEAD"
+    assert resp.getheader("Content-Type") == "application/json"
+    assert json_body(data)["error"]["code"] == "method_not_allowed"
+
+
+# path -> status: what the outside can and cannot reach
+REACH = [
+    ("/api/v1/health", 200),
+    ("/api/v1/no-such-thing", 404),
+    ("/_agenda/shard/users/v1/queries", 404),  # internal: subrequests only
+    ("/", 404),
+]
+
+
+@pytest.mark.parametrize("path,status", REACH, ids=[r[0] for r in REACH])
+def test_security_headers_on_every_answer(edge, path, status):
+    resp, data, _, _ = edge.https("GET", path)
+    assert resp.status == status
+    assert resp.getheader("Strict-Transport-Security") == "max-age=63072000"
+    assert resp.getheader("X-Content-Type-Options") == "nosniff"
+    assert resp.getheader("Server") == "nginx"  # server_tokens off
+    assert b"nginx/" not in data
+
+
+def test_unknown_api_path_answers_json_404(edge):
+    resp, data, _, _ = edge.https("GET", "/api/v1/no-such-thing")
+    assert resp.status == 404
+    assert resp.getheader("Content-Type") == "application/json"
+    assert json_body(data)["error"]["code"] == "not_found"
+
+
+# ---- what is refused -----------------------------------------------------
+
+def _legacy_context(version: ssl.TLSVersion) -> ssl.SSLContext:
+    """A client willing to speak an old protocol (security level 0 lifts
+    OpenSSL's own TLS 1.2 floor), so a failure is the server's refusal."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_ciphers("ALL:@SECLEVEL=0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = version
+        ctx.maximum_version = version
+    return ctx
+
+
+def _handshake(port: int, ctx: ssl.SSLContext) -> str:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        with ctx.wrap_socket(s) as t:
+            return t.version()
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    OLD_VERSIONS = [ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1]
+
+
+@pytest.mark.parametrize("version", OLD_VERSIONS, ids=["TLSv1.0", "TLSv1.1"])
+def test_tls_below_1_2_is_refused_by_the_server(edge, version):
+    with pytest.raises(ssl.SSLError) as exc:
+        _handshake(edge.https_port, _legacy_context(version))
+    # The server's protocol_version alert: the client did offer it.
+    assert exc.value.reason == "TLSV1_ALERT_PROTOCOL_VERSION", exc.value
+
+
+@pytest.mark.parametrize("cipher", ["AES128-SHA", "AES256-GCM-SHA384",
+                                    "ECDHE-ECDSA-AES128-SHA"])
+def test_weak_or_non_forward_secret_tls12_ciphers_are_refused(edge, cipher):
+    ctx = _legacy_context(ssl.TLSVersion.TLSv1_2)
+    ctx.set_ciphers(cipher + ":@SECLEVEL=0")
+    with pytest.raises(ssl.SSLError) as exc:
+        _handshake(edge.https_port, ctx)
+    assert exc.value.reason == "SSLV3_ALERT_HANDSHAKE_FAILURE", exc.value
+
+
+@pytest.mark.parametrize("path", ["/api/v1/health",
+                                  "/api/v1/health?verbose=1",
+                                  "/somewhere/else"])
+def test_plain_http_redirects_to_https(edge, path):
+    resp, data = edge.http("GET", path)
+    assert resp.status in (301, 308)
+    assert resp.getheader("Location") == \
+        f"https://127.0.0.1:{edge.https_port}{path}"
+    assert resp.getheader("Server") == "nginx"
+    assert b"nginx/" not in data
+
+
+def test_nginx_stops_on_sigterm_from_the_harness(make_edge):
+    e = make_edge()
+    e.generate()
+    e.start()
+    pid = e.proc.pid
+    e.stop()
+    assert not Path(f"/proc/{pid}").exists()  # exited and reaped
+    assert not e._listening(e.https_port)
+    assert not e._listening(e.http_port)
