@@ -77,24 +77,6 @@ static bool mint_id(json_t *op)
     return true;
 }
 
-static void command_done(void *arg, enum agenda_node_fail fail,
-                         const struct sm_result *res, bool duplicate)
-{
-    struct http_pending *p = arg;
-    http_pending_unwatch(p);
-    struct evkeyvalq *h = evhttp_request_get_output_headers(p->req);
-    evhttp_add_header(h, "Idempotency-Key", p->request_id);
-    if (fail != AGENDA_NODE_OK) {
-        http_reply_fail(p->node, p->req, fail);
-    } else {
-        if (duplicate)
-            evhttp_add_header(h, "Idempotent-Replayed", "true");
-        http_reply(p->req, res->status, "application/json", res->body.data,
-                   res->body.len);
-    }
-    http_pending_free(p);
-}
-
 void http_agenda_command(struct agenda_node *node, struct evhttp_request *req)
 {
     struct http_pending *p = http_pending_new(node, req);
@@ -121,8 +103,9 @@ void http_agenda_command(struct agenda_node *node, struct evhttp_request *req)
         http_reply_error(req, 503, "unavailable", "out of memory");
         return;
     }
-    enum agenda_node_fail f = agenda_node_write(
-        node, p->request_id, text, strlen(text), command_done, p, &p->op);
+    enum agenda_node_fail f =
+        agenda_node_write(node, p->request_id, text, strlen(text),
+                          http_pending_write_done, p, &p->op);
     free(text);
     if (f != AGENDA_NODE_OK) {
         http_pending_free(p);

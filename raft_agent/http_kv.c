@@ -9,24 +9,6 @@
 #include "http_routes.h"
 #include "kv_sm.h"
 
-static void kv_write_done(void *arg, enum agenda_node_fail fail,
-                          const struct sm_result *res, bool duplicate)
-{
-    struct http_pending *p = arg;
-    http_pending_unwatch(p);
-    struct evkeyvalq *h = evhttp_request_get_output_headers(p->req);
-    evhttp_add_header(h, "Idempotency-Key", p->request_id);
-    if (fail != AGENDA_NODE_OK) {
-        http_reply_fail(p->node, p->req, fail);
-    } else {
-        if (duplicate)
-            evhttp_add_header(h, "Idempotent-Replayed", "true");
-        http_reply(p->req, res->status, "application/json", res->body.data,
-                   res->body.len);
-    }
-    http_pending_free(p);
-}
-
 static void serve_query(struct agenda_node *node, struct evhttp_request *req,
                         const char *key)
 {
@@ -105,7 +87,7 @@ void http_kv(struct agenda_node *node, struct evhttp_request *req,
             return;
         }
         f = agenda_node_write(node, p->request_id, cmd.data, cmd.len,
-                              kv_write_done, p, &p->op);
+                              http_pending_write_done, p, &p->op);
         agenda_buf_free(&cmd);
     }
     if (f != AGENDA_NODE_OK) {

@@ -174,3 +174,21 @@ int http_consistency(struct evhttp_request *req, const char *query,
     }
     return 0;
 }
+
+void http_pending_write_done(void *arg, enum agenda_node_fail fail,
+                             const struct sm_result *res, bool duplicate)
+{
+    struct http_pending *p = arg;
+    http_pending_unwatch(p);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(p->req);
+    evhttp_add_header(h, "Idempotency-Key", p->request_id);
+    if (fail != AGENDA_NODE_OK) {
+        http_reply_fail(p->node, p->req, fail);
+    } else {
+        if (duplicate)
+            evhttp_add_header(h, "Idempotent-Replayed", "true");
+        http_reply(p->req, res->status, "application/json", res->body.data,
+                   res->body.len);
+    }
+    http_pending_free(p);
+}

@@ -51,6 +51,12 @@ void http_pending_watch(struct http_pending *p);
 /* Stop watching (the op completed); call before answering. */
 void http_pending_unwatch(struct http_pending *p);
 
+/* Completion of a write (agenda_node_write_cb with a struct http_pending
+ * as arg): answers the state machine's result with the Idempotency-Key and,
+ * for a replay, Idempotent-Replayed: true; frees p. */
+void http_pending_write_done(void *arg, enum agenda_node_fail fail,
+                             const struct sm_result *res, bool duplicate);
+
 /* The "consistency" query parameter: returns 0 and sets *stale, or -1
  * after answering 400. */
 int http_consistency(struct evhttp_request *req, const char *query,
