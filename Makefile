@@ -16,7 +16,8 @@ SIM_SEEDS ?= 1000
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
         -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Wvla \
         -Wcast-qual -Wundef
-INCS := -Iraft_agent -Iraft_agent/raft -Iraft_agent/agenda -Irouter
+INCS := -Iraft_agent -Iraft_agent/raft -Iraft_agent/agenda -Irouter \
+        -Ingx_agenda_module/lib
 
 ifeq ($(SANITIZER),)
 BUILD ?= build/release
@@ -29,19 +30,23 @@ endif
 
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) $(INCS) -MMD -MP
 LDFLAGS += $(filter -fsanitize%,$(OPT))
-LIBS    := -llmdb -ljansson -levent -levent_openssl -lssl -lcrypto -lm
+LIBS    := -llmdb -ljansson -levent -levent_openssl -ljwt -largon2 -lssl \
+           -lcrypto -lm
 TESTLIBS := -lcmocka
 
 CORE_SRC   := $(wildcard raft_agent/raft/*.c)
 AGENT_SRC  := $(filter-out raft_agent/main.c,$(wildcard raft_agent/*.c)) \
               $(wildcard raft_agent/agenda/*.c)
 ROUTER_SRC := $(wildcard router/*.c)
+# nginx-free code of the edge (JWT, passwords, REST flows): unit-tested here
+EDGE_LIB_SRC := $(wildcard ngx_agenda_module/lib/*.c)
 SIM_SRC    := $(wildcard tests/sim/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
-LIB_OBJ    := $(call obj,$(CORE_SRC) $(AGENT_SRC) $(ROUTER_SRC))
+LIB_OBJ    := $(call obj,$(CORE_SRC) $(AGENT_SRC) $(ROUTER_SRC) \
+                          $(EDGE_LIB_SRC))
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .PHONY: all deps test test-unit test-sim test-fuzz test-cluster test-edge \
@@ -88,11 +93,21 @@ NGINX_SRC   := /usr/share/nginx/src
 NGINX_BUILD := build/nginx-src
 MODULE_SO   := build/nginx/ngx_http_agenda_module.so
 MODULE_DEPS := $(wildcard ngx_agenda_module/*.c ngx_agenda_module/*.h) \
-               $(ROUTER_SRC) $(wildcard router/*.h)
+               $(EDGE_LIB_SRC) $(wildcard ngx_agenda_module/lib/*.h) \
+               $(ROUTER_SRC) $(wildcard router/*.h) \
+               raft_agent/agenda/validate.c raft_agent/agenda/tz_names.c \
+               $(wildcard raft_agent/agenda/*.h)
 
 module: $(MODULE_SO)
 
-$(NGINX_BUILD)/objs/Makefile: ngx_agenda_module/config $(NGINX_SRC)/conf_flags
+# The module's `config` lists lib/*.c when configure runs: configure again
+# when that list changes (the file is rewritten only then).
+EDGE_LIB_LIST := build/edge-lib-srcs.txt
+$(shell mkdir -p build && echo '$(sort $(EDGE_LIB_SRC))' | \
+    cmp -s - $(EDGE_LIB_LIST) || echo '$(sort $(EDGE_LIB_SRC))' > $(EDGE_LIB_LIST))
+
+$(NGINX_BUILD)/objs/Makefile: ngx_agenda_module/config $(NGINX_SRC)/conf_flags \
+                              $(EDGE_LIB_LIST)
 	@test -r $(NGINX_SRC)/configure || \
 	    { echo "$(NGINX_SRC) missing: run make deps (nginx-dev)" >&2; exit 1; }
 	rm -rf $(NGINX_BUILD) && mkdir -p $(dir $(NGINX_BUILD))
@@ -138,7 +153,8 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -g -O1 $(INCS) \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
 
-FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(CORE_SRC) $(AGENT_SRC) $(ROUTER_SRC))
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(CORE_SRC) $(AGENT_SRC) \
+                $(ROUTER_SRC) $(EDGE_LIB_SRC))
 
 $(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -156,8 +172,9 @@ test-cluster: all
 	cd tests/cluster && AGENDA_BUILD=$(CURDIR)/$(BUILD) $(PYTHON) -m pytest -q -x -p no:cacheprovider .
 
 # Through nginx: the packaged /usr/sbin/nginx with our module, on free ports.
-test-edge: module
+test-edge: module all
 	cd tests/edge && AGENDA_MODULE=$(CURDIR)/$(MODULE_SO) \
+	    AGENDA_BUILD=$(CURDIR)/$(BUILD) \
 	    $(PYTHON) -m pytest -q -x -p no:cacheprovider .
 
 bench: deps all $(BUILD)/bench_agenda
