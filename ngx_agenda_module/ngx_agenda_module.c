@@ -13,22 +13,67 @@
  *                                  {"status":"ok","shards":N}.
  *   agenda_retry_budget <time>;    http, server, location; default 5s.  How
  *                                  long a shard call may keep retrying while
- *                                  a shard elects a leader (read by the
- *                                  routing of shard calls).
+ *                                  a shard elects a leader.
+ *   agenda_api;                    location.  Serves the public REST API
+ *                                  (ngx_agenda_api.c) through agenda_flow.
+ *   agenda_max_calls <n>;          http, server, location; default 40.  Shard
+ *                                  subrequests (retries included) one client
+ *                                  request may make; nginx allows 50 in all
+ *                                  and the rest is kept for publishing.
+ *   agenda_thread_pool <name>;     http, server, location; default
+ *                                  "default".  The nginx thread pool that
+ *                                  hashes and verifies passwords.
+ *   agenda_subscriber;             location.  Guards an nchan websocket
+ *                                  subscriber (ngx_agenda_subscriber.c).
+ *   agenda_shared_zone <name> <size>;  http.  The shared memory holding the
+ *                                  known leader of every shard; created
+ *                                  automatically (agenda_leaders, 64k) when
+ *                                  absent.
+ *   agenda_jwt_alg <alg>;  agenda_jwt_key_file <file> [<public key file>];
+ *   agenda_jwt_issuer <s>;  agenda_jwt_audience <s>;
+ *   agenda_jwt_ttl <time>;  agenda_jwt_leeway <time>;   http.  Access
+ *                                  tokens (agenda_jwt.h); the key files are
+ *                                  read once, here, and must not be readable
+ *                                  by group or others.
+ *   agenda_allowed_origin <origin>;  http.  The one browser Origin allowed
+ *                                  (e.g. https://localhost:8443).
  */
 
 
 #include "ngx_agenda_module.h"
 
 
-#define NGX_HTTP_AGENDA_ERRLEN  1024
+#define NGX_HTTP_AGENDA_ERRLEN    1024
+#define NGX_HTTP_AGENDA_KEY_MAX   16384
+#define NGX_HTTP_AGENDA_SHM_SIZE  (64 * 1024)
 
 
 static char *ngx_http_agenda_topology(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_agenda_health(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_agenda_api(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_agenda_subscriber(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_agenda_shared_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_agenda_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_agenda_set_cstr(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static void ngx_http_agenda_key_cleanup(void *data);
+static ngx_int_t ngx_http_agenda_read_key(ngx_conf_t *cf, ngx_str_t *file,
+    ngx_str_t *key);
+static char *ngx_http_agenda_init_jwt(ngx_conf_t *cf,
+    ngx_http_agenda_main_conf_t *amcf);
+static ngx_int_t ngx_http_agenda_add_zone(ngx_conf_t *cf,
+    ngx_http_agenda_main_conf_t *amcf, ngx_str_t *name, size_t size);
+static ngx_int_t ngx_http_agenda_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
 static void ngx_http_agenda_need_topology(ngx_conf_t *cf, ngx_command_t *cmd);
+static ngx_int_t ngx_http_agenda_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_agenda_postconfiguration(ngx_conf_t *cf);
 static void ngx_http_agenda_topology_cleanup(void *data);
 static void *ngx_http_agenda_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_agenda_init_main_conf(ngx_conf_t *cf, void *conf);
@@ -60,13 +105,97 @@ static ngx_command_t  ngx_http_agenda_commands[] = {
       offsetof(ngx_http_agenda_loc_conf_t, retry_budget),
       NULL },
 
+    { ngx_string("agenda_api"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_agenda_api,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("agenda_max_calls"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_agenda_loc_conf_t, max_calls),
+      NULL },
+
+    { ngx_string("agenda_thread_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_agenda_loc_conf_t, thread_pool_name),
+      NULL },
+
+    { ngx_string("agenda_subscriber"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_agenda_subscriber,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("agenda_shared_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_agenda_shared_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("agenda_jwt_alg"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_agenda_set_cstr,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_agenda_main_conf_t, jwt_alg),
+      NULL },
+
+    { ngx_string("agenda_jwt_key_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_agenda_jwt_key_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("agenda_jwt_issuer"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_agenda_set_cstr,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_agenda_main_conf_t, jwt_issuer),
+      NULL },
+
+    { ngx_string("agenda_jwt_audience"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_agenda_set_cstr,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_agenda_main_conf_t, jwt_audience),
+      NULL },
+
+    { ngx_string("agenda_jwt_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_agenda_main_conf_t, jwt_ttl),
+      NULL },
+
+    { ngx_string("agenda_jwt_leeway"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_agenda_main_conf_t, jwt_leeway),
+      NULL },
+
+    { ngx_string("agenda_allowed_origin"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_agenda_set_cstr,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_agenda_main_conf_t, allowed_origin),
+      NULL },
+
       ngx_null_command
 };
 
 
 static ngx_http_module_t  ngx_http_agenda_module_ctx = {
-    NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_agenda_preconfiguration,      /* preconfiguration */
+    ngx_http_agenda_postconfiguration,     /* postconfiguration */
 
     ngx_http_agenda_create_main_conf,      /* create main configuration */
     ngx_http_agenda_init_main_conf,        /* init main configuration */
@@ -215,6 +344,513 @@ ngx_http_agenda_topology_cleanup(void *data)
 }
 
 
+static char *
+ngx_http_agenda_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_agenda_loc_conf_t *alcf = conf;
+
+    ngx_http_core_loc_conf_t     *clcf;
+    ngx_http_agenda_main_conf_t  *amcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler != NULL) {
+        return "is duplicate, or the location already has a content handler";
+    }
+
+    clcf->handler = ngx_http_agenda_api_handler;
+    alcf->api = 1;
+
+    ngx_http_agenda_need_topology(cf, cmd);
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_agenda_module);
+
+    if (amcf->needs_jwt.data == NULL) {
+        amcf->needs_jwt = cmd->name;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_agenda_subscriber(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_agenda_loc_conf_t *alcf = conf;
+
+    ngx_http_agenda_main_conf_t  *amcf;
+
+    if (alcf->subscriber == 1) {
+        return "is duplicate";
+    }
+
+    alcf->subscriber = 1;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_agenda_module);
+
+    if (amcf->needs_jwt.data == NULL) {
+        amcf->needs_jwt = cmd->name;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_agenda_shared_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_agenda_main_conf_t *amcf = conf;
+
+    ssize_t     size;
+    ngx_str_t  *value;
+
+    if (amcf->shm_zone != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    size = ngx_parse_size(&value[2]);
+
+    if (size == NGX_ERROR || size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\" (at least %uz)",
+                           &value[2], 8 * ngx_pagesize);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_agenda_add_zone(cf, amcf, &value[1], size) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_agenda_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_agenda_main_conf_t *amcf = conf;
+
+    ngx_str_t  *value;
+
+    if (amcf->jwt_key_file.data != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    amcf->jwt_key_file = value[1];
+
+    if (cf->args->nelts == 3) {
+        amcf->jwt_verify_key_file = value[2];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * A string directive whose value the nginx-free libraries read as a C
+ * string: stored NUL-terminated, and refused when it holds a NUL.
+ */
+
+static char *
+ngx_http_agenda_set_cstr(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    u_char     *p;
+    ngx_str_t  *field, *value;
+
+    field = (ngx_str_t *) ((u_char *) conf + cmd->offset);
+
+    if (field->data != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0
+        || ngx_strlchr(value[1].data, value[1].data + value[1].len, '\0'))
+    {
+        return "needs a non-empty value";
+    }
+
+    p = ngx_pnalloc(cf->pool, value[1].len + 1);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(p, value[1].data, value[1].len);
+    p[value[1].len] = '\0';
+
+    field->data = p;
+    field->len = value[1].len;
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_agenda_key_cleanup(void *data)
+{
+    ngx_str_t  *key = data;
+
+    ngx_explicit_memzero(key->data, key->len);
+}
+
+
+/*
+ * Reads a key file into the cycle's pool, wiped when the cycle goes.  A
+ * key readable by group or others is refused: the master reads it as root
+ * at configuration time, the workers never need the file.  One trailing
+ * newline is dropped, so a secret written by `echo` or `openssl rand -hex`
+ * is the line itself.
+ */
+
+static ngx_int_t
+ngx_http_agenda_read_key(ngx_conf_t *cf, ngx_str_t *file, ngx_str_t *key)
+{
+    ssize_t              n;
+    ngx_fd_t             fd;
+    ngx_str_t           *kept;
+    ngx_file_info_t      fi;
+    ngx_pool_cleanup_t  *cln;
+
+    if (ngx_conf_full_name(cf->cycle, file, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    fd = ngx_open_file(file->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", file);
+        return NGX_ERROR;
+    }
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%V\" failed", file);
+        goto failed;
+    }
+
+    if (fi.st_mode & 077) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "key file \"%V\" is readable by group or others: "
+                           "chmod 600 it", file);
+        goto failed;
+    }
+
+    if (ngx_file_size(&fi) <= 0
+        || ngx_file_size(&fi) > NGX_HTTP_AGENDA_KEY_MAX)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "key file \"%V\" must hold 1..%d bytes", file,
+                           NGX_HTTP_AGENDA_KEY_MAX);
+        goto failed;
+    }
+
+    kept = ngx_palloc(cf->pool, sizeof(ngx_str_t));
+    key->data = ngx_pnalloc(cf->pool, ngx_file_size(&fi) + 1);
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+
+    if (kept == NULL || key->data == NULL || cln == NULL) {
+        goto failed;
+    }
+
+    n = ngx_read_fd(fd, key->data, ngx_file_size(&fi));
+
+    if (n != ngx_file_size(&fi)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "cannot read key file \"%V\"", file);
+        ngx_explicit_memzero(key->data, ngx_file_size(&fi));
+        goto failed;
+    }
+
+    key->len = n;
+
+    if (key->len > 1 && key->data[key->len - 1] == '\n') {
+        key->len--;
+    }
+
+    key->data[key->len] = '\0';
+
+    *kept = *key;
+    kept->len = n;
+    cln->handler = ngx_http_agenda_key_cleanup;
+    cln->data = kept;
+
+    ngx_close_file(fd);
+
+    return NGX_OK;
+
+failed:
+
+    ngx_close_file(fd);
+
+    return NGX_ERROR;
+}
+
+
+static char *
+ngx_http_agenda_init_jwt(ngx_conf_t *cf, ngx_http_agenda_main_conf_t *amcf)
+{
+    ngx_str_t                  sign, verify;
+    enum agenda_jwt_alg        alg;
+    struct agenda_jwt_config  *jwt;
+
+    if (amcf->jwt_alg.data == NULL && amcf->jwt_key_file.data == NULL) {
+        if (amcf->needs_jwt.data != NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"%V\" needs \"agenda_jwt_alg\" and "
+                          "\"agenda_jwt_key_file\" in the \"http\" block",
+                          &amcf->needs_jwt);
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (amcf->jwt_alg.data == NULL || amcf->jwt_key_file.data == NULL
+        || amcf->jwt_issuer.data == NULL || amcf->jwt_audience.data == NULL)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "JWT settings need \"agenda_jwt_alg\", "
+                      "\"agenda_jwt_key_file\", \"agenda_jwt_issuer\" and "
+                      "\"agenda_jwt_audience\"");
+        return NGX_CONF_ERROR;
+    }
+
+    alg = agenda_jwt_alg_parse((const char *) amcf->jwt_alg.data);
+
+    if (alg == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "unknown \"agenda_jwt_alg\" \"%V\" (HS256, HS384, "
+                      "HS512, RS256 or ES256)", &amcf->jwt_alg);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_agenda_read_key(cf, &amcf->jwt_key_file, &sign) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (alg == AGENDA_JWT_HS256 || alg == AGENDA_JWT_HS384
+        || alg == AGENDA_JWT_HS512)
+    {
+        if (amcf->jwt_verify_key_file.data != NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"agenda_jwt_key_file\": an HMAC algorithm takes "
+                          "one secret, not a public key");
+            return NGX_CONF_ERROR;
+        }
+
+        /* RFC 7518 3.2: a key at least as long as the hash output */
+
+        if (sign.len < 32) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "the secret in \"%V\" is shorter than 32 bytes",
+                          &amcf->jwt_key_file);
+            return NGX_CONF_ERROR;
+        }
+
+        verify = sign;
+
+    } else {
+        if (amcf->jwt_verify_key_file.data == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"agenda_jwt_key_file\": %V needs the private "
+                          "and the public key file", &amcf->jwt_alg);
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_http_agenda_read_key(cf, &amcf->jwt_verify_key_file, &verify)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    jwt = &amcf->jwt;
+
+    jwt->alg = alg;
+    jwt->sign_key = sign.data;
+    jwt->sign_key_len = sign.len;
+    jwt->verify_key = verify.data;
+    jwt->verify_key_len = verify.len;
+    jwt->issuer = (const char *) amcf->jwt_issuer.data;
+    jwt->audience = (const char *) amcf->jwt_audience.data;
+    jwt->ttl_s = (unsigned) amcf->jwt_ttl;
+    jwt->leeway_s = (unsigned) amcf->jwt_leeway;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_agenda_add_zone(ngx_conf_t *cf, ngx_http_agenda_main_conf_t *amcf,
+    ngx_str_t *name, size_t size)
+{
+    ngx_shm_zone_t  *zone;
+
+    zone = ngx_shared_memory_add(cf, name, size, &ngx_http_agenda_module);
+    if (zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (zone->data != NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "shared zone \"%V\" is already used", name);
+        return NGX_ERROR;
+    }
+
+    zone->init = ngx_http_agenda_init_zone;
+    zone->data = amcf;
+
+    amcf->shm_zone = zone;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The leaders survive a reload when the zone keeps its name and size: they
+ * are only hints (a wrong one costs one 421), so the old table is reused
+ * as is even if the topology changed.
+ */
+
+static ngx_int_t
+ngx_http_agenda_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_agenda_main_conf_t  *oamcf = data;
+
+    ngx_slab_pool_t              *shpool;
+    ngx_http_agenda_main_conf_t  *amcf;
+
+    amcf = shm_zone->data;
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (oamcf != NULL) {
+        amcf->shm = oamcf->shm;
+        return NGX_OK;
+    }
+
+    if (shm_zone->shm.exists) {
+        amcf->shm = shpool->data;
+        return NGX_OK;
+    }
+
+    amcf->shm = ngx_slab_calloc(shpool, sizeof(ngx_http_agenda_shm_t));
+    if (amcf->shm == NULL) {
+        return NGX_ERROR;
+    }
+
+    shpool->data = amcf->shm;
+
+    return NGX_OK;
+}
+
+
+/* The known leader's Raft id of shard, or 0 when none is known. */
+
+ngx_uint_t
+ngx_http_agenda_leader_get(ngx_http_request_t *r,
+    const struct agenda_shard *shard)
+{
+    ngx_uint_t                    id;
+    ngx_http_agenda_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agenda_module);
+
+    if (amcf->shm == NULL || shard->index >= AGENDA_TOPO_MAX_SHARDS) {
+        return 0;
+    }
+
+    id = amcf->shm->leader[shard->index];
+
+    return agenda_topology_replica(shard, id) ? id : 0;
+}
+
+
+void
+ngx_http_agenda_leader_set(ngx_http_request_t *r,
+    const struct agenda_shard *shard, ngx_uint_t id)
+{
+    ngx_http_agenda_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agenda_module);
+
+    if (amcf->shm == NULL || shard->index >= AGENDA_TOPO_MAX_SHARDS) {
+        return;
+    }
+
+    if (amcf->shm->leader[shard->index] == id) {
+        return;
+    }
+
+    amcf->shm->leader[shard->index] = id;
+
+    /* rare (elections), and what an operator wants to see */
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "agenda: shard \"%s\" is now led by replica %ui",
+                  shard->name, id);
+}
+
+
+/* Forgets id as the leader of shard, unless another worker replaced it. */
+
+void
+ngx_http_agenda_leader_forget(ngx_http_request_t *r,
+    const struct agenda_shard *shard, ngx_uint_t id)
+{
+    ngx_http_agenda_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agenda_module);
+
+    if (amcf->shm == NULL || shard->index >= AGENDA_TOPO_MAX_SHARDS) {
+        return;
+    }
+
+    (void) ngx_atomic_cmp_set(&amcf->shm->leader[shard->index], id, 0);
+}
+
+
+/* The index of the replica that serves the next stale read of shard. */
+
+ngx_uint_t
+ngx_http_agenda_next_replica(ngx_http_request_t *r,
+    const struct agenda_shard *shard)
+{
+    ngx_http_agenda_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agenda_module);
+
+    if (amcf->shm == NULL || shard->index >= AGENDA_TOPO_MAX_SHARDS) {
+        return ngx_random() % shard->n_replicas;
+    }
+
+    return ngx_atomic_fetch_add(&amcf->shm->next[shard->index], 1)
+           % shard->n_replicas;
+}
+
+
+static ngx_int_t
+ngx_http_agenda_preconfiguration(ngx_conf_t *cf)
+{
+    if (ngx_http_agenda_api_add_variables(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_agenda_subscriber_add_variables(cf);
+}
+
+
+static ngx_int_t
+ngx_http_agenda_postconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_agenda_subscriber_init(cf);
+}
+
+
 static void *
 ngx_http_agenda_create_main_conf(ngx_conf_t *cf)
 {
@@ -233,7 +869,16 @@ ngx_http_agenda_create_main_conf(ngx_conf_t *cf)
      *     amcf->needs_topology = { 0, NULL };
      *     amcf->needs_topology_file = { 0, NULL };
      *     amcf->needs_topology_line = 0;
+     *     amcf->needs_jwt = { 0, NULL };
+     *     amcf->jwt_* = { 0, NULL };
+     *     amcf->jwt = { 0 };
+     *     amcf->allowed_origin = { 0, NULL };
+     *     amcf->shm_zone = NULL;
+     *     amcf->shm = NULL;
      */
+
+    amcf->jwt_ttl = NGX_CONF_UNSET;
+    amcf->jwt_leeway = NGX_CONF_UNSET;
 
     return amcf;
 }
@@ -244,6 +889,8 @@ ngx_http_agenda_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_agenda_main_conf_t *amcf = conf;
 
+    ngx_str_t  name = ngx_string("agenda_leaders");
+
     if (amcf->needs_topology.data != NULL && amcf->topology == NULL) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "\"%V\" in %V:%ui needs \"agenda_topology\" in the "
@@ -251,6 +898,34 @@ ngx_http_agenda_init_main_conf(ngx_conf_t *cf, void *conf)
                       &amcf->needs_topology, &amcf->needs_topology_file,
                       amcf->needs_topology_line);
         return NGX_CONF_ERROR;
+    }
+
+    ngx_conf_init_value(amcf->jwt_ttl, 900);
+    ngx_conf_init_value(amcf->jwt_leeway, 30);
+
+    if (amcf->jwt_ttl <= 0 || amcf->jwt_ttl > 86400) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"agenda_jwt_ttl\" must be 1s..1d");
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->jwt_leeway > 300) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"agenda_jwt_leeway\" must be at most 5m");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_agenda_init_jwt(cf, amcf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->topology != NULL && amcf->shm_zone == NULL) {
+        if (ngx_http_agenda_add_zone(cf, amcf, &name,
+                                     NGX_HTTP_AGENDA_SHM_SIZE)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
     }
 
     return NGX_CONF_OK;
@@ -267,7 +942,17 @@ ngx_http_agenda_create_loc_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     alcf->thread_pool_name = { 0, NULL };
+     *     alcf->thread_pool = NULL;
+     */
+
     alcf->retry_budget = NGX_CONF_UNSET_MSEC;
+    alcf->max_calls = NGX_CONF_UNSET_UINT;
+    alcf->api = NGX_CONF_UNSET;
+    alcf->subscriber = NGX_CONF_UNSET;
 
     return alcf;
 }
@@ -280,6 +965,35 @@ ngx_http_agenda_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_agenda_loc_conf_t *conf = child;
 
     ngx_conf_merge_msec_value(conf->retry_budget, prev->retry_budget, 5000);
+    ngx_conf_merge_uint_value(conf->max_calls, prev->max_calls, 40);
+    ngx_conf_merge_str_value(conf->thread_pool_name, prev->thread_pool_name,
+                             "default");
+
+    /* agenda_api and agenda_subscriber are not inherited */
+
+    if (conf->api == NGX_CONF_UNSET) {
+        conf->api = 0;
+    }
+
+    if (conf->subscriber == NGX_CONF_UNSET) {
+        conf->subscriber = 0;
+    }
+
+    if (conf->max_calls == 0 || conf->max_calls > NGX_HTTP_MAX_SUBREQUESTS) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"agenda_max_calls\" must be 1..%d",
+                           NGX_HTTP_MAX_SUBREQUESTS);
+        return NGX_CONF_ERROR;
+    }
+
+    /* only where passwords are hashed, so others do not start threads */
+
+    if (conf->api) {
+        conf->thread_pool = ngx_thread_pool_add(cf, &conf->thread_pool_name);
+        if (conf->thread_pool == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
 
     return NGX_CONF_OK;
 }

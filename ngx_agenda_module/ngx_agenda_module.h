@@ -6,8 +6,10 @@
  * Ownership: the topology is loaded once per configuration cycle by the
  * "agenda_topology" directive and released by a cleanup of that cycle's
  * pool; request code only borrows it (and everything route.h returns) for
- * the lifetime of the request.  jansson values used while handling a
- * request are tied to the request pool with ngx_http_agenda_json_track().
+ * the lifetime of the request.  The JWT keys and settings live in the
+ * cycle's pool too.  jansson values used while handling a request are tied
+ * to the request pool with ngx_http_agenda_json_track(); a flow
+ * (agenda_flow.h) is freed by a cleanup of the request pool.
  */
 
 
@@ -23,6 +25,29 @@
 
 #include "topology.h"
 #include "route.h"
+#include "agenda_jwt.h"
+
+
+#if !(NGX_THREADS)
+#error ngx_http_agenda_module needs nginx built --with-threads
+#endif
+
+
+/*
+ * The first field of every request context of this module says what it
+ * is: the same module slot holds a client request's context, a shard
+ * call's (in its subrequest) or a subscriber's.
+ */
+#define NGX_HTTP_AGENDA_CTX_API         1
+#define NGX_HTTP_AGENDA_CTX_CALL        2
+#define NGX_HTTP_AGENDA_CTX_SUBSCRIBER  3
+
+
+/* what the workers share: the last known leader of every shard */
+typedef struct {
+    ngx_atomic_t                 leader[AGENDA_TOPO_MAX_SHARDS]; /* 0: none */
+    ngx_atomic_t                 next[AGENDA_TOPO_MAX_SHARDS];   /* stale rr */
+} ngx_http_agenda_shm_t;
 
 
 typedef struct {
@@ -33,16 +58,57 @@ typedef struct {
     ngx_str_t                    needs_topology;
     ngx_str_t                    needs_topology_file;
     ngx_uint_t                   needs_topology_line;
+
+    /* the first directive that needs the JWT settings */
+    ngx_str_t                    needs_jwt;
+
+    /* agenda_jwt_*: NUL-terminated copies in the cycle's pool */
+    ngx_str_t                    jwt_alg;
+    ngx_str_t                    jwt_key_file;
+    ngx_str_t                    jwt_verify_key_file;
+    ngx_str_t                    jwt_issuer;
+    ngx_str_t                    jwt_audience;
+    time_t                       jwt_ttl;
+    time_t                       jwt_leeway;
+    struct agenda_jwt_config     jwt;           /* alg 0: not configured */
+
+    ngx_str_t                    allowed_origin; /* "" when not pinned */
+
+    ngx_shm_zone_t              *shm_zone;
+    ngx_http_agenda_shm_t       *shm;           /* set by the zone's init */
 } ngx_http_agenda_main_conf_t;
 
 
 typedef struct {
     ngx_msec_t                   retry_budget;
+    ngx_uint_t                   max_calls;     /* subrequests per request */
+    ngx_str_t                    thread_pool_name;
+    ngx_thread_pool_t           *thread_pool;   /* NULL unless agenda_api */
+    ngx_flag_t                   api;           /* agenda_api here */
+    ngx_flag_t                   subscriber;    /* agenda_subscriber here */
 } ngx_http_agenda_loc_conf_t;
 
 
+/* ngx_agenda_module.c */
+ngx_uint_t ngx_http_agenda_leader_get(ngx_http_request_t *r,
+    const struct agenda_shard *shard);
+void ngx_http_agenda_leader_set(ngx_http_request_t *r,
+    const struct agenda_shard *shard, ngx_uint_t id);
+void ngx_http_agenda_leader_forget(ngx_http_request_t *r,
+    const struct agenda_shard *shard, ngx_uint_t id);
+ngx_uint_t ngx_http_agenda_next_replica(ngx_http_request_t *r,
+    const struct agenda_shard *shard);
+
 /* ngx_agenda_health.c */
 ngx_int_t ngx_http_agenda_health_handler(ngx_http_request_t *r);
+
+/* ngx_agenda_api.c */
+ngx_int_t ngx_http_agenda_api_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_agenda_api_add_variables(ngx_conf_t *cf);
+
+/* ngx_agenda_subscriber.c */
+ngx_int_t ngx_http_agenda_subscriber_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_agenda_subscriber_add_variables(ngx_conf_t *cf);
 
 /* ngx_agenda_json.c */
 json_t *ngx_http_agenda_json_track(ngx_pool_t *pool, json_t *json);

@@ -7,7 +7,8 @@ and the development TLS material of config/dev-certs.  `start()` runs nginx
 in the foreground (`-g 'daemon off;'`) as a child; `stop()` signals exactly
 that PID (SIGTERM, then SIGKILL) and waits for it, and a finalizer does so
 even when the test fails.  On a failure the tail of nginx's error log and
-stderr are attached to the report.  No agents are needed yet.
+stderr are attached to the report.  `Agents` runs raft_agents for every
+shard of a test topology (fixture `stack`: agents plus an nginx in front).
 
 Environment: AGENDA_MODULE (absolute path of ngx_http_agenda_module.so;
 default build/nginx/ngx_http_agenda_module.so of the repository).
@@ -259,8 +260,161 @@ def pytest_runtest_makereport(item, call):
     shared = getattr(item.module, "_agenda_shared_edge", None)
     if shared is not None:
         edges.append(shared)
+    agents = getattr(item.module, "_agenda_agents", None)
+    if agents is not None:
+        rep.sections.append(("agent logs", agents.logs()))
     for e in edges:
         try:
             rep.sections.append((f"nginx logs ({e.root})", e.logs()))
         except Exception as ex:  # never hide the real failure
             rep.sections.append(("nginx logs", f"cannot read logs: {ex!r}"))
+
+
+# ---- agents: every shard of a test topology --------------------------------
+
+BUILD = Path(os.environ.get("AGENDA_BUILD") or REPO / "build" / "release")
+AGENT = BUILD / "raft_agent"
+
+# Fast Raft timing: elections within ~200 ms, heartbeats every 20 ms.
+FAST_RAFT = {"tick_ms": 10, "election_ticks": 10, "heartbeat_ticks": 2,
+             "snapshot_threshold": 10000, "map_size_mb": 64}
+
+
+class Agents:
+    """Every shard of a four-shard topology (events_am, events_nz, groups,
+    users) on free loopback ports, data and logs under root.  events_am has
+    `replicas` replicas (the failover tests kill its leader); the others
+    have `others` each, to spare the two cores.  Processes are stopped by
+    their own PID."""
+
+    SHARDS = (("events_am", "events", {"from": "", "to": "n"}),
+              ("events_nz", "events", {"from": "n", "to": ""}),
+              ("groups", "groups", None), ("users", "users", None))
+
+    def __init__(self, root: Path, replicas: int = 3, others: int = 1):
+        if not AGENT.is_file():
+            pytest.exit(f"{AGENT} not found: run `make all` first", 2)
+        self.root = root
+        self.procs: dict[tuple[str, int], subprocess.Popen] = {}
+        counts = [replicas] + [others] * (len(self.SHARDS) - 1)
+        ports = iter(free_ports(2 * sum(counts)))
+        shards = []
+        self.http_ports: dict[tuple[str, int], int] = {}
+        for (name, kind, rng), n in zip(self.SHARDS, counts):
+            reps = []
+            for i in range(1, n + 1):
+                hp, rp = next(ports), next(ports)
+                reps.append({"id": i, "name": f"{name}-{i}",
+                             "server": f"server{i}", "http_port": hp,
+                             "raft_port": rp})
+                self.http_ports[(name, i)] = hp
+            sh = {"name": name, "kind": kind, "replicas": reps}
+            if rng is not None:
+                sh["range"] = rng
+            shards.append(sh)
+        topo = {"version": 1, "cluster": "agenda-edge-test",
+                "raft": FAST_RAFT, "data_dir": str(root / "data"),
+                "servers": [{"name": f"server{i}", "host": "127.0.0.1"}
+                            for i in range(1, max(counts) + 1)],
+                "shards": shards}
+        self.topology = root / "topology.json"
+        (root / "logs").mkdir(parents=True, exist_ok=True)
+        self.topology.write_text(json.dumps(topo, indent=2))
+
+    def log_path(self, shard: str, rid: int) -> Path:
+        return self.root / "logs" / f"{shard}-{rid}.log"
+
+    def start(self, shard: str, rid: int) -> None:
+        data = self.root / "data" / f"{shard}-{rid}"
+        data.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path(shard, rid), "ab") as log:
+            self.procs[(shard, rid)] = subprocess.Popen(
+                [str(AGENT), "--topology", str(self.topology),
+                 "--shard", shard, "--node", str(rid), "--data-dir",
+                 str(data), "--log-level", "warn"],
+                stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True)
+
+    def start_all(self, timeout: float = 20.0) -> None:
+        for key in self.http_ports:
+            self.start(*key)
+        for shard in {s for s, _ in self.http_ports}:
+            self.wait_for_leader(shard, timeout)
+
+    def status(self, shard: str, rid: int) -> dict | None:
+        p = self.procs.get((shard, rid))
+        if p is None or p.poll() is not None:
+            return None
+        try:
+            conn = http.client.HTTPConnection(
+                "127.0.0.1", self.http_ports[(shard, rid)], timeout=1)
+            try:
+                conn.request("GET", "/status")
+                resp = conn.getresponse()
+                body = resp.read()
+                return json.loads(body) if resp.status == 200 else None
+            finally:
+                conn.close()
+        except (OSError, ValueError):
+            return None
+
+    def wait_for_leader(self, shard: str, timeout: float = 15.0,
+                        exclude=()) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            leaders = []
+            for (s, rid) in self.http_ports:
+                if s != shard or rid in exclude:
+                    continue
+                st = self.status(s, rid)
+                if st and st.get("role") == "leader":
+                    leaders.append((st["term"], rid))
+            if leaders:
+                return max(leaders)[1]
+            time.sleep(0.05)
+        raise RuntimeError(f"no leader in {shard} within {timeout}s:\n"
+                           + self.logs())
+
+    def kill(self, shard: str, rid: int) -> None:
+        p = self.procs.get((shard, rid))
+        if p is not None and p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            p.wait(10)
+
+    def stop_all(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+        for p in self.procs.values():
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def logs(self) -> str:
+        out = []
+        for (s, rid) in self.http_ports:
+            out.append(f"== {s}-{rid}\n" + tail(self.log_path(s, rid), 15))
+        return "\n".join(out)
+
+
+@pytest.fixture(scope="module")
+def stack(request, tls_dir):
+    """Agents for every shard plus one nginx in front of them, shared by
+    the tests of a file: (agents, edge)."""
+    root = _private_dir("agenda-edge-agents-")
+    agents = Agents(root)
+    e = Edge(_private_dir("agenda-edge-"), tls_dir, agents.topology)
+    request.module._agenda_shared_edge = e
+    request.module._agenda_agents = agents
+    try:
+        agents.start_all()
+        e.generate("--retry-budget", "8s", "--auth-rate", "100r/s",
+                   "--auth-burst", "200")
+        e.start()
+        yield agents, e
+    finally:
+        e.stop()
+        agents.stop_all()
+        shutil.rmtree(e.root, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)

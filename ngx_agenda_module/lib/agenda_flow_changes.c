@@ -1,0 +1,370 @@
+/*
+ * agenda_flow_changes.c — /changes (incremental sync), /audit and
+ * /cluster (admins).
+ *
+ * Sync tokens.  A target's changes live on one or more shards, each with
+ * its own sequence numbers:
+ *   user:<me>        every shard (the users shard: the account; the groups
+ *                    shard: memberships; each events shard: invitations)
+ *   calendar:<cal>   the calendar's events shard
+ *   group:<id>       the groups shard
+ * The public token is opaque: base64url (no padding) of the compact JSON
+ * object {"<shard name>": <seq>, ...} over exactly the target's shards.
+ * A token whose shard set differs from the target's (another target, or
+ * the topology changed) is 400 invalid_sync_token; any shard answering
+ * 410 makes the whole answer 410 sync_token_expired.  In both cases the
+ * client does a full sync.  Without ?since= the answer is the current
+ * position (changes.head of each shard) and no changes: take it *before*
+ * the full sync, then ask for what changed since.
+ *
+ * The audit log uses the same encoding for its cursor ({"shard": after}).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agenda_flow_internal.h"
+#include "route.h"
+#include "validate.h"
+
+struct rec {
+    int64_t time;
+    const char *shard;
+    json_int_t seq;
+    json_t *v;
+};
+
+static int rec_cmp(const void *a, const void *b)
+{
+    const struct rec *x = a, *y = b;
+    int c;
+
+    if (x->time != y->time)
+        return x->time < y->time ? -1 : 1;
+    c = strcmp(x->shard, y->shard);
+    if (c != 0)
+        return c;
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/*
+ * Merge the arrays under key of every answer, each item tagged with its
+ * shard, by time, shard, seq; the new positions go to pos[shard] from
+ * pos_key of each answer.  *more when any answer says so.
+ */
+static json_t *merge_feed(struct agenda_flow *f, const char *key,
+                          const char *pos_key, json_t *pos, bool *more)
+{
+    size_t n = 0, k = 0, j;
+    struct rec *r;
+    json_t *out = json_array(), *v;
+
+    *more = false;
+    for (size_t i = 0; i < f->n_ans; i++)
+        n += json_array_size(json_object_get(f->ans[i].json, key));
+    r = calloc(n + 1, sizeof *r);
+    if (r == NULL || out == NULL)
+        goto fail;
+    for (size_t i = 0; i < f->n_ans; i++) {
+        const char *shard = f->scratch != NULL
+            ? json_string_value(json_array_get(
+                  json_object_get(f->scratch, "shards"), i)) : NULL;
+        json_t *a = f->ans[i].json, *p = json_object_get(a, pos_key);
+
+        if (shard == NULL)
+            goto fail;
+        if (json_is_true(json_object_get(a, "more")))
+            *more = true;
+        if (json_is_integer(p))
+            flow_set(f, pos, shard, json_integer(json_integer_value(p)));
+        json_array_foreach(json_object_get(a, key), j, v) {
+            const char *t = json_string_value(json_object_get(v, "time"));
+            int64_t ms = 0;
+
+            if (!json_is_object(v))
+                continue;
+            if (t != NULL)
+                (void)agenda_time_parse(t, &ms);
+            if (json_object_set_new(v, "shard", json_string(shard)) != 0)
+                goto fail;
+            r[k++] = (struct rec){ms, shard,
+                                  json_integer_value(json_object_get(v,
+                                                                     "seq")),
+                                  v};
+        }
+    }
+    qsort(r, k, sizeof *r, rec_cmp);
+    for (size_t i = 0; i < k; i++)
+        if (json_array_append(out, r[i].v) != 0)
+            goto fail;
+    free(r);
+    return out;
+fail:
+    free(r);
+    json_decref(out);
+    f->oom = true;
+    return NULL;
+}
+
+/* Remember the shards of the fan-out, in call order, in scratch. */
+static void add_call_shard(struct agenda_flow *f, const struct agenda_shard *s)
+{
+    json_t *list = json_object_get(f->scratch, "shards");
+
+    if (list == NULL || json_array_append_new(list, json_string(s->name)))
+        f->oom = true;
+}
+
+/* ---- GET /changes -------------------------------------------------------- */
+
+/* Parse ?target= into scratch {"target", "kind"}; false when responded. */
+static bool parse_target(struct agenda_flow *f)
+{
+    const char *t = flow_param(f, "target");
+    char target[128], name[AGENDA_USERNAME_MAX + 1];
+
+    if (t == NULL)
+        snprintf(target, sizeof target, "user:%s", f->user);
+    else if (strncmp(t, "user:", 5) == 0
+             && agenda_username_fold(t + 5, name) == 0)
+        snprintf(target, sizeof target, "user:%s", name);
+    else if (strncmp(t, "calendar:g:", 11) == 0
+             && agenda_hex_id_valid(t + 11, AGENDA_GROUP_ID_LEN))
+        snprintf(target, sizeof target, "%s", t);
+    else if (strncmp(t, "calendar:", 9) == 0
+             && agenda_username_fold(t + 9, name) == 0)
+        snprintf(target, sizeof target, "calendar:%s", name);
+    else if (strncmp(t, "group:", 6) == 0
+             && agenda_hex_id_valid(t + 6, AGENDA_GROUP_ID_LEN))
+        snprintf(target, sizeof target, "%s", t);
+    else {
+        flow_error(f, 400, "invalid_target",
+                   "target must be user:<name>, calendar:<name>, "
+                   "calendar:g:<group id> or group:<group id>");
+        return false;
+    }
+    f->scratch = json_pack("{s:s, s:[]}", "target", target, "shards");
+    if (f->scratch == NULL) {
+        f->oom = true;
+        return false;
+    }
+    /* group feeds are read with the caller's role in the group */
+    if (strncmp(target, "calendar:g:", 11) == 0)
+        f->cal_raw = json_string_value(json_object_get(f->scratch,
+                                                       "target")) + 9;
+    else if (strncmp(target, "group:", 6) == 0) {
+        char cal[AGENDA_CALENDAR_MAX + 1];
+
+        snprintf(cal, sizeof cal, "g:%.16s", target + 6);
+        flow_set_str(f, f->scratch, "cal", cal);
+        f->cal_raw = json_string_value(json_object_get(f->scratch, "cal"));
+    }
+    return true;
+}
+
+void flow_h_changes(struct agenda_flow *f)
+{
+    const struct agenda_topology *topo = f->env.topo;
+    const char *target, *since = flow_param(f, "since");
+    json_t *pos = NULL, *changes, *args;
+    char *token;
+    bool more;
+
+    if (f->cal_stage == 0 && f->stage == 0) {
+        if (!parse_target(f))
+            return;
+        if (f->cal_raw == NULL)
+            f->cal_stage = 2;
+    }
+    if (f->cal_raw != NULL && !flow_calendar_ready(f))
+        return;
+    target = json_string_value(json_object_get(f->scratch, "target"));
+    if (f->stage == 0) {
+        const struct agenda_shard *list[AGENDA_TOPO_MAX_SHARDS];
+        size_t n = 0;
+
+        if (strncmp(target, "user:", 5) == 0)
+            for (size_t i = 0; i < topo->n_shards; i++)
+                list[n++] = &topo->shards[i];
+        else if (strncmp(target, "group:", 6) == 0)
+            list[n++] = agenda_route_kind(topo, AGENDA_SHARD_GROUPS);
+        else
+            list[n++] = agenda_route_calendar(topo, target + 9);
+        if (since != NULL) {
+            pos = flow_token_decode(since);
+            if (pos == NULL || json_object_size(pos) != n)
+                goto bad_token;
+            for (size_t i = 0; i < n; i++)
+                if (json_object_get(pos, list[i]->name) == NULL)
+                    goto bad_token;
+        }
+        flow_calls_begin(f);
+        for (size_t i = 0; i < n; i++) {
+            add_call_shard(f, list[i]);
+            if (since == NULL) {
+                args = flow_obj(f);
+            } else {
+                args = json_pack("{s:s, s:O}", "target", target, "since",
+                                 json_object_get(pos, list[i]->name));
+                if (flow_param_int(f, args, "limit") != 0) {
+                    json_decref(args);
+                    json_decref(pos);
+                    return;
+                }
+            }
+            flow_call_as(f, list[i], false,
+                         since == NULL ? "changes.head" : "changes.list",
+                         args, f->user, f->role, f->cal_role);
+        }
+        json_decref(pos);
+        flow_calls_emit(f);
+        f->stage = 1;
+        return;
+    }
+    for (size_t i = 0; i < f->n_ans; i++) {
+        if (f->ans[i].status == 410) {
+            flow_error(f, 410, "sync_token_expired",
+                       "the sync token is too old: do a full sync, then "
+                       "GET /changes without since for a new token");
+            return;
+        }
+        if (f->ans[i].status == 400 && since != NULL) {
+            const char *code = json_string_value(json_object_get(
+                json_object_get(f->ans[i].json, "error"), "code"));
+
+            if (code != NULL && strcmp(code, "invalid_sync_token") == 0)
+                goto bad_token;
+        }
+    }
+    if (flow_first_failure(f) >= 0) {
+        flow_shard_error(f, (size_t)flow_first_failure(f));
+        return;
+    }
+    pos = flow_obj(f);
+    changes = merge_feed(f, "changes", "sync_token", pos, &more);
+    token = pos != NULL && !f->oom ? flow_token_encode(pos) : NULL;
+    json_decref(pos);
+    if (changes == NULL || token == NULL) {
+        json_decref(changes);
+        free(token);
+        f->oom = true;
+        return;
+    }
+    flow_respond(f, 200, json_pack("{s:s, s:o, s:s, s:b}", "target", target,
+                                   "changes", changes, "sync_token", token,
+                                   "more", more));
+    free(token);
+    return;
+bad_token:
+    json_decref(pos);
+    flow_error(f, 400, "invalid_sync_token",
+               "this sync token is not one of this target's (or the "
+               "cluster changed): do a full sync");
+}
+
+/* ---- GET /audit (admins) ------------------------------------------------- */
+
+void flow_h_audit(struct agenda_flow *f)
+{
+    const struct agenda_topology *topo = f->env.topo;
+    const char *cursor = flow_param(f, "cursor");
+    json_t *pos = NULL, *records, *args;
+    char *next;
+    bool more;
+
+    if (f->stage == 0) {
+        if (strcmp(f->role, "admin") != 0) {
+            flow_error(f, 403, "forbidden", "only admins read the audit log");
+            return;
+        }
+        if (cursor != NULL) {
+            pos = flow_token_decode(cursor);
+            if (pos == NULL) {
+                flow_error(f, 400, "invalid_cursor",
+                           "give back a cursor from an earlier answer");
+                return;
+            }
+        }
+        f->scratch = json_pack("{s:[]}", "shards");
+        if (f->scratch == NULL) {
+            json_decref(pos);
+            f->oom = true;
+            return;
+        }
+        flow_calls_begin(f);
+        for (size_t i = 0; i < topo->n_shards; i++) {
+            json_t *after = json_object_get(pos, topo->shards[i].name);
+
+            args = json_pack("{s:I}", "after",
+                             after != NULL ? json_integer_value(after) : 0);
+            if (flow_param_int(f, args, "limit") != 0) {
+                json_decref(args);
+                json_decref(pos);
+                return;
+            }
+            add_call_shard(f, &topo->shards[i]);
+            flow_call(f, &topo->shards[i], false, "audit.list", args);
+        }
+        json_decref(pos);
+        flow_calls_emit(f);
+        f->stage = 1;
+        return;
+    }
+    if (flow_first_failure(f) >= 0) {
+        flow_shard_error(f, (size_t)flow_first_failure(f));
+        return;
+    }
+    pos = flow_obj(f);
+    records = merge_feed(f, "records", "next_after", pos, &more);
+    next = pos != NULL && !f->oom ? flow_token_encode(pos) : NULL;
+    json_decref(pos);
+    if (records == NULL || next == NULL) {
+        json_decref(records);
+        free(next);
+        f->oom = true;
+        return;
+    }
+    flow_respond(f, 200, json_pack("{s:o, s:s, s:b}", "records", records,
+                                   "cursor", next, "more", more));
+    free(next);
+}
+
+/* ---- GET /cluster (admins) ----------------------------------------------- */
+
+/*
+ * The flow knows the topology, not the replicas' live state (leader,
+ * term, commit index come from each replica's GET /status, which is not
+ * a shard operation): it answers the configured layout, and the executor,
+ * which talks to every replica, may add a "status" object per replica.
+ */
+void flow_h_cluster(struct agenda_flow *f)
+{
+    const struct agenda_topology *topo = f->env.topo;
+    json_t *shards = json_array();
+
+    if (strcmp(f->role, "admin") != 0) {
+        json_decref(shards);
+        flow_error(f, 403, "forbidden", "only admins see the cluster");
+        return;
+    }
+    for (size_t i = 0; shards != NULL && i < topo->n_shards; i++) {
+        const struct agenda_shard *s = &topo->shards[i];
+        json_t *reps = json_array();
+
+        for (size_t r = 0; reps != NULL && r < s->n_replicas; r++)
+            if (json_array_append_new(reps, json_pack(
+                    "{s:i, s:s, s:s, s:i}", "id", (int)s->replicas[r].id,
+                    "name", s->replicas[r].name,
+                    "host", s->replicas[r].host,
+                    "http_port", (int)s->replicas[r].http_port)) != 0)
+                f->oom = true;
+        if (json_array_append_new(shards, json_pack(
+                "{s:s, s:s, s:{s:s, s:s}, s:o?}", "name", s->name,
+                "kind", agenda_shard_kind_name(s->kind), "range",
+                "from", s->range_from, "to", s->range_to,
+                "replicas", reps)) != 0)
+            f->oom = true;
+    }
+    flow_respond(f, 200, json_pack("{s:s, s:o?}", "cluster", topo->cluster,
+                                   "shards", shards));
+}

@@ -1,0 +1,466 @@
+/*
+ * agenda_flow_events.c — /calendars/{calendar}/events and one event: list,
+ * create, read, replace (PUT), change (PATCH), delete, RSVP.
+ *
+ * Versions: every event carries "version"; answers about one event send
+ * it as ETag "\"<version>\"", and writes take it back as If-Match, which
+ * becomes the shard's expected_version (412 version_mismatch when it is
+ * stale).  PUT and PATCH require If-Match (428 precondition_required), so
+ * a client never overwrites a change it has not seen; DELETE takes it when
+ * given and deletes unconditionally otherwise.
+ *
+ * Group calendars ("g:<group id>"): the caller's role in the group is
+ * looked up on the groups shard first (group.get as the caller: 404 for
+ * non-members, so a group's existence is not revealed) and passed to the
+ * events shard as actor.calendar_role.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agenda_flow_internal.h"
+#include "route.h"
+#include "validate.h"
+
+static const char *const event_fields[] = {
+    "title", "description", "location", "start", "end", "all_day",
+    "time_zone", "visibility", "participants", "conflict_policy", NULL};
+
+static const struct agenda_shard *cal_shard(struct agenda_flow *f)
+{
+    return agenda_route_calendar(f->env.topo, f->cal);
+}
+
+/* A call on the calendar's shard with the caller's standing on it. */
+static void cal_call(struct agenda_flow *f, bool command, const char *op,
+                     json_t *args)
+{
+    flow_call_as(f, cal_shard(f), command, op, args, f->user, f->role,
+                 f->cal_role);
+}
+
+/* {"calendar": cal, "id": id} plus the rest added by the caller. */
+static json_t *event_args(struct agenda_flow *f, bool with_id)
+{
+    json_t *a = json_pack("{s:s}", "calendar", f->cal);
+
+    if (a == NULL)
+        f->oom = true;
+    else if (with_id)
+        flow_set_str(f, a, "id", f->seg[1]);
+    return a;
+}
+
+bool flow_calendar_ready(struct agenda_flow *f)
+{
+    const char *raw = f->cal_raw != NULL ? f->cal_raw : f->seg[0];
+    json_t *members, *m;
+    size_t i;
+
+    switch (f->cal_stage) {
+    case 0:
+        if (strncmp(raw, "g:", 2) == 0) {
+            if (!agenda_hex_id_valid(raw + 2, AGENDA_GROUP_ID_LEN)) {
+                flow_error(f, 400, "invalid_calendar",
+                           "a group calendar is g: and 16 lowercase hex");
+                return false;
+            }
+            strcpy(f->cal, raw);
+            f->group_cal = true;
+        } else if (agenda_username_fold(raw, f->cal) != 0) {
+            flow_error(f, 400, "invalid_calendar",
+                       "a calendar is a username or g:<group id>");
+            return false;
+        }
+        if (!f->group_cal) {
+            f->cal_stage = 2;
+            return true;
+        }
+        flow_calls_begin(f);
+        flow_call(f, agenda_route_kind(f->env.topo, AGENDA_SHARD_GROUPS),
+                  false, "group.get", json_pack("{s:s}", "id", f->cal + 2));
+        if (f->n_calls > 0)
+            f->calls[0].stale = false; /* authorization: fresh roles */
+        flow_calls_emit(f);
+        f->cal_stage = 1;
+        return false;
+    case 1:
+        if (f->ans[0].status == 404) {
+            flow_error(f, 404, "not_found", "no such calendar");
+            return false;
+        }
+        if (!flow_ok(f, 0)) {
+            flow_shard_error(f, 0);
+            return false;
+        }
+        members = json_object_get(json_object_get(f->ans[0].json, "group"),
+                                  "members");
+        f->cal_role = "none"; /* admins who are not members */
+        json_array_foreach(members, i, m) {
+            const char *u = json_string_value(json_object_get(m, "user"));
+            const char *r = json_string_value(json_object_get(m, "role"));
+
+            if (u != NULL && r != NULL && strcmp(u, f->user) == 0)
+                f->cal_role = strcmp(r, "leader") == 0 ? "leader"
+                                                       : "member";
+        }
+        f->cal_stage = 2;
+        return true;
+    default:
+        return true;
+    }
+}
+
+/* The event id of the path: 404 when it cannot name an event. */
+static bool event_id_ok(struct agenda_flow *f)
+{
+    if (agenda_hex_id_valid(f->seg[1], AGENDA_EVENT_ID_LEN))
+        return true;
+    flow_error(f, 404, "not_found", "no such event");
+    return false;
+}
+
+/* Channels and messages for a change of the event in answer ans. */
+static void notify_event(struct agenda_flow *f, const char *type,
+                         json_t *ans, json_t *event, json_t *old)
+{
+    char channel[80];
+    const char *id = json_string_value(json_object_get(event, "id"));
+    json_t *parts = json_object_get(event, "participants");
+    const char *p;
+    json_t *v;
+
+    if (id == NULL)
+        id = f->n_seg > 1 ? f->seg[1] : "";
+    flow_calendar_channel(f->cal, channel, sizeof channel);
+    flow_notify(f, channel,
+                flow_note_msg(f, type, id, f->cal, cal_shard(f), ans));
+    json_object_foreach(parts, p, v) {
+        const char *t = type;
+
+        if (strcmp(type, "event.created") == 0
+            || (old != NULL && json_object_get(old, p) == NULL))
+            t = "invitation.created";
+        snprintf(channel, sizeof channel, "user/%s", p);
+        flow_notify(f, channel,
+                    flow_note_msg(f, t, id, f->cal, cal_shard(f), ans));
+    }
+    json_object_foreach(old, p, v) {
+        if (json_object_get(parts, p) != NULL)
+            continue;
+        snprintf(channel, sizeof channel, "user/%s", p);
+        flow_notify(f, channel,
+                    flow_note_msg(f, strcmp(type, "event.deleted") == 0
+                                     ? type : "invitation.removed",
+                                  id, f->cal, cal_shard(f), ans));
+    }
+}
+
+/* ---- GET|POST /calendars/{calendar}/events ------------------------------- */
+
+void flow_h_events_list(struct agenda_flow *f)
+{
+    json_t *args;
+
+    if (!flow_calendar_ready(f))
+        return;
+    if (f->stage == 0) {
+        if (flow_param(f, "from") == NULL || flow_param(f, "to") == NULL) {
+            flow_error(f, 400, "missing_parameter",
+                       "give ?from= and ?to= (RFC 3339 instants)");
+            return;
+        }
+        args = event_args(f, false);
+        flow_param_str(f, args, "from");
+        flow_param_str(f, args, "to");
+        flow_param_str(f, args, "cursor");
+        if (flow_param_int(f, args, "limit") != 0) {
+            json_decref(args);
+            return;
+        }
+        flow_calls_begin(f);
+        cal_call(f, false, "event.list", args);
+        flow_calls_emit(f);
+        f->stage = 1;
+        return;
+    }
+    if (!flow_ok(f, 0)) {
+        flow_shard_error(f, 0);
+        return;
+    }
+    flow_respond(f, 200, json_incref(f->ans[0].json));
+}
+
+void flow_h_events_create(struct agenda_flow *f)
+{
+    json_t *args, *ev;
+    const char *id;
+    char loc[160];
+
+    if (!flow_calendar_ready(f))
+        return;
+    if (f->stage == 0) {
+        args = event_args(f, false);
+        flow_copy_fields(f, args, event_fields);
+        flow_copy_fields(f, args, (const char *const[]){"id", NULL});
+        flow_calls_begin(f);
+        cal_call(f, true, "event.create", args);
+        flow_calls_emit(f);
+        f->stage = 1;
+        return;
+    }
+    if (!flow_ok(f, 0)) {
+        flow_shard_error(f, 0);
+        return;
+    }
+    ev = json_object_get(f->ans[0].json, "event");
+    id = json_string_value(json_object_get(ev, "id"));
+    if (id != NULL) {
+        snprintf(loc, sizeof loc, "/api/v1/calendars/%s/events/%s", f->cal,
+                 id);
+        flow_header(f, "Location", loc);
+    }
+    flow_etag(f, ev);
+    notify_event(f, "event.created", f->ans[0].json, ev, NULL);
+    json_object_del(f->ans[0].json, "sync_token");
+    flow_respond(f, 201, json_incref(f->ans[0].json));
+}
+
+/* ---- one event ----------------------------------------------------------- */
+
+void flow_h_event_get(struct agenda_flow *f)
+{
+    if (f->cal_stage == 0 && !event_id_ok(f))
+        return;
+    if (!flow_calendar_ready(f))
+        return;
+    if (f->stage == 0) {
+        flow_calls_begin(f);
+        cal_call(f, false, "event.get", event_args(f, true));
+        flow_calls_emit(f);
+        f->stage = 1;
+        return;
+    }
+    if (!flow_ok(f, 0)) {
+        flow_shard_error(f, 0);
+        return;
+    }
+    flow_etag(f, json_object_get(f->ans[0].json, "event"));
+    flow_respond(f, 200, json_incref(f->ans[0].json));
+}
+
+/*
+ * PUT replaces the event's fields: those it omits get their defaults.
+ * PATCH changes only the fields it gives.  When the participants may
+ * change (PUT, or PATCH with participants), the event is read first so
+ * that the notifications can tell new invitees (invitation.created) and
+ * removed ones (invitation.removed) from those kept (event.updated).
+ */
+static void event_write(struct agenda_flow *f, bool put)
+{
+    static const char *const required[] = {"title", "start", "end",
+                                           "time_zone", NULL};
+    long long version;
+    json_t *args, *ev, *old;
+    int im;
+
+    if (f->cal_stage == 0) {
+        if (!event_id_ok(f))
+            return;
+        im = flow_if_match(f->if_match, &version);
+        if (im == 1) {
+            flow_error(f, 428, "precondition_required",
+                       "send If-Match with the event's ETag (GET it "
+                       "first)");
+            return;
+        }
+        if (im < 0) {
+            flow_error(f, 400, "invalid_if_match",
+                       "If-Match must be one ETag such as \"3\"");
+            return;
+        }
+        for (size_t i = 0; put && required[i] != NULL; i++) {
+            json_t *v = json_object_get(f->in, required[i]);
+
+            if (v == NULL || json_is_null(v)) {
+                flow_error(f, 400, "missing_field",
+                           "'%s' is required (PUT replaces the event; "
+                           "use PATCH to change some fields)", required[i]);
+                return;
+            }
+        }
+        f->scratch = json_pack("{s:I}", "version", (json_int_t)version);
+        if (f->scratch == NULL) {
+            f->oom = true;
+            return;
+        }
+    }
+    if (!flow_calendar_ready(f))
+        return;
+    switch (f->stage) {
+    case 0:
+        f->stage = 2;
+        if (put || json_object_get(f->in, "participants") != NULL) {
+            flow_calls_begin(f);
+            cal_call(f, false, "event.get", event_args(f, true));
+            if (f->n_calls > 0)
+                f->calls[0].stale = false;
+            flow_calls_emit(f);
+            f->stage = 1;
+            return;
+        }
+        break;
+    case 1:
+        if (!flow_ok(f, 0)) {
+            flow_shard_error(f, 0);
+            return;
+        }
+        old = json_object_get(json_object_get(f->ans[0].json, "event"),
+                              "participants");
+        flow_set(f, f->scratch, "old",
+                 json_is_object(old) ? json_incref(old) : json_object());
+        f->stage = 2;
+        break;
+    default:
+        break;
+    }
+    if (f->stage == 2) {
+        args = event_args(f, true);
+        flow_set(f, args, "expected_version",
+                 json_integer(json_integer_value(
+                     json_object_get(f->scratch, "version"))));
+        if (put) {
+            flow_set_str(f, args, "description", "");
+            flow_set_str(f, args, "location", "");
+            flow_set(f, args, "all_day", json_false());
+            flow_set_str(f, args, "visibility", "default");
+            flow_set(f, args, "participants", json_array());
+        }
+        flow_copy_fields(f, args, event_fields);
+        flow_calls_begin(f);
+        cal_call(f, true, "event.update", args);
+        flow_calls_emit(f);
+        f->stage = 3;
+        return;
+    }
+    if (!flow_ok(f, 0)) {
+        flow_shard_error(f, 0);
+        return;
+    }
+    ev = json_object_get(f->ans[0].json, "event");
+    flow_etag(f, ev);
+    notify_event(f, "event.updated", f->ans[0].json, ev,
+                 json_object_get(f->scratch, "old"));
+    json_object_del(f->ans[0].json, "sync_token");
+    flow_respond(f, 200, json_incref(f->ans[0].json));
+}
+
+void flow_h_event_put(struct agenda_flow *f)
+{
+    event_write(f, true);
+}
+
+void flow_h_event_patch(struct agenda_flow *f)
+{
+    event_write(f, false);
+}
+
+void flow_h_event_delete(struct agenda_flow *f)
+{
+    long long version = 0;
+    json_t *args, *ev;
+    int im;
+
+    if (f->cal_stage == 0) {
+        if (!event_id_ok(f))
+            return;
+        im = flow_if_match(f->if_match, &version);
+        if (im < 0) {
+            flow_error(f, 400, "invalid_if_match",
+                       "If-Match must be one ETag such as \"3\"");
+            return;
+        }
+        f->scratch = im == 0 ? json_pack("{s:I}", "version",
+                                         (json_int_t)version)
+                             : json_object();
+        if (f->scratch == NULL) {
+            f->oom = true;
+            return;
+        }
+    }
+    if (!flow_calendar_ready(f))
+        return;
+    switch (f->stage) {
+    case 0:
+        /* read first: the participants are told of the deletion */
+        flow_calls_begin(f);
+        cal_call(f, false, "event.get", event_args(f, true));
+        if (f->n_calls > 0)
+            f->calls[0].stale = false;
+        flow_calls_emit(f);
+        f->stage = 1;
+        return;
+    case 1:
+        if (!flow_ok(f, 0)) {
+            flow_shard_error(f, 0);
+            return;
+        }
+        ev = json_object_get(f->ans[0].json, "event");
+        flow_set(f, f->scratch, "event", json_incref(ev));
+        args = event_args(f, true);
+        if (json_object_get(f->scratch, "version") != NULL)
+            flow_set(f, args, "expected_version",
+                     json_integer(json_integer_value(
+                         json_object_get(f->scratch, "version"))));
+        flow_calls_begin(f);
+        cal_call(f, true, "event.delete", args);
+        flow_calls_emit(f);
+        f->stage = 2;
+        return;
+    default:
+        if (!flow_ok(f, 0)) {
+            flow_shard_error(f, 0);
+            return;
+        }
+        notify_event(f, "event.deleted", f->ans[0].json,
+                     json_object_get(f->scratch, "event"), NULL);
+        json_object_del(f->ans[0].json, "sync_token");
+        flow_respond(f, 200, json_incref(f->ans[0].json));
+        return;
+    }
+}
+
+void flow_h_event_rsvp(struct agenda_flow *f)
+{
+    char channel[80];
+    json_t *args;
+
+    if (f->cal_stage == 0 && !event_id_ok(f))
+        return;
+    if (!flow_calendar_ready(f))
+        return;
+    if (f->stage == 0) {
+        args = event_args(f, true);
+        flow_copy_fields(f, args, (const char *const[]){"response", NULL});
+        flow_calls_begin(f);
+        cal_call(f, true, "event.rsvp", args);
+        flow_calls_emit(f);
+        f->stage = 1;
+        return;
+    }
+    if (!flow_ok(f, 0)) {
+        flow_shard_error(f, 0);
+        return;
+    }
+    flow_etag(f, json_object_get(f->ans[0].json, "event"));
+    flow_calendar_channel(f->cal, channel, sizeof channel);
+    flow_notify(f, channel, flow_note_msg(f, "invitation.responded",
+                                          f->seg[1], f->cal, cal_shard(f),
+                                          f->ans[0].json));
+    snprintf(channel, sizeof channel, "user/%s", f->user);
+    flow_notify(f, channel, flow_note_msg(f, "invitation.responded",
+                                          f->seg[1], f->cal, cal_shard(f),
+                                          f->ans[0].json));
+    json_object_del(f->ans[0].json, "sync_token");
+    flow_respond(f, 200, json_incref(f->ans[0].json));
+}

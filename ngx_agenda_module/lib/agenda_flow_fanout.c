@@ -1,0 +1,373 @@
+/*
+ * agenda_flow_fanout.c — the scatter-gather routes: /agenda,
+ * /invitations and /freebusy ask every events shard in parallel (one CALL
+ * action with a call per shard) and merge the answers here.
+ *
+ * Answers are all-or-nothing: when any shard fails the client gets that
+ * shard's error (503 when it is unreachable), never a silently partial
+ * view.  Each shard is asked for up to FLOW_FANOUT_LIMIT items; when a
+ * shard had more, the answer says "truncated": true (narrow the window).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agenda_flow_internal.h"
+#include "route.h"
+#include "validate.h"
+
+#define DAY_MS (24LL * 3600 * 1000)
+
+struct item {
+    int64_t start;
+    const char *cal, *id;
+    json_t *ev;
+};
+
+static int item_cmp(const void *a, const void *b)
+{
+    const struct item *x = a, *y = b;
+    int c;
+
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    c = strcmp(x->cal, y->cal);
+    return c != 0 ? c : strcmp(x->id, y->id);
+}
+
+/*
+ * Merge the "events" arrays of every answer: in start order (then
+ * calendar, then id), each (calendar, id) once, the first answer that has
+ * it winning (for /agenda the caller's own calendar comes first, so its
+ * full view wins over the same event seen as an invitation).
+ * *truncated is set when a shard had more.  Returns a new array or NULL.
+ */
+static json_t *merge_events(struct agenda_flow *f, bool *truncated)
+{
+    size_t n = 0, k = 0, j;
+    struct item *items;
+    json_t *seen, *out, *ev;
+
+    *truncated = false;
+    for (size_t i = 0; i < f->n_ans; i++) {
+        n += json_array_size(json_object_get(f->ans[i].json, "events"));
+        if (json_is_string(json_object_get(f->ans[i].json, "next_cursor")))
+            *truncated = true;
+    }
+    items = calloc(n + 1, sizeof *items);
+    seen = json_object();
+    out = json_array();
+    if (items == NULL || seen == NULL || out == NULL)
+        goto fail;
+    for (size_t i = 0; i < f->n_ans; i++) {
+        json_array_foreach(json_object_get(f->ans[i].json, "events"), j, ev) {
+            const char *cal = json_string_value(json_object_get(ev,
+                                                                "calendar"));
+            const char *id = json_string_value(json_object_get(ev, "id"));
+            const char *st = json_string_value(json_object_get(ev, "start"));
+            char key[AGENDA_CALENDAR_MAX + AGENDA_EVENT_ID_LEN + 2];
+            int64_t ms;
+
+            if (cal == NULL || id == NULL || st == NULL
+                || !flow_parse_when(st, &ms))
+                continue; /* not an event: skip rather than fail */
+            snprintf(key, sizeof key, "%s/%s", cal, id);
+            if (json_object_get(seen, key) != NULL)
+                continue;
+            if (json_object_set_new(seen, key, json_true()) != 0)
+                goto fail;
+            items[k++] = (struct item){ms, cal, id, ev};
+        }
+    }
+    qsort(items, k, sizeof *items, item_cmp);
+    for (size_t i = 0; i < k; i++)
+        if (json_array_append(out, items[i].ev) != 0)
+            goto fail;
+    free(items);
+    json_decref(seen);
+    return out;
+fail:
+    free(items);
+    json_decref(seen);
+    json_decref(out);
+    f->oom = true;
+    return NULL;
+}
+
+static json_t *window_args(struct agenda_flow *f, const char *from,
+                           const char *to)
+{
+    json_t *a = json_pack("{s:s, s:s, s:i}", "from", from, "to", to,
+                          "limit", FLOW_FANOUT_LIMIT);
+
+    if (a == NULL)
+        f->oom = true;
+    return a;
+}
+
+/* Respond with the first failure; true when there was one. */
+static bool any_failure(struct agenda_flow *f)
+{
+    long i = flow_first_failure(f);
+
+    if (i < 0)
+        return false;
+    flow_shard_error(f, (size_t)i);
+    return true;
+}
+
+static bool need_window(struct agenda_flow *f)
+{
+    if (flow_param(f, "from") != NULL && flow_param(f, "to") != NULL)
+        return true;
+    flow_error(f, 400, "missing_parameter",
+               "give ?from= and ?to= (RFC 3339 instants)");
+    return false;
+}
+
+/* ---- GET /agenda --------------------------------------------------------- */
+
+void flow_h_agenda(struct agenda_flow *f)
+{
+    const char *from = flow_param(f, "from"), *to = flow_param(f, "to");
+    const struct agenda_topology *t = f->env.topo;
+    json_t *args, *events, *first;
+    bool truncated;
+
+    if (f->stage == 0) {
+        if (!need_window(f))
+            return;
+        flow_calls_begin(f);
+        args = window_args(f, from, to);
+        flow_set_str(f, args, "calendar", f->user);
+        flow_call(f, agenda_route_calendar(t, f->user), false, "event.list",
+                  args);
+        for (size_t i = 0; i < t->n_events; i++) {
+            args = window_args(f, from, to);
+            flow_set_str(f, args, "user", f->user);
+            flow_call(f, t->events[i], false, "event.list_participant",
+                      args);
+        }
+        flow_calls_emit(f);
+        f->stage = 1;
+        return;
+    }
+    if (any_failure(f))
+        return;
+    events = merge_events(f, &truncated);
+    if (events == NULL)
+        return;
+    first = f->ans[0].json;
+    flow_respond(f, 200,
+                 json_pack("{s:O?, s:O?, s:o, s:b}",
+                           "from", json_object_get(first, "from"),
+                           "to", json_object_get(first, "to"),
+                           "events", events, "truncated", truncated));
+}
+
+/* ---- GET /invitations ---------------------------------------------------- */
+
+/*
+ * Without from/to the window is [now - 1 day, now + 365 days): what is
+ * still worth answering (the shards allow 366 days at most).
+ */
+void flow_h_invitations(struct agenda_flow *f)
+{
+    const struct agenda_topology *t = f->env.topo;
+    const char *from = flow_param(f, "from"), *to = flow_param(f, "to");
+    const char *status = flow_param(f, "status");
+    char dfrom[32], dto[32];
+    json_t *args, *events, *first;
+    bool truncated;
+
+    if (f->stage == 0) {
+        if ((from == NULL) != (to == NULL)) {
+            flow_error(f, 400, "missing_parameter",
+                       "give both ?from= and ?to=, or neither");
+            return;
+        }
+        if (from == NULL) {
+            agenda_time_format(f->env.now_s * 1000 - DAY_MS, dfrom,
+                               sizeof dfrom);
+            agenda_time_format(f->env.now_s * 1000 + 365 * DAY_MS, dto,
+                               sizeof dto);
+            from = dfrom;
+            to = dto;
+        }
+        flow_calls_begin(f);
+        for (size_t i = 0; i < t->n_events; i++) {
+            args = window_args(f, from, to);
+            flow_set_str(f, args, "user", f->user);
+            if (status != NULL)
+                flow_set_str(f, args, "response", status);
+            flow_call(f, t->events[i], false, "event.list_participant",
+                      args);
+        }
+        flow_calls_emit(f);
+        f->stage = 1;
+        return;
+    }
+    if (any_failure(f))
+        return;
+    events = merge_events(f, &truncated);
+    if (events == NULL)
+        return;
+    first = f->ans[0].json;
+    flow_respond(f, 200,
+                 json_pack("{s:O?, s:O?, s:o, s:b}",
+                           "from", json_object_get(first, "from"),
+                           "to", json_object_get(first, "to"),
+                           "invitations", events, "truncated", truncated));
+}
+
+/* ---- GET /freebusy ------------------------------------------------------- */
+
+struct span {
+    int64_t start, end;
+};
+
+static int span_cmp(const void *a, const void *b)
+{
+    const struct span *x = a, *y = b;
+
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return (x->end > y->end) - (x->end < y->end);
+}
+
+/* The union of answers [first, first + n) as [{start, end}], sorted. */
+static json_t *merge_busy(struct agenda_flow *f, size_t first, size_t n)
+{
+    size_t total = 0, k = 0, j;
+    struct span *s;
+    json_t *out = json_array(), *b;
+
+    for (size_t i = first; i < first + n; i++)
+        total += json_array_size(json_object_get(f->ans[i].json, "busy"));
+    s = calloc(total + 1, sizeof *s);
+    if (s == NULL || out == NULL)
+        goto fail;
+    for (size_t i = first; i < first + n; i++) {
+        json_array_foreach(json_object_get(f->ans[i].json, "busy"), j, b) {
+            const char *st = json_string_value(json_object_get(b, "start"));
+            const char *en = json_string_value(json_object_get(b, "end"));
+            struct span sp;
+
+            if (st != NULL && en != NULL && flow_parse_when(st, &sp.start)
+                && flow_parse_when(en, &sp.end) && sp.end > sp.start)
+                s[k++] = sp;
+        }
+    }
+    qsort(s, k, sizeof *s, span_cmp);
+    for (size_t i = 0; i < k;) {
+        struct span cur = s[i++];
+        char a[32], e[32];
+
+        /* overlapping or touching intervals are one busy stretch */
+        while (i < k && s[i].start <= cur.end) {
+            if (s[i].end > cur.end)
+                cur.end = s[i].end;
+            i++;
+        }
+        if (agenda_time_format(cur.start, a, sizeof a) < 0
+            || agenda_time_format(cur.end, e, sizeof e) < 0)
+            continue;
+        if (json_array_append_new(out, json_pack("{s:s, s:s}", "start", a,
+                                                 "end", e)) != 0)
+            goto fail;
+    }
+    free(s);
+    return out;
+fail:
+    free(s);
+    json_decref(out);
+    f->oom = true;
+    return NULL;
+}
+
+void flow_h_freebusy(struct agenda_flow *f)
+{
+    const struct agenda_topology *t = f->env.topo;
+    const char *list = flow_param(f, "users");
+    json_t *users, *args, *per, *first, *u;
+    size_t n, i;
+
+    if (f->stage == 0) {
+        char name[64];
+        const char *p = list;
+
+        if (list == NULL || list[0] == '\0') {
+            flow_error(f, 400, "missing_parameter",
+                       "give ?users=a,b (comma-separated usernames)");
+            return;
+        }
+        if (!need_window(f))
+            return;
+        users = json_array();
+        f->scratch = users;
+        if (users == NULL) {
+            f->oom = true;
+            return;
+        }
+        while (*p != '\0') {
+            size_t len = strcspn(p, ",");
+            char folded[AGENDA_USERNAME_MAX + 1];
+            bool dup = false;
+
+            snprintf(name, sizeof name, "%.*s",
+                     (int)(len < 63 ? len : 63), p);
+            if (len > AGENDA_USERNAME_MAX
+                || agenda_username_fold(name, folded) != 0) {
+                flow_error(f, 400, "invalid_parameter",
+                           "users must be comma-separated usernames");
+                return;
+            }
+            json_array_foreach(users, i, u)
+                if (strcmp(json_string_value(u), folded) == 0)
+                    dup = true;
+            if (!dup && json_array_append_new(users, json_string(folded))
+                != 0) {
+                f->oom = true;
+                return;
+            }
+            if (json_array_size(users) > FLOW_FREEBUSY_USERS) {
+                flow_error(f, 400, "too_many_users",
+                           "at most %d users at once", FLOW_FREEBUSY_USERS);
+                return;
+            }
+            p += len;
+            if (*p == ',')
+                p++;
+        }
+        flow_calls_begin(f);
+        json_array_foreach(users, i, u) {
+            for (size_t s = 0; s < t->n_events; s++) {
+                args = json_pack("{s:O, s:s, s:s}", "user", u,
+                                 "from", flow_param(f, "from"),
+                                 "to", flow_param(f, "to"));
+                flow_call(f, t->events[s], false, "event.freebusy", args);
+            }
+        }
+        flow_calls_emit(f);
+        f->stage = 1;
+        return;
+    }
+    if (any_failure(f))
+        return;
+    users = f->scratch;
+    n = t->n_events;
+    per = flow_obj(f);
+    json_array_foreach(users, i, u) {
+        json_t *busy = merge_busy(f, i * n, n);
+
+        if (busy == NULL)
+            return;
+        flow_set(f, per, json_string_value(u), busy);
+    }
+    first = f->ans[0].json;
+    flow_respond(f, 200,
+                 json_pack("{s:O?, s:O?, s:o}",
+                           "from", json_object_get(first, "from"),
+                           "to", json_object_get(first, "to"),
+                           "users", per));
+}

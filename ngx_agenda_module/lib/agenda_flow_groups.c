@@ -1,0 +1,311 @@
+/*
+ * agenda_flow_groups.c — /groups, /groups/{id}, /groups/{id}/members and
+ * /groups/{id}/members/{username}: the groups shard's operations, with
+ * ETag/If-Match on the group's version (If-Match is optional here: group
+ * edits are small and the shard serialises them).
+ *
+ * DELETE /groups/{id}/members/{me} is leaving the group (group.leave, any
+ * member); removing someone else is a leader's group.member_remove.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "agenda_flow_internal.h"
+#include "route.h"
+#include "validate.h"
+
+static const struct agenda_shard *groups_shard(struct agenda_flow *f)
+{
+    return agenda_route_kind(f->env.topo, AGENDA_SHARD_GROUPS);
+}
+
+static void one_call(struct agenda_flow *f, const struct agenda_shard *s,
+                     bool command, const char *op, json_t *args)
+{
+    flow_calls_begin(f);
+    flow_call(f, s, command, op, args);
+    flow_calls_emit(f);
+}
+
+/* The group id of the path: 404 when it cannot name a group. */
+static bool group_id_ok(struct agenda_flow *f)
+{
+    if (agenda_hex_id_valid(f->seg[0], AGENDA_GROUP_ID_LEN))
+        return true;
+    flow_error(f, 404, "not_found", "no such group");
+    return false;
+}
+
+/* The member of the path (folded into out); 404 when it is no name. */
+static bool member_ok(struct agenda_flow *f, char *out)
+{
+    if (agenda_username_fold(f->seg[1], out) == 0)
+        return true;
+    flow_error(f, 404, "not_member", "no such member");
+    return false;
+}
+
+/* expected_version from If-Match when given; false when it responded. */
+static bool take_if_match(struct agenda_flow *f, json_t *args)
+{
+    long long v;
+    int im = flow_if_match(f->if_match, &v);
+
+    if (im < 0) {
+        flow_error(f, 400, "invalid_if_match",
+                   "If-Match must be one ETag such as \"3\"");
+        return false;
+    }
+    if (im == 0)
+        flow_set(f, args, "expected_version", json_integer(v));
+    return true;
+}
+
+/* Tell the group's channel (and a member's) about a change. */
+static void notify_group(struct agenda_flow *f, const char *type,
+                         const char *user)
+{
+    char channel[64];
+    json_t *ans = f->ans[0].json;
+
+    snprintf(channel, sizeof channel, "group/%s", f->seg[0]);
+    flow_notify(f, channel, flow_note_msg(f, type, f->seg[0], NULL,
+                                          groups_shard(f), ans));
+    if (user != NULL) {
+        json_t *m = flow_note_msg(f, type, f->seg[0], NULL, groups_shard(f),
+                                  ans);
+
+        flow_set_str(f, m, "user", user);
+        snprintf(channel, sizeof channel, "user/%s", user);
+        flow_notify(f, channel, m);
+    }
+}
+
+/* The answer of a one-call route: error, or 2xx with ETag of "group". */
+static void answer(struct agenda_flow *f, int status)
+{
+    if (!flow_ok(f, 0)) {
+        flow_shard_error(f, 0);
+        return;
+    }
+    flow_etag(f, json_object_get(f->ans[0].json, "group"));
+    json_object_del(f->ans[0].json, "sync_token");
+    flow_respond(f, status, json_incref(f->ans[0].json));
+}
+
+void flow_h_groups_list(struct agenda_flow *f)
+{
+    if (f->stage++ == 0) {
+        one_call(f, groups_shard(f), false, "group.list",
+                 json_pack("{s:s}", "user", f->user));
+        return;
+    }
+    if (!flow_ok(f, 0)) {
+        flow_shard_error(f, 0);
+        return;
+    }
+    flow_respond(f, 200, json_incref(f->ans[0].json));
+}
+
+void flow_h_groups_create(struct agenda_flow *f)
+{
+    static const char *const fields[] = {"id", "name", "description", NULL};
+    char loc[64], channel[64];
+    const char *id;
+    json_t *args;
+
+    if (f->stage++ == 0) {
+        args = flow_obj(f);
+        flow_copy_fields(f, args, fields);
+        one_call(f, groups_shard(f), true, "group.create", args);
+        return;
+    }
+    if (!flow_ok(f, 0)) {
+        flow_shard_error(f, 0);
+        return;
+    }
+    id = json_string_value(json_object_get(
+        json_object_get(f->ans[0].json, "group"), "id"));
+    if (id != NULL) {
+        snprintf(loc, sizeof loc, "/api/v1/groups/%s", id);
+        flow_header(f, "Location", loc);
+        snprintf(channel, sizeof channel, "user/%s", f->user);
+        flow_notify(f, channel, flow_note_msg(f, "group.created", id, NULL,
+                                              groups_shard(f),
+                                              f->ans[0].json));
+    }
+    answer(f, 201);
+}
+
+void flow_h_group_get(struct agenda_flow *f)
+{
+    if (f->stage++ == 0) {
+        if (!group_id_ok(f))
+            return;
+        one_call(f, groups_shard(f), false, "group.get",
+                 json_pack("{s:s}", "id", f->seg[0]));
+        return;
+    }
+    answer(f, 200);
+}
+
+void flow_h_group_patch(struct agenda_flow *f)
+{
+    static const char *const fields[] = {"name", "description", NULL};
+    json_t *args;
+
+    if (f->stage++ == 0) {
+        if (!group_id_ok(f))
+            return;
+        args = json_pack("{s:s}", "id", f->seg[0]);
+        if (args == NULL) {
+            f->oom = true;
+            return;
+        }
+        if (!take_if_match(f, args)) {
+            json_decref(args);
+            return;
+        }
+        flow_copy_fields(f, args, fields);
+        one_call(f, groups_shard(f), true, "group.update", args);
+        return;
+    }
+    if (flow_ok(f, 0))
+        notify_group(f, "group.updated", NULL);
+    answer(f, 200);
+}
+
+void flow_h_group_delete(struct agenda_flow *f)
+{
+    json_t *args;
+
+    if (f->stage++ == 0) {
+        if (!group_id_ok(f))
+            return;
+        args = json_pack("{s:s}", "id", f->seg[0]);
+        if (args == NULL) {
+            f->oom = true;
+            return;
+        }
+        if (!take_if_match(f, args)) {
+            json_decref(args);
+            return;
+        }
+        one_call(f, groups_shard(f), true, "group.delete", args);
+        return;
+    }
+    if (flow_ok(f, 0))
+        notify_group(f, "group.deleted", NULL);
+    answer(f, 200);
+}
+
+/* POST /groups/{id}/members: the account must exist (users shard). */
+void flow_h_members_add(struct agenda_flow *f)
+{
+    char user[AGENDA_USERNAME_MAX + 1];
+    const char *raw;
+    bool bad = false;
+    json_t *args;
+
+    switch (f->stage) {
+    case 0:
+        if (!group_id_ok(f))
+            return;
+        raw = flow_body_str(f, "user", true, &bad);
+        if (!bad)
+            (void)flow_body_str(f, "role", false, &bad);
+        if (bad)
+            return;
+        if (agenda_username_fold(raw, user) != 0) {
+            flow_error(f, 400, "invalid_field", "'user' is not a username");
+            return;
+        }
+        f->scratch = json_pack("{s:s}", "user", user);
+        if (f->scratch == NULL) {
+            f->oom = true;
+            return;
+        }
+        one_call(f, agenda_route_kind(f->env.topo, AGENDA_SHARD_USERS),
+                 false, "user.get", json_pack("{s:s}", "username", user));
+        f->stage = 1;
+        return;
+    case 1:
+        if (f->ans[0].status == 404) {
+            flow_error(f, 404, "user_not_found", "no such user");
+            return;
+        }
+        if (!flow_ok(f, 0)) {
+            flow_shard_error(f, 0);
+            return;
+        }
+        args = json_pack("{s:s, s:O}", "id", f->seg[0], "user",
+                         json_object_get(f->scratch, "user"));
+        if (args == NULL) {
+            f->oom = true;
+            return;
+        }
+        flow_copy_fields(f, args, (const char *const[]){"role", NULL});
+        one_call(f, groups_shard(f), true, "group.member_add", args);
+        f->stage = 2;
+        return;
+    default:
+        if (flow_ok(f, 0))
+            notify_group(f, "group.member_added", json_string_value(
+                             json_object_get(f->scratch, "user")));
+        answer(f, 201);
+        return;
+    }
+}
+
+void flow_h_member_patch(struct agenda_flow *f)
+{
+    char user[AGENDA_USERNAME_MAX + 1];
+    bool bad = false;
+    json_t *args;
+
+    if (f->stage == 0) {
+        if (!group_id_ok(f) || !member_ok(f, user))
+            return;
+        if (flow_body_str(f, "role", true, &bad) == NULL)
+            return;
+        args = json_pack("{s:s, s:s}", "id", f->seg[0], "user", user);
+        if (args == NULL) {
+            f->oom = true;
+            return;
+        }
+        flow_copy_fields(f, args, (const char *const[]){"role", NULL});
+        one_call(f, groups_shard(f), true, "group.member_role", args);
+        f->stage = 1;
+        return;
+    }
+    if (!member_ok(f, user))
+        return;
+    if (flow_ok(f, 0))
+        notify_group(f, "group.member_role_changed", user);
+    answer(f, 200);
+}
+
+void flow_h_member_delete(struct agenda_flow *f)
+{
+    char user[AGENDA_USERNAME_MAX + 1];
+    bool self;
+
+    if (!member_ok(f, user))
+        return;
+    self = strcmp(user, f->user) == 0;
+    if (f->stage == 0) {
+        if (!group_id_ok(f))
+            return;
+        if (self)
+            one_call(f, groups_shard(f), true, "group.leave",
+                     json_pack("{s:s}", "id", f->seg[0]));
+        else
+            one_call(f, groups_shard(f), true, "group.member_remove",
+                     json_pack("{s:s, s:s}", "id", f->seg[0], "user", user));
+        f->stage = 1;
+        return;
+    }
+    if (flow_ok(f, 0))
+        notify_group(f, "group.member_removed", user);
+    answer(f, 200);
+}

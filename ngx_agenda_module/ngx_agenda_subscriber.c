@@ -1,0 +1,428 @@
+
+/*
+ * ngx_agenda_subscriber.c — "agenda_subscriber": the guard in front of the
+ * nchan websocket subscriber of /api/v1/notifications, and the variable
+ * $agenda_channel that names the channel nchan subscribes to.
+ *
+ * Everything is decided in the access phase, before nchan's content
+ * handler runs, because nchan 1.3.6 parses the message id (last_event_id,
+ * Last-Event-ID, If-None-Match/If-Modified-Since) at the very start of its
+ * handler — a malformed one crashes the worker (nchan issue 670) — and
+ * only asks nchan_authorize_request afterwards (whose denial path also
+ * expects an upstream subrequest).  So, in order:
+ *
+ *   1. If-None-Match and If-Modified-Since are refused (400): websocket
+ *      clients have no use for them and nchan reads message ids from them.
+ *      last_event_id (the first one, URL-decoded, as nchan takes it) and
+ *      every Last-Event-ID header must be "<time>:<tag>", both decimal,
+ *      the tag at most 32767 (nchan keeps it in an int16): else 400.
+ *   2. An Origin header, which every browser sends on a websocket, must
+ *      be the one of agenda_allowed_origin: else 403 (cross-site websocket
+ *      hijacking).  Clients without Origin are not browsers.
+ *   3. The access token: "Authorization: Bearer <jwt>" for API clients, or
+ *      the access_token query parameter for browsers, which cannot set
+ *      headers on a websocket.  The parameter is what browsers can do
+ *      safely here: the connection is TLS only, the token is short-lived,
+ *      the generated configuration keeps the query string out of the
+ *      access log of this location, and a websocket URL is never a page
+ *      that could leak it through Referer.  (Smuggling it in
+ *      Sec-WebSocket-Protocol would need nchan to echo that protocol,
+ *      which it does not, so browsers would drop the connection.)  The
+ *      token is verified with agenda_jwt_verify(): missing or invalid is
+ *      401.
+ *   4. The channel: "user/<sub>" by default, or the "channel" parameter,
+ *      which must name the caller's own user channel; anything else is 403
+ *      (group channels need a membership check on the groups shard, which
+ *      this guard does not make yet).
+ */
+
+
+#include "ngx_agenda_module.h"
+
+
+#define NGX_HTTP_AGENDA_MSGID_MAX  64
+
+
+typedef struct {
+    ngx_uint_t   kind;          /* NGX_HTTP_AGENDA_CTX_SUBSCRIBER */
+    ngx_str_t    channel;
+} ngx_http_agenda_sub_ctx_t;
+
+
+static ngx_int_t ngx_http_agenda_subscriber_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
+    ngx_http_agenda_sub_ctx_t *ctx, const char **code, const char **message);
+static ngx_int_t ngx_http_agenda_msgid_valid(u_char *p, size_t len);
+static ngx_int_t ngx_http_agenda_arg(ngx_http_request_t *r, char *name,
+    size_t len, ngx_str_t *value);
+static ngx_table_elt_t *ngx_http_agenda_find_header(ngx_http_request_t *r,
+    char *name, size_t len, ngx_table_elt_t *after);
+static ngx_int_t ngx_http_agenda_channel_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_str_t  ngx_http_agenda_channel_name = ngx_string("agenda_channel");
+
+
+ngx_int_t
+ngx_http_agenda_subscriber_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var;
+
+    var = ngx_http_add_variable(cf, &ngx_http_agenda_channel_name,
+                                NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_http_agenda_channel_variable;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_agenda_subscriber_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_agenda_subscriber_handler;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_agenda_subscriber_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                    status;
+    const char                  *code, *message;
+    ngx_http_agenda_sub_ctx_t   *ctx;
+    ngx_http_agenda_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_agenda_module);
+
+    if (!alcf->subscriber || r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_agenda_module);
+
+    if (ctx != NULL && ctx->kind == NGX_HTTP_AGENDA_CTX_SUBSCRIBER) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_agenda_sub_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->kind = NGX_HTTP_AGENDA_CTX_SUBSCRIBER;
+
+    status = ngx_http_agenda_subscriber_check(r, ctx, &code, &message);
+
+    if (status == NGX_OK) {
+        ngx_http_set_ctx(r, ctx, ngx_http_agenda_module);
+        return NGX_DECLINED;
+    }
+
+    if (status == NGX_HTTP_INTERNAL_SERVER_ERROR) {
+        return status;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "agenda: subscription refused: %s", message);
+
+    if (status == NGX_HTTP_UNAUTHORIZED) {
+        ngx_table_elt_t  *h;
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "WWW-Authenticate");
+        ngx_str_set(&h->value, "Bearer");
+    }
+
+    /* the answer is complete: the remaining phases must not run */
+
+    ngx_http_finalize_request(r,
+        ngx_http_agenda_send_error(r, status, code, message));
+
+    return NGX_DONE;
+}
+
+
+/* NGX_OK with ctx->channel set, or the status to refuse with. */
+
+static ngx_int_t
+ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
+    ngx_http_agenda_sub_ctx_t *ctx, const char **code, const char **message)
+{
+    int                           rc;
+    u_char                       *p, *dst, *src;
+    ngx_str_t                     value, token, own;
+    ngx_table_elt_t              *h;
+    struct agenda_jwt_claims      claims;
+    ngx_http_agenda_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agenda_module);
+
+    *code = "bad_request";
+
+    /* 1. message ids, before nchan parses them */
+
+    if (r->headers_in.if_none_match || r->headers_in.if_modified_since) {
+        *message = "If-None-Match and If-Modified-Since are not accepted "
+                   "here; resume with last_event_id";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    for (h = ngx_http_agenda_find_header(r, "Last-Event-ID", 13, NULL);
+         h != NULL;
+         h = ngx_http_agenda_find_header(r, "Last-Event-ID", 13, h))
+    {
+        if (!ngx_http_agenda_msgid_valid(h->value.data, h->value.len)) {
+            *message = "Last-Event-ID must be <time>:<tag>, two decimal "
+                       "numbers";
+            return NGX_HTTP_BAD_REQUEST;
+        }
+    }
+
+    if (ngx_http_agenda_arg(r, "last_event_id", 13, &value) == NGX_OK) {
+        if (value.len > NGX_HTTP_AGENDA_MSGID_MAX * 3) {
+            *message = "last_event_id is too long";
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        p = ngx_pnalloc(r->pool, value.len);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        dst = p;
+        src = value.data;
+        ngx_unescape_uri(&dst, &src, value.len, NGX_UNESCAPE_URI);
+
+        if (!ngx_http_agenda_msgid_valid(p, dst - p)) {
+            *message = "last_event_id must be <time>:<tag>, two decimal "
+                       "numbers";
+            return NGX_HTTP_BAD_REQUEST;
+        }
+    }
+
+    /* 2. the browser's origin */
+
+    h = ngx_http_agenda_find_header(r, "Origin", 6, NULL);
+
+    if (h != NULL
+        && (amcf->allowed_origin.len == 0
+            || h->value.len != amcf->allowed_origin.len
+            || ngx_strncasecmp(h->value.data, amcf->allowed_origin.data,
+                               h->value.len)
+               != 0))
+    {
+        *code = "forbidden";
+        *message = "this Origin may not subscribe";
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    /* 3. the access token */
+
+    *code = "unauthenticated";
+    token.len = 0;
+
+    if (r->headers_in.authorization != NULL) {
+        value = r->headers_in.authorization->value;
+
+        if (value.len > 7
+            && ngx_strncasecmp(value.data, (u_char *) "Bearer ", 7) == 0)
+        {
+            token.data = value.data + 7;
+            token.len = value.len - 7;
+        }
+
+    } else if (ngx_http_agenda_arg(r, "access_token", 12, &value) == NGX_OK) {
+        p = ngx_pnalloc(r->pool, value.len + 1);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        dst = p;
+        src = value.data;
+        ngx_unescape_uri(&dst, &src, value.len, NGX_UNESCAPE_URI);
+        token.data = p;
+        token.len = dst - p;
+    }
+
+    if (token.len == 0 || token.len > AGENDA_JWT_MAX_TOKEN) {
+        *message = "an access token is needed (Authorization: Bearer, or "
+                   "the access_token parameter)";
+        return NGX_HTTP_UNAUTHORIZED;
+    }
+
+    if (amcf->jwt.alg == 0) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = agenda_jwt_verify(&amcf->jwt, (const char *) token.data, token.len,
+                           (int64_t) ngx_time(), &claims);
+
+    if (rc != AGENDA_JWT_OK) {
+        *message = "the access token is not valid";
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "agenda: subscriber token refused: %s",
+                      agenda_jwt_strerror(rc));
+        return NGX_HTTP_UNAUTHORIZED;
+    }
+
+    /* 4. the channel */
+
+    own.data = ngx_pnalloc(r->pool, sizeof("user/") - 1 + sizeof(claims.sub));
+    if (own.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    own.len = ngx_sprintf(own.data, "user/%s", claims.sub) - own.data;
+
+    if (ngx_http_agenda_arg(r, "channel", 7, &value) == NGX_OK) {
+        p = ngx_pnalloc(r->pool, value.len + 1);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        dst = p;
+        src = value.data;
+        ngx_unescape_uri(&dst, &src, value.len, NGX_UNESCAPE_URI);
+
+        if ((size_t) (dst - p) != own.len
+            || ngx_strncmp(p, own.data, own.len) != 0)
+        {
+            *code = "forbidden";
+            *message = "you may only subscribe to your own channel";
+            return NGX_HTTP_FORBIDDEN;
+        }
+    }
+
+    ctx->channel = own;
+
+    return NGX_OK;
+}
+
+
+/* "<time>:<tag>": what nchan's parser handles without surprises. */
+
+static ngx_int_t
+ngx_http_agenda_msgid_valid(u_char *p, size_t len)
+{
+    u_char     *colon, *last;
+    ngx_int_t   n;
+
+    if (len == 0 || len > NGX_HTTP_AGENDA_MSGID_MAX) {
+        return 0;
+    }
+
+    last = p + len;
+    colon = ngx_strlchr(p, last, ':');
+
+    if (colon == NULL || colon == p || colon + 1 == last
+        || colon - p > 19 || last - colon - 1 > 5)
+    {
+        return 0;
+    }
+
+    if (ngx_atoi(p, colon - p) == NGX_ERROR) {
+        return 0;
+    }
+
+    n = ngx_atoi(colon + 1, last - colon - 1);
+
+    return (n != NGX_ERROR && n <= 32767);
+}
+
+
+/* The raw (still escaped) value of the first query parameter name. */
+
+static ngx_int_t
+ngx_http_agenda_arg(ngx_http_request_t *r, char *name, size_t len,
+    ngx_str_t *value)
+{
+    return ngx_http_arg(r, (u_char *) name, len, value);
+}
+
+
+static ngx_table_elt_t *
+ngx_http_agenda_find_header(ngx_http_request_t *r, char *name, size_t len,
+    ngx_table_elt_t *after)
+{
+    ngx_uint_t        i, seen;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+    seen = (after == NULL);
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (!seen) {
+            if (&h[i] == after) {
+                seen = 1;
+            }
+
+            continue;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
+/* $agenda_channel: the channel the guard allowed; not found otherwise, so
+ * nchan refuses the subscription. */
+
+static ngx_int_t
+ngx_http_agenda_channel_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_agenda_sub_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_agenda_module);
+
+    if (ctx == NULL || ctx->kind != NGX_HTTP_AGENDA_CTX_SUBSCRIBER) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = ctx->channel.len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = ctx->channel.data;
+
+    return NGX_OK;
+}

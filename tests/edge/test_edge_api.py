@@ -1,0 +1,376 @@
+"""End to end through nginx and real agents: the public API served by
+agenda_api (ngx_agenda_api.c driving agenda_flow), leader routing and
+retries, the password thread pool, JWT refusals and WSS notifications."""
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+
+try:
+    import websocket  # Debian python3-websocket
+except ImportError:  # pragma: no cover
+    websocket = None
+
+PASSWORD = "correct horse battery"
+
+
+class Client:
+    def __init__(self, edge):
+        self.edge = edge
+        self.base = f"https://127.0.0.1:{edge.https_port}/api/v1"
+        self.s = requests.Session()
+        self.s.verify = str(edge.tls_dir / "ca.pem")
+        # REQUESTS_CA_BUNDLE would override the session's CA
+        self.s.trust_env = False
+        self.token = None
+
+    def req(self, method, path, body=None, headers=None, token=True,
+            timeout=15):
+        h = dict(headers or {})
+        if token and self.token:
+            h["Authorization"] = f"Bearer {self.token}"
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            h.setdefault("Content-Type", "application/json")
+        return self.s.request(method, self.base + path, data=data,
+                              headers=h, timeout=timeout)
+
+    def register_login(self, name):
+        r = self.req("POST", "/auth/register",
+                     {"username": name, "password": PASSWORD,
+                      "display_name": name.title(),
+                      "email": f"{name}@example.org"})
+        assert r.status_code == 201, r.text
+        r = self.req("POST", "/auth/login",
+                     {"username": name, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["token_type"].lower() == "bearer"
+        self.token = body["access_token"]
+        return self
+
+
+def unwrap(resp, key):
+    """The object of an answer: {"<key>": {...}} or the object itself."""
+    body = resp.json()
+    return body[key] if isinstance(body.get(key), dict) else body
+
+
+def me(client):
+    return unwrap(client.req("GET", "/me"), "user")["username"]
+
+
+def uname(prefix="a"):
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def event_body(i=0, **kw):
+    b = {"title": f"Standup {i}", "start": "2026-12-01T09:00:00Z",
+         "end": "2026-12-01T09:15:00Z", "time_zone": "Europe/Madrid"}
+    b.update(kw)
+    return b
+
+
+def list_all(client, cal):
+    """Every event of cal on 2026-12-01, page by page."""
+    items, cursor = [], None
+    while True:
+        q = ("?from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z&limit=500"
+             + (f"&cursor={cursor}" if cursor else ""))
+        r = client.req("GET", f"/calendars/{cal}/events{q}")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        items += body["events"]
+        cursor = body.get("next_cursor")
+        if not cursor:
+            return items
+
+
+def error_log(edge) -> str:
+    return (edge.root / "logs" / "error.log").read_text(errors="replace")
+
+
+# ---- the REST path ----------------------------------------------------------
+
+def test_register_login_create_list_and_agenda(stack):
+    agents, edge = stack
+    alice = Client(edge).register_login(uname("a"))
+    me = alice.req("GET", "/me")
+    assert me.status_code == 200, me.text
+    cal = unwrap(me, "user")["username"]
+
+    r = alice.req("POST", f"/calendars/{cal}/events", event_body(1),
+                  headers={"Idempotency-Key": uuid.uuid4().hex})
+    assert r.status_code == 201, r.text
+    ev = unwrap(r, "event")
+    assert "ETag" in r.headers
+
+    r = alice.req("GET", f"/calendars/{cal}/events"
+                  "?from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z")
+    assert r.status_code == 200, r.text
+    assert ev["id"] in r.text
+
+    r = alice.req("GET", "/agenda?from=2026-12-01T00:00:00Z"
+                  "&to=2026-12-02T00:00:00Z")
+    assert r.status_code == 200, r.text
+    assert ev["id"] in r.text
+
+
+def test_login_with_a_wrong_password_is_401(stack):
+    _, edge = stack
+    c = Client(edge).register_login(uname("b"))
+    r = c.req("POST", "/auth/login", {"username": "nobody-here",
+                                      "password": "wrong password"},
+              token=False)
+    assert r.status_code == 401, r.text
+    assert r.json()["error"]["code"]
+
+
+@pytest.mark.parametrize("auth", [
+    "Bearer not.a.jwt",
+    "Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
+    "eyJzdWIiOiJhbGljZSJ9.",                       # alg none
+    "Basic YWxpY2U6c2VjcmV0",
+])
+def test_bad_tokens_are_401(stack, auth):
+    _, edge = stack
+    c = Client(edge)
+    r = c.req("GET", "/me", headers={"Authorization": auth}, token=False)
+    assert r.status_code == 401, r.text
+    assert r.json()["error"]["code"]
+
+
+def test_tampered_token_is_401(stack):
+    _, edge = stack
+    c = Client(edge).register_login(uname("t"))
+    head, payload, sig = c.token.split(".")
+    sig = ("A" if sig[0] != "A" else "B") + sig[1:]
+    r = c.req("GET", "/me", headers={
+        "Authorization": f"Bearer {head}.{payload}.{sig}"}, token=False)
+    assert r.status_code == 401
+
+
+def test_body_over_the_limit_is_json_413(stack):
+    _, edge = stack
+    c = Client(edge)
+    r = c.s.post(c.base + "/auth/login", data=b"x" * (300 * 1024),
+                 headers={"Content-Type": "application/json"}, timeout=10)
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "too_large"
+
+
+# ---- routing: leader hints and failover -------------------------------------
+
+def test_a_follower_first_request_follows_421(stack, make_edge):
+    """A fresh nginx knows no leader: its first command goes to the replica
+    the round-robin names.  Stale reads move that round-robin, so the test
+    makes the first command land on a follower, which answers 421 with
+    X-Raft-Leader; the edge follows it (and says so in its log) and the
+    client sees a plain 201."""
+    agents, edge = stack
+    c = Client(edge).register_login(uname("f"))
+    cal = me(c)
+    leader = agents.wait_for_leader("events_am")
+
+    fresh = make_edge(agents.topology)
+    fresh.generate()
+    fresh.start()
+    fc = Client(fresh)
+    fc.token = c.token
+    for _ in range(leader):      # the next replica index is leader % 3
+        r = fc.req("GET", f"/calendars/{cal}/events"
+                   "?from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z"
+                   "&consistency=stale")
+        assert r.status_code == 200, r.text
+    r = fc.req("POST", f"/calendars/{cal}/events", event_body(1))
+    assert r.status_code == 201, r.text
+    log = error_log(fresh)
+    assert f'shard "events_am" is now led by replica {leader}' in log, log
+    for i in range(3):
+        r = fc.req("POST", f"/calendars/{cal}/events", event_body(i))
+        assert r.status_code == 201, r.text
+    assert agents.wait_for_leader("events_am") == leader
+
+
+def test_kill_leader_while_creating_events(stack):
+    agents, edge = stack
+    c = Client(edge).register_login(uname("k"))   # 'k' -> events_am
+    cal = me(c)
+    assert cal < "n"
+    leader = agents.wait_for_leader("events_am")
+
+    acked: dict[str, str] = {}
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def writer(w):
+        cl = Client(edge)
+        cl.token = c.token
+        i = 0
+        while not stop.is_set():
+            key = f"k{w}-{i}-{uuid.uuid4().hex[:8]}"
+            title = f"failover {key}"
+            try:
+                r = cl.req("POST", f"/calendars/{cal}/events",
+                           event_body(title=title),
+                           headers={"Idempotency-Key": key}, timeout=20)
+            except requests.RequestException as e:
+                failures.append(f"{key}: {e!r}")
+                continue
+            if r.status_code == 201:
+                acked[unwrap(r, "event")["id"]] = title
+            else:
+                failures.append(f"{key}: {r.status_code} {r.text}")
+            i += 1
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    agents.kill("events_am", leader)
+    t0 = time.monotonic()
+    new = agents.wait_for_leader("events_am", exclude=(leader,))
+    time.sleep(1.5)
+    stop.set()
+    for t in threads:
+        t.join(30)
+    print(f"new leader {new} after {time.monotonic() - t0:.2f}s; "
+          f"{len(acked)} events acked")
+    assert not failures, failures[:5]
+    assert len(acked) > 10
+
+    items = list_all(c, cal)
+    titles = [e["title"] for e in items if e["title"].startswith("failover")]
+    assert len(titles) == len(set(titles)), "an event was created twice"
+    ids = {e["id"] for e in items}
+    missing = set(acked) - ids
+    assert not missing, f"acknowledged but not readable: {missing}"
+    assert "exited on signal" not in error_log(edge)
+
+
+# ---- notifications ----------------------------------------------------------
+
+def ws_url(edge, query):
+    return f"wss://127.0.0.1:{edge.https_port}/api/v1/notifications?{query}"
+
+
+def ws_connect(edge, query, origin=""):
+    """A websocket like a browser's: with the pinned Origin unless told
+    otherwise (origin=None: no Origin header at all)."""
+    sslopt = {"ca_certs": str(edge.tls_dir / "ca.pem"),
+              "cert_reqs": ssl.CERT_REQUIRED, "check_hostname": False}
+    if origin == "":
+        origin = f"https://localhost:{edge.https_port}"
+    hdr = {"suppress_origin": True} if origin is None else {"origin": origin}
+    return websocket.create_connection(ws_url(edge, query), timeout=5,
+                                       sslopt=sslopt, **hdr)
+
+
+def ws_status(edge, query, origin="") -> int:
+    try:
+        ws = ws_connect(edge, query, origin)
+    except websocket.WebSocketBadStatusException as e:
+        return e.status_code
+    ws.close()
+    return 101
+
+
+needs_ws = pytest.mark.skipif(websocket is None,
+                              reason="python3-websocket is not installed")
+
+
+@needs_ws
+def test_invitee_receives_invitation_created_over_wss(stack):
+    _, edge = stack
+    alice = Client(edge).register_login(uname("a"))
+    bob = Client(edge).register_login(uname("b"))
+    bob_name = me(bob)
+    cal = me(alice)
+
+    origin = f"https://localhost:{edge.https_port}"
+    ws = ws_connect(edge, f"access_token={bob.token}", origin=origin)
+    try:
+        time.sleep(0.2)
+        r = alice.req("POST", f"/calendars/{cal}/events",
+                      event_body(participants=[bob_name]))
+        assert r.status_code == 201, r.text
+        ev = unwrap(r, "event")["id"]
+        deadline = time.monotonic() + 5
+        seen = []
+        while time.monotonic() < deadline:
+            msg = json.loads(ws.recv())
+            seen.append(msg)
+            if msg.get("type") == "invitation.created":
+                assert ev in json.dumps(msg)
+                break
+        else:
+            pytest.fail(f"no invitation.created; got {seen}")
+    finally:
+        ws.close()
+
+
+@needs_ws
+def test_subscribing_to_another_users_channel_is_403(stack):
+    _, edge = stack
+    alice = Client(edge).register_login(uname("a"))
+    bob_name = uname("b")
+    assert ws_status(edge, f"access_token={alice.token}"
+                     f"&channel=user/{bob_name}") == 403
+
+
+@needs_ws
+def test_subscriber_without_a_valid_token_is_401(stack):
+    _, edge = stack
+    assert ws_status(edge, "access_token=x.y.z") == 401
+    assert ws_status(edge, "") == 401
+    assert ws_status(edge, "access_token=x.y.z", origin=None) == 401
+
+
+@needs_ws
+def test_foreign_origin_is_refused(stack):
+    _, edge = stack
+    alice = Client(edge).register_login(uname("a"))
+    assert ws_status(edge, f"access_token={alice.token}",
+                     origin="https://evil.example") == 403
+
+
+@needs_ws
+@pytest.mark.parametrize("bad", ["1", "1:", ":1", "1:99999", "a:b",
+                                 "1:[0,1]", "1:2:3", "-1:-1"])
+def test_malformed_last_event_id_is_400_and_nginx_survives(stack, bad):
+    _, edge = stack
+    alice = Client(edge).register_login(uname("a"))
+    st = ws_status(edge, f"access_token={alice.token}"
+                   f"&last_event_id={requests.utils.quote(bad)}")
+    assert st == 400
+    # the worker is alive and well
+    r = Client(edge).s.get(
+        f"https://127.0.0.1:{edge.https_port}/api/v1/health", timeout=5)
+    assert r.status_code == 200
+    assert "exited on signal" not in error_log(edge)
+
+
+@needs_ws
+def test_well_formed_last_event_id_subscribes(stack):
+    _, edge = stack
+    alice = Client(edge).register_login(uname("a"))
+    assert ws_status(edge, f"access_token={alice.token}"
+                     "&last_event_id=0:0") == 101
+
+
+def test_no_alert_and_no_worker_crash_in_the_error_log(stack):
+    """Last of the file: nothing above made nginx log an alert (leaked
+    resources, subrequest misuse) or lose a worker."""
+    _, edge = stack
+    log = error_log(edge)
+    for bad in ("[alert]", "[crit]", "[emerg]", "exited on signal",
+                "subrequests cycle", "too big subrequest response"):
+        assert bad not in log, [l for l in log.splitlines() if bad in l][:5]
