@@ -177,7 +177,7 @@ test-edge: module all
 	    AGENDA_BUILD=$(CURDIR)/$(BUILD) \
 	    $(PYTHON) -m pytest -q -x -p no:cacheprovider .
 
-bench: deps all $(BUILD)/bench_agenda
+bench: deps all module $(BUILD)/bench_agenda
 	@tests/bench/run.sh $(CURDIR)/$(BUILD)
 
 run: deps all module

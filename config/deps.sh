@@ -23,6 +23,7 @@ python3-pytest python3-requests python3-websocket
 wrk etcd-server valgrind
 iproute2 iptables curl ca-certificates jq
 nginx nginx-dev libnginx-mod-nchan libjwt-dev libargon2-dev openssl
+chromium chromium-driver python3-selenium
 "
 
 missing=""

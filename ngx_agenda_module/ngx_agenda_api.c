@@ -73,15 +73,13 @@ typedef enum {
 } ngx_http_agenda_call_state_e;
 
 
-typedef struct ngx_http_agenda_ctx_s  ngx_http_agenda_ctx_t;
-
-
 typedef struct {
     ngx_uint_t                     kind;      /* NGX_HTTP_AGENDA_CTX_CALL */
     ngx_http_agenda_ctx_t         *ctx;
     const struct agenda_shard     *shard;
     ngx_uint_t                     command;   /* unsigned:1 */
     ngx_uint_t                     stale;     /* unsigned:1 */
+    ngx_uint_t                     probe;     /* unsigned:1 GET /status */
 
     ngx_str_t                      body;      /* copies in the pool */
     ngx_str_t                      key;
@@ -114,6 +112,15 @@ struct ngx_http_agenda_ctx_s {
     enum agenda_flow_kind          task_kind;
     ngx_uint_t                     task_done; /* unsigned:1 */
     ngx_thread_task_t             *task;
+
+    /* a check for another phase (ngx_http_agenda_check_start()): the
+     * flow's RESPOND is not sent, its status is kept */
+    ngx_uint_t                     check;     /* unsigned:1 */
+    ngx_int_t                      check_status;
+
+    /* runs the connection's posted requests after a publication that
+     * nchan completed from its IPC handler (see publish_done) */
+    ngx_event_t                    publish_wake;
 };
 
 
@@ -173,6 +180,9 @@ static void ngx_http_agenda_respond(ngx_http_request_t *r,
     ngx_http_agenda_ctx_t *ctx, const struct agenda_flow_action *a);
 static void ngx_http_agenda_publish(ngx_http_request_t *r,
     const struct agenda_flow_notification *n);
+static ngx_int_t ngx_http_agenda_publish_done(ngx_http_request_t *sr,
+    void *data, ngx_int_t rc);
+static void ngx_http_agenda_publish_wake(ngx_event_t *ev);
 
 static ngx_int_t ngx_http_agenda_idempotency_key_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
@@ -337,6 +347,103 @@ ngx_http_agenda_api_start(ngx_http_request_t *r, ngx_http_agenda_ctx_t *ctx)
 }
 
 
+/*
+ * A check for another phase of r (the subscriber guard): the flow of
+ * "GET <path>" with "Authorization: Bearer <token>", run by this executor
+ * with r's subrequests, but its answer is not sent: its status is what
+ * ngx_http_agenda_check_poll() reports.  The caller's handler is called
+ * again by the phase engine whenever a subrequest of r finishes (nginx
+ * posts r; its write handler is ngx_http_core_run_phases) and then polls.
+ * A check must only use flows whose actions make one call each: a
+ * finished subrequest then never waits in r->postponed, which would hold
+ * back the output of the phase that follows.
+ */
+
+ngx_int_t
+ngx_http_agenda_check_start(ngx_http_request_t *r, ngx_str_t *path,
+    ngx_str_t *token, ngx_http_agenda_ctx_t **out)
+{
+    u_char                       *p;
+    ngx_pool_cleanup_t           *cln;
+    ngx_http_agenda_ctx_t        *ctx;
+    struct agenda_flow_env        env;
+    struct agenda_flow_request    req;
+    ngx_http_agenda_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agenda_module);
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_agenda_ctx_t));
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_agenda_api_cleanup;
+    cln->data = ctx;
+
+    ctx->kind = NGX_HTTP_AGENDA_CTX_API;
+    ctx->request = r;
+    ctx->check = 1;
+
+    ngx_memzero(&env, sizeof(env));
+    ngx_memzero(&req, sizeof(req));
+
+    env.topo = amcf->topology;
+    env.jwt = &amcf->jwt;
+    env.now_s = (int64_t) ngx_time();
+
+    p = ngx_pnalloc(r->pool, sizeof("Bearer ") + token->len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *ngx_cpymem(ngx_cpymem(p, "Bearer ", 7), token->data, token->len) = '\0';
+
+    req.method = "GET";
+    req.path = ngx_http_agenda_cstr(r->pool, path);
+    req.authorization = (const char *) p;
+    req.client_addr = ngx_http_agenda_cstr(r->pool,
+                                           &r->connection->addr_text);
+
+    if (req.path == NULL || req.client_addr == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->flow = agenda_flow_start(&env, &req);
+
+    if (ctx->flow == NULL) {
+        return NGX_ERROR;
+    }
+
+    *out = ctx;
+
+    ngx_http_agenda_api_run(r, ctx);
+
+    return NGX_OK;
+}
+
+
+/* NGX_AGAIN while the check runs, else the status of its answer. */
+
+ngx_int_t
+ngx_http_agenda_check_poll(ngx_http_request_t *r, ngx_http_agenda_ctx_t *ctx)
+{
+    if (ctx->state == NGX_HTTP_AGENDA_WAIT_CALLS) {
+        ngx_http_agenda_calls_check(r, ctx);
+    }
+
+    if (ctx->state != NGX_HTTP_AGENDA_FINISHED) {
+        return NGX_AGAIN;
+    }
+
+    return ctx->check_status;
+}
+
+
 /* A NUL-terminated copy of s in pool; NULL without memory. */
 
 static char *
@@ -467,6 +574,10 @@ ngx_http_agenda_api_cleanup(void *data)
 
     ngx_uint_t  i;
 
+    if (ctx->publish_wake.posted) {
+        ngx_delete_posted_event(&ctx->publish_wake);
+    }
+
     for (i = 0; i < ctx->n_calls; i++) {
         if (ctx->calls[i].timer.timer_set) {
             ngx_del_timer(&ctx->calls[i].timer);
@@ -532,6 +643,12 @@ ngx_http_agenda_api_run(ngx_http_request_t *r, ngx_http_agenda_ctx_t *ctx)
             break;
 
         case AGENDA_FLOW_RESPOND:
+            if (ctx->check) {
+                ctx->state = NGX_HTTP_AGENDA_FINISHED;
+                ctx->check_status = a->status;
+                return;
+            }
+
             ngx_http_agenda_respond(r, ctx, a);
             return;
 
@@ -605,6 +722,11 @@ ngx_http_agenda_api_fail(ngx_http_request_t *r, ngx_http_agenda_ctx_t *ctx,
     const char  *code, *message;
 
     ctx->state = NGX_HTTP_AGENDA_FINISHED;
+
+    if (ctx->check) {
+        ctx->check_status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return;
+    }
 
     switch (status) {
 
@@ -728,6 +850,30 @@ ngx_http_agenda_calls_start(ngx_http_request_t *r, ngx_http_agenda_ctx_t *ctx,
             continue;
         }
 
+        if (fc->status_of != NULL) {
+
+            /* one replica's GET /status: that replica, one attempt */
+
+            if (fc->status_of < call->shard->replicas
+                || fc->status_of
+                   >= call->shard->replicas + call->shard->n_replicas)
+            {
+                ngx_http_agenda_call_final(call, 0, NULL);
+                continue;
+            }
+
+            call->probe = 1;
+            call->command = 0;
+            call->stale = 0;
+            call->replica = fc->status_of - call->shard->replicas;
+
+            if (ngx_http_agenda_call_issue(r, call) != NGX_OK) {
+                ngx_http_agenda_call_final(call, 0, NULL);
+            }
+
+            continue;
+        }
+
         leader = call->stale ? 0 : ngx_http_agenda_leader_get(r, call->shard);
 
         if (leader) {
@@ -797,10 +943,18 @@ ngx_http_agenda_call_issue(ngx_http_request_t *r, ngx_http_agenda_call_t *call)
     }
 
     uri.data = p;
-    uri.len = ngx_sprintf(p, "/_agenda/replica/%s/%uD/v1/%s",
-                          call->shard->name, rep->id,
-                          call->command ? "commands" : "queries")
-              - p;
+
+    if (call->probe) {
+        uri.len = ngx_sprintf(p, "/_agenda/replica/%s/%uD/status",
+                              call->shard->name, rep->id)
+                  - p;
+
+    } else {
+        uri.len = ngx_sprintf(p, "/_agenda/replica/%s/%uD/v1/%s",
+                              call->shard->name, rep->id,
+                              call->command ? "commands" : "queries")
+                  - p;
+    }
 
     argsp = NULL;
 
@@ -829,7 +983,17 @@ ngx_http_agenda_call_issue(ngx_http_request_t *r, ngx_http_agenda_call_t *call)
 
     /* the subrequest runs later (it is posted): set it up now */
 
-    if (ngx_http_agenda_set_body(sr, &call->body) != NGX_OK) {
+    if (call->probe) {
+
+        /* a GET without the client's body (a subrequest shares it) */
+
+        sr->request_body = NULL;
+        sr->headers_in.content_length_n = 0;
+        sr->headers_in.content_length = NULL;
+        sr->headers_in.chunked = 0;
+        sr->headers_in.transfer_encoding = NULL;
+
+    } else if (ngx_http_agenda_set_body(sr, &call->body) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -1009,6 +1173,20 @@ ngx_http_agenda_call_answer(ngx_http_request_t *r, ngx_http_agenda_call_t *call)
                    "agenda call to %s %uD answered %i (%uz bytes)",
                    call->shard->name, rep->id, status, answer.len);
 
+    if (call->probe) {
+
+        /* a status probe reports on that replica alone: no retry */
+
+        if (status == NGX_HTTP_BAD_GATEWAY
+            || status == NGX_HTTP_GATEWAY_TIME_OUT)
+        {
+            status = 0;
+        }
+
+        ngx_http_agenda_call_final(call, status, &answer);
+        return;
+    }
+
     switch (status) {
 
     case NGX_HTTP_MISDIRECTED_REQUEST:
@@ -1159,7 +1337,16 @@ ngx_http_agenda_call_timer(ngx_event_t *ev)
 
     if (ngx_http_agenda_call_issue(r, call) != NGX_OK) {
         ngx_http_agenda_call_final(call, 0, NULL);
-        ngx_http_agenda_calls_check(r, call->ctx);
+
+        /*
+         * The request's write handler looks at the calls: the executor's
+         * wake, or for a check the phase engine, which runs the checking
+         * handler again.
+         */
+
+        if (ngx_http_post_request(r, NULL) != NGX_OK) {
+            ngx_http_agenda_calls_check(r, call->ctx);
+        }
     }
 
     ngx_http_run_posted_requests(c);
@@ -1444,6 +1631,16 @@ ngx_http_agenda_respond(ngx_http_request_t *r, ngx_http_agenda_ctx_t *ctx,
         r->header_only = 1;
     }
 
+    /*
+     * The flow has already answered If-Match and If-None-Match itself
+     * (412 version_mismatch from the shard).  nginx's not_modified filter
+     * would test them again against headers_out.etag, which we never set,
+     * and turn every 200 of a PATCH, PUT or DELETE sent with If-Match into
+     * a 412 after the write was applied, closing the connection without
+     * an answer.
+     */
+    r->disable_not_modified = 1;
+
     rc = ngx_http_send_header(r);
 
     if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
@@ -1482,10 +1679,11 @@ static void
 ngx_http_agenda_publish(ngx_http_request_t *r,
     const struct agenda_flow_notification *n)
 {
-    u_char              *p, ch;
-    size_t               clen, i;
-    ngx_str_t            uri, body;
-    ngx_http_request_t  *sr;
+    u_char                      *p, ch;
+    size_t                       clen, i;
+    ngx_str_t                    uri, body;
+    ngx_http_request_t          *sr;
+    ngx_http_post_subrequest_t  *ps;
 
     if (n->channel == NULL || n->message == NULL) {
         return;
@@ -1530,7 +1728,15 @@ ngx_http_agenda_publish(ngx_http_request_t *r,
     uri.data = p;
     uri.len = ngx_sprintf(p, "/_agenda/publish/%*s", clen, n->channel) - p;
 
-    if (ngx_http_subrequest(r, &uri, NULL, &sr, NULL,
+    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
+    if (ps == NULL) {
+        return;
+    }
+
+    ps->handler = ngx_http_agenda_publish_done;
+    ps->data = ngx_http_get_module_ctx(r, ngx_http_agenda_module);
+
+    if (ngx_http_subrequest(r, &uri, NULL, &sr, ps,
                             NGX_HTTP_SUBREQUEST_IN_MEMORY
                             |NGX_HTTP_SUBREQUEST_WAITED)
         != NGX_OK)
@@ -1545,6 +1751,58 @@ ngx_http_agenda_publish(ngx_http_request_t *r,
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "agenda: cannot publish to \"%s\"", n->channel);
     }
+}
+
+
+/*
+ * A publication that fails must not take the client's answer with it: a
+ * subrequest ending in NGX_ERROR would terminate the main request, whose
+ * write has committed, and the client would see its connection closed
+ * without an answer.  So failures are logged and end the subrequest
+ * plainly (unless the client's connection itself failed).
+ */
+
+static ngx_int_t
+ngx_http_agenda_publish_done(ngx_http_request_t *sr, void *data,
+    ngx_int_t rc)
+{
+    ngx_http_agenda_ctx_t  *ctx = data;
+
+    /*
+     * With several workers nchan completes a publication from its IPC
+     * channel handler, which runs no posted requests: the parent woken by
+     * this subrequest would wait until its client gave up.  A posted event
+     * runs them in this same event-loop cycle.
+     */
+
+    if (ctx != NULL && !ctx->publish_wake.posted) {
+        ctx->publish_wake.handler = ngx_http_agenda_publish_wake;
+        ctx->publish_wake.data = sr->connection;
+        ctx->publish_wake.log = sr->connection->log;
+        ngx_post_event(&ctx->publish_wake, &ngx_posted_events);
+    }
+
+    if (rc != NGX_ERROR && rc < NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    if (sr->connection->error) {
+        return rc;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, sr->connection->log, 0,
+                  "agenda: publishing to \"%V\" failed (%i); its "
+                  "subscribers resynchronise through /changes",
+                  &sr->uri, rc);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_agenda_publish_wake(ngx_event_t *ev)
+{
+    ngx_http_run_posted_requests(ev->data);
 }
 
 

@@ -103,7 +103,13 @@ ngx_uint_t ngx_http_agenda_next_replica(ngx_http_request_t *r,
 ngx_int_t ngx_http_agenda_health_handler(ngx_http_request_t *r);
 
 /* ngx_agenda_api.c */
+typedef struct ngx_http_agenda_ctx_s  ngx_http_agenda_ctx_t;
+
 ngx_int_t ngx_http_agenda_api_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_agenda_check_start(ngx_http_request_t *r, ngx_str_t *path,
+    ngx_str_t *token, ngx_http_agenda_ctx_t **out);
+ngx_int_t ngx_http_agenda_check_poll(ngx_http_request_t *r,
+    ngx_http_agenda_ctx_t *ctx);
 ngx_int_t ngx_http_agenda_api_add_variables(ngx_conf_t *cf);
 
 /* ngx_agenda_subscriber.c */

@@ -30,10 +30,18 @@
  *      which it does not, so browsers would drop the connection.)  The
  *      token is verified with agenda_jwt_verify(): missing or invalid is
  *      401.
- *   4. The channel: "user/<sub>" by default, or the "channel" parameter,
- *      which must name the caller's own user channel; anything else is 403
- *      (group channels need a membership check on the groups shard, which
- *      this guard does not make yet).
+ *   4. The channel: "user/<sub>" by default, or the "channel" parameter:
+ *      the caller's own "user/<sub>" or a "group/<id>" (16 lowercase hex);
+ *      anything else is 403.
+ *   5. The shards, through the REST executor (ngx_agenda_api.c) without
+ *      blocking the worker: the flow of GET /me for a user channel, of
+ *      GET /groups/<id> for a group channel.  Both check the token's
+ *      version on the users shard (a password change revokes websocket
+ *      tokens too: 401); GET /groups/<id> answers only members (and
+ *      admins, who may read every group), so anyone else is 403.  While
+ *      the shards answer, this handler returns NGX_AGAIN; nginx posts the
+ *      request when a subrequest finishes and the phase engine calls it
+ *      again.  No answer within the retry budget is 503.
  */
 
 
@@ -44,14 +52,23 @@
 
 
 typedef struct {
-    ngx_uint_t   kind;          /* NGX_HTTP_AGENDA_CTX_SUBSCRIBER */
-    ngx_str_t    channel;
+    ngx_uint_t              kind;      /* NGX_HTTP_AGENDA_CTX_SUBSCRIBER */
+    ngx_str_t               channel;
+    ngx_str_t               path;      /* what the check asks: /me, ... */
+    ngx_str_t               token;
+    ngx_http_agenda_ctx_t  *check;     /* the shards' check, once started */
+    ngx_uint_t              allowed;   /* unsigned:1 */
 } ngx_http_agenda_sub_ctx_t;
 
 
 static ngx_int_t ngx_http_agenda_subscriber_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
     ngx_http_agenda_sub_ctx_t *ctx, const char **code, const char **message);
+static ngx_int_t ngx_http_agenda_subscriber_checked(ngx_http_request_t *r,
+    ngx_http_agenda_sub_ctx_t *ctx, ngx_int_t status);
+static ngx_int_t ngx_http_agenda_subscriber_refuse(ngx_http_request_t *r,
+    ngx_int_t status, const char *code, const char *message);
+static ngx_int_t ngx_http_agenda_group_channel(u_char *p, size_t len);
 static ngx_int_t ngx_http_agenda_msgid_valid(u_char *p, size_t len);
 static ngx_int_t ngx_http_agenda_arg(ngx_http_request_t *r, char *name,
     size_t len, ngx_str_t *value);
@@ -103,7 +120,7 @@ ngx_http_agenda_subscriber_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_agenda_subscriber_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                    status;
+    ngx_int_t                    rc;
     const char                  *code, *message;
     ngx_http_agenda_sub_ctx_t   *ctx;
     ngx_http_agenda_loc_conf_t  *alcf;
@@ -117,7 +134,20 @@ ngx_http_agenda_subscriber_handler(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_agenda_module);
 
     if (ctx != NULL && ctx->kind == NGX_HTTP_AGENDA_CTX_SUBSCRIBER) {
-        return NGX_DECLINED;
+
+        if (ctx->allowed) {
+            return NGX_DECLINED;
+        }
+
+        /* called again by the phase engine: a shard call finished */
+
+        rc = ngx_http_agenda_check_poll(r, ctx->check);
+
+        if (rc == NGX_AGAIN) {
+            return NGX_AGAIN;
+        }
+
+        return ngx_http_agenda_subscriber_checked(r, ctx, rc);
     }
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_agenda_sub_ctx_t));
@@ -127,31 +157,109 @@ ngx_http_agenda_subscriber_handler(ngx_http_request_t *r)
 
     ctx->kind = NGX_HTTP_AGENDA_CTX_SUBSCRIBER;
 
-    status = ngx_http_agenda_subscriber_check(r, ctx, &code, &message);
+    rc = ngx_http_agenda_subscriber_check(r, ctx, &code, &message);
 
-    if (status == NGX_OK) {
-        ngx_http_set_ctx(r, ctx, ngx_http_agenda_module);
+    if (rc == NGX_HTTP_INTERNAL_SERVER_ERROR) {
+        return rc;
+    }
+
+    if (rc != NGX_OK) {
+        return ngx_http_agenda_subscriber_refuse(r, rc, code, message);
+    }
+
+    /* the context first: the handler is called again while shards answer */
+
+    ngx_http_set_ctx(r, ctx, ngx_http_agenda_module);
+
+    if (ngx_http_agenda_check_start(r, &ctx->path, &ctx->token, &ctx->check)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_agenda_check_poll(r, ctx->check);
+
+    if (rc == NGX_AGAIN) {
+        return NGX_AGAIN;
+    }
+
+    return ngx_http_agenda_subscriber_checked(r, ctx, rc);
+}
+
+
+/* What the shards' answer (the status of the check's flow) means. */
+
+static ngx_int_t
+ngx_http_agenda_subscriber_checked(ngx_http_request_t *r,
+    ngx_http_agenda_sub_ctx_t *ctx, ngx_int_t status)
+{
+    if (status == NGX_HTTP_OK) {
+
+        /*
+         * Every subrequest of the check was the active one when it ended,
+         * so none waits in r->postponed (see ngx_http_agenda_check_start);
+         * one that did would swallow nchan's output.
+         */
+
+        if (r->postponed != NULL) {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "agenda: subscriber check left a subrequest "
+                          "behind");
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->allowed = 1;
         return NGX_DECLINED;
     }
 
-    if (status == NGX_HTTP_INTERNAL_SERVER_ERROR) {
-        return status;
+    if (status == NGX_HTTP_UNAUTHORIZED) {
+        return ngx_http_agenda_subscriber_refuse(r, status,
+                   "unauthenticated", "the access token is not valid");
     }
+
+    if (status == NGX_HTTP_SERVICE_UNAVAILABLE
+        || status >= NGX_HTTP_INTERNAL_SERVER_ERROR || status < 200)
+    {
+        return ngx_http_agenda_subscriber_refuse(r,
+                   NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                   "the service is temporarily unavailable; retry shortly");
+    }
+
+    return ngx_http_agenda_subscriber_refuse(r, NGX_HTTP_FORBIDDEN,
+               "forbidden", "you may only subscribe to your own channel "
+               "and to those of your groups");
+}
+
+
+/* Answers the refusal itself and ends the request (NGX_DONE). */
+
+static ngx_int_t
+ngx_http_agenda_subscriber_refuse(ngx_http_request_t *r, ngx_int_t status,
+    const char *code, const char *message)
+{
+    ngx_table_elt_t  *h;
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "agenda: subscription refused: %s", message);
 
-    if (status == NGX_HTTP_UNAUTHORIZED) {
-        ngx_table_elt_t  *h;
-
+    if (status == NGX_HTTP_UNAUTHORIZED
+        || status == NGX_HTTP_SERVICE_UNAVAILABLE)
+    {
         h = ngx_list_push(&r->headers_out.headers);
         if (h == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
         h->hash = 1;
-        ngx_str_set(&h->key, "WWW-Authenticate");
-        ngx_str_set(&h->value, "Bearer");
+
+        if (status == NGX_HTTP_UNAUTHORIZED) {
+            ngx_str_set(&h->key, "WWW-Authenticate");
+            ngx_str_set(&h->value, "Bearer");
+
+        } else {
+            ngx_str_set(&h->key, "Retry-After");
+            ngx_str_set(&h->value, "1");
+        }
     }
 
     /* the answer is complete: the remaining phases must not run */
@@ -286,7 +394,9 @@ ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
         return NGX_HTTP_UNAUTHORIZED;
     }
 
-    /* 4. the channel */
+    /* 4. the channel, and what the shards must confirm (5.) */
+
+    ctx->token = token;
 
     own.data = ngx_pnalloc(r->pool, sizeof("user/") - 1 + sizeof(claims.sub));
     if (own.data == NULL) {
@@ -295,28 +405,75 @@ ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
 
     own.len = ngx_sprintf(own.data, "user/%s", claims.sub) - own.data;
 
-    if (ngx_http_agenda_arg(r, "channel", 7, &value) == NGX_OK) {
-        p = ngx_pnalloc(r->pool, value.len + 1);
-        if (p == NULL) {
+    ctx->channel = own;
+    ngx_str_set(&ctx->path, "/me");
+
+    if (ngx_http_agenda_arg(r, "channel", 7, &value) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, value.len + 1);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    dst = p;
+    src = value.data;
+    ngx_unescape_uri(&dst, &src, value.len, NGX_UNESCAPE_URI);
+
+    if ((size_t) (dst - p) == own.len
+        && ngx_strncmp(p, own.data, own.len) == 0)
+    {
+        return NGX_OK;
+    }
+
+    if (ngx_http_agenda_group_channel(p, dst - p)) {
+        ctx->channel.data = p;
+        ctx->channel.len = dst - p;
+
+        /* "group/<id>" -> "/groups/<id>" */
+
+        ctx->path.len = sizeof("/groups/") - 1 + ctx->channel.len
+                        - (sizeof("group/") - 1);
+        ctx->path.data = ngx_pnalloc(r->pool, ctx->path.len);
+        if (ctx->path.data == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        dst = p;
-        src = value.data;
-        ngx_unescape_uri(&dst, &src, value.len, NGX_UNESCAPE_URI);
+        ngx_memcpy(ngx_cpymem(ctx->path.data, "/groups/", 8),
+                   p + sizeof("group/") - 1,
+                   ctx->channel.len - (sizeof("group/") - 1));
 
-        if ((size_t) (dst - p) != own.len
-            || ngx_strncmp(p, own.data, own.len) != 0)
-        {
-            *code = "forbidden";
-            *message = "you may only subscribe to your own channel";
-            return NGX_HTTP_FORBIDDEN;
+        return NGX_OK;
+    }
+
+    *code = "forbidden";
+    *message = "you may only subscribe to your own channel and to those "
+               "of your groups";
+    return NGX_HTTP_FORBIDDEN;
+}
+
+
+/* "group/" and a group id: 16 lowercase hex digits (model.h). */
+
+static ngx_int_t
+ngx_http_agenda_group_channel(u_char *p, size_t len)
+{
+    size_t  i;
+
+    if (len != sizeof("group/") - 1 + 16
+        || ngx_strncmp(p, "group/", sizeof("group/") - 1) != 0)
+    {
+        return 0;
+    }
+
+    for (i = sizeof("group/") - 1; i < len; i++) {
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f'))) {
+            return 0;
         }
     }
 
-    ctx->channel = own;
-
-    return NGX_OK;
+    return 1;
 }
 
 
@@ -413,7 +570,9 @@ ngx_http_agenda_channel_variable(ngx_http_request_t *r,
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_agenda_module);
 
-    if (ctx == NULL || ctx->kind != NGX_HTTP_AGENDA_CTX_SUBSCRIBER) {
+    if (ctx == NULL || ctx->kind != NGX_HTTP_AGENDA_CTX_SUBSCRIBER
+        || !ctx->allowed)
+    {
         v->not_found = 1;
         return NGX_OK;
     }

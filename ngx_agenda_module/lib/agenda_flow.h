@@ -9,7 +9,8 @@
  *            (commands to the leader, queries linearizable at the leader or
  *            stale anywhere), following 421 leader hints and retrying
  *            within the retry budget with the same Idempotency-Key; report
- *            each answer with agenda_flow_call_done();
+ *            each answer with agenda_flow_call_done() (a call with
+ *            status_of asks that one replica's GET /status instead);
  *   HASH     hash a password in a thread pool (agenda_password_hash), then
  *            agenda_flow_hash_done();
  *   VERIFY   check a password against a stored hash in a thread pool, then
@@ -78,6 +79,10 @@ struct agenda_flow_call {
     const char *idempotency_key; /* commands: keep it on every retry */
     const char *body;            /* the internal operation (API.md) */
     size_t body_len;
+    /* Not NULL: instead of an operation, GET /status of this replica of
+     * shard (body unused), once, without retries or leader tracking;
+     * status 0 when it did not answer.  For /cluster's live state. */
+    const struct agenda_replica *status_of;
 };
 
 struct agenda_flow_header {

@@ -162,6 +162,29 @@ static bool parse_target(struct agenda_flow *f)
     return true;
 }
 
+/*
+ * Who may read target's feed (API.md, changes.list): X and admins for
+ * user:X and calendar:X, members and admins for a group's.  The shard
+ * checks it for changes.list; changes.head has no target, so without
+ * ?since= the edge must check it, or anyone could watch another user's
+ * feed advance.
+ */
+static bool may_read_target(const struct agenda_flow *f, const char *target)
+{
+    const char *name = NULL;
+
+    if (strcmp(f->role, "admin") == 0)
+        return true;
+    if (strncmp(target, "calendar:g:", 11) == 0
+        || strncmp(target, "group:", 6) == 0)
+        return strcmp(f->cal_role, "none") != 0;
+    if (strncmp(target, "user:", 5) == 0)
+        name = target + 5;
+    else if (strncmp(target, "calendar:", 9) == 0)
+        name = target + 9;
+    return name != NULL && strcmp(name, f->user) == 0;
+}
+
 void flow_h_changes(struct agenda_flow *f)
 {
     const struct agenda_topology *topo = f->env.topo;
@@ -171,6 +194,14 @@ void flow_h_changes(struct agenda_flow *f)
     bool more;
 
     if (f->cal_stage == 0 && f->stage == 0) {
+        /* a malformed limit is refused even where it would go unused
+         * (without since), so that a client learns of it at once */
+        args = flow_obj(f);
+        if (flow_param_int(f, args, "limit") != 0) {
+            json_decref(args);
+            return;
+        }
+        json_decref(args);
         if (!parse_target(f))
             return;
         if (f->cal_raw == NULL)
@@ -182,6 +213,12 @@ void flow_h_changes(struct agenda_flow *f)
     if (f->stage == 0) {
         const struct agenda_shard *list[AGENDA_TOPO_MAX_SHARDS];
         size_t n = 0;
+
+        if (!may_read_target(f, target)) {
+            flow_error(f, 403, "forbidden",
+                       "you may not read the changes of %s", target);
+            return;
+        }
 
         if (strncmp(target, "user:", 5) == 0)
             for (size_t i = 0; i < topo->n_shards; i++)
@@ -331,39 +368,105 @@ void flow_h_audit(struct agenda_flow *f)
 
 /* ---- GET /cluster (admins) ----------------------------------------------- */
 
+/* More replicas than this are shown as configured only: every status call
+ * is a subrequest, and the executor allows a few dozen per request. */
+#define FLOW_CLUSTER_STATUS_MAX 32
+
+/* The live fields of one replica's GET /status answer (API.md), or
+ * {"reachable": false}. */
+static json_t *replica_status(struct agenda_flow *f, size_t i)
+{
+    static const char *const keys[] = {
+        "role", "term", "leader_id", "commit_index", "applied_index",
+        "last_index", "healthy", "storage_full", NULL};
+    json_t *st, *a;
+
+    if (i >= f->n_ans || !flow_ok(f, i) || f->ans[i].status != 200)
+        return json_pack("{s:b}", "reachable", false);
+    a = f->ans[i].json;
+    st = json_pack("{s:b}", "reachable", true);
+    for (size_t k = 0; st != NULL && keys[k] != NULL; k++) {
+        json_t *v = json_object_get(a, keys[k]);
+
+        if (v != NULL && !json_is_object(v) && !json_is_array(v))
+            flow_set(f, st, keys[k], json_incref(v));
+    }
+    return st;
+}
+
 /*
- * The flow knows the topology, not the replicas' live state (leader,
- * term, commit index come from each replica's GET /status, which is not
- * a shard operation): it answers the configured layout, and the executor,
- * which talks to every replica, may add a "status" object per replica.
+ * The configured layout, and with it each replica's live state from its
+ * GET /status (role, leader, term, commit index) and per shard the leader
+ * that the replica in the highest term reports, with its commit index.
  */
 void flow_h_cluster(struct agenda_flow *f)
 {
     const struct agenda_topology *topo = f->env.topo;
-    json_t *shards = json_array();
+    size_t total = 0, k = 0;
+    bool live;
+    json_t *shards;
 
-    if (strcmp(f->role, "admin") != 0) {
-        json_decref(shards);
-        flow_error(f, 403, "forbidden", "only admins see the cluster");
-        return;
+    if (f->stage == 0) {
+        if (strcmp(f->role, "admin") != 0) {
+            flow_error(f, 403, "forbidden", "only admins see the cluster");
+            return;
+        }
+        for (size_t i = 0; i < topo->n_shards; i++)
+            total += topo->shards[i].n_replicas;
+        if (total > 0 && total <= FLOW_CLUSTER_STATUS_MAX) {
+            flow_calls_begin(f);
+            for (size_t i = 0; i < topo->n_shards; i++)
+                for (size_t r = 0; r < topo->shards[i].n_replicas; r++)
+                    flow_call_status(f, &topo->shards[i],
+                                     &topo->shards[i].replicas[r]);
+            flow_calls_emit(f);
+            f->stage = 1;
+            return;
+        }
+        f->stage = 2;
     }
+    live = f->stage == 1;
+    shards = json_array();
     for (size_t i = 0; shards != NULL && i < topo->n_shards; i++) {
         const struct agenda_shard *s = &topo->shards[i];
-        json_t *reps = json_array();
+        json_t *reps = json_array(), *leader = json_null();
+        json_int_t best_term = -1;
 
-        for (size_t r = 0; reps != NULL && r < s->n_replicas; r++)
-            if (json_array_append_new(reps, json_pack(
-                    "{s:i, s:s, s:s, s:i}", "id", (int)s->replicas[r].id,
-                    "name", s->replicas[r].name,
-                    "host", s->replicas[r].host,
-                    "http_port", (int)s->replicas[r].http_port)) != 0)
+        for (size_t r = 0; reps != NULL && r < s->n_replicas; r++, k++) {
+            json_t *rep = json_pack(
+                "{s:i, s:s, s:s, s:i}", "id", (int)s->replicas[r].id,
+                "name", s->replicas[r].name, "host", s->replicas[r].host,
+                "http_port", (int)s->replicas[r].http_port);
+            json_t *st = live ? replica_status(f, k) : NULL;
+            json_t *term = json_object_get(st, "term");
+            const char *role = json_string_value(json_object_get(st,
+                                                                 "role"));
+
+            if (st != NULL && role != NULL && strcmp(role, "leader") == 0
+                && json_is_integer(term)
+                && json_integer_value(term) > best_term) {
+                best_term = json_integer_value(term);
+                json_decref(leader);
+                leader = json_pack("{s:i, s:O, s:O}", "id",
+                                   (int)s->replicas[r].id, "term", term,
+                                   "commit_index", json_object_get(
+                                       st, "commit_index") != NULL
+                                       ? json_object_get(st, "commit_index")
+                                       : json_null());
+            }
+            if (st != NULL)
+                flow_set(f, rep, "status", st);
+            if (json_array_append_new(reps, rep) != 0)
                 f->oom = true;
+        }
         if (json_array_append_new(shards, json_pack(
-                "{s:s, s:s, s:{s:s, s:s}, s:o?}", "name", s->name,
+                "{s:s, s:s, s:{s:s, s:s}, s:o?, s:o?}", "name", s->name,
                 "kind", agenda_shard_kind_name(s->kind), "range",
                 "from", s->range_from, "to", s->range_to,
-                "replicas", reps)) != 0)
+                "replicas", reps, "leader", live ? leader : NULL)) != 0)
             f->oom = true;
+        if (!live)
+            json_decref(leader);
     }
     flow_respond(f, 200, json_pack("{s:s, s:o?}", "cluster", topo->cluster,
                                    "shards", shards));

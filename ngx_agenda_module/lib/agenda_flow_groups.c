@@ -61,20 +61,21 @@ static bool take_if_match(struct agenda_flow *f, json_t *args)
     return true;
 }
 
-/* Tell the group's channel (and a member's) about a change. */
+/* Tell the group's channel (and a member's) about a change; both
+ * messages name the member concerned, so members know who came or went. */
 static void notify_group(struct agenda_flow *f, const char *type,
                          const char *user)
 {
     char channel[64];
-    json_t *ans = f->ans[0].json;
+    json_t *ans = f->ans[0].json, *m;
 
     snprintf(channel, sizeof channel, "group/%s", f->seg[0]);
-    flow_notify(f, channel, flow_note_msg(f, type, f->seg[0], NULL,
-                                          groups_shard(f), ans));
+    m = flow_note_msg(f, type, f->seg[0], NULL, groups_shard(f), ans);
+    if (user != NULL)
+        flow_set_str(f, m, "user", user);
+    flow_notify(f, channel, m);
     if (user != NULL) {
-        json_t *m = flow_note_msg(f, type, f->seg[0], NULL, groups_shard(f),
-                                  ans);
-
+        m = flow_note_msg(f, type, f->seg[0], NULL, groups_shard(f), ans);
         flow_set_str(f, m, "user", user);
         snprintf(channel, sizeof channel, "user/%s", user);
         flow_notify(f, channel, m);

@@ -128,6 +128,10 @@ void flow_call(struct agenda_flow *f, const struct agenda_shard *shard,
 void flow_call_as(struct agenda_flow *f, const struct agenda_shard *shard,
                   bool command, const char *op, json_t *args,
                   const char *user, const char *role, const char *cal_role);
+/* Add a call for GET /status of one replica of shard (answers that are
+ * not 200 with a JSON object mean it is unreachable or unwell). */
+void flow_call_status(struct agenda_flow *f, const struct agenda_shard *shard,
+                      const struct agenda_replica *replica);
 /* Make the calls added since flow_calls_begin() the action. */
 void flow_calls_emit(struct agenda_flow *f);
 

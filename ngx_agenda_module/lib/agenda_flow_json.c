@@ -182,8 +182,30 @@ void flow_call_as(struct agenda_flow *f, const struct agenda_shard *shard,
     c->idempotency_key = key;
     c->body = body;
     c->body_len = strlen(body);
+    c->status_of = NULL;
     f->call_strings[2 * f->n_calls] = body;
     f->call_strings[2 * f->n_calls + 1] = key;
+    f->n_calls++;
+}
+
+void flow_call_status(struct agenda_flow *f, const struct agenda_shard *shard,
+                      const struct agenda_replica *replica)
+{
+    char *body = strdup("");
+    struct agenda_flow_call *c;
+
+    if (body == NULL || grow_calls(f) != 0) {
+        free(body);
+        f->oom = true;
+        return;
+    }
+    c = &f->calls[f->n_calls];
+    memset(c, 0, sizeof *c);
+    c->shard = shard;
+    c->body = body;
+    c->status_of = replica;
+    f->call_strings[2 * f->n_calls] = body;
+    f->call_strings[2 * f->n_calls + 1] = NULL;
     f->n_calls++;
 }
 

@@ -5,3 +5,4 @@ build=${1:?usage: run.sh BUILD_DIR}
 cd "$(dirname "$0")"
 /usr/bin/python3 bench_raft.py --build "$build"
 "$build/bench_agenda"
+/usr/bin/python3 bench_edge.py

@@ -4,8 +4,6 @@ retries, the password thread pool, JWT refusals and WSS notifications."""
 from __future__ import annotations
 
 import json
-import re
-import ssl
 import threading
 import time
 import uuid
@@ -13,89 +11,8 @@ import uuid
 import pytest
 import requests
 
-try:
-    import websocket  # Debian python3-websocket
-except ImportError:  # pragma: no cover
-    websocket = None
-
-PASSWORD = "correct horse battery"
-
-
-class Client:
-    def __init__(self, edge):
-        self.edge = edge
-        self.base = f"https://127.0.0.1:{edge.https_port}/api/v1"
-        self.s = requests.Session()
-        self.s.verify = str(edge.tls_dir / "ca.pem")
-        # REQUESTS_CA_BUNDLE would override the session's CA
-        self.s.trust_env = False
-        self.token = None
-
-    def req(self, method, path, body=None, headers=None, token=True,
-            timeout=15):
-        h = dict(headers or {})
-        if token and self.token:
-            h["Authorization"] = f"Bearer {self.token}"
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            h.setdefault("Content-Type", "application/json")
-        return self.s.request(method, self.base + path, data=data,
-                              headers=h, timeout=timeout)
-
-    def register_login(self, name):
-        r = self.req("POST", "/auth/register",
-                     {"username": name, "password": PASSWORD,
-                      "display_name": name.title(),
-                      "email": f"{name}@example.org"})
-        assert r.status_code == 201, r.text
-        r = self.req("POST", "/auth/login",
-                     {"username": name, "password": PASSWORD})
-        assert r.status_code == 200, r.text
-        body = r.json()
-        assert body["token_type"].lower() == "bearer"
-        self.token = body["access_token"]
-        return self
-
-
-def unwrap(resp, key):
-    """The object of an answer: {"<key>": {...}} or the object itself."""
-    body = resp.json()
-    return body[key] if isinstance(body.get(key), dict) else body
-
-
-def me(client):
-    return unwrap(client.req("GET", "/me"), "user")["username"]
-
-
-def uname(prefix="a"):
-    return f"{prefix}{uuid.uuid4().hex[:10]}"
-
-
-def event_body(i=0, **kw):
-    b = {"title": f"Standup {i}", "start": "2026-12-01T09:00:00Z",
-         "end": "2026-12-01T09:15:00Z", "time_zone": "Europe/Madrid"}
-    b.update(kw)
-    return b
-
-
-def list_all(client, cal):
-    """Every event of cal on 2026-12-01, page by page."""
-    items, cursor = [], None
-    while True:
-        q = ("?from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z&limit=500"
-             + (f"&cursor={cursor}" if cursor else ""))
-        r = client.req("GET", f"/calendars/{cal}/events{q}")
-        assert r.status_code == 200, r.text
-        body = r.json()
-        items += body["events"]
-        cursor = body.get("next_cursor")
-        if not cursor:
-            return items
-
-
-def error_log(edge) -> str:
-    return (edge.root / "logs" / "error.log").read_text(errors="replace")
+from edge_client import (Client, error_log, event_body, list_all, me,
+                         needs_ws, uname, unwrap, ws_connect, ws_status)
 
 
 # ---- the REST path ----------------------------------------------------------
@@ -257,35 +174,6 @@ def test_kill_leader_while_creating_events(stack):
 
 
 # ---- notifications ----------------------------------------------------------
-
-def ws_url(edge, query):
-    return f"wss://127.0.0.1:{edge.https_port}/api/v1/notifications?{query}"
-
-
-def ws_connect(edge, query, origin=""):
-    """A websocket like a browser's: with the pinned Origin unless told
-    otherwise (origin=None: no Origin header at all)."""
-    sslopt = {"ca_certs": str(edge.tls_dir / "ca.pem"),
-              "cert_reqs": ssl.CERT_REQUIRED, "check_hostname": False}
-    if origin == "":
-        origin = f"https://localhost:{edge.https_port}"
-    hdr = {"suppress_origin": True} if origin is None else {"origin": origin}
-    return websocket.create_connection(ws_url(edge, query), timeout=5,
-                                       sslopt=sslopt, **hdr)
-
-
-def ws_status(edge, query, origin="") -> int:
-    try:
-        ws = ws_connect(edge, query, origin)
-    except websocket.WebSocketBadStatusException as e:
-        return e.status_code
-    ws.close()
-    return 101
-
-
-needs_ws = pytest.mark.skipif(websocket is None,
-                              reason="python3-websocket is not installed")
-
 
 @needs_ws
 def test_invitee_receives_invitation_created_over_wss(stack):

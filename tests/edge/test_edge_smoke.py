@@ -165,7 +165,8 @@ REACH = [
     ("/api/v1/health", 200),
     ("/api/v1/no-such-thing", 404),
     ("/_agenda/shard/users/v1/queries", 404),  # internal: subrequests only
-    ("/", 404),
+    ("/", 200),                                # the web client (ui/)
+    ("/no-such-file.js", 404),
 ]
 
 

@@ -215,7 +215,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 int status = statuses[sel % 16];
                 json_t *op = json_loadb(c->body, c->body_len, 0, NULL);
 
-                CHECK(c->shard != NULL && json_is_object(op));
+                /* a call is an operation, or a replica's GET /status */
+                CHECK(c->shard != NULL);
+                if (c->status_of != NULL)
+                    CHECK(!c->command && c->status_of >= c->shard->replicas
+                          && c->status_of < c->shard->replicas
+                                            + c->shard->n_replicas);
+                else
+                    CHECK(json_is_object(op));
                 CHECK(!c->command || c->idempotency_key != NULL);
                 json_decref(op);
                 if ((sel >> 4) < 10) {

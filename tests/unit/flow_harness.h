@@ -7,7 +7,8 @@
  * Shard answers come from a script: rows {op, shard or NULL, status,
  * body}; each call gets the first row whose op (and shard, when given)
  * matches, so one row answers every call of an op.  An op without a row
- * fails the test.  HASH returns FH_HASH; VERIFY matches FH_PASSWORD
+ * fails the test (a replica's GET /status is the op "status").  HASH
+ * returns FH_HASH; VERIFY matches FH_PASSWORD
  * against any hash but the login's dummy one.
  */
 #ifndef FLOW_HARNESS_H
@@ -187,7 +188,12 @@ FH_FN int fh_run(struct fh *h, const struct agenda_flow_request *req)
                 rec->stale = c->stale;
                 snprintf(rec->key, sizeof rec->key, "%s",
                          c->idempotency_key ? c->idempotency_key : "");
-                rec->req = json_loadb(c->body, c->body_len, 0, NULL);
+                /* a replica's GET /status is scripted as op "status" */
+                if (c->status_of != NULL)
+                    rec->req = json_pack("{s:s, s:i}", "op", "status",
+                                         "replica", (int)c->status_of->id);
+                else
+                    rec->req = json_loadb(c->body, c->body_len, 0, NULL);
                 assert_non_null(rec->req);
                 op = json_string_value(json_object_get(rec->req, "op"));
                 assert_non_null(op);

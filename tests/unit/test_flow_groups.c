@@ -71,6 +71,12 @@ static const struct fh_row s_admin[] = {
     {"audit.list", NULL, 200,
      "{\"records\":[{\"seq\":7,\"time\":\"2026-11-27T02:41:30Z\"}],"
      "\"next_after\":7,\"more\":true}"},
+    /* the replicas' GET /status: the groups replica is down */
+    {"status", "groups", 502, NULL},
+    {"status", NULL, 200,
+     "{\"shard\":\"x\",\"node_id\":1,\"role\":\"leader\",\"term\":4,"
+     "\"leader_id\":1,\"commit_index\":17,\"applied_index\":17,"
+     "\"healthy\":true,\"peers\":[]}"},
 };
 
 static const struct fh_case group_cases[] = {
@@ -124,6 +130,17 @@ static const struct fh_case group_cases[] = {
      NULL, NULL, NULL, FH_SCRIPT(s_ok), 400, "invalid_target", 1, NULL},
     {"changes garbage token", "GET", "/changes", "since=!!", FH_ALICE, NULL,
      NULL, NULL, FH_SCRIPT(s_ok), 400, "invalid_sync_token", 1, NULL},
+    {"changes of another user", "GET", "/changes", "target=user:Bob",
+     FH_ALICE, NULL, NULL, NULL, FH_SCRIPT(s_ok), 403, "forbidden", 1,
+     NULL},
+    {"changes of another calendar", "GET", "/changes", "target=calendar:bob",
+     FH_ALICE, NULL, NULL, NULL, FH_SCRIPT(s_ok), 403, "forbidden", 1,
+     NULL},
+    {"changes of my calendar", "GET", "/changes", "target=calendar:Alice",
+     FH_ALICE, NULL, NULL, NULL, FH_SCRIPT(s_ok), 200, NULL, 2,
+     "changes.head"},
+    {"changes bad limit", "GET", "/changes", "limit=x", FH_ALICE, NULL,
+     NULL, NULL, FH_SCRIPT(s_ok), 400, "invalid_parameter", 1, NULL},
     {"audit not admin", "GET", "/audit", NULL, FH_ALICE, NULL, NULL, NULL,
      FH_SCRIPT(s_ok), 403, "forbidden", 1, NULL},
     {"cluster not admin", "GET", "/cluster", NULL, FH_ALICE, NULL, NULL,
@@ -239,7 +256,7 @@ static void test_group_feed_uses_group_role(void **state)
 static void test_audit_and_cluster_for_admins(void **state)
 {
     struct fh h;
-    json_t *recs;
+    json_t *recs, *shards;
     char q[600];
 
     (void)state;
@@ -256,7 +273,32 @@ static void test_audit_and_cluster_for_admins(void **state)
                          json_object_get(h.calls[4].req, "args"), "after")),
                      1 + 6 * (strcmp(h.calls[4].shard, "users") != 0));
     assert_int_equal(get(&h, "/cluster", NULL), 200);
-    assert_int_equal(json_array_size(json_object_get(h.body, "shards")), 4);
+    shards = json_object_get(h.body, "shards");
+    assert_int_equal(json_array_size(shards), 4);
+    /* user.auth, then one GET /status per replica */
+    assert_int_equal(h.n_calls, 5);
+    assert_string_equal(fh_op(&h, 1), "status");
+    for (size_t i = 0; i < 4; i++) {
+        json_t *s = json_array_get(shards, i);
+        json_t *st = json_object_get(json_array_get(
+            json_object_get(s, "replicas"), 0), "status");
+        const char *name = json_string_value(json_object_get(s, "name"));
+
+        if (strcmp(name, "groups") == 0) {
+            assert_true(json_is_false(json_object_get(st, "reachable")));
+            assert_true(json_is_null(json_object_get(s, "leader")));
+            continue;
+        }
+        assert_true(json_is_true(json_object_get(st, "reachable")));
+        assert_string_equal(json_string_value(json_object_get(st, "role")),
+                            "leader");
+        assert_null(json_object_get(st, "peers"));
+        assert_int_equal(json_integer_value(json_object_get(
+                             json_object_get(s, "leader"), "commit_index")),
+                         17);
+        assert_int_equal(json_integer_value(json_object_get(
+                             json_object_get(s, "leader"), "term")), 4);
+    }
     fh_done(&h);
 }
 

@@ -1,0 +1,245 @@
+"""End-to-end benchmarks through HTTPS nginx (make bench).
+
+Starts every shard (three replicas each) and nginx with our module on free
+ports, then prints "bench <name> <value> <unit>" lines:
+  - event creations/s and p50/p99 at 64 and 256 connections (wrk, HTTPS,
+    JWT-authenticated POST /api/v1/calendars/{me}/events);
+  - month view (GET /calendars/{me}/events for a month holding ~90 events)
+    p50/p99;
+  - notification latency: with 1,000 WebSocket subscribers connected, time
+    from a create's response to the invitee's message, p50/p99.
+Every process is stopped by PID, even on failure.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import ssl
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "edge"))
+
+import requests  # noqa: E402  (Debian python3-requests)
+import websocket  # noqa: E402  (Debian python3-websocket)
+from conftest import DEV_CERTS, Agents, Edge, _private_dir  # noqa: E402
+
+PASSWORD = "correct horse battery staple"
+SUBSCRIBERS = 1000
+INVITEES = 50
+
+
+def bench(name, value, unit):
+    print(f"bench {name} {value} {unit}", flush=True)
+
+
+class Api:
+    def __init__(self, edge):
+        self.base = f"https://127.0.0.1:{edge.https_port}/api/v1"
+        self.s = requests.Session()
+        self.s.verify = str(edge.tls_dir / "ca.pem")
+        self.s.trust_env = False
+        self.token = None
+
+    def req(self, method, path, body=None):
+        h = {"Content-Type": "application/json"}
+        if self.token:
+            h["Authorization"] = f"Bearer {self.token}"
+        return self.s.request(method, self.base + path, headers=h,
+                              data=None if body is None
+                              else json.dumps(body), timeout=10)
+
+    def register_login(self, name):
+        r = self.req("POST", "/auth/register",
+                     {"username": name, "password": PASSWORD,
+                      "display_name": name, "email": f"{name}@example.org"})
+        assert r.status_code == 201, r.text
+        r = self.req("POST", "/auth/login",
+                     {"username": name, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        self.token = r.json()["access_token"]
+        return self
+
+
+LAT_RE = re.compile(r"^\s*(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+
+
+def wrk(url, script, conns, seconds, env):
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{conns}", f"-d{seconds}s", "--latency",
+         "-s", os.path.join(HERE, script), url],
+        capture_output=True, text=True, timeout=seconds + 60,
+        env=dict(os.environ, **env)).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = {p: float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[u]
+           for p, v, u in LAT_RE.findall(out)}
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rps, lat.get("50"), lat.get("99"), int(m.group(1)) if m else 0
+
+
+def bench_creates(edge, api, user, seconds):
+    url = f"https://127.0.0.1:{edge.https_port}"
+    env = {"AGENDA_TOKEN": api.token, "AGENDA_CALENDAR": user}
+    for c in (64, 256):
+        rps, p50, p99, errors = wrk(url, "edge_create.lua", c, seconds, env)
+        bench(f"edge_event_create_c{c}_throughput", round(rps), "events/s")
+        bench(f"edge_event_create_c{c}_p50", p50, "ms")
+        bench(f"edge_event_create_c{c}_p99", p99, "ms")
+        bench(f"edge_event_create_c{c}_errors", errors, "responses")
+
+
+def bench_month_view(edge, api, user, seconds):
+    if os.environ.get("BENCH_DEBUG"):
+        print("month view for", user, flush=True)
+    # ~90 events in January 2027: three a day
+    for d in range(1, 31):
+        for h in (9, 12, 16):
+            r = api.req("POST", f"/calendars/{user}/events",
+                        {"title": f"m{d}-{h}",
+                         "start": f"2027-01-{d:02d}T{h:02d}:00:00Z",
+                         "end": f"2027-01-{d:02d}T{h:02d}:45:00Z",
+                         "time_zone": "UTC"})
+            if os.environ.get("BENCH_DEBUG"):
+                print(d, h, r.status_code, flush=True)
+            assert r.status_code == 201, r.text
+    url = f"https://127.0.0.1:{edge.https_port}"
+    env = {"AGENDA_TOKEN": api.token,
+           "AGENDA_PATH": f"/api/v1/calendars/{user}/events"
+                          "?from=2027-01-01T00:00:00Z"
+                          "&to=2027-02-01T00:00:00Z&limit=500"}
+    rps, p50, p99, errors = wrk(url, "edge_get.lua", 16, seconds, env)
+    bench("edge_month_view_p50", p50, "ms")
+    bench("edge_month_view_p99", p99, "ms")
+    bench("edge_month_view_throughput", round(rps), "requests/s")
+    bench("edge_month_view_errors", errors, "responses")
+
+
+def bench_notifications(edge, owner, invitees, rounds):
+    """SUBSCRIBERS sockets spread over the invitees; each round invites
+    one invitee and times the arrival on all of that invitee's sockets."""
+    sslopt = {"ca_certs": str(edge.tls_dir / "ca.pem"),
+              "cert_reqs": ssl.CERT_REQUIRED, "check_hostname": False}
+    origin = f"https://localhost:{edge.https_port}"
+    arrivals = {}          # event id -> list of arrival times
+    lock = threading.Lock()
+    stop = threading.Event()
+    sockets = []
+
+    def reader(ws):
+        while not stop.is_set():
+            try:
+                msg = ws.recv()
+            except Exception:  # noqa: BLE001 - closed at the end
+                return
+            t = time.monotonic()
+            try:
+                body = json.loads(msg)
+            except ValueError:
+                continue
+            if body.get("type") == "invitation.created":
+                with lock:
+                    arrivals.setdefault(body.get("id"), []).append(t)
+
+    per = SUBSCRIBERS // len(invitees)
+    threads = []
+    for name, api in invitees:
+        for _ in range(per):
+            ws = websocket.create_connection(
+                f"wss://127.0.0.1:{edge.https_port}/api/v1/notifications"
+                f"?access_token={api.token}", timeout=30, sslopt=sslopt,
+                origin=origin)
+            sockets.append(ws)
+            t = threading.Thread(target=reader, args=(ws,), daemon=True)
+            t.start()
+            threads.append(t)
+    bench("edge_notification_subscribers", len(sockets), "connections")
+    time.sleep(1.0)
+    lat = []
+    try:
+        for i in range(rounds):
+            name, _ = invitees[i % len(invitees)]
+            r = owner.req("POST", f"/calendars/{owner_name(owner)}/events",
+                          {"title": f"n{i}",
+                           "start": f"2027-02-{1 + i % 28:02d}T10:00:00Z",
+                           "end": f"2027-02-{1 + i % 28:02d}T10:30:00Z",
+                           "time_zone": "UTC", "participants": [name]})
+            t0 = time.monotonic()
+            assert r.status_code == 201, r.text
+            ev = r.json()["event"]["id"]
+            deadline = t0 + 5
+            while time.monotonic() < deadline:
+                with lock:
+                    got = list(arrivals.get(ev, []))
+                if len(got) >= per:
+                    break
+                time.sleep(0.001)
+            lat += [(t - t0) * 1000.0 for t in got]
+    finally:
+        stop.set()
+        for ws in sockets:
+            try:
+                ws.close()
+            except Exception:  # noqa: BLE001
+                pass
+    lat.sort()
+    if lat:
+        bench("edge_notification_latency_p50",
+              round(statistics.median(lat), 2), "ms")
+        bench("edge_notification_latency_p99",
+              round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 2), "ms")
+    bench("edge_notification_delivered", len(lat), "messages")
+    bench("edge_notification_expected", rounds * per, "messages")
+
+
+def owner_name(api):
+    return api.req("GET", "/me").json()["user"]["username"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=50)
+    ap.add_argument("--skip-creates", action="store_true")
+    args = ap.parse_args()
+    tls = _private_dir("agenda-bench-tls-")
+    root = _private_dir("agenda-bench-agents-")
+    agents = Agents(root, replicas=3, others=3)
+    edge = None
+    try:
+        subprocess.run([DEV_CERTS, str(tls)], check=True,
+                       capture_output=True, timeout=60)
+        agents.start_all()
+        edge = Edge(_private_dir("agenda-bench-edge-"), tls,
+                    agents.topology)
+        edge.generate("--workers", "2", "--worker-connections", "4096",
+                      "--auth-rate", "1000r/s", "--auth-burst", "2000")
+        edge.start()
+        owner = Api(edge).register_login(f"bench{uuid.uuid4().hex[:8]}")
+        me = owner_name(owner)
+        if not args.skip_creates:
+            bench_creates(edge, owner, me, args.seconds)
+        viewer = Api(edge).register_login(f"view{uuid.uuid4().hex[:8]}")
+        bench_month_view(edge, viewer, owner_name(viewer), args.seconds)
+        invitees = []
+        for _ in range(INVITEES):
+            n = f"sub{uuid.uuid4().hex[:8]}"
+            invitees.append((n, Api(edge).register_login(n)))
+        bench_notifications(edge, owner, invitees, args.rounds)
+    finally:
+        if edge is not None:
+            edge.stop()
+            shutil.rmtree(edge.root, ignore_errors=True)
+        agents.stop_all()
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(tls, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

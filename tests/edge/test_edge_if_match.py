@@ -1,0 +1,51 @@
+"""Writes with a matching If-Match are answered, in JSON.
+
+The flow checks If-Match itself (the shard answers 412 version_mismatch);
+nginx's not_modified filter must not test it again: it compares with
+headers_out.etag, which the module does not set, and used to turn the 200
+of every conditional PATCH, PUT and DELETE into a 412 after the write was
+applied, closing the connection without an answer (browsers then retry
+the request on a new connection and get a 412 for their own write)."""
+from __future__ import annotations
+
+import pytest
+
+from edge_client import Client, event_body, me, uname, unwrap
+
+
+@pytest.fixture(scope="module")
+def alice(stack):
+    _, edge = stack
+    return Client(edge).register_login(uname("a"))
+
+
+def new_event(client):
+    r = client.req("POST", f"/calendars/{me(client)}/events",
+                   event_body(participants=[]))
+    assert r.status_code == 201, r.text
+    ev = unwrap(r, "event")
+    return f"/calendars/{ev['calendar']}/events/{ev['id']}", r.headers["ETag"]
+
+
+@pytest.mark.parametrize("method,body", [
+    ("PATCH", {"title": "renamed"}),
+    ("PUT", event_body(title="replaced")),
+    ("DELETE", None),
+])
+def test_a_write_with_the_current_etag_is_answered(alice, method, body):
+    path, tag = new_event(alice)
+    r = alice.req(method, path, body, headers={"If-Match": tag})
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("application/json")
+    if method != "DELETE":
+        assert r.headers["ETag"] == '"2"'
+        assert unwrap(r, "event")["version"] == 2
+
+
+def test_a_read_with_if_match_is_the_api_answer_not_an_nginx_page(alice):
+    path, _ = new_event(alice)
+    r = alice.req("GET", path, headers={"If-Match": '"7"'})
+    # openapi.yaml gives GET no If-Match: whatever the answer, it is the
+    # API's JSON (nginx's HTML 412 page was what came back)
+    assert r.status_code in (200, 412), r.text
+    assert r.headers["Content-Type"].startswith("application/json")

@@ -1,0 +1,489 @@
+"""The web client (ui/) in Debian's headless Chromium, driven by Selenium
+(python3-selenium + chromium-driver), against nginx and real agents.
+
+Two browsers with their own profiles (two separate sessions, as two
+people on two machines): alice and bob register through the UI, alice
+invites bob, bob sees the invitation and accepts it, and alice's open
+calendar shows his answer without a reload (the WSS notification made it
+refetch).  On the way: an API error (422) and an edit conflict (412)
+shown to the user with the API's message.  Assertions are on the DOM;
+screenshots of both browsers land in the test's tmp dir.
+
+Chromium trusts the test's development certificate by its public key
+(--ignore-certificate-errors-spki-list), not by ignoring every error.
+Skipped, with the reason, only when Chromium, chromedriver or Selenium is
+missing or Chromium cannot start.
+"""
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import shutil
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+try:
+    from selenium import webdriver
+    from selenium.common.exceptions import (
+        ElementNotInteractableException, StaleElementReferenceException,
+        TimeoutException, WebDriverException)
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+except ImportError:  # pragma: no cover
+    webdriver = None
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+PASSWORD = "correct horse battery"
+WAIT = 20  # seconds; two browsers share two cores with the cluster
+
+# Flags: headless, no sandbox (root in a container), nothing fetched from
+# the internet by Chromium itself (updates, sync, field trials, ...).
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu",
+    "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--no-default-browser-check",
+    "--disable-default-apps", "--disable-extensions",
+    "--disable-domain-reliability", "--disable-client-side-phishing-detection",
+    "--disable-features=Translate,OptimizationHints,MediaRouter",
+    "--metrics-recording-only", "--disable-dev-shm-usage",
+    "--window-size=1280,900", "--lang=en-GB",
+)
+
+
+def spki_sha256(cert_pem: Path) -> str:
+    """base64(SHA-256(SubjectPublicKeyInfo)) of a certificate: what
+    --ignore-certificate-errors-spki-list takes."""
+    pub = subprocess.run(["openssl", "x509", "-in", str(cert_pem),
+                          "-pubkey", "-noout"], check=True,
+                         capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"],
+                         input=pub, check=True, capture_output=True).stdout
+    digest = subprocess.run(["openssl", "dgst", "-sha256", "-binary"],
+                            input=der, check=True,
+                            capture_output=True).stdout
+    return base64.b64encode(digest).decode()
+
+
+class Browser:
+    """One Chromium with a fresh profile, and DOM helpers."""
+
+    def __init__(self, name: str, base: str, spki: str, shots: Path):
+        if webdriver is None:
+            pytest.skip("python3-selenium is not installed "
+                        "(config/deps.sh installs it)")
+        for exe, pkg in ((CHROMIUM, "chromium"),
+                         (CHROMEDRIVER, "chromium-driver")):
+            if not Path(exe).is_file():
+                pytest.skip(f"{exe} not found (apt-get install {pkg}; "
+                            "config/deps.sh installs it)")
+        self.name = name
+        self.base = base
+        self.shots = shots
+        self.profile = Path(tempfile.mkdtemp(prefix=f"agenda-ui-{name}-"))
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = CHROMIUM
+        for f in CHROMIUM_FLAGS:
+            opts.add_argument(f)
+        opts.add_argument(f"--user-data-dir={self.profile}")
+        opts.add_argument(f"--ignore-certificate-errors-spki-list={spki}")
+        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        try:
+            self.d = webdriver.Chrome(
+                service=Service(executable_path=CHROMEDRIVER,
+                                log_path=str(shots / f"chromedriver-"
+                                             f"{name}.log")),
+                options=opts)
+        except WebDriverException as e:
+            shutil.rmtree(self.profile, ignore_errors=True)
+            pytest.skip(f"chromium cannot start: {e.msg or e}")
+        self.d.set_page_load_timeout(WAIT)
+
+    def quit(self):
+        try:
+            self.d.quit()
+        finally:
+            shutil.rmtree(self.profile, ignore_errors=True)
+
+    # -- DOM --------------------------------------------------------------
+
+    def open(self, path="/"):
+        self.d.get(self.base + path)
+
+    def find(self, css):
+        return self.d.find_element(By.CSS_SELECTOR, css)
+
+    def wait(self, what, fn, timeout=WAIT):
+        try:
+            return WebDriverWait(self.d, timeout, poll_frequency=0.1).until(
+                lambda d: fn())
+        except TimeoutException:
+            self.screenshot("timeout")
+            raise AssertionError(
+                f"{self.name}: timed out waiting for {what}; messages: "
+                f"{self.messages()!r}; console: {self.console()!r}")
+
+    # Live updates re-render parts of the page at any time: helpers look
+    # elements up again on every try instead of holding on to them.
+
+    def _retry(self, what, fn, timeout=WAIT):
+        def attempt():
+            try:
+                return fn()
+            except (StaleElementReferenceException,
+                    ElementNotInteractableException):
+                return None
+        return self.wait(what, attempt, timeout)
+
+    def _first_visible(self, css):
+        return next((e for e in self.d.find_elements(By.CSS_SELECTOR, css)
+                     if e.is_displayed()), None)
+
+    def visible(self, css):
+        return self._retry(f"{css} visible",
+                           lambda: self._first_visible(css) and True)
+
+    def text_of(self, css, text, timeout=WAIT) -> str:
+        """The text of the first element matching css that contains
+        text, once there is one."""
+        def find():
+            for e in self.d.find_elements(By.CSS_SELECTOR, css):
+                t = e.text
+                if text in t:
+                    return t
+            return None
+        return self._retry(f"{css} containing {text!r}", find, timeout)
+
+    def js(self, script, *args):
+        return self.d.execute_script(script, *args)
+
+    def fill(self, css, value):
+        def do():
+            el = self._first_visible(css)
+            if el is None:
+                return None
+            el.clear()
+            el.send_keys(value)
+            return True
+        self._retry(f"{css} to fill", do)
+
+    def set_value(self, css, value):
+        """For inputs whose typing is locale-dependent (datetime-local)."""
+        self.d.execute_script(
+            "const e = document.querySelector(arguments[0]);"
+            "e.value = arguments[1];"
+            "e.dispatchEvent(new Event('input', {bubbles: true}));",
+            css, value)
+
+    def click(self, css):
+        def do():
+            el = self._first_visible(css)
+            if el is None:
+                return None
+            el.click()
+            return True
+        self._retry(f"{css} to click", do)
+
+    def messages(self):
+        return [e.text for e in self.d.find_elements(By.CSS_SELECTOR,
+                                                     ".message")]
+
+    def console(self):
+        try:
+            return [f"{e['level']}: {e['message']}"
+                    for e in self.d.get_log("browser")]
+        except WebDriverException:
+            return []
+
+    def screenshot(self, tag):
+        path = self.shots / f"{self.name}-{tag}.png"
+        self.d.save_screenshot(str(path))
+        return path
+
+    def today(self) -> str:
+        """The browser's local date, YYYY-MM-DD."""
+        return self.d.execute_script(
+            "const d = new Date(), p = (n) => String(n).padStart(2, '0');"
+            "return `${d.getFullYear()}-${p(d.getMonth() + 1)}-"
+            "${p(d.getDate())}`;")
+
+    # -- the app ----------------------------------------------------------
+
+    def register(self, user):
+        self.fill("#reg-username", user)
+        self.fill("#reg-display", user.title())
+        self.fill("#reg-email", f"{user}@example.org")
+        self.fill("#reg-password", PASSWORD)
+        self.click("#register-form button[type=submit]")
+        self.text_of("#whoami", f"({user})")
+
+    def login(self, user):
+        self.fill("#login-username", user)
+        self.fill("#login-password", PASSWORD)
+        self.click("#login-form button[type=submit]")
+        self.text_of("#whoami", f"({user})")
+
+    def logout(self):
+        self.click("#logout")
+        self.visible("#login-form")
+
+    def live(self):
+        self.text_of("#live-status", "Live")
+
+
+@pytest.fixture
+def browsers(stack, tmp_path):
+    """A factory of Browsers on the stack's edge, all quit at the end."""
+    _, edge = stack
+    base = f"https://localhost:{edge.https_port}"
+    spki = spki_sha256(edge.tls_dir / "server.pem")
+    made = []
+
+    def make(name):
+        b = Browser(name, base, spki, tmp_path)
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.quit()
+
+
+def csp_violations(console):
+    return [m for m in console if "Content Security Policy" in m
+            or "Refused to" in m]
+
+
+def test_invite_accept_and_live_update_across_two_browsers(browsers,
+                                                           tmp_path):
+    tag = uuid.uuid4().hex[:8]
+    alice_name, bob_name = f"alice{tag}", f"bob{tag}"
+    title = f"Planning {tag}"
+
+    alice = browsers("alice")
+    alice.open("/")
+    assert "Agenda" in alice.d.title
+    alice.visible("#login-form")
+
+    # Two accounts made through the UI (registering logs in), then a
+    # plain login as alice.
+    alice.register(bob_name)
+    alice.logout()
+    alice.register(alice_name)
+    alice.logout()
+    alice.login(alice_name)
+    alice.live()
+
+    # A refused create shows the API's error, in the dialog.
+    day = alice.today()
+    alice.click("#cal-new")
+    alice.visible("#event-dialog[open]")
+    alice.fill("#ev-title", title)
+    alice.set_value("#ev-start", f"{day}T10:00")
+    alice.set_value("#ev-end", f"{day}T09:00")
+    alice.fill("#ev-participants", bob_name)
+    alice.click("#ev-save")
+    err = alice.text_of("#event-errors .message.error", "422")
+    assert "end_before_start" in err
+
+    alice.set_value("#ev-end", f"{day}T11:00")
+    alice.click("#ev-save")
+    alice.text_of("#messages .message.info", f"Saved “{title}”")
+    chip = alice.text_of("#cal-grid .chip.own", title)
+    assert f"{bob_name}: not answered" in chip
+    event_id, chip_day = alice.js(
+        "const c = [...document.querySelectorAll('#cal-grid .chip.own')]"
+        "  .find((e) => e.textContent.includes(arguments[0]));"
+        "return [c.dataset.eventId, c.closest('[data-date]').dataset.date];",
+        title)
+    assert len(event_id) == 32
+    assert chip_day == day
+    chip = f'#cal-grid .chip[data-event-id="{event_id}"]'
+
+    # Alice opens the event for editing (its version now) and leaves it
+    # open while bob answers.
+    alice.click(chip)
+    alice.visible("#event-dialog[open]")
+    assert alice.find("#ev-title").get_attribute("value") == title
+
+    # Bob, in a browser of his own.
+    bob = browsers("bob")
+    bob.open("/")
+    bob.login(bob_name)
+    bob.live()
+    bob.text_of("#invitation-count", "1")
+    bob.click('#nav a[data-view="invitations"]')
+    item = f'#inv-pending li[data-event-id="{event_id}"]'
+    text = bob.text_of(item, title)
+    assert f"from {alice_name}" in text
+    assert "not answered" in text
+    bob.click(f'{item} [data-answer="accepted"]')
+    bob.text_of(f'#inv-answered li[data-event-id="{event_id}"]',
+                "Your answer: accepted")
+    bob.text_of("#messages .message.info", "accepted")
+    bob.click('#nav a[data-view="calendar"]')
+    bob_chip = bob.text_of(chip, title)
+    assert f"from {alice_name}" in bob_chip
+    assert "you: accepted" in bob_chip
+
+    # Alice never reloaded: the notification refreshed her calendar, and
+    # her open editor warns that the event changed under her.
+    alice.text_of(chip, f"{bob_name}: accepted")
+    alice.text_of("#event-errors .message.info", "changed by someone else")
+
+    # Saving her now stale edit is refused with 412, and said so.
+    alice.fill("#ev-title", f"{title} (moved)")
+    alice.click("#ev-save")
+    stale = alice.text_of("#event-errors .message.error", "412")
+    assert "version_mismatch" in stale
+    assert "Someone changed this event" in stale
+    assert alice.find("#event-dialog").get_attribute("open") is not None
+
+    # Loading the latest version, then saving, works; bob's calendar
+    # follows live.
+    alice.click("#ev-reload")
+    alice.wait("the latest version", lambda: "accepted" in
+               alice.find("#ev-responses").text)
+    alice.fill("#ev-title", f"{title} (moved)")
+    alice.click("#ev-save")
+    alice.text_of("#messages .message.info", f"Saved “{title} (moved)”")
+    bob.text_of(chip, f"{title} (moved)")
+
+    # The month view has it too.
+    alice.click("#cal-month")
+    alice.text_of(f'#cal-grid.month .chip[data-event-id="{event_id}"]',
+                  f"{title} (moved)")
+
+    shots = [alice.screenshot("calendar"), bob.screenshot("calendar")]
+    for p in shots:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", p
+    print("screenshots:", *shots)
+
+    # The app ran under the strict Content-Security-Policy untouched.
+    for b in (alice, bob):
+        console = b.console()
+        assert not csp_violations(console), console
+        # the refused requests above are logged as failed loads; any
+        # other error (a script exception, a blocked load) is a bug
+        assert not [m for m in console if m.startswith("SEVERE")
+                    and "the server responded with a status of" not in m
+                    ], console
+
+
+def test_login_errors_are_shown_with_the_api_message(browsers):
+    b = browsers("stranger")
+    b.open("/")
+    b.fill("#login-username", f"nobody{uuid.uuid4().hex[:8]}")
+    b.fill("#login-password", "wrong password")
+    b.click("#login-form button[type=submit]")
+    msg = b.text_of("#messages .message.error", "401")
+    assert "invalid_credentials" in msg
+    # the token never lands in a cookie
+    assert b.d.get_cookies() == []
+
+    # a taken username is 409 with the API's message
+    name = f"carol{uuid.uuid4().hex[:8]}"
+    b.register(name)
+    b.logout()
+    b.fill("#reg-username", name)
+    b.fill("#reg-display", "Carol")
+    b.fill("#reg-email", f"{name}@example.org")
+    b.fill("#reg-password", PASSWORD)
+    b.click("#register-form button[type=submit]")
+    msg = b.text_of("#messages .message.error", "409")
+    assert "username_taken" in msg
+
+
+def test_groups_create_add_and_remove_a_member(browsers):
+    tag = uuid.uuid4().hex[:8]
+    b = browsers("leader")
+    b.open("/")
+    member = f"dave{tag}"
+    b.register(member)
+    b.logout()
+    b.register(f"erin{tag}")
+    b.click('#nav a[data-view="groups"]')
+    b.fill("#group-name", f"Team {tag}")
+    b.click("#group-form button[type=submit]")
+    b.text_of("#group-list li", f"Team {tag}")
+    b.text_of("#group-detail h3", f"Team {tag}")
+    b.text_of("#group-detail .members li", f"erin{tag} (leader)")
+
+    # an unknown account: the API's 404 is shown
+    b.fill("#member-user", f"nobody{tag}")
+    b.click("#group-detail form button[type=submit]")
+    b.text_of("#messages .message.error", "404")
+
+    b.fill("#member-user", member)
+    b.click("#group-detail form button[type=submit]")
+    b.text_of(f'#group-detail li[data-member="{member}"]',
+              f"{member} (member)")
+    b.d.execute_script("window.confirm = () => true;")
+    b.click(f'#group-detail li[data-member="{member}"] button')
+    b.wait("the member to go", lambda: not b.d.find_elements(
+        By.CSS_SELECTOR, f'#group-detail li[data-member="{member}"]'))
+    b.text_of("#messages .message.info", f"Removed {member}")
+
+
+def test_reconnect_resyncs_what_no_notification_told(stack, browsers):
+    """A change made while the socket is down reaches the page through
+    /changes after the reconnect: bob answers directly on the events
+    shard (no edge, so no notification at all) while nginx is stopped;
+    when nginx is back, alice's page reconnects, asks /changes since its
+    sync token and shows the answer.  Last test of the file: it restarts
+    the shared nginx."""
+    agents, edge = stack
+    tag = uuid.uuid4().hex[:8]
+    alice_name, bob_name = f"alice{tag}", f"bob{tag}"
+    title = f"Resync {tag}"
+
+    b = browsers("resync")
+    b.open("/")
+    b.register(bob_name)
+    b.logout()
+    b.register(alice_name)
+    b.live()
+    day = b.today()
+    b.click("#cal-new")
+    b.fill("#ev-title", title)
+    b.set_value("#ev-start", f"{day}T14:00")
+    b.set_value("#ev-end", f"{day}T15:00")
+    b.fill("#ev-participants", bob_name)
+    b.click("#ev-save")
+    b.text_of("#cal-grid .chip.own", f"{bob_name}: not answered")
+    event_id = b.js(
+        "return [...document.querySelectorAll('#cal-grid .chip.own')]"
+        "  .find((e) => e.textContent.includes(arguments[0]))"
+        "  .dataset.eventId;", title)
+
+    edge.stop()
+    b.text_of("#live-status", "Offline")
+
+    # "alice…" lives on events_am (range "" .. "n").
+    leader = agents.wait_for_leader("events_am")
+    conn = http.client.HTTPConnection(
+        "127.0.0.1", agents.http_ports[("events_am", leader)], timeout=5)
+    try:
+        conn.request("POST", "/v1/commands", body=json.dumps({
+            "op": "event.rsvp",
+            "actor": {"user": bob_name, "role": "user",
+                      "calendar_role": "none"},
+            "args": {"calendar": alice_name, "id": event_id,
+                     "response": "tentative"}}),
+            headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        assert resp.status == 200, resp.read()
+    finally:
+        conn.close()
+
+    edge.start()
+    b.text_of(f'#cal-grid .chip[data-event-id="{event_id}"]',
+              f"{bob_name}: tentative", timeout=WAIT + 30)
+    b.text_of("#live-status", "Live")
+    b.screenshot("resynced")

@@ -1,0 +1,164 @@
+// calendar.js: the week and month views of GET /agenda — the user's own
+// events and those they are invited to, in local time.
+
+import * as api from './api.js';
+import {$, h, clear} from './dom.js';
+import * as t from './time.js';
+
+const RESPONSE_LABEL = {
+    needs_action: 'not answered', accepted: 'accepted',
+    declined: 'declined', tentative: 'tentative',
+};
+
+export class CalendarView {
+    constructor(app) {
+        this.app = app;
+        this.mode = 'week';
+        this.anchor = new Date();
+        this.events = [];
+        this.loadSeq = 0;
+
+        $('cal-prev').addEventListener('click', () => this.move(-1));
+        $('cal-next').addEventListener('click', () => this.move(1));
+        $('cal-today').addEventListener('click', () => {
+            this.anchor = new Date();
+            this.app.guard(() => this.load());
+        });
+        $('cal-week').addEventListener('click', () => this.setMode('week'));
+        $('cal-month').addEventListener('click', () => this.setMode('month'));
+        $('cal-new').addEventListener('click', () => {
+            const today = t.startOfDay(new Date());
+            const inView = this.days().some(
+                (d) => d.getTime() === today.getTime());
+            this.app.dialog.openNew(inView ? new Date() : this.days()[0]);
+        });
+    }
+
+    reset() {
+        this.events = [];
+        this.anchor = new Date();
+        clear($('cal-grid'));
+    }
+
+    setMode(mode) {
+        this.mode = mode;
+        $('cal-week').setAttribute('aria-pressed', String(mode === 'week'));
+        $('cal-month').setAttribute('aria-pressed', String(mode === 'month'));
+        this.app.guard(() => this.load());
+    }
+
+    move(n) {
+        const a = this.anchor;
+        this.anchor = this.mode === 'week' ? t.addDays(a, 7 * n)
+            : new Date(a.getFullYear(), a.getMonth() + n, 1);
+        this.app.guard(() => this.load());
+    }
+
+    // The days shown: one week from Monday, or the weeks covering the
+    // month.
+    days() {
+        let first;
+        let n;
+        if (this.mode === 'week') {
+            first = t.startOfWeek(this.anchor);
+            n = 7;
+        } else {
+            const m = t.startOfMonth(this.anchor);
+            first = t.startOfWeek(m);
+            const next = new Date(m.getFullYear(), m.getMonth() + 1, 1);
+            n = Math.ceil(Math.round((next - first) / t.DAY_MS) / 7) * 7;
+        }
+        return Array.from({length: n}, (_, i) => t.addDays(first, i));
+    }
+
+    async load() {
+        const days = this.days();
+        const from = days[0];
+        const to = t.addDays(days[days.length - 1], 1);
+        const seq = ++this.loadSeq;
+        const grid = $('cal-grid');
+        grid.setAttribute('aria-busy', 'true');
+        try {
+            const r = await api.agenda(t.isoUtc(from), t.isoUtc(to));
+            if (seq !== this.loadSeq) {
+                return;         // a newer load (navigation) won
+            }
+            this.events = r.events || [];
+            this.render(days);
+            if (r.truncated) {
+                this.app.info('This period has too many events to show ' +
+                    'them all; switch to the week view.');
+            }
+        } finally {
+            if (seq === this.loadSeq) {
+                grid.setAttribute('aria-busy', 'false');
+            }
+        }
+    }
+
+    render(days) {
+        const me = this.app.user.username;
+        const month = this.anchor.getMonth();
+        $('cal-range').textContent = this.mode === 'week'
+            ? `${t.fmtLongDay(days[0])} – ${t.fmtLongDay(days[6])}`
+            : t.fmtMonth(this.anchor);
+        const grid = clear($('cal-grid'));
+        grid.className = `grid ${this.mode}`;
+        grid.setAttribute('role', 'list');
+        grid.setAttribute('aria-label', this.mode === 'week'
+            ? 'Days of the week' : 'Days of the month');
+        const today = t.startOfDay(new Date()).getTime();
+        for (const day of days) {
+            const next = t.addDays(day, 1);
+            const evs = this.events.filter((ev) => {
+                const [s, e] = t.eventSpan(ev);
+                return s < next && (e > day || s.getTime() === e.getTime());
+            });
+            const cls = ['day'];
+            if (day.getTime() === today) {
+                cls.push('today');
+            }
+            if (this.mode === 'month' && day.getMonth() !== month) {
+                cls.push('outside');
+            }
+            grid.append(h('div', {class: cls.join(' '), role: 'listitem',
+                'aria-label': `${t.fmtLongDay(day)}, ${evs.length} ` +
+                    (evs.length === 1 ? 'event' : 'events'),
+                dataset: {date: t.localDate(day)}},
+            h('div', {class: 'day-head', 'aria-hidden': 'true'},
+                this.mode === 'week' ? t.fmtDay(day) : String(day.getDate())),
+            h('ul', {class: 'day-events'},
+                evs.map((ev) => h('li', {}, this.chip(ev, me))))));
+        }
+    }
+
+    // One event as a button that opens it.
+    chip(ev, me) {
+        const mine = ev.calendar === me;
+        const [s] = t.eventSpan(ev);
+        const when = ev.all_day ? 'All day' : t.fmtTime(s);
+        const title = ev.busy ? 'Busy' : (ev.title || '(no title)');
+        const lines = [h('span', {class: 'when'}, when),
+            ' ', h('span', {class: 'title'}, title)];
+        const parts = Object.entries(ev.participants || {});
+        if (mine && parts.length) {
+            lines.push(h('span', {class: 'who'}, parts.map(
+                ([u, r]) => `${u}: ${RESPONSE_LABEL[r] || r}`).join(', ')));
+        } else if (!mine) {
+            const r = ev.response || (ev.participants || {})[me];
+            lines.push(h('span', {class: 'who'},
+                `from ${ev.calendar}` + (r ? ` · you: ${
+                    RESPONSE_LABEL[r] || r}` : '')));
+        }
+        const cls = ['chip', mine ? 'own' : 'invited'];
+        const resp = ev.response || (ev.participants || {})[me];
+        if (!mine && resp) {
+            cls.push(`r-${resp}`);
+        }
+        return h('button', {type: 'button', class: cls.join(' '),
+            dataset: {eventId: ev.id, calendar: ev.calendar},
+            'aria-label': `${title}, ${t.fmtSpan(ev)}` +
+                (mine ? '' : `, invited by ${ev.calendar}`),
+            onclick: () => this.app.dialog.openExisting(ev)}, lines);
+    }
+}

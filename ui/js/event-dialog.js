@@ -1,0 +1,326 @@
+// event-dialog.js: create, edit, delete and answer one event.
+//
+// Editing is optimistic concurrency: the dialog reads the event (GET) and
+// keeps its ETag; saving sends PATCH with If-Match.  When someone changed
+// the event in between the API answers 412 version_mismatch: the dialog
+// says so, keeps the user's edits, and offers to load the latest version.
+// Double-booking is reported (policy "allow": saved, with a warning) or
+// refused (policy "reject": 409 double_booked with the conflicts listed).
+
+import * as api from './api.js';
+import {$, h, clear} from './dom.js';
+import * as t from './time.js';
+
+const RESPONSES = [['accepted', 'Accept'], ['tentative', 'Maybe'],
+    ['declined', 'Decline']];
+
+export class EventDialog {
+    constructor(app) {
+        this.app = app;
+        this.dlg = $('event-dialog');
+        this.form = $('event-form');
+        this.ev = null;         // the event as last read (null: new)
+        this.etag = null;
+        this.stale = false;
+
+        this.form.addEventListener('submit', (e) => {
+            e.preventDefault();
+            this.app.guard(() => this.save(), $('event-errors'));
+        });
+        $('ev-cancel').addEventListener('click', () => this.close());
+        $('ev-delete').addEventListener('click',
+            () => this.app.guard(() => this.remove(), $('event-errors')));
+        $('ev-reload').addEventListener('click',
+            () => this.app.guard(() => this.reload(), $('event-errors')));
+        $('ev-all-day').addEventListener('change',
+            () => this.setAllDay($('ev-all-day').checked, true));
+        $('ev-participants').addEventListener('input',
+            () => this.suggest());
+        this.dlg.addEventListener('close', () => {
+            this.ev = null;
+        });
+    }
+
+    errors() {
+        return $('event-errors');
+    }
+
+    close() {
+        if (this.dlg.open) {
+            this.dlg.close();
+        }
+    }
+
+    // Switches the time inputs between instants and dates, converting the
+    // values when convert is set (the user ticked the box).
+    setAllDay(on, convert) {
+        const s = $('ev-start');
+        const e = $('ev-end');
+        const sv = s.value;
+        const ev = e.value;
+        s.type = on ? 'date' : 'datetime-local';
+        e.type = on ? 'date' : 'datetime-local';
+        $('ev-end-label').textContent = on ? 'Last day' : 'Ends';
+        if (convert) {
+            s.value = on ? sv.slice(0, 10) : (sv ? `${sv}T09:00` : '');
+            e.value = on ? ev.slice(0, 10) : (ev ? `${ev}T10:00` : '');
+        }
+    }
+
+    fill(ev) {
+        const f = this.form;
+        f.reset();
+        $('ev-title').value = ev.title || '';
+        $('ev-location').value = ev.location || '';
+        $('ev-description').value = ev.description || '';
+        $('ev-visibility').value = ev.visibility || 'default';
+        $('ev-conflicts').value = 'allow';
+        $('ev-all-day').checked = !!ev.all_day;
+        this.setAllDay(!!ev.all_day, false);
+        const [s, e] = t.eventSpan(ev);
+        if (ev.all_day) {
+            $('ev-start').value = t.localDate(s);
+            $('ev-end').value = t.localDate(t.addDays(e, -1));
+        } else {
+            $('ev-start').value = t.localDateTime(s);
+            $('ev-end').value = t.localDateTime(e);
+        }
+        const parts = ev.participants || {};
+        $('ev-participants').value = Object.keys(parts).join(', ');
+        clear($('ev-responses')).append(...Object.entries(parts).map(
+            ([u, r]) => h('li', {dataset: {user: u}},
+                `${u}: ${r.replace('_', ' ')}`)));
+    }
+
+    // A new event on day (a Date): the next whole hour when day is today.
+    openNew(day) {
+        this.ev = null;
+        this.etag = null;
+        this.stale = false;
+        const now = new Date();
+        let start = new Date(day.getFullYear(), day.getMonth(),
+            day.getDate(), 9, 0);
+        if (t.startOfDay(day).getTime() === t.startOfDay(now).getTime() &&
+            now.getHours() < 23) {
+            start = new Date(day.getFullYear(), day.getMonth(),
+                day.getDate(), now.getHours() + 1, 0);
+        }
+        this.fill({start: start.toISOString(),
+            end: new Date(start.getTime() + 3600000).toISOString()});
+        this.present('New event', true, null);
+    }
+
+    // An event of the agenda: fetched again for its current version.
+    async openExisting(summary) {
+        this.app.clearMessages();
+        const {event, etag} = await this.app.guard(
+            () => api.getEvent(summary.calendar, summary.id)) || {};
+        if (!event) {
+            return;
+        }
+        this.ev = event;
+        this.etag = etag;
+        this.stale = false;
+        this.fill(event);
+        const me = this.app.user.username;
+        const mine = event.calendar === me;
+        this.present(mine ? 'Edit event' : 'Invitation', mine,
+            mine ? null : (event.participants || {})[me]);
+    }
+
+    // Shows the dialog; editable: the user owns the calendar; answer: the
+    // caller's response when they are a participant.
+    present(title, editable, answer) {
+        $('event-dialog-title').textContent = title;
+        clear(this.errors());
+        for (const el of this.form.querySelectorAll(
+            'input, textarea, select')) {
+            el.disabled = !editable;
+        }
+        $('ev-save').hidden = !editable;
+        $('ev-delete').hidden = !editable || !this.ev;
+        $('ev-reload').hidden = true;
+        $('ev-conflicts').closest('div').hidden = !editable;
+        const ro = $('ev-readonly');
+        ro.hidden = editable;
+        ro.textContent = this.ev && !editable
+            ? `${this.ev.calendar} invited you. Only they can change it.`
+            : '';
+        const rsvp = clear($('ev-rsvp'));
+        rsvp.hidden = answer === undefined || answer === null;
+        if (!rsvp.hidden) {
+            rsvp.append(...RESPONSES.map(([value, label]) => h('button', {
+                type: 'button', 'aria-pressed': String(answer === value),
+                onclick: () => this.app.guard(
+                    () => this.answer(value), this.errors()),
+            }, label)));
+        }
+        if (!this.dlg.open) {
+            this.dlg.showModal();
+        }
+        (editable ? $('ev-title') : $('ev-cancel')).focus();
+    }
+
+    fields() {
+        const allDay = $('ev-all-day').checked;
+        let start = $('ev-start').value;
+        let end = $('ev-end').value;
+        if (allDay) {
+            // The form shows the last day; the API wants the day after.
+            const last = t.parseDate(end);
+            end = Number.isNaN(last.getTime()) ? end
+                : t.localDate(t.addDays(last, 1));
+        } else {
+            start = t.rfc3339FromLocal(start);
+            end = t.rfc3339FromLocal(end);
+        }
+        const participants = $('ev-participants').value.split(/[\s,;]+/)
+            .map((s) => s.trim()).filter(Boolean);
+        return {
+            title: $('ev-title').value,
+            description: $('ev-description').value,
+            location: $('ev-location').value,
+            start, end, all_day: allDay,
+            time_zone: (this.ev && this.ev.time_zone) || t.localZone(),
+            visibility: $('ev-visibility').value,
+            participants,
+            conflict_policy: $('ev-conflicts').value,
+        };
+    }
+
+    async save() {
+        clear(this.errors());
+        const f = this.fields();
+        const me = this.app.user.username;
+        let r;
+        try {
+            if (this.ev) {
+                r = await api.updateEvent(this.ev.calendar, this.ev.id,
+                    this.etag, f);
+            } else {
+                r = await api.createEvent(me, f);
+            }
+        } catch (e) {
+            this.explain(e);
+            return;
+        }
+        this.close();
+        const conflicts = r.conflicts || [];
+        if (conflicts.length) {
+            this.app.info(`Saved “${r.event.title}”, but it overlaps: ` +
+                describeConflicts(conflicts, me) + '.');
+        } else {
+            this.app.info(`Saved “${r.event.title}”.`);
+        }
+        await this.app.guard(() => this.app.calendar.load());
+    }
+
+    // Errors with a story of their own; the others show as they come.
+    explain(e) {
+        if (e.status === 412) {
+            this.stale = true;
+            $('ev-reload').hidden = false;
+            this.app.error(new api.ApiError(e.status, e.code,
+                'Someone changed this event after you opened it: ' +
+                `${e.message}. Your edits are kept here; load the latest ` +
+                'version to see theirs (it replaces your edits).'),
+            this.errors());
+        } else if (e.status === 409 && e.code === 'double_booked') {
+            this.app.error(new api.ApiError(e.status, e.code,
+                `${e.message}: ${describeConflicts(e.conflicts,
+                    this.app.user.username)}. Choose “Allow” under ` +
+                'Overlaps to save it anyway.'), this.errors());
+        } else {
+            this.app.error(e, this.errors());
+        }
+    }
+
+    async reload() {
+        const {event, etag} = await api.getEvent(this.ev.calendar,
+            this.ev.id);
+        this.ev = event;
+        this.etag = etag;
+        this.stale = false;
+        this.fill(event);
+        this.present('Edit event', true, null);
+        this.app.info('Loaded the latest version.', this.errors());
+    }
+
+    async remove() {
+        const title = this.ev.title;
+        if (!window.confirm(`Delete “${title}”? Invitees are told.`)) {
+            return;
+        }
+        try {
+            await api.deleteEvent(this.ev.calendar, this.ev.id, this.etag);
+        } catch (e) {
+            this.explain(e);
+            return;
+        }
+        this.close();
+        this.app.info(`Deleted “${title}”.`);
+        await this.app.guard(() => this.app.calendar.load());
+    }
+
+    async answer(response) {
+        const r = await api.rsvp(this.ev.calendar, this.ev.id, response);
+        this.close();
+        this.app.info(`You answered “${response}” to ` +
+            `“${(r.event && r.event.title) || this.ev.title}”.`);
+        await this.app.guard(() => this.app.calendar.load());
+        await this.app.guard(() => this.app.invitations.load());
+    }
+
+    // A notification arrived while the dialog is open on an event: say so
+    // (saving would get 412), but never overwrite the user's edits.
+    remoteChange() {
+        if (!this.dlg.open || !this.ev || this.stale) {
+            return;
+        }
+        const {calendar, id, version} = this.ev;
+        api.getEvent(calendar, id).then(({event}) => {
+            if (!this.ev || this.ev.id !== id || event.version === version) {
+                return;
+            }
+            if ($('ev-save').hidden) {
+                // Read only: nothing of the user's to keep, show the news.
+                this.ev = event;
+                this.fill(event);
+                return;
+            }
+            this.app.info('This event was just changed by someone else; ' +
+                'saving now will be refused unless you load the latest ' +
+                'version.', this.errors());
+            $('ev-reload').hidden = false;
+        }, (e) => {
+            if (e.status === 404 && this.ev && this.ev.id === id) {
+                this.app.error(new api.ApiError(404, e.code,
+                    'This event no longer exists (deleted or you were ' +
+                    'removed from it).'), this.errors());
+            }
+        });
+    }
+
+    // Username suggestions for the last name being typed.
+    async suggest() {
+        const last = $('ev-participants').value.split(/[\s,;]+/).pop();
+        if (!/^[A-Za-z0-9_.-]{2,32}$/.test(last)) {
+            return;
+        }
+        const list = await api.users(last).catch(() => []);
+        const typed = $('ev-participants').value;
+        const head = typed.slice(0, typed.length - last.length);
+        clear($('user-suggestions')).append(...list.map(
+            (u) => h('option', {value: head + u.username},
+                u.display_name || u.username)));
+    }
+}
+
+function describeConflicts(conflicts, me) {
+    return conflicts.map((c) => {
+        const who = c.who === me ? 'you' : c.who;
+        const s = new Date(c.start);
+        const e = new Date(c.end);
+        return `${who} ${t.fmtDay(s)} ${t.fmtTime(s)}–${t.fmtTime(e)}`;
+    }).join('; ');
+}
