@@ -291,7 +291,8 @@ class Agents:
               ("events_nz", "events", {"from": "n", "to": ""}),
               ("groups", "groups", None), ("users", "users", None))
 
-    def __init__(self, root: Path, replicas: int = 3, others: int = 1):
+    def __init__(self, root: Path, replicas: int = 3, others: int = 1,
+                 raft: dict | None = None):
         if not AGENT.is_file():
             pytest.exit(f"{AGENT} not found: run `make all` first", 2)
         self.root = root
@@ -313,7 +314,8 @@ class Agents:
                 sh["range"] = rng
             shards.append(sh)
         topo = {"version": 1, "cluster": "agenda-edge-test",
-                "raft": FAST_RAFT, "data_dir": str(root / "data"),
+                "raft": dict(FAST_RAFT, **(raft or {})),
+                "data_dir": str(root / "data"),
                 "servers": [{"name": f"server{i}", "host": "127.0.0.1"}
                             for i in range(1, max(counts) + 1)],
                 "shards": shards}
