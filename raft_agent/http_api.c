@@ -2,8 +2,11 @@
  * routes live in http_kv.c, http_status.c and http_agenda.c. */
 #include "http_api.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/http.h>
 
@@ -88,12 +91,20 @@ struct agenda_http_api *agenda_http_api_new(struct event_base *base,
                                               EVHTTP_REQ_DELETE |
                                               EVHTTP_REQ_POST);
     evhttp_set_gencb(api->http, route, api);
-    if (evhttp_bind_socket_with_handle(api->http, host, port) == NULL) {
+    struct evhttp_bound_socket *bound =
+        evhttp_bind_socket_with_handle(api->http, host, port);
+    if (bound == NULL) {
         agenda_log(AGENDA_LOG_ERROR, "cannot listen for HTTP on %s:%u", host,
                    port);
         agenda_http_api_free(api);
         return NULL;
     }
+    /* Accepted sockets inherit TCP_NODELAY on Linux.  Without it the last
+     * partial segment of a large answer waits for the client's delayed ACK
+     * (Nagle): ~40 ms added to every answer over a few kilobytes. */
+    int one = 1;
+    (void)setsockopt(evhttp_bound_socket_get_fd(bound), IPPROTO_TCP,
+                     TCP_NODELAY, &one, sizeof(one));
     return api;
 }
 
