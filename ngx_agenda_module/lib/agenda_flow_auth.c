@@ -240,10 +240,8 @@ void flow_h_register(struct agenda_flow *f)
         f->stage = 2;
         return;
     default:
-        if (!flow_ok(f, 0)) {
-            flow_shard_error(f, 0);
+        if (!flow_answer_ok(f, 0))
             return;
-        }
         u = json_object_get(f->ans[0].json, "user");
         json_object_del(u, "token_version");
         flow_respond(f, 201, json_pack("{s:O?}", "user", u));
@@ -295,10 +293,8 @@ void flow_h_login(struct agenda_flow *f)
     case 1:
         if (f->ans[0].status == 404) {
             flow_verify(f, dummy_phc, pw);
-        } else if (!flow_ok(f, 0)) {
-            flow_shard_error(f, 0);
-            return;
-        } else if (take_auth(f, f->ans[0].json) != 0) {
+        } else if (!flow_answer_ok(f, 0))
+            return; else if (take_auth(f, f->ans[0].json) != 0) {
             flow_error(f, 500, "internal", "the users shard answered oddly");
             return;
         } else {
@@ -338,10 +334,8 @@ void flow_h_login(struct agenda_flow *f)
             return;
         }
         /* no unaudited login: the client may retry */
-        if (!flow_ok(f, 0)) {
-            flow_shard_error(f, 0);
+        if (!flow_answer_ok(f, 0))
             return;
-        }
         flow_header(f, "Cache-Control", "no-store");
         flow_respond(f, 200, json_incref(json_object_get(f->scratch,
                                                          "answer")));
@@ -361,10 +355,8 @@ void flow_h_me_get(struct agenda_flow *f)
         f->stage = 1;
         return;
     }
-    if (!flow_ok(f, 0)) {
-        flow_shard_error(f, 0);
+    if (!flow_answer_ok(f, 0))
         return;
-    }
     flow_respond(f, 200, json_pack("{s:O?}", "user",
                                    json_object_get(f->ans[0].json, "user")));
 }
@@ -388,10 +380,8 @@ void flow_h_me_patch(struct agenda_flow *f)
         f->stage = 1;
         return;
     }
-    if (!flow_ok(f, 0)) {
-        flow_shard_error(f, 0);
+    if (!flow_answer_ok(f, 0))
         return;
-    }
     snprintf(channel, sizeof channel, "user/%s", f->user);
     flow_notify(f, channel, flow_note_msg(f, "user.updated", f->user, NULL,
                                           users_shard(f), f->ans[0].json));
@@ -450,10 +440,8 @@ void flow_h_me_password(struct agenda_flow *f)
         f->stage = 3;
         return;
     default:
-        if (!flow_ok(f, 0)) {
-            flow_shard_error(f, 0);
+        if (!flow_answer_ok(f, 0))
             return;
-        }
         u = json_object_get(f->ans[0].json, "user");
         f->token_version = (uint64_t)json_integer_value(
             json_object_get(u, "token_version"));
@@ -498,10 +486,8 @@ void flow_h_users(struct agenda_flow *f)
         f->stage = 1;
         return;
     }
-    if (!flow_ok(f, 0)) {
-        flow_shard_error(f, 0);
+    if (!flow_answer_ok(f, 0))
         return;
-    }
     flow_respond(f, 200, json_incref(f->ans[0].json));
 }
 

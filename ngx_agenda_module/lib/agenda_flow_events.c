@@ -184,10 +184,8 @@ void flow_h_events_list(struct agenda_flow *f)
         f->stage = 1;
         return;
     }
-    if (!flow_ok(f, 0)) {
-        flow_shard_error(f, 0);
+    if (!flow_answer_ok(f, 0))
         return;
-    }
     flow_respond(f, 200, json_incref(f->ans[0].json));
 }
 
@@ -209,10 +207,8 @@ void flow_h_events_create(struct agenda_flow *f)
         f->stage = 1;
         return;
     }
-    if (!flow_ok(f, 0)) {
-        flow_shard_error(f, 0);
+    if (!flow_answer_ok(f, 0))
         return;
-    }
     ev = json_object_get(f->ans[0].json, "event");
     id = json_string_value(json_object_get(ev, "id"));
     if (id != NULL) {
@@ -241,10 +237,8 @@ void flow_h_event_get(struct agenda_flow *f)
         f->stage = 1;
         return;
     }
-    if (!flow_ok(f, 0)) {
-        flow_shard_error(f, 0);
+    if (!flow_answer_ok(f, 0))
         return;
-    }
     flow_etag(f, json_object_get(f->ans[0].json, "event"));
     flow_respond(f, 200, json_incref(f->ans[0].json));
 }
@@ -311,10 +305,8 @@ static void event_write(struct agenda_flow *f, bool put)
         }
         break;
     case 1:
-        if (!flow_ok(f, 0)) {
-            flow_shard_error(f, 0);
+        if (!flow_answer_ok(f, 0))
             return;
-        }
         old = json_object_get(json_object_get(f->ans[0].json, "event"),
                               "participants");
         flow_set(f, f->scratch, "old",
@@ -343,10 +335,8 @@ static void event_write(struct agenda_flow *f, bool put)
         f->stage = 3;
         return;
     }
-    if (!flow_ok(f, 0)) {
-        flow_shard_error(f, 0);
+    if (!flow_answer_ok(f, 0))
         return;
-    }
     ev = json_object_get(f->ans[0].json, "event");
     flow_etag(f, ev);
     notify_event(f, "event.updated", f->ans[0].json, ev,
@@ -401,10 +391,8 @@ void flow_h_event_delete(struct agenda_flow *f)
         f->stage = 1;
         return;
     case 1:
-        if (!flow_ok(f, 0)) {
-            flow_shard_error(f, 0);
+        if (!flow_answer_ok(f, 0))
             return;
-        }
         ev = json_object_get(f->ans[0].json, "event");
         flow_set(f, f->scratch, "event", json_incref(ev));
         args = event_args(f, true);
@@ -418,10 +406,8 @@ void flow_h_event_delete(struct agenda_flow *f)
         f->stage = 2;
         return;
     default:
-        if (!flow_ok(f, 0)) {
-            flow_shard_error(f, 0);
+        if (!flow_answer_ok(f, 0))
             return;
-        }
         notify_event(f, "event.deleted", f->ans[0].json,
                      json_object_get(f->scratch, "event"), NULL);
         json_object_del(f->ans[0].json, "sync_token");
@@ -448,10 +434,8 @@ void flow_h_event_rsvp(struct agenda_flow *f)
         f->stage = 1;
         return;
     }
-    if (!flow_ok(f, 0)) {
-        flow_shard_error(f, 0);
+    if (!flow_answer_ok(f, 0))
         return;
-    }
     flow_etag(f, json_object_get(f->ans[0].json, "event"));
     flow_calendar_channel(f->cal, channel, sizeof channel);
     flow_notify(f, channel, flow_note_msg(f, "invitation.responded",

@@ -85,10 +85,8 @@ static void notify_group(struct agenda_flow *f, const char *type,
 /* The answer of a one-call route: error, or 2xx with ETag of "group". */
 static void answer(struct agenda_flow *f, int status)
 {
-    if (!flow_ok(f, 0)) {
-        flow_shard_error(f, 0);
+    if (!flow_answer_ok(f, 0))
         return;
-    }
     flow_etag(f, json_object_get(f->ans[0].json, "group"));
     json_object_del(f->ans[0].json, "sync_token");
     flow_respond(f, status, json_incref(f->ans[0].json));
@@ -101,10 +99,8 @@ void flow_h_groups_list(struct agenda_flow *f)
                  json_pack("{s:s}", "user", f->user));
         return;
     }
-    if (!flow_ok(f, 0)) {
-        flow_shard_error(f, 0);
+    if (!flow_answer_ok(f, 0))
         return;
-    }
     flow_respond(f, 200, json_incref(f->ans[0].json));
 }
 
@@ -121,10 +117,8 @@ void flow_h_groups_create(struct agenda_flow *f)
         one_call(f, groups_shard(f), true, "group.create", args);
         return;
     }
-    if (!flow_ok(f, 0)) {
-        flow_shard_error(f, 0);
+    if (!flow_answer_ok(f, 0))
         return;
-    }
     id = json_string_value(json_object_get(
         json_object_get(f->ans[0].json, "group"), "id"));
     if (id != NULL) {
@@ -235,10 +229,8 @@ void flow_h_members_add(struct agenda_flow *f)
             flow_error(f, 404, "user_not_found", "no such user");
             return;
         }
-        if (!flow_ok(f, 0)) {
-            flow_shard_error(f, 0);
+        if (!flow_answer_ok(f, 0))
             return;
-        }
         args = json_pack("{s:s, s:O}", "id", f->seg[0], "user",
                          json_object_get(f->scratch, "user"));
         if (args == NULL) {

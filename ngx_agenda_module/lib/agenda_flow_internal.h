@@ -139,6 +139,9 @@ void flow_calls_emit(struct agenda_flow *f);
 bool flow_ok(const struct agenda_flow *f, size_t i);
 /* Answer the client with what went wrong in answer i. */
 void flow_shard_error(struct agenda_flow *f, size_t i);
+/* flow_ok(), and when answer i failed, answer the client with its error:
+ * the step then just returns. */
+bool flow_answer_ok(struct agenda_flow *f, size_t i);
 /* The first failed answer, or -1 when all succeeded. */
 long flow_first_failure(const struct agenda_flow *f);
 

@@ -239,6 +239,14 @@ bool flow_ok(const struct agenda_flow *f, size_t i)
            && f->ans[i].json != NULL;
 }
 
+bool flow_answer_ok(struct agenda_flow *f, size_t i)
+{
+    if (flow_ok(f, i))
+        return true;
+    flow_shard_error(f, i);
+    return false;
+}
+
 long flow_first_failure(const struct agenda_flow *f)
 {
     for (size_t i = 0; i < f->n_ans; i++)

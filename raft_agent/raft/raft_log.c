@@ -286,7 +286,6 @@ void raft_log_restore(struct raft_log *l, const struct raft_snapshot_meta *m)
 {
     win_drop_from(l, 0);
     l->snap = *m;
-    l->snap_pending = true;
     l->stable_last = m->index;
     l->unstable = m->index + 1;
     l->committed = m->index;
@@ -326,17 +325,12 @@ void raft_log_trim(struct raft_log *l, raft_index keep_from, size_t max_bytes)
     raft_index limit = l->unstable < l->applied + 1 ? l->unstable
                                                     : l->applied + 1;
     raft_index soft = keep_from < limit ? keep_from : limit;
-    size_t k = 0;
+    size_t k = 0, bytes = l->win_bytes;
     while (k < l->n_win && l->win_first + k < limit &&
-           (l->win_first + k < soft || l->win_bytes > max_bytes)) {
-        l->win_bytes -= l->win[k].len;
-        free((void *)(uintptr_t)l->win[k].data);
+           (l->win_first + k < soft || bytes > max_bytes)) {
+        bytes -= l->win[k].len;
         k++;
     }
-    if (k == 0)
-        return;
-    /* win_drop_front would free again: shift manually. */
-    memmove(l->win, l->win + k, (l->n_win - k) * sizeof(*l->win));
-    l->n_win -= k;
-    l->win_first += k;
+    if (k > 0)
+        win_drop_front(l, k);
 }

@@ -22,7 +22,6 @@ struct raft_log {
     void *st_ctx;
 
     struct raft_snapshot_meta snap; /* compaction point */
-    bool snap_pending;              /* received snapshot not yet installed */
 
     struct raft_entry *win;         /* window entries, data owned */
     size_t n_win;

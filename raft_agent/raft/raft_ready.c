@@ -87,10 +87,8 @@ int raft_advance(struct raft *r)
         return RAFT_ERR_INVALID;
     const struct raft_ready *rd = &r->ready;
 
-    if (rd->snapshot != NULL) {
-        r->log.snap_pending = false;
+    if (rd->snapshot != NULL)
         r->ready_snapshot = false;
-    }
     if (rd->hard_state_changed)
         r->prev_hs = rd->hard_state;
     r->log.applied = r->ready_applied;
