@@ -7,11 +7,13 @@
  *
  *   audit  seq (8B BE) -> {"seq","time","actor","role","action","object",
  *                          "outcome","request_id","prev_hash","hash"}
- *   meta "audit_head"   -> {"seq": N, "hash": "<hex>"}
+ *   meta "audit_head"   -> seq (8B BE) then the hash (64 hex characters)
  *
  * hash = SHA-256 (lowercase hex) of the canonical JSON (jansson, compact,
  * sorted keys, UTF-8) of the record without "hash"; prev_hash is the hash
- * of the previous record, 64 zeros for the first.  Changing, removing or
+ * of the previous record, 64 zeros for the first.  A record is stored as
+ * that canonical text with "hash" appended last, so writing one costs a
+ * single serialisation; readers do not depend on the member order.  Changing, removing or
  * reordering a record therefore breaks the chain (audit.verify), and the
  * head stored in meta exposes a truncated tail.  The log is never trimmed.
  */
@@ -24,6 +26,7 @@
 
 #include <openssl/evp.h>
 
+#include "buf.h"
 #include "validate.h"
 
 #define AUDIT_HASH_HEX 64
@@ -48,6 +51,23 @@ const struct agenda_op agenda_audit_ops[] = {
 
 /* ---- the chain ----------------------------------------------------------- */
 
+/* Lowercase hex SHA-256 of len bytes of text.  Returns 0, or ENOMEM. */
+static int sha256_hex(const char *text, size_t len,
+                      char out[AUDIT_HASH_HEX + 1])
+{
+    uint8_t d[32];
+    unsigned int n = sizeof(d);
+    if (EVP_Digest(text, len, d, &n, EVP_sha256(), NULL) != 1)
+        return ENOMEM;
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hex[d[i] >> 4];
+        out[2 * i + 1] = hex[d[i] & 15];
+    }
+    out[AUDIT_HASH_HEX] = '\0';
+    return 0;
+}
+
 /* SHA-256 hex of the canonical JSON of rec without its "hash" member.
  * Returns 0, or ENOMEM. */
 static int audit_hash(json_t *rec, char out[AUDIT_HASH_HEX + 1])
@@ -60,24 +80,27 @@ static int audit_hash(json_t *rec, char out[AUDIT_HASH_HEX + 1])
     json_decref(copy);
     if (text == NULL)
         return ENOMEM;
-    uint8_t d[32];
-    unsigned int n = sizeof(d);
-    int ok = EVP_Digest(text, strlen(text), d, &n, EVP_sha256(), NULL);
+    int rc = sha256_hex(text, strlen(text), out);
     free(text);
-    if (ok != 1)
-        return ENOMEM;
-    for (int i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", d[i]);
-    return 0;
+    return rc;
+}
+
+#define HEAD_LEN (8 + AUDIT_HASH_HEX)
+
+static bool hex_lower(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+            return false;
+    return true;
 }
 
 /* The last record's seq and hash (0 and zeros for an empty log). */
 static int audit_head(struct agenda_ctx *c, uint64_t *seq,
                       char hash[AUDIT_HASH_HEX + 1])
 {
-    MDB_val k = {sizeof(meta_head) - 1, (void *)(uintptr_t)meta_head};
-    json_t *head;
-    int rc = agenda_get_json(c, c->db->meta, k, &head);
+    MDB_val k = {sizeof(meta_head) - 1, (void *)(uintptr_t)meta_head}, v;
+    int rc = mdb_get(c->txn, c->db->meta, &k, &v);
     if (rc == MDB_NOTFOUND) {
         *seq = 0;
         memcpy(hash, zero_hash, sizeof(zero_hash));
@@ -85,16 +108,14 @@ static int audit_head(struct agenda_ctx *c, uint64_t *seq,
     }
     if (rc != 0)
         return rc;
-    json_t *js = json_object_get(head, "seq");
-    const char *h = json_string_value(json_object_get(head, "hash"));
-    if (!json_is_integer(js) || json_integer_value(js) < 1 || h == NULL ||
-        strlen(h) != AUDIT_HASH_HEX) {
-        json_decref(head);
+    const uint8_t *b = v.mv_data;
+    if (v.mv_size != HEAD_LEN || agenda_key_u64_decode(b) < 1 ||
+        agenda_key_u64_decode(b) > INT64_MAX || !hex_lower(b + 8,
+                                                           AUDIT_HASH_HEX))
         return MDB_CORRUPTED;
-    }
-    *seq = (uint64_t)json_integer_value(js);
-    memcpy(hash, h, AUDIT_HASH_HEX + 1);
-    json_decref(head);
+    *seq = agenda_key_u64_decode(b);
+    memcpy(hash, b + 8, AUDIT_HASH_HEX);
+    hash[AUDIT_HASH_HEX] = '\0';
     return 0;
 }
 
@@ -125,25 +146,38 @@ static int audit_write(struct agenda_ctx *c, const char *action,
         "prev_hash", prev);
     if (rec == NULL)
         return ENOMEM;
-    rc = audit_hash(rec, hash);
-    if (rc == 0 && json_object_set_new(rec, "hash", json_string(hash)) != 0)
+    /* canonical text of the record without "hash": what is hashed, and
+     * (with the hash appended in place of its closing brace) what is
+     * stored */
+    char *text = json_dumps(rec, AUDIT_JSON_FLAGS);
+    json_decref(rec);
+    if (text == NULL)
+        return ENOMEM;
+    size_t len = strlen(text);
+    rc = sha256_hex(text, len, hash);
+    struct agenda_buf stored = {0};
+    if (rc == 0 && (len < 2 || text[len - 1] != '}'))
+        rc = EINVAL;
+    if (rc == 0 &&
+        (agenda_buf_append(&stored, text, len - 1) != 0 ||
+         agenda_buf_printf(&stored, ",\"hash\":\"%s\"}", hash) != 0))
         rc = ENOMEM;
+    free(text);
     uint8_t kb[8];
     agenda_key_u64(kb, seq);
     MDB_val k = {sizeof(kb), kb};
+    MDB_val v = {stored.len, stored.data};
     if (rc == 0)
-        rc = agenda_put_json(c, c->db->audit, k, rec);
-    json_decref(rec);
+        rc = mdb_put(c->txn, c->db->audit, &k, &v, 0);
+    agenda_buf_free(&stored);
     if (rc != 0)
         return rc;
-    json_t *head = json_pack("{s:I,s:s}", "seq", (json_int_t)seq, "hash",
-                             hash);
-    if (head == NULL)
-        return ENOMEM;
+    uint8_t head[HEAD_LEN];
+    agenda_key_u64(head, seq);
+    memcpy(head + 8, hash, AUDIT_HASH_HEX);
     MDB_val hk = {sizeof(meta_head) - 1, (void *)(uintptr_t)meta_head};
-    rc = agenda_put_json(c, c->db->meta, hk, head);
-    json_decref(head);
-    return rc;
+    MDB_val hv = {sizeof(head), head};
+    return mdb_put(c->txn, c->db->meta, &hk, &hv, 0);
 }
 
 /*

@@ -15,6 +15,10 @@
 
 static const uint8_t zero_byte;
 
+/* Index values: end(8) flags(1) [response(1)] */
+#define INDEX_VALUE_MAX 10
+#define INDEX_FLAG_ALL_DAY 0x01
+
 void agenda_evkey_event(struct agenda_key *k, const char *calendar,
                         const char *id)
 {
@@ -75,7 +79,9 @@ static bool shape_ok(const json_t *ev)
     const char *user;
     json_t *r;
     json_object_foreach(p, user, r) {
-        if (!json_is_string(r) || strlen(user) == 0 ||
+        if (!json_is_string(r) ||
+            agenda_response_parse(json_string_value(r)) == 0 ||
+            strlen(user) == 0 ||
             strlen(user) > AGENDA_USERNAME_MAX)
             return false;
     }
@@ -174,18 +180,57 @@ static int raise_max(MDB_txn *txn, const struct agenda_db *db,
     return mdb_put(txn, db->cal_meta, &key, &v, 0);
 }
 
+/* The value of an index entry (see event_index.h): end, flags and, in
+ * ev_by_part, the participant's response; response is NULL for ev_by_cal.
+ * Returns its length. */
+static size_t index_value(uint8_t out[INDEX_VALUE_MAX], const json_t *ev,
+                          const char *response)
+{
+    agenda_key_time(out, agenda_ev_end(ev));
+    out[8] = json_is_true(json_object_get(ev, "all_day"))
+                 ? INDEX_FLAG_ALL_DAY : 0;
+    if (response == NULL)
+        return 9;
+    out[9] = (uint8_t)agenda_response_parse(response);
+    return 10;
+}
+
+/* Decode an index value read from disk (untrusted) into the hit's end,
+ * all_day and response. */
+static int index_value_decode(enum agenda_ev_index which, MDB_val v,
+                              struct agenda_ev_hit *hit)
+{
+    const uint8_t *b = v.mv_data;
+    size_t want = which == AGENDA_EV_BY_CAL ? 9 : 10;
+    if (v.mv_size != want || (b[8] & ~INDEX_FLAG_ALL_DAY) != 0)
+        return MDB_CORRUPTED;
+    hit->end = agenda_key_time_decode(b);
+    hit->all_day = (b[8] & INDEX_FLAG_ALL_DAY) != 0;
+    hit->response = NULL;
+    if (which == AGENDA_EV_BY_PART) {
+        if (b[9] < AGENDA_RESPONSE_NEEDS_ACTION ||
+            b[9] > AGENDA_RESPONSE_TENTATIVE)
+            return MDB_CORRUPTED;
+        hit->response = agenda_response_name((enum agenda_response)b[9]);
+    }
+    if (hit->end <= hit->start ||
+        hit->end - hit->start > AGENDA_EVENT_DURATION_MAX_MS)
+        return MDB_CORRUPTED;
+    return 0;
+}
+
 /* Put or delete one index entry; a missing entry on delete means the
  * indexes disagree with the records. */
 static int index_one(MDB_txn *txn, MDB_dbi dbi, const struct agenda_key *k,
-                     bool add)
+                     const json_t *ev, const char *response, bool add)
 {
     if (k->bad)
         return MDB_BAD_VALSIZE;
     MDB_val key = agenda_key_val(k);
     if (add) {
-        /* a zero-length value, from a valid address all the same */
-        MDB_val empty = {0, (void *)(uintptr_t)&zero_byte};
-        return mdb_put(txn, dbi, &key, &empty, 0);
+        uint8_t b[INDEX_VALUE_MAX];
+        MDB_val v = {index_value(b, ev, response), b};
+        return mdb_put(txn, dbi, &key, &v, 0);
     }
     int rc = mdb_del(txn, dbi, &key, NULL);
     return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
@@ -202,7 +247,7 @@ static int index_all(MDB_txn *txn, const struct agenda_db *db,
     int64_t duration = agenda_ev_end(ev) - start;
     struct agenda_key k;
     agenda_evkey_cal(&k, cal, start, id);
-    int rc = index_one(txn, db->ev_by_cal, &k, add);
+    int rc = index_one(txn, db->ev_by_cal, &k, ev, NULL, add);
     if (rc == 0 && add)
         rc = raise_max(txn, db, AGENDA_EV_BY_CAL, cal, duration);
     const char *user;
@@ -211,7 +256,8 @@ static int index_all(MDB_txn *txn, const struct agenda_db *db,
         if (rc != 0)
             break;
         agenda_evkey_part(&k, user, start, cal, id);
-        rc = index_one(txn, db->ev_by_part, &k, add);
+        rc = index_one(txn, db->ev_by_part, &k, ev, json_string_value(r),
+                       add);
         if (rc == 0 && add)
             rc = raise_max(txn, db, AGENDA_EV_BY_PART, user, duration);
     }
@@ -273,10 +319,10 @@ static int key_cmp(const struct agenda_key *a, const struct agenda_key *b)
     return a->len < b->len ? -1 : a->len > b->len;
 }
 
-int agenda_ev_walk(MDB_txn *txn, const struct agenda_db *db,
-                   enum agenda_ev_index which, const char *owner,
-                   int64_t from, int64_t to, const uint8_t *after,
-                   size_t after_len, agenda_ev_visit visit, void *arg)
+static int walk(MDB_txn *txn, const struct agenda_db *db,
+                enum agenda_ev_index which, const char *owner, int64_t from,
+                int64_t to, const uint8_t *after, size_t after_len,
+                bool load, agenda_ev_visit visit, void *arg)
 {
     int64_t maxdur;
     int rc = agenda_ev_max_duration(txn, db, which, owner, &maxdur);
@@ -329,41 +375,43 @@ int agenda_ev_walk(MDB_txn *txn, const struct agenda_db *db,
             if (k.mv_size == seek.len && memcmp(kb, seek.b, seek.len) == 0)
                 continue;
         }
-        int64_t start = agenda_key_time_decode(kb + prefix);
-        if (start >= to)
+        struct agenda_ev_hit hit = {
+            .start = agenda_key_time_decode(kb + prefix),
+            .pos = kb + prefix,
+            .pos_len = k.mv_size - prefix,
+        };
+        if (hit.start >= to)
             break;
         char cal[PART_MAX + 1], id[PART_MAX + 1];
         if (kb[prefix + 8] != 0 ||
             key_tail(which, owner, kb + prefix + 9, kb + k.mv_size, cal,
-                     id) != 0) {
+                     id) != 0 ||
+            index_value_decode(which, v, &hit) != 0) {
             rc = MDB_CORRUPTED;
             break;
         }
-        json_t *ev;
-        rc = agenda_ev_load(txn, db, cal, id, &ev);
-        if (rc == MDB_NOTFOUND)
-            rc = MDB_CORRUPTED;
-        if (rc != 0)
-            break;
-        if (agenda_ev_start(ev) != start) {
-            json_decref(ev);
-            rc = MDB_CORRUPTED;
-            break;
+        /* the index alone says whether it overlaps: most entries met
+         * before from are never loaded */
+        if (hit.end <= from)
+            continue;
+        hit.calendar = cal;
+        hit.id = id;
+        json_t *ev = NULL;
+        if (load) {
+            rc = agenda_ev_load(txn, db, cal, id, &ev);
+            if (rc == MDB_NOTFOUND)
+                rc = MDB_CORRUPTED;
+            if (rc != 0)
+                break;
+            if (agenda_ev_start(ev) != hit.start ||
+                agenda_ev_end(ev) != hit.end) {
+                json_decref(ev);
+                rc = MDB_CORRUPTED;
+                break;
+            }
+            hit.event = ev;
         }
-        int vr = 0;
-        if (agenda_ev_end(ev) > from) {
-            struct agenda_ev_hit hit = {
-                .calendar = json_string_value(json_object_get(ev,
-                                                              "calendar")),
-                .id = json_string_value(json_object_get(ev, "id")),
-                .start = start,
-                .end = agenda_ev_end(ev),
-                .event = ev,
-                .pos = kb + prefix,
-                .pos_len = k.mv_size - prefix,
-            };
-            vr = visit(arg, &hit);
-        }
+        int vr = visit(arg, &hit);
         json_decref(ev);
         if (vr == 1)
             break;      /* rc is 0 */
@@ -376,22 +424,44 @@ int agenda_ev_walk(MDB_txn *txn, const struct agenda_db *db,
     return rc;
 }
 
+int agenda_ev_walk(MDB_txn *txn, const struct agenda_db *db,
+                   enum agenda_ev_index which, const char *owner,
+                   int64_t from, int64_t to, const uint8_t *after,
+                   size_t after_len, agenda_ev_visit visit, void *arg)
+{
+    return walk(txn, db, which, owner, from, to, after, after_len, true,
+                visit, arg);
+}
+
+int agenda_ev_walk_index(MDB_txn *txn, const struct agenda_db *db,
+                         enum agenda_ev_index which, const char *owner,
+                         int64_t from, int64_t to, agenda_ev_visit visit,
+                         void *arg)
+{
+    return walk(txn, db, which, owner, from, to, NULL, 0, false, visit, arg);
+}
+
 /* ---- consistency check ------------------------------------------------- */
 
 #define WHY(...) (snprintf(why, len, __VA_ARGS__), 1)
 
-static int expect_entry(MDB_txn *txn, MDB_dbi dbi, const struct agenda_key *k)
+/* MDB_NOTFOUND also when the entry is there with another value than the
+ * record implies. */
+static int expect_entry(MDB_txn *txn, MDB_dbi dbi, const struct agenda_key *k,
+                        const json_t *ev, const char *response)
 {
     if (k->bad)
         return MDB_NOTFOUND;
     MDB_val key = agenda_key_val(k), v;
     int rc = mdb_get(txn, dbi, &key, &v);
-    if (rc == 0 && v.mv_size != 0)
+    uint8_t want[INDEX_VALUE_MAX];
+    size_t n = index_value(want, ev, response);
+    if (rc == 0 && (v.mv_size != n || memcmp(v.mv_data, want, n) != 0))
         return MDB_NOTFOUND;
     return rc;
 }
 
-static int count_entries(MDB_txn *txn, MDB_dbi dbi, size_t *n, bool *empty)
+static int count_entries(MDB_txn *txn, MDB_dbi dbi, size_t *n)
 {
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, dbi, &cur);
@@ -399,12 +469,8 @@ static int count_entries(MDB_txn *txn, MDB_dbi dbi, size_t *n, bool *empty)
         return rc;
     MDB_val k, v;
     *n = 0;
-    *empty = true;
-    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0)
         (*n)++;
-        if (v.mv_size != 0)
-            *empty = false;
-    }
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
@@ -420,9 +486,10 @@ static int check_event(MDB_txn *txn, const struct agenda_db *db,
     int64_t maxdur;
     struct agenda_key k;
     agenda_evkey_cal(&k, cal, start, id);
-    int rc = expect_entry(txn, db->ev_by_cal, &k);
+    int rc = expect_entry(txn, db->ev_by_cal, &k, ev, NULL);
     if (rc == MDB_NOTFOUND)
-        return WHY("event %s/%s is missing from ev_by_cal", cal, id);
+        return WHY("event %s/%s is missing from ev_by_cal or has a wrong "
+                   "value there", cal, id);
     if (rc == 0)
         rc = agenda_ev_max_duration(txn, db, AGENDA_EV_BY_CAL, cal, &maxdur);
     if (rc != 0)
@@ -434,10 +501,10 @@ static int check_event(MDB_txn *txn, const struct agenda_db *db,
     json_t *r;
     json_object_foreach(json_object_get(ev, "participants"), user, r) {
         agenda_evkey_part(&k, user, start, cal, id);
-        rc = expect_entry(txn, db->ev_by_part, &k);
+        rc = expect_entry(txn, db->ev_by_part, &k, ev, json_string_value(r));
         if (rc == MDB_NOTFOUND)
-            return WHY("participant %s of %s/%s is missing from ev_by_part",
-                       user, cal, id);
+            return WHY("participant %s of %s/%s is missing from ev_by_part "
+                       "or has a wrong value there", user, cal, id);
         if (rc == 0)
             rc = agenda_ev_max_duration(txn, db, AGENDA_EV_BY_PART, user,
                                         &maxdur);
@@ -492,18 +559,16 @@ int agenda_events_check_indexes(MDB_txn *txn, const struct agenda_db *db,
     if (rc != 0)
         return rc;
     size_t have;
-    bool empty;
-    rc = count_entries(txn, db->ev_by_cal, &have, &empty);
+    rc = count_entries(txn, db->ev_by_cal, &have);
     if (rc != 0)
         return rc;
-    if (have != n_cal || !empty)
-        return WHY("ev_by_cal has %zu entries for %zu events%s", have, n_cal,
-                   empty ? "" : " (and non-empty values)");
-    rc = count_entries(txn, db->ev_by_part, &have, &empty);
+    if (have != n_cal)
+        return WHY("ev_by_cal has %zu entries for %zu events", have, n_cal);
+    rc = count_entries(txn, db->ev_by_part, &have);
     if (rc != 0)
         return rc;
-    if (have != n_part || !empty)
-        return WHY("ev_by_part has %zu entries for %zu participations%s",
-                   have, n_part, empty ? "" : " (and non-empty values)");
+    if (have != n_part)
+        return WHY("ev_by_part has %zu entries for %zu participations",
+                   have, n_part);
     return 0;
 }

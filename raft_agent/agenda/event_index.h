@@ -3,9 +3,10 @@
  * that read them.
  *
  *   events      calendar 0 id                     -> event JSON
- *   ev_by_cal   calendar 0 start(8) 0 id          -> ""
- *   ev_by_part  user 0 start(8) 0 calendar 0 id   -> ""  (every participant,
- *                                                    whatever the response)
+ *   ev_by_cal   calendar 0 start(8) 0 id          -> end(8) flags(1)
+ *   ev_by_part  user 0 start(8) 0 calendar 0 id   -> end(8) flags(1)
+ *                                                    response(1)
+ *               (every participant, whatever the response)
  *   cal_meta    calendar          -> {"max_duration": ms}
  *               "part:" + user    -> {"max_duration": ms}
  *
@@ -17,6 +18,13 @@
  * range walk seeks there and never visits anything outside that interval of
  * the owner's own keys: the cost is the owner's events in the window plus
  * those starting up to max_duration earlier, never the shard.
+ *
+ * The index values hold what the hot walks need without parsing records:
+ * end (agenda_key_time), flags (bit 0: all_day) and, in ev_by_part, the
+ * participant's enum agenda_response.  Double-booking detection and
+ * free/busy run on the indexes alone (agenda_ev_walk_index), so a create
+ * costs index reads, not a JSON parse per neighbouring event; an answer to
+ * an invitation rewrites the participant's value.
  *
  * Everything works on an MDB_txn directly (no agenda_ctx) so the property
  * tests and the fuzzer can check the indexes of any environment.
@@ -79,7 +87,10 @@ struct agenda_ev_hit {
     const char *id;
     int64_t start;
     int64_t end;
-    const json_t *event;   /* the record, borrowed for the callback */
+    bool all_day;
+    const char *response;  /* ev_by_part: the owner's response (static) */
+    const json_t *event;   /* the record, borrowed for the callback; NULL
+                              in agenda_ev_walk_index */
     const uint8_t *pos;    /* the index key after its owner prefix: where */
     size_t pos_len;        /* a paging cursor resumes (agenda_ev_walk) */
 };
@@ -106,6 +117,13 @@ int agenda_ev_walk(MDB_txn *txn, const struct agenda_db *db,
                    int64_t from, int64_t to, const uint8_t *after,
                    size_t after_len, agenda_ev_visit visit, void *arg);
 
+/* The same walk without loading the records: hits carry what the index
+ * holds (calendar, id, start, end, all_day, response), event is NULL. */
+int agenda_ev_walk_index(MDB_txn *txn, const struct agenda_db *db,
+                         enum agenda_ev_index which, const char *owner,
+                         int64_t from, int64_t to, agenda_ev_visit visit,
+                         void *arg);
+
 /* The max duration recorded for a calendar or participant (0 if none).
  * Returns 0 or an LMDB error. */
 int agenda_ev_max_duration(MDB_txn *txn, const struct agenda_db *db,
@@ -114,9 +132,9 @@ int agenda_ev_max_duration(MDB_txn *txn, const struct agenda_db *db,
 
 /*
  * Verify that ev_by_cal and ev_by_part hold exactly the entries the events
- * database implies (no missing and no extra entries, empty values), that
- * every record is well formed and stored under its own calendar/id, and
- * that every recorded max duration covers the events under it.  Returns 0
+ * database implies (no missing and no extra entries, the values the records
+ * imply), that every record is well formed and stored under its own
+ * calendar/id, and that every recorded max duration covers the events under it.  Returns 0
  * when they agree, 1 with a reason in why when they do not, or an LMDB
  * error.
  */

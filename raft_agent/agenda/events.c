@@ -466,16 +466,13 @@ static int conflict_visit(void *arg, const struct agenda_ev_hit *h)
     if (strcmp(h->calendar, w->self_cal) == 0 &&
         strcmp(h->id, w->self_id) == 0)
         return 0;
-    if (w->participation) {
-        const char *r = response_of(h->event, w->who);
-        if (r == NULL || strcmp(r, "declined") == 0)
-            return 0;
-    }
+    if (w->participation && strcmp(h->response, "declined") == 0)
+        return 0;
     if (json_array_size(w->list) >= AGENDA_CONFLICTS_MAX) {
         w->truncated = true;
         return 1;
     }
-    bool all_day = json_is_true(json_object_get(h->event, "all_day"));
+    bool all_day = h->all_day;
     json_t *o = json_pack("{s:s,s:s,s:s}", "calendar", h->calendar, "id",
                           h->id, "who", w->who);
     if (o == NULL ||
@@ -532,13 +529,15 @@ static int find_conflicts(struct agenda_ctx *c, const json_t *ev,
         w.who = people[i];
         if (agenda_calendar_valid(people[i]) && in_shard(c, people[i])) {
             w.participation = false;
-            rc = agenda_ev_walk(c->txn, c->db, AGENDA_EV_BY_CAL, people[i],
-                                from, to, NULL, 0, conflict_visit, &w);
+            rc = agenda_ev_walk_index(c->txn, c->db, AGENDA_EV_BY_CAL,
+                                      people[i], from, to, conflict_visit,
+                                      &w);
         }
         if (rc == 0 && !w.truncated) {
             w.participation = true;
-            rc = agenda_ev_walk(c->txn, c->db, AGENDA_EV_BY_PART, people[i],
-                                from, to, NULL, 0, conflict_visit, &w);
+            rc = agenda_ev_walk_index(c->txn, c->db, AGENDA_EV_BY_PART,
+                                      people[i], from, to, conflict_visit,
+                                      &w);
         }
     }
     if (rc != 0) {
@@ -937,6 +936,9 @@ static int ev_rsvp(struct agenda_ctx *c)
             rc = set_int(ev, "updated", c->now_ms);
         if (rc == 0)
             rc = put_event(c, ev);
+        /* same keys, new values: the index carries the response */
+        if (rc == 0)
+            rc = agenda_ev_index_add(c->txn, c->db, ev);
         if (rc == 0)
             rc = feed(c, "calendar", cal, "invitation.responded", ev, "user",
                       c->actor.user);
@@ -1111,12 +1113,9 @@ struct busy_walk {
 static int busy_visit(void *arg, const struct agenda_ev_hit *h)
 {
     struct busy_walk *w = arg;
-    if (w->user != NULL) {
-        const char *r = response_of(h->event, w->user);
-        if (r == NULL ||
-            (strcmp(r, "accepted") != 0 && strcmp(r, "tentative") != 0))
-            return 0;
-    }
+    if (w->user != NULL && strcmp(h->response, "accepted") != 0 &&
+        strcmp(h->response, "tentative") != 0)
+        return 0;
     if (w->n == w->cap) {
         size_t cap = w->cap == 0 ? 64 : 2 * w->cap;
         struct busy *v = realloc(w->v, cap * sizeof(*v));
@@ -1150,12 +1149,12 @@ static int ev_freebusy(struct agenda_ctx *c)
         return 0;
     int rc = 0;
     if (in_shard(c, user))
-        rc = agenda_ev_walk(c->txn, c->db, AGENDA_EV_BY_CAL, user, w.from,
-                            w.to, NULL, 0, busy_visit, &w);
+        rc = agenda_ev_walk_index(c->txn, c->db, AGENDA_EV_BY_CAL, user,
+                                  w.from, w.to, busy_visit, &w);
     w.user = user;
     if (rc == 0)
-        rc = agenda_ev_walk(c->txn, c->db, AGENDA_EV_BY_PART, user, w.from,
-                            w.to, NULL, 0, busy_visit, &w);
+        rc = agenda_ev_walk_index(c->txn, c->db, AGENDA_EV_BY_PART, user,
+                                  w.from, w.to, busy_visit, &w);
     json_t *list = rc == 0 ? json_array() : NULL;
     if (rc == 0 && list == NULL)
         rc = ENOMEM;

@@ -13,7 +13,6 @@ Every process is stopped by PID, even on failure.
 import argparse
 import json
 import os
-import re
 import shutil
 import ssl
 import statistics
@@ -30,14 +29,11 @@ sys.path.insert(0, os.path.join(REPO, "tests", "edge"))
 import requests  # noqa: E402  (Debian python3-requests)
 import websocket  # noqa: E402  (Debian python3-websocket)
 from conftest import DEV_CERTS, Agents, Edge, _private_dir  # noqa: E402
+from bench_raft import bench, create_epoch, run_wrk  # noqa: E402
 
 PASSWORD = "correct horse battery staple"
 SUBSCRIBERS = 1000
 INVITEES = 50
-
-
-def bench(name, value, unit):
-    print(f"bench {name} {value} {unit}", flush=True)
 
 
 class Api:
@@ -68,27 +64,12 @@ class Api:
         return self
 
 
-LAT_RE = re.compile(r"^\s*(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
-
-
-def wrk(url, script, conns, seconds, env):
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{conns}", f"-d{seconds}s", "--latency",
-         "-s", os.path.join(HERE, script), url],
-        capture_output=True, text=True, timeout=seconds + 60,
-        env=dict(os.environ, **env)).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    lat = {p: float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[u]
-           for p, v, u in LAT_RE.findall(out)}
-    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return rps, lat.get("50"), lat.get("99"), int(m.group(1)) if m else 0
-
-
 def bench_creates(edge, api, user, seconds):
     url = f"https://127.0.0.1:{edge.https_port}"
     env = {"AGENDA_TOKEN": api.token, "AGENDA_CALENDAR": user}
-    for c in (64, 256):
-        rps, p50, p99, errors = wrk(url, "edge_create.lua", c, seconds, env)
+    for run, c in enumerate((64, 256)):
+        rps, p50, p99, errors = run_wrk(url, "edge_create.lua", c, seconds,
+                                        dict(env, **create_epoch(run)))
         bench(f"edge_event_create_c{c}_throughput", round(rps), "events/s")
         bench(f"edge_event_create_c{c}_p50", p50, "ms")
         bench(f"edge_event_create_c{c}_p99", p99, "ms")
@@ -110,7 +91,7 @@ def bench_month_view(edge, api, user, seconds):
            "AGENDA_PATH": f"/api/v1/calendars/{user}/events"
                           "?from=2027-01-01T00:00:00Z"
                           "&to=2027-02-01T00:00:00Z&limit=500"}
-    rps, p50, p99, errors = wrk(url, "edge_get.lua", 16, seconds, env)
+    rps, p50, p99, errors = run_wrk(url, "edge_get.lua", 16, seconds, env)
     bench("edge_month_view_p50", p50, "ms")
     bench("edge_month_view_p99", p99, "ms")
     bench("edge_month_view_throughput", round(rps), "requests/s")

@@ -265,6 +265,64 @@ static void test_truncated_tail_is_detected(void **state)
     expect_bad(fx, 4, "end of the chain");
 }
 
+/* The head in meta is read from disk like everything else: a head of the
+ * wrong size, seq 0 or a non-hex hash is corruption: the next command's
+ * apply fails rather than chain onto garbage, and verify reports it. */
+static void test_damaged_head_is_corruption(void **state)
+{
+    struct agenda_fx *fx = *state;
+    five_records(fx);
+    static const char *const heads[] = {
+        "short",
+        "\0\0\0\0\0\0\0\5"
+        "ZZZZ000000000000000000000000000000000000000000000000000000000000",
+        "\0\0\0\0\0\0\0\0"
+        "0000000000000000000000000000000000000000000000000000000000000000",
+    };
+    static const size_t lens[] = {5, 72, 72};
+    for (size_t i = 0; i < 3; i++) {
+        MDB_txn *txn;
+        MDB_val k = {10, (void *)(uintptr_t)"audit_head"};
+        MDB_val v = {lens[i], (void *)(uintptr_t)heads[i]};
+        assert_int_equal(mdb_txn_begin(fx->env, NULL, 0, &txn), 0);
+        assert_int_equal(mdb_put(txn, fx->sm.db.meta, &k, &v, 0), 0);
+
+        const char *q = "{\"op\":\"audit.verify\",\"actor\":" ADMIN
+                        ",\"args\":{}}";
+        struct sm_query sq = {.method = "POST", .path = "v1/queries",
+                              .body = (const uint8_t *)q,
+                              .body_len = strlen(q)};
+        assert_int_equal(agenda_sm_ops.query(&fx->sm, txn, &sq, &fx->res),
+                         0);
+        assert_int_equal(fx->res.status, 200);
+        json_t *b = agenda_fx_body(fx);
+        assert_true(json_is_false(json_object_get(b, "ok")));
+        assert_non_null(strstr(json_string_value(json_object_get(b, "reason")),
+                               "head"));
+        json_decref(b);
+
+        const char *cmd = "{\"op\":\"audit.record\",\"actor\":" SYSTEM
+                          ",\"args\":{\"action\":\"login\",\"object\":"
+                          "\"user:al\",\"outcome\":\"ok\"}}";
+        struct agenda_buf entry = {0};
+        assert_int_equal(agenda_command_encode(&entry, "damaged", 1, cmd,
+                                               strlen(cmd)),
+                         0);
+        bool dup = false;
+        assert_int_equal(agenda_sessions_apply(&fx->sessions, &agenda_sm_ops,
+                                               &fx->sm, txn, ++fx->index,
+                                               entry.data, entry.len,
+                                               &fx->res, &dup),
+                         MDB_CORRUPTED);
+        agenda_buf_free(&entry);
+        mdb_txn_abort(txn);
+    }
+    /* untouched, the chain is whole */
+    json_t *b = verify(fx);
+    assert_true(json_is_true(json_object_get(b, "ok")));
+    json_decref(b);
+}
+
 static void test_appends_continue_the_chain(void **state)
 {
     struct agenda_fx *fx = *state;
@@ -481,6 +539,7 @@ int main(void)
         T(test_moved_record_is_detected),
         T(test_deleted_record_is_detected),
         T(test_truncated_tail_is_detected),
+        T(test_damaged_head_is_corruption),
         T(test_appends_continue_the_chain),
         T(test_retry_is_not_recorded_twice),
         T(test_only_admins_read),

@@ -1706,6 +1706,29 @@ static void test_check_detects_damage(void **state)
     assert_non_null(strstr(why, "bob"));
     mdb_txn_abort(txn);
 
+    /* an entry whose value disagrees with the record (bob's response) */
+    assert_int_equal(mdb_txn_begin(fx->env, NULL, 0, &txn), 0);
+    MDB_val v;
+    assert_int_equal(mdb_get(txn, fx->sm.db.ev_by_part, &key, &v), 0);
+    assert_int_equal(v.mv_size, 10);
+    uint8_t changed[10];
+    memcpy(changed, v.mv_data, sizeof(changed));
+    changed[9] = AGENDA_RESPONSE_ACCEPTED;
+    MDB_val cv = {sizeof(changed), changed};
+    assert_int_equal(mdb_put(txn, fx->sm.db.ev_by_part, &key, &cv, 0), 0);
+    assert_int_equal(
+        agenda_events_check_indexes(txn, &fx->sm.db, why, sizeof(why)), 1);
+    assert_non_null(strstr(why, "wrong value"));
+    /* and a value no encoder writes is corruption to a walk */
+    changed[9] = 0;
+    assert_int_equal(mdb_put(txn, fx->sm.db.ev_by_part, &key, &cv, 0), 0);
+    int seen = 0;
+    assert_int_equal(agenda_ev_walk_index(txn, &fx->sm.db, AGENDA_EV_BY_PART,
+                                          "bob", T0, T0 + DAY, count_visit,
+                                          &seen),
+                     MDB_CORRUPTED);
+    mdb_txn_abort(txn);
+
     assert_int_equal(mdb_txn_begin(fx->env, NULL, 0, &txn), 0);
     agenda_evkey_cal(&k, "alice", T0 + 1, eid(2));
     key = agenda_key_val(&k);
