@@ -8,8 +8,11 @@
  * The leader mints the random ids of new objects here, before proposing,
  * because apply must be deterministic on every replica.
  */
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
@@ -20,14 +23,21 @@
 #include "http_routes.h"
 #include "model.h"
 
-/* Commands whose new object gets an id minted by the leader. */
+/* Commands whose new object gets an id minted by the leader.  Event ids
+ * start with the leader's clock (12 hex digits of Unix milliseconds) and
+ * end with 80 random bits: a calendar's new events then sort after its
+ * older ones in the events database, so a batch of creations dirties a
+ * few neighbouring B+tree pages instead of one random page each. */
 static const struct {
     const char *op;
     size_t id_len;
+    bool time_prefixed;
 } minted_ids[] = {
-    {"event.create", AGENDA_EVENT_ID_LEN},
-    {"group.create", AGENDA_GROUP_ID_LEN},
+    {"event.create", AGENDA_EVENT_ID_LEN, true},
+    {"group.create", AGENDA_GROUP_ID_LEN, false},
 };
+
+#define ID_TIME_HEX 12
 
 static bool random_hex(char *out, size_t len)
 {
@@ -70,7 +80,17 @@ static bool mint_id(json_t *op)
             json_object_get(args, "id") != NULL)
             continue;
         char id[65];
-        if (!random_hex(id, minted_ids[i].id_len))
+        size_t skip = 0;
+        if (minted_ids[i].time_prefixed) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            uint64_t ms = (uint64_t)ts.tv_sec * 1000u +
+                          (uint64_t)ts.tv_nsec / 1000000u;
+            snprintf(id, sizeof(id), "%012" PRIx64,
+                     ms & ((UINT64_C(1) << (4 * ID_TIME_HEX)) - 1));
+            skip = ID_TIME_HEX;
+        }
+        if (!random_hex(id + skip, minted_ids[i].id_len - skip))
             return false;
         json_object_set_new(args, "id", json_string(id));
     }

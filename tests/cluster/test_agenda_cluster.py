@@ -54,6 +54,7 @@ def test_events_survive_leader_kill(request, cluster: Cluster):
                 acked[idem] = ev
             i += 1
 
+    wall_start_ms = time.time() * 1000
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
     for t in threads:
         t.start()
@@ -77,6 +78,13 @@ def test_events_survive_leader_kill(request, cluster: Cluster):
         t.join(timeout=60)
     assert not errors, errors[:3]
     assert len(acked) > before + 4, "no event was created after the kill"
+    # ids are minted by the leaders: 12 hex digits of their clock (Unix ms,
+    # so a calendar's new events sort last), then 80 random bits
+    wall_end_ms = time.time() * 1000
+    for ev in acked.values():
+        assert len(ev) == 32 and all(ch in "0123456789abcdef" for ch in ev)
+        assert wall_start_ms - 5000 <= int(ev[:12], 16) <= wall_end_ms + 5000
+    assert len({ev[12:] for ev in acked.values()}) == len(acked)
 
     # a retry of an acknowledged create answers the first result
     cl = cluster.client(budget=20.0)
