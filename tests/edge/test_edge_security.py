@@ -438,6 +438,33 @@ def test_bad_registrations_create_nothing(stack, body, status):
         assert r.status_code == 401, r.text
 
 
+@pytest.mark.parametrize("what, status, code", [
+    ("header", 400, "bad_request"),
+    ("uri", 414, "uri_too_long"),
+    ("body", 413, "too_large"),
+])
+def test_requests_nginx_refuses_early_answer_json(world, what, status, code):
+    """Refusals that happen before any location (oversize header line or
+    URI, a body over client_max_body_size) are JSON errors too, and change
+    nothing."""
+    c = world["alice"]
+    before = snapshot(world)
+    path = f"/calendars/{world['cal']}/events"
+    headers = {}
+    data = json.dumps(event_body(0)).encode()
+    if what == "header":
+        headers["X-Padding"] = "p" * 9000
+    elif what == "uri":
+        path += "?pad=" + "p" * 9000
+    else:
+        data = b'{"title":"' + b"x" * (300 * 1024) + b'"}'
+    r = raw(c, "POST", path, data, headers=headers)
+    assert r.status_code == status, r.text[:200]
+    assert error_code(r) == code
+    assert r.headers.get("Strict-Transport-Security")
+    assert snapshot(world) == before
+
+
 def test_registering_a_taken_name_is_409_and_keeps_the_account(world):
     w = world
     before = snapshot(w)
