@@ -306,6 +306,7 @@ ngx_http_agenda_api_start(ngx_http_request_t *r, ngx_http_agenda_ctx_t *ctx)
     env.now_s = (int64_t) ngx_time();
     env.allowed_origin = amcf->allowed_origin.len
                          ? (const char *) amcf->allowed_origin.data : NULL;
+    env.auth_cache = ngx_http_agenda_auth_cache(r);
 
     req.method = ngx_http_agenda_cstr(r->pool, &r->method_name);
     req.path = ngx_http_agenda_cstr(r->pool, &path);
@@ -395,6 +396,9 @@ ngx_http_agenda_check_start(ngx_http_request_t *r, ngx_str_t *path,
     env.topo = amcf->topology;
     env.jwt = &amcf->jwt;
     env.now_s = (int64_t) ngx_time();
+
+    /* a subscription's token is checked like a request's, same cache */
+    env.auth_cache = ngx_http_agenda_auth_cache(r);
 
     p = ngx_pnalloc(r->pool, sizeof("Bearer ") + token->len);
     if (p == NULL) {

@@ -37,15 +37,32 @@
  *                                  by group or others.
  *   agenda_allowed_origin <origin>;  http.  The one browser Origin allowed
  *                                  (e.g. https://localhost:8443).
+ *   agenda_auth_cache_ttl <time>;  http; default 2s, at most 1h, 0 turns the
+ *                                  cache off.  How long the workers keep an
+ *                                  account's role and token version instead
+ *                                  of asking the users shard (user.auth) on
+ *                                  every request.  Password changes through
+ *                                  this edge apply at once; one made through
+ *                                  another edge or at the shard may go
+ *                                  unnoticed here this long: a revoked token
+ *                                  still works on this edge meanwhile
+ *                                  (ngx_agenda_auth_cache.c).
+ *   agenda_auth_cache_size <size>;  http; default 1m.  The shared zone
+ *                                  "agenda_auth_cache" (about 8000 accounts
+ *                                  per megabyte; the least recently used go
+ *                                  when it is full).
  */
 
 
 #include "ngx_agenda_module.h"
 
 
-#define NGX_HTTP_AGENDA_ERRLEN    1024
-#define NGX_HTTP_AGENDA_KEY_MAX   16384
-#define NGX_HTTP_AGENDA_SHM_SIZE  (64 * 1024)
+#define NGX_HTTP_AGENDA_ERRLEN        1024
+#define NGX_HTTP_AGENDA_KEY_MAX       16384
+#define NGX_HTTP_AGENDA_SHM_SIZE      (64 * 1024)
+#define NGX_HTTP_AGENDA_AUTH_TTL      2000          /* ms */
+#define NGX_HTTP_AGENDA_AUTH_TTL_MAX  3600000       /* ms */
+#define NGX_HTTP_AGENDA_AUTH_SIZE     (1024 * 1024)
 
 
 static char *ngx_http_agenda_topology(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -187,6 +204,20 @@ static ngx_command_t  ngx_http_agenda_commands[] = {
       ngx_http_agenda_set_cstr,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_agenda_main_conf_t, allowed_origin),
+      NULL },
+
+    { ngx_string("agenda_auth_cache_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_agenda_main_conf_t, auth_cache_ttl),
+      NULL },
+
+    { ngx_string("agenda_auth_cache_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_agenda_main_conf_t, auth_cache_size),
       NULL },
 
       ngx_null_command
@@ -875,10 +906,13 @@ ngx_http_agenda_create_main_conf(ngx_conf_t *cf)
      *     amcf->allowed_origin = { 0, NULL };
      *     amcf->shm_zone = NULL;
      *     amcf->shm = NULL;
+     *     amcf->auth_cache = NULL;
      */
 
     amcf->jwt_ttl = NGX_CONF_UNSET;
     amcf->jwt_leeway = NGX_CONF_UNSET;
+    amcf->auth_cache_ttl = NGX_CONF_UNSET_MSEC;
+    amcf->auth_cache_size = NGX_CONF_UNSET_SIZE;
 
     return amcf;
 }
@@ -917,6 +951,32 @@ ngx_http_agenda_init_main_conf(ngx_conf_t *cf, void *conf)
 
     if (ngx_http_agenda_init_jwt(cf, amcf) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
+    }
+
+    ngx_conf_init_msec_value(amcf->auth_cache_ttl, NGX_HTTP_AGENDA_AUTH_TTL);
+    ngx_conf_init_size_value(amcf->auth_cache_size,
+                             NGX_HTTP_AGENDA_AUTH_SIZE);
+
+    /* the window in which another edge's revocation goes unnoticed here */
+
+    if (amcf->auth_cache_ttl > NGX_HTTP_AGENDA_AUTH_TTL_MAX) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"agenda_auth_cache_ttl\" must be at most 1h "
+                      "(0 turns the cache off)");
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->auth_cache_size < 8 * ngx_pagesize) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"agenda_auth_cache_size\" must be at least %uz",
+                      8 * ngx_pagesize);
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->topology != NULL && amcf->auth_cache_ttl > 0) {
+        if (ngx_http_agenda_auth_cache_init_conf(cf, amcf) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
     }
 
     if (amcf->topology != NULL && amcf->shm_zone == NULL) {

@@ -43,6 +43,12 @@
 #define NGX_HTTP_AGENDA_CTX_SUBSCRIBER  3
 
 
+/* the auth cache in shared memory (ngx_agenda_auth_cache.c) */
+typedef struct ngx_http_agenda_auth_cache_s  ngx_http_agenda_auth_cache_t;
+
+struct agenda_auth_cache;
+
+
 /* what the workers share: the last known leader of every shard */
 typedef struct {
     ngx_atomic_t                 leader[AGENDA_TOPO_MAX_SHARDS]; /* 0: none */
@@ -76,6 +82,10 @@ typedef struct {
 
     ngx_shm_zone_t              *shm_zone;
     ngx_http_agenda_shm_t       *shm;           /* set by the zone's init */
+
+    ngx_msec_t                   auth_cache_ttl;  /* 0: no auth cache */
+    size_t                       auth_cache_size;
+    ngx_http_agenda_auth_cache_t *auth_cache;   /* NULL: no auth cache */
 } ngx_http_agenda_main_conf_t;
 
 
@@ -98,6 +108,12 @@ void ngx_http_agenda_leader_forget(ngx_http_request_t *r,
     const struct agenda_shard *shard, ngx_uint_t id);
 ngx_uint_t ngx_http_agenda_next_replica(ngx_http_request_t *r,
     const struct agenda_shard *shard);
+
+/* ngx_agenda_auth_cache.c */
+ngx_int_t ngx_http_agenda_auth_cache_init_conf(ngx_conf_t *cf,
+    ngx_http_agenda_main_conf_t *amcf);
+const struct agenda_auth_cache *ngx_http_agenda_auth_cache(
+    ngx_http_request_t *r);
 
 /* ngx_agenda_health.c */
 ngx_int_t ngx_http_agenda_health_handler(ngx_http_request_t *r);

@@ -36,8 +36,9 @@
  *   5. The shards, through the REST executor (ngx_agenda_api.c) without
  *      blocking the worker: the flow of GET /me for a user channel, of
  *      GET /groups/<id> for a group channel.  Both check the token's
- *      version on the users shard (a password change revokes websocket
- *      tokens too: 401); GET /groups/<id> answers only members (and
+ *      version like every request, in the auth cache or on the users
+ *      shard (a password change revokes websocket tokens too: 401);
+ *      GET /groups/<id> answers only members (and
  *      admins, who may read every group), so anyone else is 403.  While
  *      the shards answer, this handler returns NGX_AGAIN; nginx posts the
  *      request when a subrequest finishes and the phase engine calls it

@@ -6,7 +6,8 @@
  * Order of the checks (so that an anonymous client learns nothing but
  * "authenticate" about a protected route): route (404/405), Origin (403),
  * bearer token (401), Idempotency-Key, query and body (400/413/415), then
- * user.auth for the token's subject (401), then the route's handler.
+ * the token's subject: its entry in the auth cache when the executor has
+ * one and it is fresh, else user.auth (401), then the route's handler.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -50,44 +51,49 @@ static const char *const p_changes[] = {"since", "target", "limit",
 static const char *const p_audit[] = {"cursor", "limit", "consistency",
                                       NULL};
 
+/* columns: method, pattern, caller (enum flow_auth), JSON body, allowed
+ * body fields, allowed query parameters, handler */
 #define EV "/calendars/*/events"
+#define ANON FLOW_ANON
+#define TOKEN FLOW_TOKEN
+#define TOKEN_HASH FLOW_TOKEN_HASH
 
 static const struct flow_route routes[] = {
-    {"POST", "/auth/register", false, true, f_register, p_none,
+    {"POST", "/auth/register", ANON, true, f_register, p_none,
      flow_h_register},
-    {"POST", "/auth/login", false, true, f_login, p_none, flow_h_login},
-    {"GET", "/health", false, false, NULL, p_none, flow_h_health},
-    {"GET", "/me", true, false, NULL, p_read, flow_h_me_get},
-    {"PATCH", "/me", true, true, f_me, p_none, flow_h_me_patch},
-    {"POST", "/me/password", true, true, f_password, p_none,
+    {"POST", "/auth/login", ANON, true, f_login, p_none, flow_h_login},
+    {"GET", "/health", ANON, false, NULL, p_none, flow_h_health},
+    {"GET", "/me", TOKEN, false, NULL, p_read, flow_h_me_get},
+    {"PATCH", "/me", TOKEN, true, f_me, p_none, flow_h_me_patch},
+    {"POST", "/me/password", TOKEN_HASH, true, f_password, p_none,
      flow_h_me_password},
-    {"GET", "/users", true, false, NULL, p_users, flow_h_users},
-    {"GET", EV, true, false, NULL, p_list, flow_h_events_list},
-    {"POST", EV, true, true, f_event_new, p_none, flow_h_events_create},
-    {"GET", EV "/*", true, false, NULL, p_read, flow_h_event_get},
-    {"PUT", EV "/*", true, true, f_event, p_none, flow_h_event_put},
-    {"PATCH", EV "/*", true, true, f_event, p_none, flow_h_event_patch},
-    {"DELETE", EV "/*", true, false, NULL, p_none, flow_h_event_delete},
-    {"POST", EV "/*/rsvp", true, true, f_rsvp, p_none, flow_h_event_rsvp},
-    {"GET", "/agenda", true, false, NULL, p_agenda, flow_h_agenda},
-    {"GET", "/invitations", true, false, NULL, p_invit,
+    {"GET", "/users", TOKEN, false, NULL, p_users, flow_h_users},
+    {"GET", EV, TOKEN, false, NULL, p_list, flow_h_events_list},
+    {"POST", EV, TOKEN, true, f_event_new, p_none, flow_h_events_create},
+    {"GET", EV "/*", TOKEN, false, NULL, p_read, flow_h_event_get},
+    {"PUT", EV "/*", TOKEN, true, f_event, p_none, flow_h_event_put},
+    {"PATCH", EV "/*", TOKEN, true, f_event, p_none, flow_h_event_patch},
+    {"DELETE", EV "/*", TOKEN, false, NULL, p_none, flow_h_event_delete},
+    {"POST", EV "/*/rsvp", TOKEN, true, f_rsvp, p_none, flow_h_event_rsvp},
+    {"GET", "/agenda", TOKEN, false, NULL, p_agenda, flow_h_agenda},
+    {"GET", "/invitations", TOKEN, false, NULL, p_invit,
      flow_h_invitations},
-    {"GET", "/freebusy", true, false, NULL, p_freebusy, flow_h_freebusy},
-    {"GET", "/groups", true, false, NULL, p_read, flow_h_groups_list},
-    {"POST", "/groups", true, true, f_group_new, p_none,
+    {"GET", "/freebusy", TOKEN, false, NULL, p_freebusy, flow_h_freebusy},
+    {"GET", "/groups", TOKEN, false, NULL, p_read, flow_h_groups_list},
+    {"POST", "/groups", TOKEN, true, f_group_new, p_none,
      flow_h_groups_create},
-    {"GET", "/groups/*", true, false, NULL, p_read, flow_h_group_get},
-    {"PATCH", "/groups/*", true, true, f_group, p_none, flow_h_group_patch},
-    {"DELETE", "/groups/*", true, false, NULL, p_none, flow_h_group_delete},
-    {"POST", "/groups/*/members", true, true, f_member_new, p_none,
+    {"GET", "/groups/*", TOKEN, false, NULL, p_read, flow_h_group_get},
+    {"PATCH", "/groups/*", TOKEN, true, f_group, p_none, flow_h_group_patch},
+    {"DELETE", "/groups/*", TOKEN, false, NULL, p_none, flow_h_group_delete},
+    {"POST", "/groups/*/members", TOKEN, true, f_member_new, p_none,
      flow_h_members_add},
-    {"PATCH", "/groups/*/members/*", true, true, f_member, p_none,
+    {"PATCH", "/groups/*/members/*", TOKEN, true, f_member, p_none,
      flow_h_member_patch},
-    {"DELETE", "/groups/*/members/*", true, false, NULL, p_none,
+    {"DELETE", "/groups/*/members/*", TOKEN, false, NULL, p_none,
      flow_h_member_delete},
-    {"GET", "/changes", true, false, NULL, p_changes, flow_h_changes},
-    {"GET", "/audit", true, false, NULL, p_audit, flow_h_audit},
-    {"GET", "/cluster", true, false, NULL, p_none, flow_h_cluster},
+    {"GET", "/changes", TOKEN, false, NULL, p_changes, flow_h_changes},
+    {"GET", "/audit", TOKEN, false, NULL, p_audit, flow_h_audit},
+    {"GET", "/cluster", TOKEN, false, NULL, p_none, flow_h_cluster},
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -263,7 +269,7 @@ static int prechecks(struct agenda_flow *f)
                    "requests from this Origin are not accepted");
         return -1;
     }
-    if (f->route->auth && flow_jwt_check(f) != 0)
+    if (f->route->auth != FLOW_ANON && flow_jwt_check(f) != 0)
         return -1;
     if (f->idem != NULL && !idem_key_ok(f->idem)) {
         flow_error(f, 400, "bad_idempotency_key",
@@ -283,10 +289,16 @@ static void run(struct agenda_flow *f)
         f->auth_stage = 1;
         if (prechecks(f) != 0)
             return;
-        if (f->route->auth) {
-            f->auth_stage = 2;
-            flow_auth_call(f);
-            return;
+        if (f->route->auth != FLOW_ANON) {
+            int cached = flow_auth_cached(f);
+
+            if (cached < 0)
+                return;
+            if (cached == 0) {
+                f->auth_stage = 2;
+                flow_auth_call(f);
+                return;
+            }
         }
         f->auth_stage = 3;
     } else if (f->auth_stage == 2) {

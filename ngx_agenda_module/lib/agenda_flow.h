@@ -20,7 +20,8 @@
  *
  * All the REST knowledge lives behind this interface: routes, validation of
  * public bodies (unknown fields are 400), authentication (JWT via
- * agenda_jwt.h, then the user's token version checked on the users shard),
+ * agenda_jwt.h, then the user's token version checked on the users shard
+ * or in the executor's auth cache, see struct agenda_auth_cache),
  * which shard gets which internal operation (router/route.h), how answers
  * of several shards merge (agenda, invitations, free/busy), ETag/If-Match,
  * the error mapping to {"error":{"code","message"}}, and what to notify.
@@ -44,11 +45,55 @@
  * not read more than this (client_max_body_size). */
 #define AGENDA_FLOW_BODY_MAX (64 * 1024)
 
+/*
+ * What the edge remembers of an account between requests, so that a
+ * protected request need not ask the users shard (user.auth: one more
+ * shard call and a ReadIndex round) who its caller is.  Never the
+ * password hash: /me/password and logins always ask the shard.
+ */
+struct agenda_auth_entry {
+    char role[8];               /* "user" or "admin" */
+    uint64_t token_version;
+};
+
+/*
+ * An auth cache the executor may offer (agenda_flow_env.auth_cache); the
+ * flows call it synchronously and never keep data.  user is a folded
+ * username (agenda_username_fold).
+ *
+ *   lookup  1 and *out when a fresh entry for user exists, else 0;
+ *   store   remember user's role and token version, fresh for the cache's
+ *           time to live; must never lower the token version of an entry
+ *           it holds (versions only grow: an answer read before a password
+ *           change may arrive after it), and may drop the entry instead
+ *           when it has no room;
+ *   forget  drop user's entry, if any.
+ *
+ * The flows keep the entries of this edge exact: they store what the
+ * users shard answers to user.auth (also at login) and the new version
+ * of a password change as soon as the shard confirmed it, and forget an
+ * account the shard no longer has.  A change made elsewhere (another
+ * edge, or straight at the shard) is only noticed when the entry expires:
+ * the time to live bounds how long a revoked token keeps working there.
+ * A token newer than the entry (its password changed elsewhere, then a
+ * login) makes the flow ask the shard instead of refusing it.
+ */
+struct agenda_auth_cache {
+    void *data;                 /* the implementation's, passed back */
+    int (*lookup)(void *data, const char *user,
+                  struct agenda_auth_entry *out);
+    void (*store)(void *data, const char *user,
+                  const struct agenda_auth_entry *entry);
+    void (*forget)(void *data, const char *user);
+};
+
 struct agenda_flow_env {
     const struct agenda_topology *topo;
     const struct agenda_jwt_config *jwt;
     int64_t now_s;              /* the edge's clock, for tokens */
     const char *allowed_origin; /* e.g. "https://localhost:8443" */
+    /* NULL: no cache, every protected request asks user.auth */
+    const struct agenda_auth_cache *auth_cache;
 };
 
 struct agenda_flow_request {

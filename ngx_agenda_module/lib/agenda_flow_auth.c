@@ -1,6 +1,14 @@
 /*
  * agenda_flow_auth.c — accounts and authentication: bearer tokens on every
  * protected route, /auth/register, /auth/login, /me, /me/password, /users.
+ *
+ * Who the caller is (role, token version) comes from the executor's auth
+ * cache when it has a fresh entry, else from user.auth on the users shard,
+ * whose answer is then stored.  The flows here are the only writers of
+ * what the cache holds: a login stores what it read, a password change the
+ * new version as soon as the shard confirmed it (or forgets the entry when
+ * the outcome is unknown), and user.auth's 404 forgets the account.  The
+ * users shard has no operation that changes a role or deletes an account.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +81,70 @@ int flow_jwt_check(struct agenda_flow *f)
     return 0;
 }
 
+/* ---- the auth cache (agenda_flow.h) ------------------------------------- */
+
+/* Remembers the caller's role and token version as f holds them. */
+static void cache_store(struct agenda_flow *f)
+{
+    const struct agenda_auth_cache *c = f->env.auth_cache;
+    struct agenda_auth_entry e;
+
+    if (c == NULL || f->user[0] == '\0')
+        return;
+    memset(&e, 0, sizeof e);
+    strcpy(e.role, f->role);
+    e.token_version = f->token_version;
+    c->store(c->data, f->user, &e);
+}
+
+static void cache_forget(struct agenda_flow *f)
+{
+    const struct agenda_auth_cache *c = f->env.auth_cache;
+
+    if (c != NULL && f->user[0] != '\0')
+        c->forget(c->data, f->user);
+}
+
+/* A password change bumps the version: older tokens die with it.  False
+ * when it responded 401. */
+static bool token_current(struct agenda_flow *f)
+{
+    if (f->token_version == f->claims.token_version)
+        return true;
+    flow_unauthorized(f, "the access token was revoked (the password "
+                         "changed); log in again");
+    return false;
+}
+
+int flow_auth_cached(struct agenda_flow *f)
+{
+    const struct agenda_auth_cache *c = f->env.auth_cache;
+    struct agenda_auth_entry e;
+
+    /* hashes are never cached: such routes always ask the shard */
+    if (c == NULL || f->route->auth == FLOW_TOKEN_HASH)
+        return 0;
+    memset(&e, 0, sizeof e);
+    if (c->lookup(c->data, f->user, &e) != 1)
+        return 0;
+    e.role[sizeof e.role - 1] = '\0';
+    if (strcmp(e.role, "user") != 0 && strcmp(e.role, "admin") != 0)
+        return 0;
+    /*
+     * Versions only grow.  A token newer than the entry was issued after
+     * a password change this edge did not see (another edge, then a
+     * login): the shard decides, not the stale entry.  An older one was
+     * revoked, whatever happened since.
+     */
+    if (f->claims.token_version > e.token_version)
+        return 0;
+    strcpy(f->role, e.role);
+    f->token_version = e.token_version;
+    return token_current(f) ? 1 : -1;
+}
+
+/* ---- user.auth ----------------------------------------------------------- */
+
 void flow_auth_call(struct agenda_flow *f)
 {
     json_t *args = json_pack("{s:s}", "username", f->user);
@@ -109,6 +181,8 @@ static int take_auth(struct agenda_flow *f, json_t *ans)
 bool flow_auth_done(struct agenda_flow *f)
 {
     if (f->ans[0].status == 404) {
+        /* a missing account is not an entry: nothing to remember */
+        cache_forget(f);
         flow_unauthorized(f, "the account of this token no longer exists");
         return false;
     }
@@ -120,13 +194,9 @@ bool flow_auth_done(struct agenda_flow *f)
         flow_error(f, 500, "internal", "the users shard answered oddly");
         return false;
     }
-    /* a password change bumps the version: older tokens die with it */
-    if (f->token_version != f->claims.token_version) {
-        flow_unauthorized(f, "the access token was revoked (the password "
-                             "changed); log in again");
-        return false;
-    }
-    return true;
+    /* fresh from the shard, whether or not this token is still current */
+    cache_store(f);
+    return token_current(f);
 }
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -292,6 +362,7 @@ void flow_h_login(struct agenda_flow *f)
         return;
     case 1:
         if (f->ans[0].status == 404) {
+            cache_forget(f);
             flow_verify(f, dummy_phc, pw);
         } else if (!flow_answer_ok(f, 0))
             return; else if (take_auth(f, f->ans[0].json) != 0) {
@@ -314,6 +385,8 @@ void flow_h_login(struct agenda_flow *f)
             }
             flow_set(f, f->scratch, "answer", answer);
             strcpy(outcome, "ok");
+            /* the new token's first request need not ask the shard */
+            cache_store(f);
         } else {
             audit_text(outcome, 100, "failed:", f->client_addr);
         }
@@ -395,6 +468,7 @@ void flow_h_me_password(struct agenda_flow *f)
     bool bad = false;
     char channel[64];
     json_t *u, *answer;
+    json_int_t tv;
 
     cur = json_string_value(json_object_get(f->in, "current_password"));
     pw = json_string_value(json_object_get(f->in, "new_password"));
@@ -409,6 +483,12 @@ void flow_h_me_password(struct agenda_flow *f)
                        "new_password must be %d-%d bytes of UTF-8 text "
                        "without control characters",
                        AGENDA_PASSWORD_MIN, AGENDA_PASSWORD_MAX);
+            return;
+        }
+        if (f->phc == NULL) {
+            /* FLOW_TOKEN_HASH: user.auth always answered before this */
+            flow_error(f, 500, "internal", "the stored password hash is "
+                                           "missing");
             return;
         }
         f->stage = 1;
@@ -440,12 +520,28 @@ void flow_h_me_password(struct agenda_flow *f)
         f->stage = 3;
         return;
     default:
-        if (!flow_answer_ok(f, 0))
+        if (!flow_ok(f, 0)) {
+            /* the change may have happened (no answer in time): the next
+             * request must learn the version from the shard */
+            cache_forget(f);
+            flow_shard_error(f, 0);
             return;
+        }
         u = json_object_get(f->ans[0].json, "user");
-        f->token_version = (uint64_t)json_integer_value(
-            json_object_get(u, "token_version"));
-        /* every older token is revoked now: hand the caller a new one */
+        tv = json_integer_value(json_object_get(u, "token_version"));
+        if (tv <= 0) {
+            cache_forget(f);
+            flow_error(f, 500, "internal",
+                       "the password changed but no new token could be "
+                       "issued; log in again");
+            return;
+        }
+        /* every older token is revoked now, on every worker of this edge
+         * from the very next request on (other edges: when their entry
+         * expires, see struct agenda_auth_cache); hand the caller a new
+         * one */
+        f->token_version = (uint64_t)tv;
+        cache_store(f);
         answer = token_answer(f, json_pack("{s:O?}", "user", u));
         if (answer == NULL) {
             flow_error(f, 500, "internal",

@@ -38,11 +38,22 @@
 struct agenda_flow;
 typedef void flow_handler(struct agenda_flow *f);
 
+/* What a route needs to know of its caller. */
+enum flow_auth {
+    FLOW_ANON = 0,              /* nothing: anyone may call it */
+    FLOW_TOKEN,                 /* a bearer token and the account's role
+                                   and token version (auth cache or
+                                   user.auth) */
+    FLOW_TOKEN_HASH             /* that, and the stored password hash
+                                   (f->phc): always user.auth, as the
+                                   cache never holds hashes */
+};
+
 /* One row of the route table (agenda_flow.c). */
 struct flow_route {
     const char *method;
     const char *pattern;        /* "/calendars/ * /events": '*' a segment */
-    bool auth;                  /* needs a bearer token */
+    enum flow_auth auth;
     bool body;                  /* takes a JSON object */
     const char *const *fields;  /* allowed body fields, NULL-terminated */
     const char *const *params;  /* allowed query parameters */
@@ -82,7 +93,8 @@ struct agenda_flow {
     char user[AGENDA_USERNAME_MAX + 1];
     char role[8];                   /* "user" or "admin" */
     uint64_t token_version;
-    char *phc;                      /* the stored hash (from user.auth) */
+    char *phc;                      /* the stored hash (from user.auth;
+                                       NULL after an auth cache hit) */
 
     /* the handler's state */
     int stage;
@@ -211,9 +223,12 @@ json_t *flow_token_decode(const char *token);
 /* ---- handlers --------------------------------------------------------- */
 
 /* agenda_flow_auth.c: the bearer token (responds 401 and returns -1 when
- * it is not valid), then user.auth for its subject, whose answer
- * flow_auth_done() checks (false: it responded). */
+ * it is not valid); then the auth cache's entry for its subject
+ * (flow_auth_cached(): 1 the caller is known, -1 it responded 401, 0 ask
+ * the shard), or user.auth, whose answer flow_auth_done() checks (false:
+ * it responded). */
 int flow_jwt_check(struct agenda_flow *f);
+int flow_auth_cached(struct agenda_flow *f);
 void flow_auth_call(struct agenda_flow *f);
 bool flow_auth_done(struct agenda_flow *f);
 /* agenda_flow_events.c: the calendar's standing of the caller (group

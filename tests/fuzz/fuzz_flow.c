@@ -7,7 +7,10 @@
  * Input layout: "METHOD\nPATH\nQUERY\nAUTH\nIF-MATCH\nCONTENT-TYPE\n"
  * then the body up to a 0xff byte, then the script of answers.  AUTH "@"
  * stands for a valid token of alice (so that the flows get past the
- * token check), "@admin" for an admin's.  Each shard answer takes a
+ * token check), "@admin" for an admin's, "@c" alice's with her entry
+ * (user, version 1) already in the auth cache.  Every input runs with a
+ * fresh in-memory auth cache, which checks what the flows store in it.
+ * Each shard answer takes a
  * selector byte (a status and, for successes, one of the canned bodies
  * below or fuzz bytes) and, for raw bodies, a length byte and the bytes.
  */
@@ -118,6 +121,46 @@ static void setup(void)
     free(t);
 }
 
+/* The auth cache of one input: one entry is all a flow touches. */
+static struct {
+    bool used;
+    char user[64];
+    struct agenda_auth_entry e;
+} cached;
+
+static int cache_lookup(void *data, const char *user,
+                        struct agenda_auth_entry *out)
+{
+    (void)data;
+    if (!cached.used || strcmp(user, cached.user) != 0)
+        return 0;
+    *out = cached.e;
+    return 1;
+}
+
+static void cache_store(void *data, const char *user,
+                        const struct agenda_auth_entry *e)
+{
+    (void)data;
+    CHECK(user[0] != '\0' && strlen(user) < sizeof cached.user);
+    CHECK(strcmp(e->role, "user") == 0 || strcmp(e->role, "admin") == 0);
+    cached.used = true;
+    strcpy(cached.user, user);
+    cached.e = *e;
+}
+
+static void cache_forget(void *data, const char *user)
+{
+    (void)data;
+    CHECK(user[0] != '\0');
+    if (cached.used && strcmp(user, cached.user) == 0)
+        cached.used = false;
+}
+
+static const struct agenda_auth_cache cache = {
+    NULL, cache_lookup, cache_store, cache_forget,
+};
+
 /* The next '\n'-terminated field as a NUL-terminated copy (or NULL). */
 static char *field(const uint8_t **p, const uint8_t *end)
 {
@@ -180,7 +223,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     req.method = method;
     req.path = path;
     req.query = query[0] != '\0' ? query : NULL;
-    req.authorization = strcmp(auth, "@") == 0 ? token_user
+    memset(&cached, 0, sizeof cached);
+    if (strcmp(auth, "@c") == 0) {
+        cached.used = true;
+        strcpy(cached.user, "alice");
+        strcpy(cached.e.role, "user");
+        cached.e.token_version = 1;
+    }
+    req.authorization = strcmp(auth, "@") == 0 || strcmp(auth, "@c") == 0
+                        ? token_user
                         : strcmp(auth, "@admin") == 0 ? token_admin
                         : auth[0] != '\0' ? auth : NULL;
     req.if_match = im[0] != '\0' ? im : NULL;
@@ -195,6 +246,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     env.jwt = &jwt;
     env.now_s = NOW;
     env.allowed_origin = "https://localhost:8443";
+    env.auth_cache = &cache;
     f = agenda_flow_start(&env, &req);
     CHECK(f != NULL);
     for (;;) {

@@ -10,6 +10,11 @@
  * fails the test (a replica's GET /status is the op "status").  HASH
  * returns FH_HASH; VERIFY matches FH_PASSWORD
  * against any hash but the login's dummy one.
+ *
+ * fh_cache_on() gives the flows an in-memory auth cache (struct fh_cache)
+ * that keeps the contract of agenda_flow.h (a store never lowers the
+ * version of an entry) and counts what the flows did with it; its
+ * entries stay fresh until forgotten or fh_cache_clear().
  */
 #ifndef FLOW_HARNESS_H
 #define FLOW_HARNESS_H
@@ -73,6 +78,18 @@ struct fh_call {
     json_t *req;        /* the operation sent */
 };
 
+#define FH_CACHE_MAX 8
+
+struct fh_cache {
+    struct agenda_auth_cache iface;
+    struct {
+        bool used;
+        char user[40];
+        struct agenda_auth_entry e;
+    } slot[FH_CACHE_MAX];
+    int lookups, hits, stores, forgets;
+};
+
 struct fh {
     struct agenda_topology *topo;
     struct agenda_jwt_config jwt;
@@ -89,7 +106,100 @@ struct fh {
     size_t n_headers;
     char notes[16][2][512];
     size_t n_notes;
+    struct fh_cache cache;
 };
+
+/* ---- the fake auth cache ------------------------------------------------- */
+
+FH_FN int fh_cache_find(struct fh_cache *c, const char *user)
+{
+    for (int i = 0; i < FH_CACHE_MAX; i++)
+        if (c->slot[i].used && strcmp(c->slot[i].user, user) == 0)
+            return i;
+    return -1;
+}
+
+FH_FN int fh_cache_lookup(void *data, const char *user,
+                          struct agenda_auth_entry *out)
+{
+    struct fh_cache *c = data;
+    int i = fh_cache_find(c, user);
+
+    c->lookups++;
+    if (i < 0)
+        return 0;
+    c->hits++;
+    *out = c->slot[i].e;
+    return 1;
+}
+
+FH_FN void fh_cache_put(struct fh_cache *c, const char *user,
+                        const char *role, uint64_t tv)
+{
+    int i = fh_cache_find(c, user);
+
+    for (int k = 0; i < 0 && k < FH_CACHE_MAX; k++)
+        if (!c->slot[k].used)
+            i = k;
+    if (i < 0)
+        fail_msg("the fake auth cache is full");
+    c->slot[i].used = true;
+    snprintf(c->slot[i].user, sizeof c->slot[i].user, "%s", user);
+    memset(&c->slot[i].e, 0, sizeof c->slot[i].e);
+    snprintf(c->slot[i].e.role, sizeof c->slot[i].e.role, "%s", role);
+    c->slot[i].e.token_version = tv;
+}
+
+FH_FN void fh_cache_store(void *data, const char *user,
+                          const struct agenda_auth_entry *e)
+{
+    struct fh_cache *c = data;
+    int i = fh_cache_find(c, user);
+
+    c->stores++;
+    if (strcmp(e->role, "user") != 0 && strcmp(e->role, "admin") != 0)
+        fail_msg("stored role '%.8s'", e->role);
+    /* the contract: never lower a fresh entry's version */
+    if (i >= 0 && c->slot[i].e.token_version > e->token_version)
+        return;
+    fh_cache_put(c, user, e->role, e->token_version);
+}
+
+FH_FN void fh_cache_forget(void *data, const char *user)
+{
+    struct fh_cache *c = data;
+    int i = fh_cache_find(c, user);
+
+    c->forgets++;
+    if (i >= 0)
+        c->slot[i].used = false;
+}
+
+/* The entry of user, or NULL. */
+FH_FN const struct agenda_auth_entry *fh_cache_get(struct fh *h,
+                                                   const char *user)
+{
+    int i = fh_cache_find(&h->cache, user);
+
+    return i < 0 ? NULL : &h->cache.slot[i].e;
+}
+
+FH_FN void fh_cache_on(struct fh *h)
+{
+    h->cache.iface.data = &h->cache;
+    h->cache.iface.lookup = fh_cache_lookup;
+    h->cache.iface.store = fh_cache_store;
+    h->cache.iface.forget = fh_cache_forget;
+    h->env.auth_cache = &h->cache.iface;
+}
+
+/* Every entry expires; the counters restart. */
+FH_FN void fh_cache_clear(struct fh *h)
+{
+    memset(h->cache.slot, 0, sizeof h->cache.slot);
+    h->cache.lookups = h->cache.hits = 0;
+    h->cache.stores = h->cache.forgets = 0;
+}
 
 FH_FN void fh_init(struct fh *h, const struct fh_row *script, size_t n)
 {

@@ -545,6 +545,282 @@ static void test_password_change(void **state)
     fh_done(&h);
 }
 
+/* ---- the auth cache (agenda_flow.h) -------------------------------------- */
+
+static const char pw_change[] = "{\"current_password\":\"" FH_PASSWORD "\","
+                                "\"new_password\":\"another-long-one\"}";
+
+static int change_password(struct fh *h, const char *authorization)
+{
+    struct agenda_flow_request r = {.method = "POST",
+                                    .path = "/me/password",
+                                    .content_type = FH_JSON,
+                                    .authorization = authorization};
+
+    r.body = (const uint8_t *)pw_change;
+    r.body_len = strlen(pw_change);
+    return fh_run(h, &r);
+}
+
+static void test_cache_hit_skips_user_auth(void **state)
+{
+    struct fh h;
+
+    (void)state;
+    fh_init(&h, FH_SCRIPT(s_alice));
+    fh_cache_on(&h);
+    fh_cache_put(&h.cache, "alice", "user", 1);
+    assert_int_equal(get_me(&h, fh_bearer(&h, "alice", 1)), 200);
+    assert_int_equal(h.n_calls, 1);
+    assert_string_equal(fh_op(&h, 0), "user.get");
+    assert_int_equal(h.cache.hits, 1);
+    assert_int_equal(h.cache.stores, 0);
+    fh_done(&h);
+}
+
+static void test_cache_role_comes_from_the_entry(void **state)
+{
+    struct fh h;
+
+    (void)state;
+    fh_init(&h, FH_SCRIPT(s_alice));
+    fh_cache_on(&h);
+    fh_cache_put(&h.cache, "alice", "admin", 1);
+    assert_int_equal(get_me(&h, fh_bearer(&h, "alice", 1)), 200);
+    assert_int_equal(h.n_calls, 1);
+    assert_string_equal(fh_actor(&h, 0, "user"), "alice");
+    assert_string_equal(fh_actor(&h, 0, "role"), "admin");
+    fh_done(&h);
+}
+
+static void test_cache_miss_asks_and_stores(void **state)
+{
+    const struct agenda_auth_entry *e;
+    struct fh h;
+
+    (void)state;
+    fh_init(&h, FH_SCRIPT(s_alice));
+    fh_cache_on(&h);
+    assert_int_equal(get_me(&h, fh_bearer(&h, "alice", 1)), 200);
+    assert_int_equal(h.n_calls, 2);
+    assert_string_equal(fh_op(&h, 0), "user.auth");
+    assert_false(h.calls[0].stale);
+    assert_int_equal(h.cache.stores, 1);
+    e = fh_cache_get(&h, "alice");
+    assert_non_null(e);
+    assert_string_equal(e->role, "user");
+    assert_int_equal(e->token_version, 1);
+    /* the next request is a hit */
+    assert_int_equal(get_me(&h, fh_bearer(&h, "alice", 1)), 200);
+    assert_int_equal(h.n_calls, 1);
+    assert_string_equal(fh_op(&h, 0), "user.get");
+    /* expired: asks again */
+    fh_cache_clear(&h);
+    assert_int_equal(get_me(&h, fh_bearer(&h, "alice", 1)), 200);
+    assert_int_equal(h.n_calls, 2);
+    assert_int_equal(h.cache.stores, 1);
+    fh_done(&h);
+}
+
+static void test_cache_hit_with_an_older_token_is_401(void **state)
+{
+    struct fh h;
+
+    (void)state;
+    fh_init(&h, FH_SCRIPT(s_alice));
+    fh_cache_on(&h);
+    fh_cache_put(&h.cache, "alice", "user", 2);
+    assert_int_equal(get_me(&h, fh_bearer(&h, "alice", 1)), 401);
+    assert_string_equal(fh_code(&h), "invalid_token");
+    assert_non_null(strstr(json_string_value(json_object_get(
+                               json_object_get(h.body, "error"), "message")),
+                           "revoked"));
+    assert_non_null(fh_header(&h, "WWW-Authenticate"));
+    assert_int_equal(h.n_calls, 0);
+    fh_done(&h);
+}
+
+static const struct fh_row s_alice_v2[] = {
+    {"user.auth", NULL, 200,
+     "{\"user\":{\"username\":\"alice\",\"password_hash\":\"" FH_HASH
+     "\",\"role\":\"user\",\"token_version\":2}}"},
+    {"user.get", NULL, 200, "{\"user\":{\"username\":\"alice\"}}"},
+};
+
+static void test_cache_older_than_the_token_asks_the_shard(void **state)
+{
+    struct fh h;
+
+    (void)state;
+    /* the password changed through another edge, then a login there */
+    fh_init(&h, FH_SCRIPT(s_alice_v2));
+    fh_cache_on(&h);
+    fh_cache_put(&h.cache, "alice", "user", 1);
+    assert_int_equal(get_me(&h, fh_bearer(&h, "alice", 2)), 200);
+    assert_int_equal(h.n_calls, 2);
+    assert_string_equal(fh_op(&h, 0), "user.auth");
+    assert_int_equal(fh_cache_get(&h, "alice")->token_version, 2);
+    /* and from now on the old token is refused here too */
+    assert_int_equal(get_me(&h, fh_bearer(&h, "alice", 1)), 401);
+    assert_int_equal(h.n_calls, 0);
+    fh_done(&h);
+}
+
+static void test_cache_a_password_change_revokes_at_once(void **state)
+{
+    const struct agenda_auth_entry *e;
+    const char *tok;
+    char fresh[4200];
+    struct fh h;
+
+    (void)state;
+    fh_init(&h, FH_SCRIPT(s_alice));
+    fh_cache_on(&h);
+    assert_int_equal(get_me(&h, fh_bearer(&h, "alice", 1)), 200);
+    assert_int_equal(fh_cache_get(&h, "alice")->token_version, 1);
+    /* the hash is needed: asks user.auth although the entry is fresh */
+    assert_int_equal(change_password(&h, fh_bearer(&h, "alice", 1)), 200);
+    assert_string_equal(fh_op(&h, 0), "user.auth");
+    assert_string_equal(fh_op(&h, 1), "user.password");
+    e = fh_cache_get(&h, "alice");
+    assert_non_null(e);
+    assert_int_equal(e->token_version, 2);
+    tok = json_string_value(json_object_get(h.body, "access_token"));
+    assert_non_null(tok);
+    snprintf(fresh, sizeof fresh, "Bearer %s", tok);
+    /* the very next request with the old token: 401 without the shard */
+    assert_int_equal(get_me(&h, fh_bearer(&h, "alice", 1)), 401);
+    assert_string_equal(fh_code(&h), "invalid_token");
+    assert_int_equal(h.n_calls, 0);
+    /* the new token: a hit */
+    assert_int_equal(get_me(&h, fresh), 200);
+    assert_int_equal(h.n_calls, 1);
+    fh_done(&h);
+}
+
+static const struct fh_row s_password_lost[] = {
+    FH_AUTH_ALICE,
+    {"user.password", NULL, 0, NULL},
+};
+
+static void test_cache_an_unknown_password_outcome_forgets(void **state)
+{
+    struct fh h;
+
+    (void)state;
+    fh_init(&h, FH_SCRIPT(s_password_lost));
+    fh_cache_on(&h);
+    fh_cache_put(&h.cache, "alice", "user", 1);
+    assert_int_equal(change_password(&h, fh_bearer(&h, "alice", 1)), 503);
+    assert_null(fh_cache_get(&h, "alice"));
+    fh_done(&h);
+}
+
+/* An answer read before a password change, arriving after it, must not
+ * bring the old version back. */
+static void test_cache_a_late_answer_does_not_undo_a_change(void **state)
+{
+    const struct agenda_flow_action *a;
+    struct agenda_flow_request r = {.method = "GET", .path = "/me"};
+    struct agenda_flow *slow;
+    struct fh h;
+    const char *old_auth =
+        "{\"user\":{\"username\":\"alice\",\"password_hash\":\"" FH_HASH
+        "\",\"role\":\"user\",\"token_version\":1}}";
+
+    (void)state;
+    fh_init(&h, FH_SCRIPT(s_alice));
+    fh_cache_on(&h);
+    r.authorization = fh_bearer(&h, "alice", 1);
+    slow = agenda_flow_start(&h.env, &r);
+    assert_non_null(slow);
+    a = agenda_flow_next(slow);
+    assert_int_equal(a->kind, AGENDA_FLOW_CALL);
+    assert_int_equal(a->n_calls, 1);
+    assert_non_null(strstr(a->calls[0].body, "user.auth"));
+    /* meanwhile, the password changes through this edge */
+    assert_int_equal(change_password(&h, fh_bearer(&h, "alice", 1)), 200);
+    assert_int_equal(fh_cache_get(&h, "alice")->token_version, 2);
+    /* the slow request's user.auth answer (version 1) arrives */
+    agenda_flow_call_done(slow, 0, 200, old_auth, strlen(old_auth));
+    a = agenda_flow_next(slow);
+    assert_int_equal(a->kind, AGENDA_FLOW_CALL); /* user.get */
+    agenda_flow_free(slow);
+    assert_int_equal(fh_cache_get(&h, "alice")->token_version, 2);
+    assert_int_equal(get_me(&h, fh_bearer(&h, "alice", 1)), 401);
+    assert_int_equal(h.n_calls, 0);
+    fh_done(&h);
+}
+
+static void test_cache_never_holds_a_missing_account(void **state)
+{
+    struct fh h;
+
+    (void)state;
+    fh_init(&h, FH_SCRIPT(s_gone));
+    fh_cache_on(&h);
+    assert_int_equal(get_me(&h, fh_bearer(&h, "alice", 1)), 401);
+    assert_int_equal(h.cache.stores, 0);
+    assert_null(fh_cache_get(&h, "alice"));
+    /* asked again: the 404 was not remembered as anything */
+    assert_int_equal(get_me(&h, fh_bearer(&h, "alice", 1)), 401);
+    assert_int_equal(h.n_calls, 1);
+    assert_string_equal(fh_op(&h, 0), "user.auth");
+    assert_int_equal(h.cache.stores, 0);
+    fh_done(&h);
+    /* nor when user.auth fails, nor a login of an unknown name */
+    fh_init(&h, FH_SCRIPT(s_auth_down));
+    fh_cache_on(&h);
+    assert_int_equal(get_me(&h, fh_bearer(&h, "alice", 1)), 503);
+    assert_int_equal(h.cache.stores, 0);
+    fh_done(&h);
+    fh_init(&h, FH_SCRIPT(s_login_unknown));
+    fh_cache_on(&h);
+    assert_int_equal(login(&h, "{\"username\":\"mallory\",\"password\":\""
+                               FH_PASSWORD "\"}"), 401);
+    assert_int_equal(h.cache.stores, 0);
+    assert_null(fh_cache_get(&h, "mallory"));
+    fh_done(&h);
+}
+
+static void test_cache_login_refreshes_the_entry(void **state)
+{
+    struct fh h;
+
+    (void)state;
+    fh_init(&h, FH_SCRIPT(s_login));
+    fh_cache_on(&h);
+    /* a failed login stores nothing (no cache filling by guessing) */
+    assert_int_equal(login(&h, "{\"username\":\"alice\",\"password\":"
+                               "\"wrong-password\"}"), 401);
+    assert_int_equal(h.cache.stores, 0);
+    /* a login still asks the shard (the hash) and refreshes the entry */
+    fh_cache_put(&h.cache, "alice", "admin", 1);
+    assert_int_equal(login(&h, "{\"username\":\"alice\",\"password\":\""
+                               FH_PASSWORD "\"}"), 200);
+    assert_string_equal(fh_op(&h, 0), "user.auth");
+    assert_int_equal(h.cache.stores, 1);
+    assert_string_equal(fh_cache_get(&h, "alice")->role, "user");
+    fh_done(&h);
+}
+
+static void test_no_cache_asks_every_time(void **state)
+{
+    struct fh h;
+
+    (void)state;
+    fh_init(&h, FH_SCRIPT(s_alice));
+    assert_null(h.env.auth_cache);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(get_me(&h, fh_bearer(&h, "alice", 1)), 200);
+        assert_int_equal(h.n_calls, 2);
+        assert_string_equal(fh_op(&h, 0), "user.auth");
+    }
+    assert_int_equal(change_password(&h, fh_bearer(&h, "alice", 1)), 200);
+    assert_int_equal(h.cache.lookups + h.cache.stores + h.cache.forgets, 0);
+    fh_done(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -559,6 +835,17 @@ int main(void)
         cmocka_unit_test(test_common_headers),
         cmocka_unit_test(test_idempotency_keys),
         cmocka_unit_test(test_password_change),
+        cmocka_unit_test(test_cache_hit_skips_user_auth),
+        cmocka_unit_test(test_cache_role_comes_from_the_entry),
+        cmocka_unit_test(test_cache_miss_asks_and_stores),
+        cmocka_unit_test(test_cache_hit_with_an_older_token_is_401),
+        cmocka_unit_test(test_cache_older_than_the_token_asks_the_shard),
+        cmocka_unit_test(test_cache_a_password_change_revokes_at_once),
+        cmocka_unit_test(test_cache_an_unknown_password_outcome_forgets),
+        cmocka_unit_test(test_cache_a_late_answer_does_not_undo_a_change),
+        cmocka_unit_test(test_cache_never_holds_a_missing_account),
+        cmocka_unit_test(test_cache_login_refreshes_the_entry),
+        cmocka_unit_test(test_no_cache_asks_every_time),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
