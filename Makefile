@@ -121,7 +121,10 @@ $(NGINX_BUILD)/objs/Makefile: ngx_agenda_module/config $(NGINX_SRC)/conf_flags \
 $(MODULE_SO): $(NGINX_BUILD)/objs/Makefile $(MODULE_DEPS)
 	$(MAKE) -C $(NGINX_BUILD) -f objs/Makefile modules
 	@mkdir -p $(dir $@)
-	cp $(NGINX_BUILD)/objs/ngx_http_agenda_module.so $@
+	# a new file renamed into place: an nginx still running (make run, a
+	# benchmark) keeps its mapping of the old one instead of crashing
+	cp $(NGINX_BUILD)/objs/ngx_http_agenda_module.so $@.tmp
+	mv -f $@.tmp $@
 
 # --- tests -----------------------------------------------------------------
 
