@@ -17,6 +17,7 @@
 #define API_MAX_BODY (1u << 20)
 #define API_MAX_HEADERS (16u * 1024u)
 #define API_TIMEOUT_S 30
+#define API_LISTEN_BACKLOG 4096
 
 struct agenda_http_api {
     struct evhttp *http;
@@ -103,8 +104,16 @@ struct agenda_http_api *agenda_http_api_new(struct event_base *base,
      * partial segment of a large answer waits for the client's delayed ACK
      * (Nagle): ~40 ms added to every answer over a few kilobytes. */
     int one = 1;
-    (void)setsockopt(evhttp_bound_socket_get_fd(bound), IPPROTO_TCP,
-                     TCP_NODELAY, &one, sizeof(one));
+    evutil_socket_t fd = evhttp_bound_socket_get_fd(bound);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* libevent listens with a backlog of 128.  An edge opening a burst of
+     * connections (more concurrent calls than its keep-alive pool) then
+     * overflows it, connects time out and calls are retried elsewhere:
+     * hundreds of milliseconds for nothing.  Listening again on Linux
+     * just raises the backlog (the kernel caps it at somaxconn). */
+    if (listen(fd, API_LISTEN_BACKLOG) != 0)
+        agenda_log(AGENDA_LOG_WARN, "cannot raise the HTTP listen backlog "
+                   "of %s:%u; keeping libevent's", host, port);
     return api;
 }
 

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <event2/event.h>
@@ -184,6 +185,20 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     evtimer_add(a->stop_poll, &tv);
 }
 
+/* Every edge worker may keep hundreds of connections to a leader (its
+ * keep-alive pool and bursts beyond it): take the hard limit on open
+ * files rather than the usual soft 1024. */
+static void raise_open_files(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            agenda_log(AGENDA_LOG_WARN, "cannot raise the open files "
+                       "limit: %s", strerror(errno));
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct options o;
@@ -192,6 +207,7 @@ int main(int argc, char **argv)
     if (o.log_level != NULL && set_log_level(o.log_level) != 0)
         return 2;
     signal(SIGPIPE, SIG_IGN);
+    raise_open_files();
 
     char err[512];
     struct agenda_topology *topo;

@@ -3,7 +3,8 @@
 Starts every shard (three replicas each) and nginx with our module on free
 ports, then prints "bench <name> <value> <unit>" lines:
   - event creations/s and p50/p99 at 64 and 256 connections (wrk, HTTPS,
-    JWT-authenticated POST /api/v1/calendars/{me}/events);
+    JWT-authenticated POST /api/v1/calendars/{me}/events by four users
+    whose calendars are on both events shards);
   - month view (GET /calendars/{me}/events for a month holding ~90 events)
     p50/p99;
   - notification latency: with 1,000 WebSocket subscribers connected, time
@@ -64,9 +65,16 @@ class Api:
         return self
 
 
-def bench_creates(edge, api, user, seconds):
+def bench_creates(edge, seconds, creators):
+    """Creations by `creators` users, every other one on each side of the
+    a-m / n-z split of the default topology, each in their own
+    calendar."""
     url = f"https://127.0.0.1:{edge.https_port}"
-    env = {"AGENDA_TOKEN": api.token, "AGENDA_CALENDAR": user}
+    users = []
+    for i in range(creators):
+        name = f"{'cp'[i % 2]}{uuid.uuid4().hex[:8]}"
+        users.append(f"{name}:{Api(edge).register_login(name).token}")
+    env = {"AGENDA_USERS": ",".join(users)}
     for run, c in enumerate((64, 256)):
         rps, p50, p99, errors = run_wrk(url, "edge_create.lua", c, seconds,
                                         dict(env, **create_epoch(run)))
@@ -184,6 +192,9 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=50)
     ap.add_argument("--skip-creates", action="store_true")
+    ap.add_argument("--creators", type=int, default=4,
+                    help="users creating events (1: one calendar, one "
+                         "shard; more: both events shards)")
     args = ap.parse_args()
     tls = _private_dir("agenda-bench-tls-")
     root = _private_dir("agenda-bench-agents-")
@@ -206,7 +217,7 @@ def main():
         owner = Api(edge).register_login(f"bench{uuid.uuid4().hex[:8]}")
         me = owner_name(owner)
         if not args.skip_creates:
-            bench_creates(edge, owner, me, args.seconds)
+            bench_creates(edge, args.seconds, args.creators)
         viewer = Api(edge).register_login(f"view{uuid.uuid4().hex[:8]}")
         bench_month_view(edge, viewer, owner_name(viewer), args.seconds)
         invitees = []

@@ -1,6 +1,6 @@
 -- wrk script: authenticated event creations through the HTTPS edge.
--- AGENDA_TOKEN (a bearer token) and AGENDA_CALENDAR (its user) come from
--- the environment; each request has its own Idempotency-Key.
+-- The users (AGENDA_USERS, names and bearer tokens) come from the
+-- environment; each request has its own Idempotency-Key.
 local thread_id = 0
 
 function setup(thread)
@@ -10,8 +10,12 @@ end
 
 function init(args)
     counter = 0
-    token = os.getenv("AGENDA_TOKEN")
-    calendar = os.getenv("AGENDA_CALENDAR")
+    -- AGENDA_USERS: "name:token,name:token,..."; requests take turns
+    users = {}
+    for name, tok in string.gmatch(os.getenv("AGENDA_USERS"),
+                                   "([^:,]+):([^,]+)") do
+        users[#users + 1] = {name = name, token = tok}
+    end
     prefix = tostring(tid) .. "-" .. tostring(math.random(1, 1e9))
     -- each thread fills its own run of consecutive half-hour slots, from a
     -- base the benchmark moves for every run: a calendar the way people
@@ -22,14 +26,15 @@ end
 
 function request()
     counter = counter + 1
+    local user = users[1 + counter % #users]
     local start = base + counter * 3600
     local body = string.format(
         '{"title":"bench %d","start":"%s","end":"%s","time_zone":"UTC"}',
         counter, os.date("!%Y-%m-%dT%H:%M:%SZ", start),
         os.date("!%Y-%m-%dT%H:%M:%SZ", start + 1800))
-    return wrk.format("POST", "/api/v1/calendars/" .. calendar .. "/events",
+    return wrk.format("POST", "/api/v1/calendars/" .. user.name .. "/events",
                       {["Content-Type"] = "application/json",
-                       ["Authorization"] = "Bearer " .. token,
+                       ["Authorization"] = "Bearer " .. user.token,
                        ["Idempotency-Key"] = "e" .. prefix .. "-" .. counter},
                       body)
 end

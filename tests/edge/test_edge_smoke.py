@@ -44,7 +44,7 @@ def test_one_upstream_per_shard_with_keepalive(make_edge):
         servers = re.findall(r"server (\S+);", m.group(1))
         assert servers == [f"127.0.0.1:{r['http_port']}"
                            for r in s["replicas"]]
-        assert "keepalive 32;" in m.group(1)
+        assert "keepalive 256;" in m.group(1)
         assert re.search(r"location /_agenda/shard/%s/ \{\s*internal;"
                          % s["name"], conf)
 
