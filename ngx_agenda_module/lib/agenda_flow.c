@@ -332,8 +332,10 @@ static void free_action(struct agenda_flow *f)
 
 static void free_answers(struct agenda_flow *f)
 {
-    for (size_t i = 0; i < f->n_ans; i++)
+    for (size_t i = 0; i < f->n_ans; i++) {
         json_decref(f->ans[i].json);
+        free(f->ans[i].raw);
+    }
     free(f->ans);
     f->ans = NULL;
     f->n_ans = 0;
@@ -424,8 +426,22 @@ void agenda_flow_call_done(struct agenda_flow *f, size_t i, int status,
     if (f == NULL || i >= f->n_ans)
         return;
     json_decref(f->ans[i].json);
+    free(f->ans[i].raw);
     f->ans[i].status = status;
     f->ans[i].json = NULL;
+    f->ans[i].raw = NULL;
+    f->ans[i].raw_len = 0;
+    if (f->ans[i].raw_wanted && status >= 200 && status < 300
+        && flow_looks_like_object(body, len)) {
+        f->ans[i].raw = malloc(len);
+        if (f->ans[i].raw == NULL) {
+            f->oom = true;
+            return;
+        }
+        memcpy(f->ans[i].raw, body, len);
+        f->ans[i].raw_len = len;
+        return;
+    }
     if (body != NULL && len > 0) {
         json_t *j = json_loadb(body, len, 0, NULL);
 

@@ -181,12 +181,15 @@ void flow_h_events_list(struct agenda_flow *f)
         flow_calls_begin(f);
         cal_call(f, false, "event.list", args);
         flow_calls_emit(f);
+        /* the page goes to the client as the shard wrote it: a month of
+         * events is parsed and serialised once, at the shard */
+        flow_answer_raw(f, 0);
         f->stage = 1;
         return;
     }
     if (!flow_answer_ok(f, 0))
         return;
-    flow_respond(f, 200, json_incref(f->ans[0].json));
+    flow_respond_answer(f, 200, 0);
 }
 
 void flow_h_events_create(struct agenda_flow *f)

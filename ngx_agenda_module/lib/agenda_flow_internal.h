@@ -63,6 +63,11 @@ struct flow_route {
 struct flow_answer {
     int status;                 /* 0: no replica answered */
     json_t *json;               /* the parsed body, or NULL */
+    /* flow_answer_raw(): a 2xx body is kept as text and never parsed
+     * (json stays NULL), for flows that pass it on unchanged */
+    bool raw_wanted;
+    char *raw;
+    size_t raw_len;
 };
 
 struct flow_param {
@@ -128,6 +133,17 @@ struct agenda_flow {
 };
 
 /* ---- agenda_flow_json.c: answers, errors, inputs ---------------------- */
+
+/* Keep answer i of the CALL just emitted as text when it is a success:
+ * the flow will send it to the client as it is (flow_respond_answer), so
+ * parsing and re-serialising it would only cost time.  Errors are parsed
+ * as usual. */
+void flow_answer_raw(struct agenda_flow *f, size_t i);
+
+/* RESPOND with answer i's body as the shard sent it (see
+ * flow_answer_raw); the answer must have passed flow_answer_ok(). */
+void flow_respond_answer(struct agenda_flow *f, int status, size_t i);
+bool flow_looks_like_object(const char *body, size_t len);
 
 /* Start a new CALL action (drops the previous answers). */
 void flow_calls_begin(struct agenda_flow *f);

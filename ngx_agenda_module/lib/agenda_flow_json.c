@@ -236,7 +236,42 @@ void flow_calls_emit(struct agenda_flow *f)
 bool flow_ok(const struct agenda_flow *f, size_t i)
 {
     return i < f->n_ans && f->ans[i].status >= 200 && f->ans[i].status < 300
-           && f->ans[i].json != NULL;
+           && (f->ans[i].json != NULL || f->ans[i].raw != NULL);
+}
+
+void flow_answer_raw(struct agenda_flow *f, size_t i)
+{
+    if (i < f->n_ans)
+        f->ans[i].raw_wanted = true;
+}
+
+/* The shards answer compact JSON objects; anything else is parsed (and
+ * refused) the usual way. */
+bool flow_looks_like_object(const char *body, size_t len)
+{
+    return body != NULL && len >= 2 && body[0] == '{' && body[len - 1] == '}';
+}
+
+void flow_respond_answer(struct agenda_flow *f, int status, size_t i)
+{
+    struct flow_answer *a = &f->ans[i];
+
+    if (a->raw == NULL) {
+        flow_respond(f, status, json_incref(a->json));
+        return;
+    }
+    f->act.kind = AGENDA_FLOW_RESPOND;
+    f->act.status = status;
+    /* the text moves to the response: it lives until the flow ends */
+    free(f->resp_body);
+    f->resp_body = a->raw;
+    a->raw = NULL;
+    f->act.body = f->resp_body;
+    f->act.body_len = a->raw_len;
+    f->act.n_headers = f->n_headers;
+    f->act.headers = f->headers;
+    f->act.n_notifications = f->n_notes;
+    f->act.notifications = f->notes;
 }
 
 bool flow_answer_ok(struct agenda_flow *f, size_t i)

@@ -102,6 +102,7 @@ struct fh {
     int n_hash, n_verify;
     int status;
     json_t *body;       /* the answer, parsed */
+    char raw[1024];     /* and its first bytes as sent, 0-terminated */
     char headers[8][2][160];
     size_t n_headers;
     char notes[16][2][512];
@@ -328,6 +329,8 @@ FH_FN int fh_run(struct fh *h, const struct agenda_flow_request *req)
             assert_int_equal(a->kind, AGENDA_FLOW_RESPOND);
             h->status = a->status;
             assert_non_null(a->body);
+            snprintf(h->raw, sizeof h->raw, "%.*s", (int)a->body_len,
+                     a->body);
             h->body = json_loadb(a->body, a->body_len, 0, NULL);
             if (!json_is_object(h->body))
                 fail_msg("answer is not a JSON object: %.*s",
