@@ -63,11 +63,11 @@ static bool take_if_match(struct agenda_flow *f, json_t *args)
 
 /* Tell the group's channel (and a member's) about a change; both
  * messages name the member concerned, so members know who came or went. */
-static void notify_group(struct agenda_flow *f, const char *type,
-                         const char *user)
+static void notify_group_of(struct agenda_flow *f, const char *type,
+                            const char *user, json_t *ans)
 {
     char channel[64];
-    json_t *ans = f->ans[0].json, *m;
+    json_t *m;
 
     snprintf(channel, sizeof channel, "group/%s", f->seg[0]);
     m = flow_note_msg(f, type, f->seg[0], NULL, groups_shard(f), ans);
@@ -80,6 +80,13 @@ static void notify_group(struct agenda_flow *f, const char *type,
         snprintf(channel, sizeof channel, "user/%s", user);
         flow_notify(f, channel, m);
     }
+}
+
+/* The same about the groups shard's answer (answer 0). */
+static void notify_group(struct agenda_flow *f, const char *type,
+                         const char *user)
+{
+    notify_group_of(f, type, user, f->ans[0].json);
 }
 
 /* The answer of a one-call route: error, or 2xx with ETag of "group". */
@@ -170,11 +177,89 @@ void flow_h_group_patch(struct agenda_flow *f)
     answer(f, 200);
 }
 
+/* ---- emptying a deleted group's calendar --------------------------------
+ *
+ * Once the groups shard has deleted a group (DELETE, or its last member
+ * leaving), its calendar "g:<id>" on an events shard is emptied with
+ * calendar.purge, PURGE_BATCH events a call, before answering; the answer
+ * is the groups shard's, plus "events_deleted" and "calendar_purged".  At
+ * most PURGE_CALLS_MAX calls per request: what a huge calendar, a crash or
+ * an unreachable events shard leaves behind only takes space, since the
+ * groups shard never gives a deleted group's id to a new group (nobody can
+ * become a reader of that calendar again).
+ */
+#define PURGE_CALLS_MAX 20
+
+static void purge_call(struct agenda_flow *f)
+{
+    char cal[AGENDA_CALENDAR_MAX + 1];
+
+    snprintf(cal, sizeof cal, "%s%s", AGENDA_GROUP_CALENDAR_PREFIX,
+             f->seg[0]);
+    flow_calls_begin(f);
+    flow_call_as(f, agenda_route_calendar(f->env.topo, cal), true,
+                 "calendar.purge", json_pack("{s:s}", "calendar", cal), "",
+                 "system", NULL);
+    flow_calls_emit(f);
+}
+
+/* Keep the groups shard's answer (answer 0) and the notification it
+ * calls for (type, and the member concerned or NULL), sent with the final
+ * answer, and start purging. */
+static void purge_begin(struct agenda_flow *f, const char *type,
+                        const char *user)
+{
+    f->scratch = json_pack("{s:O, s:i, s:i, s:s, s:s?}", "answer",
+                           f->ans[0].json, "deleted", 0, "calls", 0,
+                           "note", type, "note_user", user);
+    if (f->scratch == NULL) {
+        f->oom = true;
+        return;
+    }
+    purge_call(f);
+}
+
+/* After a calendar.purge answer: purge on, or answer the request. */
+static void purge_step(struct agenda_flow *f, int status)
+{
+    json_t *a = f->ans[0].json, *body;
+    json_int_t deleted = json_integer_value(json_object_get(f->scratch,
+                                                            "deleted"));
+    json_int_t calls = json_integer_value(json_object_get(f->scratch,
+                                                          "calls")) + 1;
+    json_t *n = json_object_get(a, "deleted");
+    bool ok = flow_ok(f, 0) && json_is_integer(n);
+    bool more = ok && json_is_true(json_object_get(a, "more"));
+
+    if (ok)
+        deleted += json_integer_value(n);
+    if (more && calls < PURGE_CALLS_MAX) {
+        flow_set(f, f->scratch, "deleted", json_integer(deleted));
+        flow_set(f, f->scratch, "calls", json_integer(calls));
+        purge_call(f);
+        return;
+    }
+    notify_group_of(f, json_string_value(json_object_get(f->scratch, "note")),
+                    json_string_value(json_object_get(f->scratch,
+                                                      "note_user")),
+                    json_object_get(f->scratch, "answer"));
+    body = json_deep_copy(json_object_get(f->scratch, "answer"));
+    if (body == NULL) {
+        f->oom = true;
+        return;
+    }
+    json_object_del(body, "sync_token");
+    flow_set(f, body, "events_deleted", json_integer(deleted));
+    flow_set(f, body, "calendar_purged", json_boolean(ok && !more));
+    flow_respond(f, status, body);
+}
+
 void flow_h_group_delete(struct agenda_flow *f)
 {
     json_t *args;
 
-    if (f->stage++ == 0) {
+    switch (f->stage++) {
+    case 0:
         if (!group_id_ok(f))
             return;
         args = json_pack("{s:s}", "id", f->seg[0]);
@@ -188,10 +273,17 @@ void flow_h_group_delete(struct agenda_flow *f)
         }
         one_call(f, groups_shard(f), true, "group.delete", args);
         return;
+    case 1:
+        if (!flow_ok(f, 0)) {
+            answer(f, 200);
+            return;
+        }
+        purge_begin(f, "group.deleted", NULL);
+        return;
+    default:
+        f->stage = 2;
+        purge_step(f, 200);
     }
-    if (flow_ok(f, 0))
-        notify_group(f, "group.deleted", NULL);
-    answer(f, 200);
 }
 
 /* POST /groups/{id}/members: the account must exist (users shard). */
@@ -286,7 +378,8 @@ void flow_h_member_delete(struct agenda_flow *f)
     if (!member_ok(f, user))
         return;
     self = strcmp(user, f->user) == 0;
-    if (f->stage == 0) {
+    switch (f->stage) {
+    case 0:
         if (!group_id_ok(f))
             return;
         if (self)
@@ -297,8 +390,19 @@ void flow_h_member_delete(struct agenda_flow *f)
                      json_pack("{s:s, s:s}", "id", f->seg[0], "user", user));
         f->stage = 1;
         return;
+    case 1:
+        /* the last member left: the group is gone with its calendar */
+        if (flow_ok(f, 0) && json_is_true(json_object_get(f->ans[0].json,
+                                                          "group_deleted"))) {
+            f->stage = 2;
+            purge_begin(f, "group.member_removed", user);
+            return;
+        }
+        if (flow_ok(f, 0))
+            notify_group(f, "group.member_removed", user);
+        answer(f, 200);
+        return;
+    default:
+        purge_step(f, 200);
     }
-    if (flow_ok(f, 0))
-        notify_group(f, "group.member_removed", user);
-    answer(f, 200);
 }

@@ -22,6 +22,8 @@
  *                                   members, admins) gets busy time only
  *   list_participant                the user themselves, admins
  *   freebusy                        any authenticated actor; no titles
+ *   purge a group calendar          the edge (role system), once the group
+ *                                   is deleted
  *
  * Busy time: for free/busy, every event of the user's own calendar and
  * their participations answered "accepted" or "tentative" (tentative is
@@ -855,6 +857,29 @@ out:
     return rc;
 }
 
+/* Remove the stored event ev (calendar/id) with its index entries, and
+ * tell the calendar's and the participants' feeds. */
+static int delete_event(struct agenda_ctx *c, const char *cal,
+                        const char *id, const json_t *ev)
+{
+    struct agenda_key k;
+    agenda_evkey_event(&k, cal, id);
+    MDB_val key = agenda_key_val(&k);
+    int rc = mdb_del(c->txn, c->db->events, &key, NULL);
+    if (rc == 0)
+        rc = agenda_ev_index_del(c->txn, c->db, ev);
+    if (rc == 0)
+        rc = feed(c, "calendar", cal, "event.deleted", ev, NULL, NULL);
+    const char *user;
+    json_t *r;
+    json_object_foreach(json_object_get(ev, "participants"), user, r) {
+        if (rc != 0)
+            break;
+        rc = feed(c, "user", user, "event.deleted", ev, NULL, NULL);
+    }
+    return rc;
+}
+
 static int ev_delete(struct agenda_ctx *c)
 {
     static const char *const allowed[] = {
@@ -871,21 +896,7 @@ static int ev_delete(struct agenda_ctx *c)
         json_decref(ev);
         return 0;
     }
-    struct agenda_key k;
-    agenda_evkey_event(&k, cal, id);
-    MDB_val key = agenda_key_val(&k);
-    rc = mdb_del(c->txn, c->db->events, &key, NULL);
-    if (rc == 0)
-        rc = agenda_ev_index_del(c->txn, c->db, ev);
-    if (rc == 0)
-        rc = feed(c, "calendar", cal, "event.deleted", ev, NULL, NULL);
-    const char *user;
-    json_t *r;
-    json_object_foreach(json_object_get(ev, "participants"), user, r) {
-        if (rc != 0)
-            break;
-        rc = feed(c, "user", user, "event.deleted", ev, NULL, NULL);
-    }
+    rc = delete_event(c, cal, id, ev);
     if (rc == 0) {
         json_t *body = json_pack("{s:s,s:s,s:b,s:O}", "calendar", cal, "id",
                                  id, "deleted", 1, "version",
@@ -954,6 +965,72 @@ static int ev_rsvp(struct agenda_ctx *c)
     }
     json_decref(ev);
     return rc;
+}
+
+/* The first events of a calendar, at most AGENDA_PURGE_BATCH + 1 (one
+ * more says that more remain after this batch). */
+struct purge_walk {
+    char ids[AGENDA_PURGE_BATCH + 1][AGENDA_EVENT_ID_LEN + 1];
+    size_t n;
+};
+
+static int purge_visit(void *arg, const struct agenda_ev_hit *h)
+{
+    struct purge_walk *w = arg;
+    if (strlen(h->id) != AGENDA_EVENT_ID_LEN)
+        return MDB_CORRUPTED;
+    memcpy(w->ids[w->n], h->id, AGENDA_EVENT_ID_LEN + 1);
+    return ++w->n == AGENDA_PURGE_BATCH + 1 ? 1 : 0;
+}
+
+/*
+ * calendar.purge {calendar} -> {calendar, deleted, more, sync_token}
+ * Deletes the first AGENDA_PURGE_BATCH events of a group calendar whose
+ * group is gone, as event.delete would (feeds included); the edge repeats
+ * it while more is true.  Bounded work per command, so a calendar of any
+ * size never makes one apply long.  Role system only: whether the group
+ * still exists is known on the groups shard, not here.
+ */
+static int cal_purge(struct agenda_ctx *c)
+{
+    static const char *const allowed[] = {"calendar", NULL};
+    const char *cal;
+    if (!agenda_args_only(c, allowed))
+        return 0;
+    if (c->actor.role != AGENDA_ROLE_SYSTEM)
+        return agenda_fail(c, 403, "forbidden",
+                           "calendar.purge is reserved to the edge (role "
+                           "system), after the group is deleted");
+    if (!arg_calendar(c, &cal))
+        return 0;
+    if (!is_group(cal))
+        return agenda_fail(c, 400, "invalid_calendar",
+                           "only a group calendar (\"g:<id>\") is purged");
+    snprintf(c->audit_object, sizeof(c->audit_object), "calendar:%s", cal);
+    struct purge_walk *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return ENOMEM;
+    int rc = agenda_ev_walk_index(c->txn, c->db, AGENDA_EV_BY_CAL, cal,
+                                  AGENDA_TIME_MIN_MS, AGENDA_TIME_MAX_MS + 1,
+                                  purge_visit, w);
+    size_t n = w->n > AGENDA_PURGE_BATCH ? AGENDA_PURGE_BATCH : w->n;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        json_t *ev;
+        rc = agenda_ev_load(c->txn, c->db, cal, w->ids[i], &ev);
+        if (rc == MDB_NOTFOUND)
+            rc = MDB_CORRUPTED; /* indexed, so it must be there */
+        if (rc == 0) {
+            rc = delete_event(c, cal, w->ids[i], ev);
+            json_decref(ev);
+        }
+    }
+    bool more = w->n > AGENDA_PURGE_BATCH;
+    free(w);
+    if (rc != 0)
+        return rc;
+    json_t *body = json_pack("{s:s,s:I,s:b}", "calendar", cal, "deleted",
+                             (json_int_t)n, "more", more);
+    return agenda_reply_synced(c, 200, body);
 }
 
 /* ---- queries ------------------------------------------------------------- */
@@ -1192,6 +1269,7 @@ const struct agenda_op agenda_event_ops[] = {
     {"event.update", true, AGENDA_ON_EVENTS, ev_update},
     {"event.delete", true, AGENDA_ON_EVENTS, ev_delete},
     {"event.rsvp", true, AGENDA_ON_EVENTS, ev_rsvp},
+    {"calendar.purge", true, AGENDA_ON_EVENTS, cal_purge},
     {"event.get", false, AGENDA_ON_EVENTS, ev_get},
     {"event.list", false, AGENDA_ON_EVENTS, ev_list},
     {"event.list_participant", false, AGENDA_ON_EVENTS, ev_list_participant},

@@ -11,7 +11,8 @@
  *
  * Rules: the creator is the first leader; leaders (and admins) manage the
  * group; a group always keeps a leader while it has members (409
- * last_leader); the last member leaving deletes it.  Non-members get 404
+ * last_leader); the last member leaving deletes it, and a deleted group's
+ * id is never taken again (see group_erase).  Non-members get 404
  * for everything, so a group's existence is not revealed.  Every mutation
  * bumps "version" and "updated"; update and delete accept
  * expected_version (412 version_mismatch).  Whether a user named in
@@ -119,11 +120,41 @@ static int group_store(struct agenda_ctx *c, const json_t *g)
                            g);
 }
 
+/* The meta key remembering that a group id was used: "gone:" + id. */
+static MDB_val tombstone_key(char buf[8 + AGENDA_GROUP_ID_LEN + 1],
+                             const char *id)
+{
+    int n = snprintf(buf, 8 + AGENDA_GROUP_ID_LEN + 1, "gone:%s", id);
+    return (MDB_val){(size_t)n, buf};
+}
+
+/*
+ * Delete the group's record and remember its id for good: the group's
+ * calendar ("g:<id>") lives on an events shard, which the edge empties
+ * afterwards (calendar.purge), possibly not completely (a crash, a shard
+ * down); an id never used twice means whatever is left there can never
+ * be read by the members of a new group that took the old id.
+ */
 static int group_erase(struct agenda_ctx *c, const char *id)
 {
     struct agenda_key k;
     MDB_val key = group_key(&k, id);
-    return mdb_del(c->txn, c->db->groups, &key, NULL);
+    int rc = mdb_del(c->txn, c->db->groups, &key, NULL);
+    char tb[8 + AGENDA_GROUP_ID_LEN + 1];
+    MDB_val tk = tombstone_key(tb, id);
+    MDB_val empty = {0, tb};
+    if (rc == 0)
+        rc = mdb_put(c->txn, c->db->meta, &tk, &empty, 0);
+    return rc;
+}
+
+/* Whether id belonged to a deleted group (0 no, 1 yes) or an LMDB error. */
+static int group_id_used(struct agenda_ctx *c, const char *id)
+{
+    char tb[8 + AGENDA_GROUP_ID_LEN + 1];
+    MDB_val tk = tombstone_key(tb, id), v;
+    int rc = mdb_get(c->txn, c->db->meta, &tk, &v);
+    return rc == 0 ? 1 : rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 static int index_put(struct agenda_ctx *c, const char *user, const char *id,
@@ -459,6 +490,13 @@ static int group_create(struct agenda_ctx *c)
                            "group '%s' exists; use a fresh id", id);
     }
     if (rc != MDB_NOTFOUND)
+        return rc;
+    rc = group_id_used(c, id);
+    if (rc == 1)
+        return agenda_fail(c, 409, "group_exists",
+                           "group id '%s' belonged to a deleted group; use "
+                           "a fresh id", id);
+    if (rc != 0)
         return rc;
     size_t n;
     rc = user_group_count(c, c->actor.user, AGENDA_USER_GROUPS_MAX, &n);

@@ -45,6 +45,7 @@
 #define AGENDA_PAGE_MAX 500           /* items per page */
 #define AGENDA_PAGE_DEFAULT 100
 #define AGENDA_CONFLICTS_MAX 20       /* overlapping events reported */
+#define AGENDA_PURGE_BATCH 100        /* events one calendar.purge deletes */
 
 /* Change feed and audit */
 #define AGENDA_FEED_KEEP 100000       /* changes kept per shard */

@@ -41,6 +41,44 @@ def test_register_login_create_list_and_agenda(stack):
     assert ev["id"] in r.text
 
 
+def test_deleting_a_group_empties_its_calendar_for_good(stack):
+    """DELETE /groups/{id} also deletes the group calendar's events (the
+    members' and invitees' views lose them), and the id is never given to a
+    new group, so nothing of the old calendar can resurface."""
+    _, edge = stack
+    alice = Client(edge).register_login(uname("a"))
+    bob = Client(edge).register_login(uname("b"))
+    r = alice.req("POST", "/groups", {"name": "Choir"})
+    assert r.status_code == 201, r.text
+    gid = unwrap(r, "group")["id"]
+    cal = f"g:{gid}"
+    ids = []
+    for i in range(3):
+        r = alice.req("POST", f"/calendars/{cal}/events",
+                      event_body(i, participants=[me(bob)]))
+        assert r.status_code == 201, r.text
+        ids.append(unwrap(r, "event")["id"])
+    day = "from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z"
+    r = bob.req("GET", "/invitations?" + day)
+    assert r.status_code == 200 and all(i in r.text for i in ids), r.text
+
+    r = alice.req("DELETE", f"/groups/{gid}")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["events_deleted"] == 3 and body["calendar_purged"] is True
+
+    r = bob.req("GET", "/invitations?" + day)
+    assert r.status_code == 200, r.text
+    assert not any(i in r.text for i in ids), r.text
+    for i in ids:
+        r = bob.req("GET", f"/calendars/{cal}/events/{i}")
+        assert r.status_code == 404, r.text
+    # the id is spent: a group created with it is refused
+    r = bob.req("POST", "/groups", {"id": gid, "name": "Squatter"})
+    assert r.status_code == 409, r.text
+    assert r.json()["error"]["code"] == "group_exists"
+
+
 def test_login_with_a_wrong_password_is_401(stack):
     _, edge = stack
     c = Client(edge).register_login(uname("b"))

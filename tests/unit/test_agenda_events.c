@@ -1747,10 +1747,95 @@ static void test_check_detects_damage(void **state)
     agenda_fx_free(fx);
 }
 
+/* calendar.purge empties a group calendar in bounded batches: the edge's
+ * clean-up after a group is deleted. */
+static void test_purge_empties_a_group_calendar(void **state)
+{
+    (void)state;
+    struct agenda_fx *fx = new_shard();
+    const unsigned total = 2 * AGENDA_PURGE_BATCH + 7;
+    for (unsigned i = 1; i <= total; i++)
+        expect(fx, create(fx, LEADER, GCAL, i, T0 + (int64_t)i * HOUR,
+                          T0 + (int64_t)i * HOUR + HOUR / 2,
+                          i == 5 ? ",\"participants\":[\"bob\"]" : ""),
+               201, "");
+    expect(fx, create(fx, ALICE, "alice", 1, T0, T0 + HOUR, ""), 201, "");
+
+    /* only the edge; only group calendars; nothing changes when refused */
+    const char *args = "{\"calendar\":\"" GCAL "\"}";
+    expect(fx, run(fx, LEADER, "calendar.purge", "%s", args), 403,
+           "forbidden");
+    expect(fx, run(fx, ADMIN, "calendar.purge", "%s", args), 403,
+           "forbidden");
+    expect(fx, run(fx, SYSTEM, "calendar.purge", "{\"calendar\":\"alice\"}"),
+           400, "invalid_calendar");
+    expect(fx, run(fx, SYSTEM, "calendar.purge",
+                   "{\"calendar\":\"" GCAL "\",\"all\":true}"),
+           400, "unknown_field");
+    expect(fx, run(fx, BOB, "event.list_participant",
+                   "{\"user\":\"bob\",\"from\":\"%s\",\"to\":\"%s\"}",
+                   ts(T0), ts(T0 + 30 * DAY)),
+           200, "");
+    json_t *b = body(fx);
+    assert_int_equal(json_array_size(json_object_get(b, "events")), 1);
+    json_decref(b);
+
+    unsigned deleted = 0;
+    for (int round = 0;; round++) {
+        assert_true(round < 4);
+        expect(fx, run(fx, SYSTEM, "calendar.purge", "%s", args), 200, "");
+        json_int_t n = body_int(fx, "deleted", NULL);
+        b = body(fx);
+        bool more = json_is_true(json_object_get(b, "more"));
+        assert_true(json_is_integer(json_object_get(b, "sync_token")));
+        json_decref(b);
+        assert_true(n <= AGENDA_PURGE_BATCH);
+        deleted += (unsigned)n;
+        check_indexes(fx);
+        if (!more)
+            break;
+        assert_int_equal(n, AGENDA_PURGE_BATCH);
+    }
+    assert_int_equal(deleted, total);
+    /* empty now, and again is a no-op */
+    expect(fx, run(fx, SYSTEM, "calendar.purge", "%s", args), 200, "");
+    assert_int_equal(body_int(fx, "deleted", NULL), 0);
+    expect(fx, run(fx, MEMBER, "event.list",
+                   "{\"calendar\":\"" GCAL "\",\"from\":\"%s\",\"to\":"
+                   "\"%s\"}", ts(T0), ts(T0 + 30 * DAY)),
+           200, "");
+    b = body(fx);
+    assert_int_equal(json_array_size(json_object_get(b, "events")), 0);
+    json_decref(b);
+    /* bob's invitation went with it; alice's own calendar is untouched */
+    expect(fx, run(fx, BOB, "event.list_participant",
+                   "{\"user\":\"bob\",\"from\":\"%s\",\"to\":\"%s\"}",
+                   ts(T0), ts(T0 + 30 * DAY)),
+           200, "");
+    b = body(fx);
+    assert_int_equal(json_array_size(json_object_get(b, "events")), 0);
+    json_decref(b);
+    expect(fx, run(fx, ALICE, "event.get",
+                   "{\"calendar\":\"alice\",\"id\":\"%s\"}", eid(1)),
+           200, "");
+    /* the participant's feed says the event is gone */
+    expect(fx, run(fx, BOB, "changes.list",
+                   "{\"target\":\"user:bob\",\"since\":0}"),
+           200, "");
+    b = body(fx);
+    json_t *changes = json_object_get(b, "changes");
+    json_t *last = json_array_get(changes, json_array_size(changes) - 1);
+    assert_string_equal(json_string_value(json_object_get(last, "type")),
+                        "event.deleted");
+    json_decref(b);
+    agenda_fx_free(fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_and_get),
+        cmocka_unit_test(test_purge_empties_a_group_calendar),
         cmocka_unit_test(test_create_validation),
         cmocka_unit_test(test_create_limits),
         cmocka_unit_test(test_authorization),

@@ -100,9 +100,20 @@ static const char *any_user(struct rng *r)
                          : ONE_OF(r, "ALICE", "al", "bad name", "erin");
 }
 
+/* Mostly the few known groups, so that histories build on them; now and
+ * then a fresh id (deleted groups' ids are never taken again, so without
+ * those the groups would run out); sometimes a malformed one. */
 static const char *any_gid(struct rng *r)
 {
-    return chance(r, 92) ? gids[pick(r, NGIDS)]
+    static char fresh[4][AGENDA_GROUP_ID_LEN + 1];
+    static unsigned next;
+    if (chance(r, 10)) {
+        char *f = fresh[next++ % 4];
+        snprintf(f, sizeof(fresh[0]), "%016llx",
+                 (unsigned long long)rnd(r));
+        return f;
+    }
+    return chance(r, 91) ? gids[pick(r, NGIDS)]
                          : ONE_OF(r, "xyz", "00000000000000A1",
                                   "00000000000000d4");
 }

@@ -38,6 +38,9 @@ static const struct fh_row s_ok[] = {
     {"group.member_remove", NULL, 200, GRP},
     {"group.leave", NULL, 200,
      "{\"id\":\"" GID "\",\"left\":true,\"group_deleted\":false}"},
+    {"calendar.purge", NULL, 200,
+     "{\"calendar\":\"g:" GID "\",\"deleted\":3,\"more\":false,"
+     "\"sync_token\":9}"},
     {"changes.head", "users", 200, "{\"sync_token\":10}"},
     {"changes.head", "groups", 200, "{\"sync_token\":20}"},
     {"changes.head", "events_am", 200, "{\"sync_token\":30}"},
@@ -101,7 +104,7 @@ static const struct fh_case group_cases[] = {
      "{\"name\":\"T2\"}", FH_SCRIPT(s_ok), 400, "invalid_if_match", 1,
      NULL},
     {"delete", "DELETE", G, NULL, FH_ALICE, NULL, NULL, NULL,
-     FH_SCRIPT(s_ok), 200, NULL, 2, "group.delete"},
+     FH_SCRIPT(s_ok), 200, NULL, 3, "calendar.purge"},
     {"add member", "POST", G "/members", NULL, FH_ALICE, NULL, FH_JSON,
      "{\"user\":\"Bob\",\"role\":\"member\"}", FH_SCRIPT(s_ok), 201, NULL,
      3, "group.member_add"},
@@ -182,6 +185,111 @@ static void test_member_notifications(void **state)
     assert_string_equal(fh_header(&h, "ETag"), "\"2\"");
     assert_true(fh_notified(&h, "group/" GID, "group.member_added"));
     assert_true(fh_notified(&h, "user/bob", "group.member_added"));
+    fh_done(&h);
+}
+
+/* ---- a deleted group's calendar is emptied ------------------------------ */
+
+static const struct fh_row s_purge_forever[] = {
+    FH_AUTH_ALICE,
+    {"group.delete", NULL, 200,
+     "{\"id\":\"" GID "\",\"deleted\":true,\"sync_token\":5}"},
+    {"calendar.purge", NULL, 200,
+     "{\"calendar\":\"g:" GID "\",\"deleted\":100,\"more\":true}"},
+};
+
+static const struct fh_row s_purge_down[] = {
+    FH_AUTH_ALICE,
+    {"group.delete", NULL, 200,
+     "{\"id\":\"" GID "\",\"deleted\":true,\"sync_token\":5}"},
+    {"calendar.purge", NULL, 0, NULL},
+};
+
+static const struct fh_row s_last_leaves[] = {
+    FH_AUTH_ALICE,
+    {"group.leave", NULL, 200,
+     "{\"id\":\"" GID "\",\"left\":true,\"group_deleted\":true}"},
+    {"calendar.purge", NULL, 200,
+     "{\"calendar\":\"g:" GID "\",\"deleted\":0,\"more\":false}"},
+};
+
+static const struct fh_row s_delete_refused[] = {
+    FH_AUTH_ALICE,
+    {"group.delete", NULL, 403, ERR("forbidden")},
+    {"calendar.purge", NULL, 200, "{\"deleted\":0,\"more\":false}"},
+};
+
+static int del(struct fh *h, const char *path)
+{
+    struct agenda_flow_request r = {.method = "DELETE", .path = path};
+
+    r.authorization = fh_bearer(h, "alice", 1);
+    return fh_run(h, &r);
+}
+
+static void test_delete_empties_the_group_calendar(void **state)
+{
+    struct fh h;
+    json_t *actor;
+
+    (void)state;
+    fh_init(&h, FH_SCRIPT(s_ok));
+    assert_int_equal(del(&h, G), 200);
+    assert_int_equal(h.n_calls, 3);
+    assert_string_equal(fh_op(&h, 2), "calendar.purge");
+    assert_true(h.calls[2].command);
+    assert_string_equal(h.calls[2].shard, "events_am"); /* "g:" < "n" */
+    assert_string_equal(fh_arg(&h, 2, "calendar"), "g:" GID);
+    actor = json_object_get(h.calls[2].req, "actor");
+    assert_string_equal(json_string_value(json_object_get(actor, "role")),
+                        "system");
+    assert_int_equal(json_integer_value(json_object_get(h.body,
+                                                        "events_deleted")),
+                     3);
+    assert_true(json_is_true(json_object_get(h.body, "calendar_purged")));
+    assert_true(json_is_true(json_object_get(h.body, "deleted")));
+    assert_null(json_object_get(h.body, "sync_token"));
+    assert_true(fh_notified(&h, "group/" GID, "group.deleted"));
+    fh_done(&h);
+
+    /* a calendar that never ends: bounded, and said so */
+    fh_init(&h, FH_SCRIPT(s_purge_forever));
+    assert_int_equal(del(&h, G), 200);
+    assert_int_equal(h.n_calls, 2 + 20);
+    assert_int_equal(json_integer_value(json_object_get(h.body,
+                                                        "events_deleted")),
+                     2000);
+    assert_true(json_is_false(json_object_get(h.body, "calendar_purged")));
+    fh_done(&h);
+
+    /* the events shard unreachable: the group is deleted all the same */
+    fh_init(&h, FH_SCRIPT(s_purge_down));
+    assert_int_equal(del(&h, G), 200);
+    assert_int_equal(json_integer_value(json_object_get(h.body,
+                                                        "events_deleted")),
+                     0);
+    assert_true(json_is_false(json_object_get(h.body, "calendar_purged")));
+    fh_done(&h);
+
+    /* a refused delete purges nothing */
+    fh_init(&h, FH_SCRIPT(s_delete_refused));
+    assert_int_equal(del(&h, G), 403);
+    assert_int_equal(h.n_calls, 2);
+    fh_done(&h);
+
+    /* the last member leaving deletes the group: same clean-up */
+    fh_init(&h, FH_SCRIPT(s_last_leaves));
+    assert_int_equal(del(&h, G "/members/alice"), 200);
+    assert_int_equal(h.n_calls, 3);
+    assert_string_equal(fh_op(&h, 2), "calendar.purge");
+    assert_true(json_is_true(json_object_get(h.body, "calendar_purged")));
+    assert_true(json_is_true(json_object_get(h.body, "group_deleted")));
+    fh_done(&h);
+
+    /* leaving a group that goes on: no purge */
+    fh_init(&h, FH_SCRIPT(s_ok));
+    assert_int_equal(del(&h, G "/members/alice"), 200);
+    assert_int_equal(h.n_calls, 2);
     fh_done(&h);
 }
 
@@ -307,6 +415,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_group_table),
         cmocka_unit_test(test_member_notifications),
+        cmocka_unit_test(test_delete_empties_the_group_calendar),
         cmocka_unit_test(test_sync_token_round_trip),
         cmocka_unit_test(test_group_feed_uses_group_role),
         cmocka_unit_test(test_audit_and_cluster_for_admins),
