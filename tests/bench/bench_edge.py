@@ -65,7 +65,32 @@ class Api:
         return self
 
 
-def bench_creates(edge, seconds, creators):
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids):
+    """User + system CPU time of the processes (those still alive)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLK_TCK
+
+
+def edge_pids(edge):
+    master = edge.proc.pid
+    try:
+        with open(f"/proc/{master}/task/{master}/children") as f:
+            return [master] + [int(p) for p in f.read().split()]
+    except OSError:
+        return [master]
+
+
+def bench_creates(edge, agents, seconds, creators):
     """Creations by `creators` users, every other one on each side of the
     a-m / n-z split of the default topology, each in their own
     calendar."""
@@ -75,9 +100,21 @@ def bench_creates(edge, seconds, creators):
         name = f"{'cp'[i % 2]}{uuid.uuid4().hex[:8]}"
         users.append(f"{name}:{Api(edge).register_login(name).token}")
     env = {"AGENDA_USERS": ",".join(users)}
+    agent_pids = [p.pid for p in agents.procs.values()]
     for run, c in enumerate((64, 256)):
+        nginx_pids = edge_pids(edge)
+        cpu0 = (cpu_seconds(nginx_pids), cpu_seconds(agent_pids))
         rps, p50, p99, errors = run_wrk(url, "edge_create.lua", c, seconds,
                                         dict(env, **create_epoch(run)))
+        cpu1 = (cpu_seconds(nginx_pids), cpu_seconds(agent_pids))
+        # where a creation's CPU goes (the load generator excluded): nginx
+        # (TLS, JWT, the flow, publishing) and every agent of every shard
+        # (the leader and both followers apply it)
+        events = max(rps * seconds, 1)
+        bench(f"edge_event_create_c{c}_cpu_nginx",
+              round((cpu1[0] - cpu0[0]) / events * 1e6), "us/event")
+        bench(f"edge_event_create_c{c}_cpu_agents",
+              round((cpu1[1] - cpu0[1]) / events * 1e6), "us/event")
         bench(f"edge_event_create_c{c}_throughput", round(rps), "events/s")
         bench(f"edge_event_create_c{c}_p50", p50, "ms")
         bench(f"edge_event_create_c{c}_p99", p99, "ms")
@@ -217,7 +254,7 @@ def main():
         owner = Api(edge).register_login(f"bench{uuid.uuid4().hex[:8]}")
         me = owner_name(owner)
         if not args.skip_creates:
-            bench_creates(edge, args.seconds, args.creators)
+            bench_creates(edge, agents, args.seconds, args.creators)
         viewer = Api(edge).register_login(f"view{uuid.uuid4().hex[:8]}")
         bench_month_view(edge, viewer, owner_name(viewer), args.seconds)
         invitees = []
