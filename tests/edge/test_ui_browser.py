@@ -30,13 +30,15 @@ import pytest
 try:
     from selenium import webdriver
     from selenium.common.exceptions import (
-        ElementNotInteractableException, StaleElementReferenceException,
-        TimeoutException, WebDriverException)
+        ElementNotInteractableException, NoSuchElementException,
+        StaleElementReferenceException, TimeoutException, WebDriverException)
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 except ImportError:  # pragma: no cover
     webdriver = None
+
+from edge_client import Client
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -181,6 +183,26 @@ class Browser:
             "e.dispatchEvent(new Event('input', {bubbles: true}));",
             css, value)
 
+    def choose(self, css, value):
+        """Picks the option of a <select> by value, as a user would (the
+        options may be re-rendered meanwhile: looked up on every try)."""
+        def do():
+            el = self._first_visible(css)
+            if el is None:
+                return None
+            try:
+                Select(el).select_by_value(value)
+            except NoSuchElementException:
+                return None
+            return True
+        self._retry(f"{css} option {value!r}", do)
+
+    def options(self, css) -> list[str]:
+        """The values of a <select>'s options."""
+        return self.d.execute_script(
+            "return [...document.querySelectorAll(arguments[0] + ' option')]"
+            "  .map((o) => o.value);", css)
+
     def click(self, css):
         def do():
             el = self._first_visible(css)
@@ -235,6 +257,11 @@ class Browser:
 
     def live(self):
         self.text_of("#live-status", "Live")
+
+    def channels(self) -> list[str]:
+        """The notification channels the page is subscribed to now."""
+        return (self.find("#live-status").get_attribute("data-channels")
+                or "").split()
 
 
 @pytest.fixture
@@ -429,6 +456,147 @@ def test_groups_create_add_and_remove_a_member(browsers):
     b.wait("the member to go", lambda: not b.d.find_elements(
         By.CSS_SELECTOR, f'#group-detail li[data-member="{member}"]'))
     b.text_of("#messages .message.info", f"Removed {member}")
+
+
+def test_group_calendar_picker_create_and_live_update(stack, browsers):
+    """Group calendars: alice leads a group (made through the API) and
+    creates an event in its calendar through the picker and the dialog;
+    bob, added to the group while his page is open, gets the group in his
+    picker without a reload, reads its calendar (creation offered to
+    leaders only) and sees alice's event appear live over the group's
+    channel; promoted to leader, he may create.  carol, no member, never
+    gets the group in her picker (in the same browser alice used)."""
+    _, edge = stack
+    tag = uuid.uuid4().hex[:8]
+    alice_name, bob_name, carol_name = (f"alice{tag}", f"bob{tag}",
+                                        f"carol{tag}")
+    team, title = f"Team {tag}", f"Retro {tag}"
+
+    api = {n: Client(edge).register_login(n)
+           for n in (alice_name, bob_name, carol_name)}
+    r = api[alice_name].req("POST", "/groups", {"name": team})
+    assert r.status_code == 201, r.text
+    gid = r.json()["group"]["id"]
+    cal = f"g:{gid}"
+    r = api[carol_name].req("POST", "/groups", {"name": f"Other {tag}"})
+    assert r.status_code == 201, r.text
+    other_cal = f"g:{r.json()['group']['id']}"
+
+    # Alice opens her group's calendar from the groups view (bob uses the
+    # picker below): she leads it, so may create.
+    alice = browsers("alice")
+    alice.open("/")
+    alice.login(alice_name)
+    alice.live()
+    alice.text_of(f'#cal-picker option[value="{cal}"]', team)
+    alice.click('#nav a[data-view="groups"]')
+    alice.click(f'#group-list li[data-group-id="{gid}"] button')
+    alice.text_of("#group-detail h3", team)
+    # no description given: none shown (not "null")
+    assert "null" not in alice.find("#group-detail").text
+    alice.screenshot("group")
+    alice.click("#group-detail .show-calendar")
+    alice.visible(f'#cal-grid[data-calendar="{cal}"]')
+    assert alice.find("#cal-picker").get_attribute("value") == cal
+    alice.wait("the group's channel", lambda: f"group/{gid}" in
+               alice.channels())
+    alice.visible("#cal-new")
+    assert not alice.find("#cal-note").is_displayed()
+
+    # Bob's page is open before he is a member: no group in his picker.
+    bob = browsers("bob")
+    bob.open("/")
+    bob.login(bob_name)
+    bob.live()
+    bob.visible('#cal-grid[data-calendar="%s"]' % bob_name)
+    assert cal not in bob.options("#cal-picker")
+
+    # Added (through the API): his user channel says so, the picker follows.
+    r = api[alice_name].req("POST", f"/groups/{gid}/members",
+                            {"user": bob_name, "role": "member"})
+    assert r.status_code == 201, r.text
+    bob.text_of(f'#cal-picker option[value="{cal}"]', team)
+    bob.choose("#cal-picker", cal)
+    bob.visible(f'#cal-grid[data-calendar="{cal}"]')
+    bob.wait("the group's channel", lambda: f"group/{gid}" in
+             bob.channels())
+    bob.live()
+    # A member reads the calendar; only leaders are offered creation.
+    note = bob.text_of("#cal-note", "Only the leaders")
+    assert team in note
+    assert not bob.find("#cal-new").is_displayed()
+    assert not bob.d.find_elements(By.CSS_SELECTOR, "#cal-grid .chip")
+
+    # Alice creates in the group calendar through the dialog.
+    day = alice.today()
+    alice.click("#cal-new")
+    alice.visible("#event-dialog[open]")
+    alice.text_of("#event-dialog-title", f"New event in “{team}”")
+    alice.fill("#ev-title", title)
+    alice.set_value("#ev-start", f"{day}T10:00")
+    alice.set_value("#ev-end", f"{day}T11:00")
+    alice.click("#ev-save")
+    alice.text_of("#messages .message.info",
+                  f"Saved “{title}” in “{team}”")
+    alice.text_of(f'#cal-grid[data-calendar="{cal}"] .chip.in-group', title)
+    event_id = alice.js(
+        "return [...document.querySelectorAll('#cal-grid .chip')]"
+        "  .find((e) => e.textContent.includes(arguments[0]))"
+        "  .dataset.eventId;", title)
+    # It is in the group's calendar, not alice's.
+    r = api[bob_name].req("GET", f"/calendars/{cal}/events/{event_id}")
+    assert r.status_code == 200, r.text
+    assert r.json()["event"]["calendar"] == cal
+
+    # Bob did nothing: the group channel's notification refreshed his view.
+    in_grid = f'.chip[data-event-id="{event_id}"]'
+    chip = f'#cal-grid[data-calendar="{cal}"] {in_grid}'
+    bob.text_of(chip, title)
+    bob.screenshot("group-calendar")
+    bob.click(chip)
+    bob.visible("#event-dialog[open]")
+    bob.text_of("#ev-readonly", "Only the leaders")
+    assert not bob.find("#ev-save").is_displayed()
+    assert bob.find("#ev-title").get_attribute("disabled") is not None
+    bob.click("#ev-cancel")
+    bob.wait("the dialog to close", lambda: bob.find(
+        "#event-dialog").get_attribute("open") is None)
+
+    # His own calendar does not have it (he is not invited); the month
+    # view of the group's has.
+    bob.choose("#cal-picker", bob_name)
+    bob.visible(f'#cal-grid[data-calendar="{bob_name}"]')
+    assert not bob.d.find_elements(By.CSS_SELECTOR, f"#cal-grid {in_grid}")
+    bob.wait("the group's channel to close", lambda: f"group/{gid}" not in
+             bob.channels())
+    bob.choose("#cal-picker", cal)
+    bob.click("#cal-month")
+    bob.text_of(f'#cal-grid.month[data-calendar="{cal}"] {in_grid}', title)
+
+    # Promoted to leader (through the API): creation is offered live.
+    r = api[alice_name].req("PATCH", f"/groups/{gid}/members/{bob_name}",
+                            {"role": "leader"})
+    assert r.status_code == 200, r.text
+    bob.visible("#cal-new")
+    assert not bob.find("#cal-note").is_displayed()
+
+    # carol, in the browser alice leaves: her own group, never alice's.
+    alice.logout()
+    alice.login(carol_name)
+    alice.text_of(f'#cal-picker option[value="{other_cal}"]', f"Other {tag}")
+    assert cal not in alice.options("#cal-picker")
+    assert alice.find("#cal-picker").get_attribute("value") == carol_name
+    r = api[carol_name].req("GET", f"/calendars/{cal}/events?"
+                            "from=2026-01-01T00:00:00Z&"
+                            "to=2026-02-01T00:00:00Z")
+    assert r.status_code == 404, r.text
+
+    for b in (alice, bob):
+        console = b.console()
+        assert not csp_violations(console), console
+        assert not [m for m in console if m.startswith("SEVERE")
+                    and "the server responded with a status of" not in m
+                    ], console
 
 
 def test_reconnect_resyncs_what_no_notification_told(stack, browsers):

@@ -175,6 +175,17 @@ export async function agenda(from, to) {
         `/agenda?from=${enc(from)}&to=${enc(to)}`)).body;
 }
 
+// One page of a calendar's events overlapping [from, to) (a username or
+// g:<group id>); cursor: next_cursor of the previous page.
+export async function calendarEvents(calendar, from, to, cursor) {
+    let q = `${eventPath(calendar)}?from=${enc(from)}&to=${enc(to)}` +
+        '&limit=500';
+    if (cursor) {
+        q += `&cursor=${enc(cursor)}`;
+    }
+    return (await request('GET', q)).body;
+}
+
 export async function invitations() {
     return (await request('GET', '/invitations')).body;
 }
@@ -240,8 +251,8 @@ export async function removeMember(id, user) {
         `/groups/${enc(id)}/members/${enc(user)}`)).body;
 }
 
-// /changes: target as in the API (user:<me>, calendar:<me>); since absent
-// gives the current token only.
+// /changes: target as in the API (user:<me>, calendar:<me>,
+// calendar:g:<group id>); since absent gives the current token only.
 export async function changes(target, since) {
     let q = `/changes?target=${enc(target)}&limit=500`;
     if (since) {

@@ -1,9 +1,14 @@
-// calendar.js: the week and month views of GET /agenda — the user's own
-// events and those they are invited to, in local time.
+// calendar.js: the week and month views, in local time, of the calendar
+// chosen in the picker (calendars.js): the user's own — GET /agenda, their
+// events and those they are invited to — or a group's, GET
+// /calendars/g:<id>/events.
 
 import * as api from './api.js';
 import {$, h, clear} from './dom.js';
 import * as t from './time.js';
+
+// Pages of a group calendar read for one view (500 events each).
+const MAX_PAGES = 10;
 
 const RESPONSE_LABEL = {
     needs_action: 'not answered', accepted: 'accepted',
@@ -16,6 +21,7 @@ export class CalendarView {
         this.mode = 'week';
         this.anchor = new Date();
         this.events = [];
+        this.shown = null;      // the picker's choice the grid shows
         this.loadSeq = 0;
 
         $('cal-prev').addEventListener('click', () => this.move(-1));
@@ -30,12 +36,26 @@ export class CalendarView {
             const today = t.startOfDay(new Date());
             const inView = this.days().some(
                 (d) => d.getTime() === today.getTime());
-            this.app.dialog.openNew(inView ? new Date() : this.days()[0]);
+            this.app.dialog.openNew(inView ? new Date() : this.days()[0],
+                this.app.picker.current());
         });
+    }
+
+    // Creation is offered where the user may write: their own calendar
+    // and the calendars of the groups they lead.
+    controls() {
+        const cur = this.app.picker.current();
+        $('cal-new').hidden = !cur.writable;
+        const note = $('cal-note');
+        note.hidden = cur.writable;
+        note.textContent = cur.writable ? ''
+            : `Only the leaders of “${cur.name}” can add events to its ` +
+              'calendar.';
     }
 
     reset() {
         this.events = [];
+        this.shown = null;
         this.anchor = new Date();
         clear($('cal-grid'));
     }
@@ -76,13 +96,21 @@ export class CalendarView {
         const from = days[0];
         const to = t.addDays(days[days.length - 1], 1);
         const seq = ++this.loadSeq;
+        const cur = this.app.picker.current();
         const grid = $('cal-grid');
         grid.setAttribute('aria-busy', 'true');
+        if (this.shown && this.shown.calendar !== cur.calendar) {
+            clear(grid);    // never another calendar's events under its name
+        }
+        this.controls();
         try {
-            const r = await api.agenda(t.isoUtc(from), t.isoUtc(to));
+            const r = cur.group
+                ? await this.groupEvents(cur.calendar, from, to)
+                : await api.agenda(t.isoUtc(from), t.isoUtc(to));
             if (seq !== this.loadSeq) {
-                return;         // a newer load (navigation) won
+                return;   // a newer load (navigation, another calendar) won
             }
+            this.shown = cur;
             this.events = r.events || [];
             this.render(days);
             if (r.truncated) {
@@ -96,6 +124,22 @@ export class CalendarView {
         }
     }
 
+    // Every page of a group calendar's events in [from, to).
+    async groupEvents(calendar, from, to) {
+        const events = [];
+        let cursor = null;
+        for (let i = 0; i < MAX_PAGES; i++) {
+            const r = await api.calendarEvents(calendar, t.isoUtc(from),
+                t.isoUtc(to), cursor);
+            events.push(...(r.events || []));
+            cursor = r.next_cursor;
+            if (!cursor) {
+                return {events, truncated: false};
+            }
+        }
+        return {events, truncated: true};
+    }
+
     render(days) {
         const me = this.app.user.username;
         const month = this.anchor.getMonth();
@@ -105,8 +149,10 @@ export class CalendarView {
         const grid = clear($('cal-grid'));
         grid.className = `grid ${this.mode}`;
         grid.setAttribute('role', 'list');
-        grid.setAttribute('aria-label', this.mode === 'week'
-            ? 'Days of the week' : 'Days of the month');
+        grid.setAttribute('aria-label', (this.mode === 'week'
+            ? 'Days of the week' : 'Days of the month') +
+            `, ${this.shown.name}`);
+        grid.dataset.calendar = this.shown.calendar;
         const today = t.startOfDay(new Date()).getTime();
         for (const day of days) {
             const next = t.addDays(day, 1);
@@ -134,6 +180,9 @@ export class CalendarView {
 
     // One event as a button that opens it.
     chip(ev, me) {
+        if ((ev.calendar || '').startsWith('g:')) {
+            return this.groupChip(ev, me);
+        }
         const mine = ev.calendar === me;
         const [s] = t.eventSpan(ev);
         const when = ev.all_day ? 'All day' : t.fmtTime(s);
@@ -159,6 +208,42 @@ export class CalendarView {
             dataset: {eventId: ev.id, calendar: ev.calendar},
             'aria-label': `${title}, ${t.fmtSpan(ev)}` +
                 (mine ? '' : `, invited by ${ev.calendar}`),
+            onclick: () => this.app.dialog.openExisting(ev)}, lines);
+    }
+
+    // An event of a group calendar: its leaders see the answers of the
+    // invited, everyone else their own answer when invited; in another
+    // calendar's view (the user is invited to it) it names the group.
+    groupChip(ev, me) {
+        const [s] = t.eventSpan(ev);
+        const when = ev.all_day ? 'All day' : t.fmtTime(s);
+        const title = ev.busy ? 'Busy' : (ev.title || '(no title)');
+        const lines = [h('span', {class: 'when'}, when),
+            ' ', h('span', {class: 'title'}, title)];
+        const group = this.app.picker.groupOf(ev.calendar);
+        const name = group ? group.name : ev.calendar;
+        const parts = Object.entries(ev.participants || {});
+        const resp = ev.response || (ev.participants || {})[me];
+        const who = [];
+        if (this.shown.calendar !== ev.calendar) {
+            who.push(`in ${name}`);
+        }
+        if (this.app.picker.canWrite(ev.calendar) && parts.length) {
+            who.push(parts.map(
+                ([u, r]) => `${u}: ${RESPONSE_LABEL[r] || r}`).join(', '));
+        } else if (resp) {
+            who.push(`you: ${RESPONSE_LABEL[resp] || resp}`);
+        }
+        if (who.length) {
+            lines.push(h('span', {class: 'who'}, who.join(' · ')));
+        }
+        const cls = ['chip', 'in-group'];
+        if (resp) {
+            cls.push(`r-${resp}`);
+        }
+        return h('button', {type: 'button', class: cls.join(' '),
+            dataset: {eventId: ev.id, calendar: ev.calendar},
+            'aria-label': `${title}, ${t.fmtSpan(ev)}, group ${name}`,
             onclick: () => this.app.dialog.openExisting(ev)}, lines);
     }
 }

@@ -20,6 +20,7 @@ export class EventDialog {
         this.dlg = $('event-dialog');
         this.form = $('event-form');
         this.ev = null;         // the event as last read (null: new)
+        this.target = null;     // where a new event goes (picker's current)
         this.etag = null;
         this.stale = false;
 
@@ -92,9 +93,12 @@ export class EventDialog {
                 `${u}: ${r.replace('_', ' ')}`)));
     }
 
-    // A new event on day (a Date): the next whole hour when day is today.
-    openNew(day) {
+    // A new event on day (a Date) in target (calendars.js current(): the
+    // user's calendar or a group's they lead): the next whole hour when
+    // day is today.
+    openNew(day, target) {
         this.ev = null;
+        this.target = target;
         this.etag = null;
         this.stale = false;
         const now = new Date();
@@ -107,7 +111,8 @@ export class EventDialog {
         }
         this.fill({start: start.toISOString(),
             end: new Date(start.getTime() + 3600000).toISOString()});
-        this.present('New event', true, null);
+        this.present(target.group ? `New event in “${target.name}”`
+            : 'New event', true, null);
     }
 
     // An event of the agenda: fetched again for its current version.
@@ -123,13 +128,16 @@ export class EventDialog {
         this.stale = false;
         this.fill(event);
         const me = this.app.user.username;
-        const mine = event.calendar === me;
-        this.present(mine ? 'Edit event' : 'Invitation', mine,
-            mine ? null : (event.participants || {})[me]);
+        // Their own calendar, or a group calendar they lead.
+        const editable = this.app.picker.canWrite(event.calendar);
+        const answer = event.calendar === me ? null
+            : (event.participants || {})[me];
+        this.present(editable ? 'Edit event'
+            : (answer ? 'Invitation' : 'Event'), editable, answer);
     }
 
-    // Shows the dialog; editable: the user owns the calendar; answer: the
-    // caller's response when they are a participant.
+    // Shows the dialog; editable: the user may write the calendar; answer:
+    // the caller's response when they are a participant.
     present(title, editable, answer) {
         $('event-dialog-title').textContent = title;
         clear(this.errors());
@@ -143,9 +151,7 @@ export class EventDialog {
         $('ev-conflicts').closest('div').hidden = !editable;
         const ro = $('ev-readonly');
         ro.hidden = editable;
-        ro.textContent = this.ev && !editable
-            ? `${this.ev.calendar} invited you. Only they can change it.`
-            : '';
+        ro.textContent = this.ev && !editable ? this.readOnlyNote() : '';
         const rsvp = clear($('ev-rsvp'));
         rsvp.hidden = answer === undefined || answer === null;
         if (!rsvp.hidden) {
@@ -159,6 +165,17 @@ export class EventDialog {
             this.dlg.showModal();
         }
         (editable ? $('ev-title') : $('ev-cancel')).focus();
+    }
+
+    // Why the open event cannot be changed here.
+    readOnlyNote() {
+        const cal = this.ev.calendar;
+        if (cal.startsWith('g:')) {
+            const g = this.app.picker.groupOf(cal);
+            return `Only the leaders of “${g ? g.name : cal}” can change ` +
+                'this event of their group.';
+        }
+        return `${cal} invited you. Only they can change it.`;
     }
 
     fields() {
@@ -198,19 +215,22 @@ export class EventDialog {
                 r = await api.updateEvent(this.ev.calendar, this.ev.id,
                     this.etag, f);
             } else {
-                r = await api.createEvent(me, f);
+                r = await api.createEvent(this.target.calendar, f);
             }
         } catch (e) {
             this.explain(e);
             return;
         }
         this.close();
+        const g = this.app.picker.groupOf(r.event.calendar);
+        const saved = `Saved “${r.event.title}”` +
+            (g ? ` in “${g.name}”` : '');
         const conflicts = r.conflicts || [];
         if (conflicts.length) {
-            this.app.info(`Saved “${r.event.title}”, but it overlaps: ` +
+            this.app.info(`${saved}, but it overlaps: ` +
                 describeConflicts(conflicts, me) + '.');
         } else {
-            this.app.info(`Saved “${r.event.title}”.`);
+            this.app.info(`${saved}.`);
         }
         await this.app.guard(() => this.app.calendar.load());
     }

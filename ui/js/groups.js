@@ -25,6 +25,7 @@ export class GroupsView {
     async load() {
         this.list = await api.groups();
         this.renderList();
+        this.app.picker.update(this.list);
         if (this.selected) {
             const id = this.selected.group.id;
             if (this.list.some((g) => g.id === id)) {
@@ -79,10 +80,14 @@ export class GroupsView {
         const leader = mine && mine.role === 'leader';
         const box = clear($('group-detail'));
         box.hidden = false;
+        // (Element.append, unlike h(), would write null as "null".)
         box.append(
             h('h3', {}, group.name),
-            group.description ? h('p', {}, group.description) : null,
-            h('p', {class: 'note'}, `Calendar: ${group.calendar || ''}`),
+            ...(group.description ? [h('p', {}, group.description)] : []),
+            h('p', {class: 'note'}, `Calendar: ${group.calendar || ''} `,
+                h('button', {type: 'button', class: 'link show-calendar',
+                    onclick: () => this.showCalendar(group)},
+                'Show the group’s calendar')),
             h('h4', {}, 'Members'),
             h('ul', {class: 'list members'}, (group.members || []).map(
                 (m) => h('li', {dataset: {member: m.user}},
@@ -116,6 +121,11 @@ export class GroupsView {
             leader ? h('button', {type: 'button', class: 'danger',
                 onclick: () => this.app.guard(() => this.destroy()),
             }, 'Delete group') : null));
+    }
+
+    showCalendar(group) {
+        this.app.picker.select(group.calendar || `g:${group.id}`);
+        location.hash = '#/calendar';
     }
 
     async add(form) {

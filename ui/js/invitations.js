@@ -68,7 +68,7 @@ export class InvitationsView {
             h('strong', {id: headId}, title),
             h('span', {class: 'when'}, t.fmtSpan(ev)),
             ev.location ? h('span', {class: 'where'}, ev.location) : null,
-            h('span', {class: 'from'}, `from ${ev.calendar}`),
+            h('span', {class: 'from'}, `from ${this.from(ev)}`),
             h('span', {class: 'status'}, `Your answer: ${LABEL[current] ||
                 current}`)),
         h('div', {class: 'group', role: 'group',
@@ -78,6 +78,12 @@ export class InvitationsView {
             dataset: {answer: value},
             onclick: () => this.app.guard(() => this.answer(ev, value)),
         }, label))));
+    }
+
+    // Who invited: a user, or the group whose calendar holds the event.
+    from(ev) {
+        const g = this.app.picker.groupOf(ev.calendar);
+        return g ? `the group “${g.name}”` : ev.calendar;
     }
 
     async answer(ev, response) {

@@ -1,11 +1,16 @@
 // live.js: notifications over WSS and resynchronisation with /changes.
 //
-// The socket is wss://<this origin>/api/v1/notifications with the access
+// The sockets are wss://<this origin>/api/v1/notifications with the access
 // token in the access_token query parameter (browsers cannot set headers
-// on a WebSocket); the server subscribes it to user/<me>.  Messages are
-// hints ("event.updated id X"): the client refetches what changed.
+// on a WebSocket).  One subscription is one channel
+// (ngx_agenda_module/ngx_agenda_subscriber.c): the client always holds
+// the user's own, user/<me> (their calendar, invitations, memberships),
+// and while a group calendar is shown a second one, ?channel=group/<id>,
+// the only channel the edge tells about that calendar's events.  Messages
+// are hints ("event.updated id X"): the client refetches what changed.
 // Delivery is best effort, so the client also keeps /changes sync tokens
-// for its targets, taken before each full load: after a reconnect it asks
+// for its targets (user:<me>, calendar:<me>, and calendar:g:<id> of the
+// group shown), taken before each full load: after a reconnect it asks
 // what changed since, and reloads when anything did (or when the token is
 // too old: 410 sync_token_expired, 400 invalid_sync_token).
 
@@ -13,41 +18,188 @@ import * as api from './api.js';
 
 const MAX_BACKOFF_MS = 30000;
 
-export class Live {
-    // handlers: onMessage(msg), onResync(kinds: Set of 'events'|'groups'|
-    // 'account', or null for "everything"), onStatus(text, connected).
-    constructor(handlers) {
-        this.h = handlers;
+// One subscription, reconnected with backoff until closed.
+class Socket {
+    // channel: null for the user's own, else 'group/<id>'.
+    constructor(live, channel) {
+        this.live = live;
+        this.channel = channel;
         this.ws = null;
-        this.stopped = true;
-        this.backoff = 1000;
         this.timer = null;
+        this.closed = false;
+        this.backoff = 1000;
         this.everConnected = false;
-        this.tokens = new Map();    // target -> sync token
+        this.open = false;
+        this.state = 'Connecting…';
     }
 
-    start(username) {
-        this.stop();
-        this.stopped = false;
-        this.username = username;
-        this.everConnected = false;
-        this.connect();
+    name() {
+        return this.channel || `user/${this.live.username}`;
     }
 
-    stop() {
-        this.stopped = true;
+    setState(text, open) {
+        this.state = text;
+        this.open = open;
+        this.live.status();
+    }
+
+    connect() {
+        const s = api.currentSession();
+        if (this.closed || !s) {
+            return;
+        }
+        const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+        let url = `${proto}//${location.host}/api/v1/notifications` +
+            `?access_token=${encodeURIComponent(s.token)}`;
+        if (this.channel) {
+            url += `&channel=${encodeURIComponent(this.channel)}`;
+        }
+        this.setState(
+            this.everConnected ? 'Reconnecting…' : 'Connecting…', false);
+        const ws = new WebSocket(url);
+        this.ws = ws;
+        ws.onopen = () => {
+            const reconnect = this.everConnected;
+            this.everConnected = true;
+            this.backoff = 1000;
+            this.setState('Live', true);
+            // A group's socket opens after its baseline: what changed in
+            // between is asked for, as after any reconnect.
+            if (reconnect || this.channel) {
+                this.live.resync();
+            }
+        };
+        ws.onmessage = (ev) => {
+            let msg;
+            try {
+                msg = JSON.parse(ev.data);
+            } catch (e) {
+                return;         // not ours: ignore
+            }
+            if (msg && typeof msg.type === 'string') {
+                this.live.h.onMessage(msg);
+            }
+        };
+        ws.onclose = () => {
+            this.ws = null;
+            if (this.closed) {
+                return;
+            }
+            const wait = this.backoff;
+            this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
+            this.setState(
+                `Offline — retrying in ${Math.round(wait / 1000)} s`, false);
+            this.timer = setTimeout(() => this.connect(), wait);
+        };
+    }
+
+    close() {
+        this.closed = true;
         clearTimeout(this.timer);
         if (this.ws) {
             this.ws.onclose = null;
             this.ws.close(1000);
             this.ws = null;
         }
-        this.tokens.clear();
-        this.h.onStatus('Offline', false);
+    }
+}
+
+export class Live {
+    // handlers: onMessage(msg), onResync(kinds: Set of 'events'|'groups'|
+    // 'account', or null for "everything"), onStatus(text, connected,
+    // channels: the names of the open subscriptions).
+    constructor(handlers) {
+        this.h = handlers;
+        this.stopped = true;
+        this.own = null;            // Socket of user/<me>
+        this.group = null;          // Socket of group/<id>, when shown
+        this.groupId = null;
+        this.tokens = new Map();    // target -> sync token
+        this.resyncs = Promise.resolve();
     }
 
+    start(username) {
+        this.stop();
+        this.stopped = false;
+        this.username = username;
+        this.own = new Socket(this, null);
+        this.own.connect();
+    }
+
+    stop() {
+        this.stopped = true;
+        for (const s of [this.own, this.group]) {
+            if (s) {
+                s.close();
+            }
+        }
+        this.own = null;
+        this.group = null;
+        this.groupId = null;
+        this.tokens.clear();
+        this.h.onStatus('Offline', false, []);
+    }
+
+    // "Live" when every subscription is open, else the state of one that
+    // is not.
+    status() {
+        const socks = [this.own, this.group].filter(Boolean);
+        if (this.stopped || !socks.length) {
+            return;
+        }
+        const down = socks.find((s) => !s.open);
+        this.h.onStatus(down ? down.state : 'Live', !down,
+            socks.filter((s) => s.open).map((s) => s.name()));
+    }
+
+    groupTarget() {
+        return this.groupId ? `calendar:g:${this.groupId}` : null;
+    }
+
+    // The group calendar target counts once its baseline is taken.
     targets() {
-        return [`user:${this.username}`, `calendar:${this.username}`];
+        const t = [`user:${this.username}`, `calendar:${this.username}`];
+        const g = this.groupTarget();
+        if (g && this.tokens.has(g)) {
+            t.push(g);
+        }
+        return t;
+    }
+
+    // Follows the calendar of group id (null: none): its sync token first,
+    // then its channel.  Called before the calendar's full load.
+    async watchGroup(id) {
+        if (this.stopped || id === this.groupId) {
+            return;
+        }
+        if (this.group) {
+            this.group.close();
+            this.group = null;
+        }
+        if (this.groupId) {
+            this.tokens.delete(this.groupTarget());
+        }
+        this.groupId = id;
+        this.status();
+        if (!id) {
+            return;
+        }
+        const target = this.groupTarget();
+        let r;
+        try {
+            r = await api.changes(target);
+        } catch (e) {
+            if (this.groupId === id) {
+                this.groupId = null;    // a later switch tries again
+            }
+            throw e;
+        }
+        if (this.stopped || this.groupId !== id) {
+            return;                     // another calendar was chosen
+        }
+        this.tokens.set(target, r.sync_token);
+        this.group = new Socket(this, `group/${id}`);
+        this.group.connect();
     }
 
     // The current sync tokens: called before a full load, so nothing
@@ -91,53 +243,17 @@ export class Live {
         return kinds;
     }
 
-    connect() {
-        const s = api.currentSession();
-        if (this.stopped || !s) {
-            return;
-        }
-        const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-        const url = `${proto}//${location.host}/api/v1/notifications` +
-            `?access_token=${encodeURIComponent(s.token)}`;
-        this.h.onStatus(
-            this.everConnected ? 'Reconnecting…' : 'Connecting…', false);
-        const ws = new WebSocket(url);
-        this.ws = ws;
-        ws.onopen = () => {
-            const reconnect = this.everConnected;
-            this.everConnected = true;
-            this.backoff = 1000;
-            this.h.onStatus('Live', true);
-            if (reconnect) {
-                this.resync();
-            }
-        };
-        ws.onmessage = (ev) => {
-            let msg;
-            try {
-                msg = JSON.parse(ev.data);
-            } catch (e) {
-                return;         // not ours: ignore
-            }
-            if (msg && typeof msg.type === 'string') {
-                this.h.onMessage(msg);
-            }
-        };
-        ws.onclose = () => {
-            this.ws = null;
-            if (this.stopped) {
-                return;
-            }
-            const wait = this.backoff;
-            this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
-            this.h.onStatus(
-                `Offline — retrying in ${Math.round(wait / 1000)} s`, false);
-            this.timer = setTimeout(() => this.connect(), wait);
-        };
+    // After a (re)connect: whatever happened while the socket was down.
+    // One at a time (both sockets reconnect after an outage).
+    resync() {
+        this.resyncs = this.resyncs.then(() => this.resyncOnce());
+        return this.resyncs;
     }
 
-    // After a reconnect: whatever happened while the socket was down.
-    async resync() {
+    async resyncOnce() {
+        if (this.stopped) {
+            return;
+        }
         let kinds;
         try {
             kinds = await this.catchUp();

@@ -1,11 +1,13 @@
 // main.js: the Agenda web client — session, navigation, messages and the
-// live-update wiring.  The views live in calendar.js, invitations.js and
-// groups.js; they share `app` (state and helpers) defined here.
+// live-update wiring.  The views live in calendar.js (which calendar:
+// calendars.js), invitations.js and groups.js; they share `app` (state and
+// helpers) defined here.
 
 import * as api from './api.js';
 import {$, h, clear} from './dom.js';
 import {Live, kindOf} from './live.js';
 import {CalendarView} from './calendar.js';
+import {CalendarPicker} from './calendars.js';
 import {EventDialog} from './event-dialog.js';
 import {InvitationsView} from './invitations.js';
 import {GroupsView} from './groups.js';
@@ -60,6 +62,7 @@ function showMessage(where, kind, text) {
 
 // ---- views ----------------------------------------------------------------
 
+app.picker = new CalendarPicker(app, () => showCalendar());
 app.dialog = new EventDialog(app);
 app.calendar = new CalendarView(app);
 app.invitations = new InvitationsView(app);
@@ -97,6 +100,15 @@ function route() {
     const view = m && VIEWS.includes(m[1]) ? m[1] : 'calendar';
     show(view);
     document.title = `Agenda — ${view[0].toUpperCase()}${view.slice(1)}`;
+}
+
+// The picker chose another calendar: follow its changes (sync token, then
+// its group's channel), then load it.
+async function showCalendar() {
+    const cur = app.picker.current();
+    app.calendar.controls();
+    await app.guard(() => live.watchGroup(cur.group ? cur.group.id : null));
+    await app.guard(() => app.calendar.load());
 }
 
 // Everything the user sees, from the server.
@@ -145,10 +157,11 @@ const live = new Live({
     onResync(kinds) {
         refresh(kinds);
     },
-    onStatus(text, connected) {
+    onStatus(text, connected, channels) {
         const el = $('live-status');
         el.textContent = text;
         el.classList.toggle('on', connected);
+        el.dataset.channels = channels.join(' ');
     },
 });
 
@@ -163,6 +176,7 @@ async function loadMe() {
 
 async function enter() {
     await loadMe();
+    app.picker.reset();
     $('nav').hidden = false;
     $('session').hidden = false;
     route();
@@ -181,6 +195,7 @@ function leave(message) {
     $('session').hidden = true;
     $('whoami').textContent = '';
     app.calendar.reset();
+    app.picker.reset();
     app.invitations.reset();
     app.groups.reset();
     app.clearMessages();
