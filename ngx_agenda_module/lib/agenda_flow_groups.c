@@ -89,6 +89,31 @@ static void notify_group(struct agenda_flow *f, const char *type,
     notify_group_of(f, type, user, f->ans[0].json);
 }
 
+/*
+ * A change to the whole group (renamed, deleted) also goes to every
+ * member's own channel: a client always listens there, but to a group's
+ * channel only while it shows that group.  members is the answer's list:
+ * names, or {"user", "role"} objects.
+ */
+static void notify_members(struct agenda_flow *f, const char *type,
+                           json_t *ans, json_t *members)
+{
+    char channel[64];
+    const char *name;
+    json_t *m;
+    size_t i;
+
+    json_array_foreach(members, i, m) {
+        name = json_is_string(m) ? json_string_value(m)
+               : json_string_value(json_object_get(m, "user"));
+        if (name == NULL)
+            continue;
+        snprintf(channel, sizeof channel, "user/%s", name);
+        flow_notify(f, channel, flow_note_msg(f, type, f->seg[0], NULL,
+                                              groups_shard(f), ans));
+    }
+}
+
 /* The answer of a one-call route: error, or 2xx with ETag of "group". */
 static void answer(struct agenda_flow *f, int status)
 {
@@ -172,8 +197,13 @@ void flow_h_group_patch(struct agenda_flow *f)
         one_call(f, groups_shard(f), true, "group.update", args);
         return;
     }
-    if (flow_ok(f, 0))
+    if (flow_ok(f, 0)) {
         notify_group(f, "group.updated", NULL);
+        notify_members(f, "group.updated", f->ans[0].json,
+                       json_object_get(json_object_get(f->ans[0].json,
+                                                       "group"),
+                                       "members"));
+    }
     answer(f, 200);
 }
 
@@ -243,12 +273,16 @@ static void purge_step(struct agenda_flow *f, int status)
                     json_string_value(json_object_get(f->scratch,
                                                       "note_user")),
                     json_object_get(f->scratch, "answer"));
+    notify_members(f, "group.deleted", json_object_get(f->scratch, "answer"),
+                   json_object_get(json_object_get(f->scratch, "answer"),
+                                   "members"));
     body = json_deep_copy(json_object_get(f->scratch, "answer"));
     if (body == NULL) {
         f->oom = true;
         return;
     }
     json_object_del(body, "sync_token");
+    json_object_del(body, "members"); /* for the notifications only */
     flow_set(f, body, "events_deleted", json_integer(deleted));
     flow_set(f, body, "calendar_purged", json_boolean(ok && !more));
     flow_respond(f, status, body);

@@ -601,12 +601,24 @@ static int group_delete(struct agenda_ctx *c)
         json_decref(g);
         return 0;
     }
-    rc = group_destroy(c, g);
+    /* who was in it: the edge tells each of them on their own channel */
+    json_t *former = json_array();
+    const char *user;
+    json_t *role;
+    json_object_foreach(json_object_get(g, "members"), user, role) {
+        if (former == NULL || json_array_append_new(former,
+                                                    json_string(user)) != 0)
+            break;
+    }
+    rc = former == NULL ? ENOMEM : group_destroy(c, g);
     json_decref(g);
-    if (rc != 0)
+    if (rc != 0) {
+        json_decref(former);
         return rc;
-    return agenda_reply_synced(c, 200, json_pack("{s:s,s:b}", "id", id,
-                                                 "deleted", 1));
+    }
+    return agenda_reply_synced(c, 200, json_pack("{s:s,s:b,s:o}", "id", id,
+                                                 "deleted", 1, "members",
+                                                 former));
 }
 
 /*

@@ -244,6 +244,40 @@ def test_invitee_receives_invitation_created_over_wss(stack):
 
 
 @needs_ws
+def test_members_hear_of_a_group_rename_and_deletion_on_their_channel(stack):
+    """A client listens to its own channel always (a group's only while it
+    shows that group): renaming and deleting a group reach every member
+    there."""
+    _, edge = stack
+    alice = Client(edge).register_login(uname("a"))
+    bob = Client(edge).register_login(uname("b"))
+    r = alice.req("POST", "/groups", {"name": "Choir"})
+    assert r.status_code == 201, r.text
+    gid = unwrap(r, "group")["id"]
+    r = alice.req("POST", f"/groups/{gid}/members", {"user": me(bob)})
+    assert r.status_code == 201, r.text
+
+    origin = f"https://localhost:{edge.https_port}"
+    ws = ws_connect(edge, f"access_token={bob.token}", origin=origin)
+    try:
+        time.sleep(0.2)
+        assert alice.req("PATCH", f"/groups/{gid}",
+                         {"name": "Chorus"}).status_code == 200
+        assert alice.req("DELETE", f"/groups/{gid}").status_code == 200
+        wanted = ["group.updated", "group.deleted"]
+        seen = []
+        deadline = time.monotonic() + 5
+        while wanted and time.monotonic() < deadline:
+            msg = json.loads(ws.recv())
+            seen.append(msg.get("type"))
+            if msg.get("type") == wanted[0] and msg.get("id") == gid:
+                wanted.pop(0)
+        assert not wanted, f"missing {wanted}; got {seen}"
+    finally:
+        ws.close()
+
+
+@needs_ws
 def test_subscribing_to_another_users_channel_is_403(stack):
     _, edge = stack
     alice = Client(edge).register_login(uname("a"))

@@ -499,6 +499,13 @@ static void delete_removes_group_and_index(void **state)
                      200);
     assert_string_equal(tu_str(fx, "id"), G1);
     assert_true(tu_int(fx, "sync_token") > 0);
+    json_t *b = agenda_fx_body(fx);
+    json_t *former = json_object_get(b, "members");
+    assert_int_equal(json_array_size(former), 2);
+    assert_string_equal(json_string_value(json_array_get(former, 0)),
+                        "alice");
+    assert_string_equal(json_string_value(json_array_get(former, 1)), "bob");
+    json_decref(b);
     assert_string_equal(tu_last_audit_object(fx), "group:" G1);
     assert_int_equal(get_as(fx, TU_SYSTEM, G1), 404);
     assert_string_equal(groups_of(fx, "alice"), "");

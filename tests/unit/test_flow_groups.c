@@ -31,7 +31,8 @@ static const struct fh_row s_ok[] = {
     {"group.get", NULL, 200, GRP},
     {"group.update", NULL, 200, GRP},
     {"group.delete", NULL, 200,
-     "{\"id\":\"" GID "\",\"deleted\":true,\"sync_token\":5}"},
+     "{\"id\":\"" GID "\",\"deleted\":true,\"members\":[\"alice\","
+     "\"bob\"],\"sync_token\":5}"},
     {"user.get", NULL, 200, "{\"user\":{\"username\":\"bob\"}}"},
     {"group.member_add", NULL, 201, GRP},
     {"group.member_role", NULL, 200, GRP},
@@ -249,8 +250,28 @@ static void test_delete_empties_the_group_calendar(void **state)
     assert_true(json_is_true(json_object_get(h.body, "calendar_purged")));
     assert_true(json_is_true(json_object_get(h.body, "deleted")));
     assert_null(json_object_get(h.body, "sync_token"));
+    assert_null(json_object_get(h.body, "members"));
+    /* the group's channel, and every former member's own */
     assert_true(fh_notified(&h, "group/" GID, "group.deleted"));
+    assert_true(fh_notified(&h, "user/alice", "group.deleted"));
+    assert_true(fh_notified(&h, "user/bob", "group.deleted"));
     fh_done(&h);
+
+    /* a rename reaches the members' own channels too */
+    {
+        struct agenda_flow_request r = {.method = "PATCH", .path = G,
+                                        .content_type = FH_JSON};
+        const char *body = "{\"name\":\"T2\"}";
+
+        fh_init(&h, FH_SCRIPT(s_ok));
+        r.authorization = fh_bearer(&h, "alice", 1);
+        r.body = (const uint8_t *)body;
+        r.body_len = strlen(body);
+        assert_int_equal(fh_run(&h, &r), 200);
+        assert_true(fh_notified(&h, "group/" GID, "group.updated"));
+        assert_true(fh_notified(&h, "user/alice", "group.updated"));
+        fh_done(&h);
+    }
 
     /* a calendar that never ends: bounded, and said so */
     fh_init(&h, FH_SCRIPT(s_purge_forever));
