@@ -211,9 +211,10 @@ void flow_h_group_patch(struct agenda_flow *f)
  *
  * Once the groups shard has deleted a group (DELETE, or its last member
  * leaving), its calendar "g:<id>" on an events shard is emptied with
- * calendar.purge, PURGE_BATCH events a call, before answering; the answer
- * is the groups shard's, plus "events_deleted" and "calendar_purged".  At
- * most PURGE_CALLS_MAX calls per request: what a huge calendar, a crash or
+ * calendar.purge (100 events a call, AGENDA_PURGE_BATCH) before
+ * answering; the answer is the groups shard's, plus "events_deleted" and
+ * "calendar_purged".  At most PURGE_CALLS_MAX calls per request: what a
+ * huge calendar, a crash or
  * an unreachable events shard leaves behind only takes space, since the
  * groups shard never gives a deleted group's id to a new group (nobody can
  * become a reader of that calendar again).
