@@ -5,6 +5,16 @@
 // the API's own {"error": {"code", "message"}} so the UI can show it as
 // is.  The token lives in sessionStorage (this tab only, gone when the tab
 // closes) and in memory; never in a cookie, never in localStorage.
+//
+// Sessions.  A request can outlive the session it was made for: the user
+// logs out (or someone else logs in, in the same tab) while it is in
+// flight.  Its answer must then never reach the page — it would show the
+// former user's data to the next one, or render for nobody.  So every
+// session (a login, a token restored at boot, and the logged-out state
+// between two of them) has a generation number and an AbortController:
+// ending it aborts its requests still in flight, and any answer that
+// comes back in a later generation is dropped as a StaleSessionError,
+// which the UI ignores (main.js app.error).
 
 const BASE = '/api/v1';
 const TOKEN_KEY = 'agenda.session';
@@ -29,20 +39,58 @@ export class ApiError extends Error {
     }
 }
 
+// The answer to a request of a session that has ended (or a request made
+// by code of such a session when no one is logged in).  Not an error for
+// the user: there is no one left to show it to.
+export class StaleSessionError extends Error {
+    constructor() {
+        super('The session this request belonged to has ended');
+        this.name = 'StaleSessionError';
+    }
+}
+
+export function isStale(err) {
+    return err instanceof StaleSessionError;
+}
+
 let session = null;                 // {token, username, expires}
+let generation = 0;                 // of the session, see above
+let controller = new AbortController();
 const unauthorizedListeners = [];
 
+// The current session's generation: code that goes on after an await
+// compares it with isCurrent() before acting for the user.
+export function currentGeneration() {
+    return generation;
+}
+
+export function isCurrent(gen) {
+    return gen === generation;
+}
+
+// A session begins or ends: what is still in flight belongs to the one
+// that is over.
+function nextGeneration() {
+    controller.abort();
+    controller = new AbortController();
+    generation += 1;
+}
+
 export function loadSession() {
+    let s = null;
     try {
         const raw = sessionStorage.getItem(TOKEN_KEY);
-        const s = raw ? JSON.parse(raw) : null;
-        if (s && typeof s.token === 'string' && s.expires > Date.now()) {
-            session = s;
-        } else {
+        s = raw ? JSON.parse(raw) : null;
+        if (!(s && typeof s.token === 'string' && s.expires > Date.now())) {
+            s = null;
             sessionStorage.removeItem(TOKEN_KEY);
         }
     } catch (e) {
-        session = null;     // storage disabled or corrupt: log in again
+        s = null;           // storage disabled or corrupt: log in again
+    }
+    if (s) {
+        nextGeneration();
+        session = s;
     }
     return session;
 }
@@ -51,7 +99,7 @@ export function currentSession() {
     return session;
 }
 
-function saveSession(s) {
+function store(s) {
     session = s;
     try {
         if (s) {
@@ -64,8 +112,11 @@ function saveSession(s) {
     }
 }
 
+// Ends the session (logout, 401, failed login): its requests in flight
+// are aborted and their answers dropped.
 export function clearSession() {
-    saveSession(null);
+    nextGeneration();
+    store(null);
 }
 
 // fn(error) runs when an authenticated call is refused with 401: the token
@@ -85,11 +136,15 @@ function randomKey() {
 // once), auth (false for /auth/*).  Resolves to {status, body, etag};
 // rejects with ApiError.
 export async function request(method, path, opts = {}) {
+    const gen = generation;
+    const {signal} = controller;
     const headers = {Accept: 'application/json'};
     const auth = opts.auth !== false;
     if (auth) {
         if (!session) {
-            throw new ApiError(401, 'not_logged_in', 'You are not logged in');
+            // Only code of a session that ended asks without one (the UI
+            // offers nothing that needs a login while logged out).
+            throw new StaleSessionError();
         }
         headers.Authorization = `Bearer ${session.token}`;
     }
@@ -105,18 +160,27 @@ export async function request(method, path, opts = {}) {
         headers['Idempotency-Key'] = randomKey();
     }
     let resp;
+    let text;
     try {
         resp = await fetch(BASE + path, {
             method, headers, body, cache: 'no-store',
-            credentials: 'omit', redirect: 'error',
+            credentials: 'omit', redirect: 'error', signal,
         });
+        text = await resp.text();
     } catch (e) {
+        if (gen !== generation) {
+            throw new StaleSessionError();  // aborted when it ended
+        }
         throw new ApiError(0, 'network',
             `Cannot reach the server (${e.message}); check the connection ` +
             'and try again');
     }
+    // Awaited twice above: the session may have ended meanwhile, and
+    // then the answer (even a 401 of the former token) is no one's.
+    if (gen !== generation) {
+        throw new StaleSessionError();
+    }
     let data = null;
-    const text = await resp.text();
     if (text) {
         try {
             data = JSON.parse(text);
@@ -131,7 +195,7 @@ export async function request(method, path, opts = {}) {
             : new ApiError(resp.status, 'http_error',
                 `The server answered ${resp.status} ${resp.statusText}`);
         if (resp.status === 401 && auth) {
-            saveSession(null);
+            clearSession();
             unauthorizedListeners.forEach((fn) => fn(apiErr));
         }
         throw apiErr;
@@ -150,16 +214,21 @@ export async function login(username, password) {
     const r = await request('POST', '/auth/login',
         {body: {username, password}, auth: false});
     const ttl = Number(r.body.expires_in) || 900;
-    // The username the server knows (folded to lower case).
-    saveSession({token: r.body.access_token, username: '',
+    // A new session: anything of the one before is over.
+    nextGeneration();
+    const gen = generation;
+    store({token: r.body.access_token, username: '',
         expires: Date.now() + ttl * 1000});
+    // The username the server knows (folded to lower case).
     try {
         const me = await request('GET', '/me');
         const user = me.body.user || me.body;
-        saveSession({...session, username: user.username});
+        store({...session, username: user.username});
         return user;
     } catch (e) {
-        saveSession(null);
+        if (gen === generation) {
+            clearSession();
+        }
         throw e;
     }
 }

@@ -53,11 +53,18 @@ export class CalendarView {
               'calendar.';
     }
 
+    // Logged out: nothing of the former user stays, and a load of theirs
+    // still running is outdated (api.js drops its answer anyway).
     reset() {
+        this.loadSeq += 1;
         this.events = [];
         this.shown = null;
         this.anchor = new Date();
-        clear($('cal-grid'));
+        const grid = clear($('cal-grid'));
+        grid.setAttribute('aria-busy', 'false');
+        delete grid.dataset.calendar;
+        $('cal-range').textContent = '';
+        this.controls();
     }
 
     setMode(mode) {
@@ -92,6 +99,9 @@ export class CalendarView {
     }
 
     async load() {
+        if (!this.app.user) {
+            return;     // logged out: no calendar to show
+        }
         const days = this.days();
         const from = days[0];
         const to = t.addDays(days[days.length - 1], 1);
@@ -107,8 +117,10 @@ export class CalendarView {
             const r = cur.group
                 ? await this.groupEvents(cur.calendar, from, to)
                 : await api.agenda(t.isoUtc(from), t.isoUtc(to));
-            if (seq !== this.loadSeq) {
-                return;   // a newer load (navigation, another calendar) won
+            if (seq !== this.loadSeq || !this.app.user) {
+                // A newer load (navigation, another calendar) won, or the
+                // user logged out meanwhile.
+                return;
             }
             this.shown = cur;
             this.events = r.events || [];
@@ -141,6 +153,9 @@ export class CalendarView {
     }
 
     render(days) {
+        if (!this.app.user) {
+            return;     // logged out: reset() emptied the grid
+        }
         const me = this.app.user.username;
         const month = this.anchor.getMonth();
         $('cal-range').textContent = this.mode === 'week'

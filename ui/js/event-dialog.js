@@ -52,6 +52,20 @@ export class EventDialog {
         }
     }
 
+    // Logged out: closed, and nothing of the former user left in it (the
+    // usernames suggested, the answers listed).
+    reset() {
+        this.close();
+        this.ev = null;
+        this.target = null;
+        this.etag = null;
+        this.stale = false;
+        this.form.reset();
+        clear($('ev-responses'));
+        clear($('user-suggestions'));
+        clear(this.errors());
+    }
+
     // Switches the time inputs between instants and dates, converting the
     // values when convert is set (the user ticked the box).
     setAllDay(on, convert) {
@@ -120,7 +134,7 @@ export class EventDialog {
         this.app.clearMessages();
         const {event, etag} = await this.app.guard(
             () => api.getEvent(summary.calendar, summary.id)) || {};
-        if (!event) {
+        if (!event || !this.app.user) {
             return;
         }
         this.ev = event;

@@ -74,6 +74,9 @@ export class GroupsView {
     }
 
     renderDetail() {
+        if (!this.app.user || !this.selected) {
+            return;     // logged out: reset() emptied the detail
+        }
         const {group} = this.selected;
         const me = this.app.user.username;
         const mine = (group.members || []).find((m) => m.user === me);

@@ -39,6 +39,9 @@ export class InvitationsView {
     }
 
     render() {
+        if (!this.app.user) {
+            return;     // logged out: reset() emptied the lists
+        }
         const me = this.app.user.username;
         const answer = (ev) => ev.response ||
             (ev.participants || {})[me] || 'needs_action';

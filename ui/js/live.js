@@ -13,6 +13,11 @@
 // group shown), taken before each full load: after a reconnect it asks
 // what changed since, and reloads when anything did (or when the token is
 // too old: 410 sync_token_expired, 400 invalid_sync_token).
+//
+// A Live serves one session: stop() (logout) closes its sockets before
+// the next session's start(), and what it was awaiting then (a sync
+// token, a resync) is dropped — `epoch` tells the two apart — so a former
+// user's tokens never mix with the next one's.
 
 import * as api from './api.js';
 
@@ -97,8 +102,13 @@ class Socket {
         this.closed = true;
         clearTimeout(this.timer);
         if (this.ws) {
-            this.ws.onclose = null;
-            this.ws.close(1000);
+            // Detached first: nothing this socket still delivers (an open
+            // or a message racing with the close) reaches the page.
+            const ws = this.ws;
+            ws.onopen = null;
+            ws.onmessage = null;
+            ws.onclose = null;
+            ws.close(1000);
             this.ws = null;
         }
     }
@@ -116,6 +126,8 @@ export class Live {
         this.groupId = null;
         this.tokens = new Map();    // target -> sync token
         this.resyncs = Promise.resolve();
+        this.epoch = 0;             // +1 at every stop()
+        this.valid = false;         // see invalidate()
     }
 
     start(username) {
@@ -128,6 +140,8 @@ export class Live {
 
     stop() {
         this.stopped = true;
+        this.epoch += 1;
+        this.valid = false;
         for (const s of [this.own, this.group]) {
             if (s) {
                 s.close();
@@ -172,6 +186,7 @@ export class Live {
         if (this.stopped || id === this.groupId) {
             return;
         }
+        const epoch = this.epoch;
         if (this.group) {
             this.group.close();
             this.group = null;
@@ -189,13 +204,13 @@ export class Live {
         try {
             r = await api.changes(target);
         } catch (e) {
-            if (this.groupId === id) {
+            if (epoch === this.epoch && this.groupId === id) {
                 this.groupId = null;    // a later switch tries again
             }
             throw e;
         }
-        if (this.stopped || this.groupId !== id) {
-            return;                     // another calendar was chosen
+        if (epoch !== this.epoch || this.groupId !== id) {
+            return;         // logged out, or another calendar was chosen
         }
         this.tokens.set(target, r.sync_token);
         this.group = new Socket(this, `group/${id}`);
@@ -205,15 +220,31 @@ export class Live {
     // The current sync tokens: called before a full load, so nothing
     // committed after it is missed.
     async baseline() {
+        const epoch = this.epoch;
         for (const t of this.targets()) {
             const r = await api.changes(t);
+            if (epoch !== this.epoch) {
+                return;
+            }
             this.tokens.set(t, r.sync_token);
         }
+        this.valid = true;
+    }
+
+    // The page failed to load something the tokens may already be past:
+    // until the next baseline, catchUp() answers "everything" (null), so
+    // the next resync or reload loads the whole page again.
+    invalidate() {
+        this.valid = false;
     }
 
     // Changes since the tokens, following `more`; returns the set of kinds
     // that changed, or null when a full reload is needed.
     async catchUp() {
+        if (!this.valid) {
+            return null;
+        }
+        const epoch = this.epoch;
         const kinds = new Set();
         for (const t of this.targets()) {
             let since = this.tokens.get(t);
@@ -229,6 +260,9 @@ export class Live {
                         return null;
                     }
                     throw e;
+                }
+                if (epoch !== this.epoch) {
+                    return kinds;   // stopped: these tokens are gone
                 }
                 for (const c of r.changes || []) {
                     kinds.add(kindOf(c.type, c.target));
@@ -246,12 +280,13 @@ export class Live {
     // After a (re)connect: whatever happened while the socket was down.
     // One at a time (both sockets reconnect after an outage).
     resync() {
-        this.resyncs = this.resyncs.then(() => this.resyncOnce());
+        const epoch = this.epoch;
+        this.resyncs = this.resyncs.then(() => this.resyncOnce(epoch));
         return this.resyncs;
     }
 
-    async resyncOnce() {
-        if (this.stopped) {
+    async resyncOnce(epoch) {
+        if (this.stopped || epoch !== this.epoch) {
             return;
         }
         let kinds;
@@ -266,6 +301,9 @@ export class Live {
             } catch (e) {
                 // the reload below reports the error
             }
+        }
+        if (epoch !== this.epoch) {
+            return;         // the session ended meanwhile
         }
         if (kinds === null || kinds.size > 0) {
             this.h.onResync(kinds);

@@ -21,6 +21,9 @@ const app = {
     // An API (or any) error, shown with the server's message until
     // dismissed or replaced.  where: a container for messages of a dialog.
     error(err, where = $('messages')) {
+        if (api.isStale(err)) {
+            return;     // an answer for a session that is over: no one's
+        }
         const text = err instanceof api.ApiError ? err.describe()
             : String(err && err.message ? err.message : err);
         showMessage(where, 'error', text);
@@ -105,49 +108,99 @@ function route() {
 // The picker chose another calendar: follow its changes (sync token, then
 // its group's channel), then load it.
 async function showCalendar() {
+    if (!app.user) {
+        return;
+    }
+    const gen = api.currentGeneration();
     const cur = app.picker.current();
     app.calendar.controls();
     await app.guard(() => live.watchGroup(cur.group ? cur.group.id : null));
-    await app.guard(() => app.calendar.load());
+    if (api.isCurrent(gen)) {
+        await sync(() => app.calendar.load());
+    }
+}
+
+// One load of what the user sees (fn).  A failure is shown, and makes the
+// sync tokens untrustworthy — they may be past a change this page never
+// got — so the next reload or resync loads everything (live.js).
+async function sync(fn) {
+    try {
+        await fn();
+    } catch (e) {
+        app.error(e);
+        if (!api.isStale(e)) {
+            live.invalidate();
+        }
+    }
 }
 
 // Everything the user sees, from the server.
 async function reloadAll() {
     await Promise.all([
-        app.guard(() => app.calendar.load()),
-        app.guard(() => app.invitations.load()),
-        app.guard(() => app.groups.load()),
+        sync(() => app.calendar.load()),
+        sync(() => app.invitations.load()),
+        sync(() => app.groups.load()),
     ]);
 }
 
 // What a change touches, refreshed (a notification or a resync).
+const EVERYTHING = ['events', 'groups', 'account'];
 let pending = new Set();
 let pendingTimer = null;
 
 function refresh(kinds) {
-    if (kinds === null) {
-        kinds = new Set(['events', 'groups', 'account']);
-    }
-    kinds.forEach((k) => pending.add(k));
+    (kinds === null ? EVERYTHING : kinds).forEach((k) => pending.add(k));
     // Bursts (an event with many participants) become one reload.
     clearTimeout(pendingTimer);
-    pendingTimer = setTimeout(async () => {
+    pendingTimer = setTimeout(() => {
+        pendingTimer = null;
         const k = pending;
         pending = new Set();
-        if (k.has('events')) {
-            await app.guard(() => app.calendar.load());
-            await app.guard(() => app.invitations.load());
-            app.dialog.remoteChange();
-        }
-        if (k.has('groups')) {
-            await app.guard(() => app.groups.load());
-        }
-        if (k.has('account')) {
-            await app.guard(loadMe);
-        }
-        // Move the sync tokens past what was just loaded.
-        await app.guard(() => live.catchUp());
+        reload(k, api.currentGeneration());
     }, 150);
+}
+
+// Reloads the kinds named, and whatever else /changes says changed.
+// The sync tokens move first: what is loaded after them covers all they
+// passed, and a change committed during the loads lies after them, so it
+// is told again (a notification, or /changes after a reconnect).  Moved
+// after the loads, they would skip such a change for good — or one the
+// loads failed to get (nginx restarting under them).
+async function reload(kinds, gen) {
+    try {
+        const changed = await live.catchUp();
+        if (changed === null) {     // tokens too old, or invalidated
+            EVERYTHING.forEach((x) => kinds.add(x));
+            await live.baseline();
+        } else {
+            changed.forEach((x) => kinds.add(x));
+        }
+    } catch (e) {
+        if (!api.isCurrent(gen)) {
+            return;
+        }
+        app.error(e);
+        live.invalidate();          // perhaps moved in part: start over
+    }
+    const steps = [];
+    if (kinds.has('events')) {
+        steps.push(() => app.calendar.load(),
+            () => app.invitations.load(), () => app.dialog.remoteChange());
+    }
+    if (kinds.has('groups')) {
+        steps.push(() => app.groups.load());
+    }
+    if (kinds.has('account')) {
+        steps.push(loadMe);
+    }
+    // Step by step, and no further once the session is over (a logout
+    // during a step): the next step would ask for nobody.
+    for (const step of steps) {
+        if (!api.isCurrent(gen)) {
+            return;
+        }
+        await sync(step);
+    }
 }
 
 const live = new Live({
@@ -174,28 +227,45 @@ async function loadMe() {
         `${app.user.display_name || app.user.username} (${app.user.username})`;
 }
 
+// Shows the page of the session just begun (api.login, or a token kept
+// in the tab), then loads it.  Resolves once the page is shown, without
+// waiting for the load: the login form is usable again at once (it is
+// hidden, but a logout during the first load brings it back).
 async function enter() {
+    const gen = api.currentGeneration();
     await loadMe();
     app.picker.reset();
     $('nav').hidden = false;
     $('session').hidden = false;
     route();
-    // Sync tokens first, then the full load: nothing is missed between.
     live.start(app.user.username);
+    loadEverything(gen);
+}
+
+async function loadEverything(gen) {
+    // Sync tokens first, then the full load: nothing is missed between.
     await app.guard(() => live.baseline());
-    await reloadAll();
+    if (api.isCurrent(gen)) {
+        await reloadAll();
+    }
 }
 
 function leave(message) {
+    // The session ends before the page is cleared: its sockets closed,
+    // its requests in flight aborted and their answers dropped (api.js),
+    // its pending reload forgotten — nothing of it can come back after.
     live.stop();
-    app.dialog.close();
-    app.user = null;
     api.clearSession();
+    clearTimeout(pendingTimer);
+    pendingTimer = null;
+    pending = new Set();
+    app.user = null;
+    app.dialog.reset();
     $('nav').hidden = true;
     $('session').hidden = true;
     $('whoami').textContent = '';
-    app.calendar.reset();
     app.picker.reset();
+    app.calendar.reset();
     app.invitations.reset();
     app.groups.reset();
     app.clearMessages();
