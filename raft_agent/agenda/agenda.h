@@ -206,4 +206,13 @@ int agenda_feed_head(struct agenda_ctx *c, uint64_t *seq);
  * chained to the previous record by SHA-256.  Returns 0 or LMDB error. */
 int agenda_audit_append(struct agenda_ctx *c, const char *outcome);
 
+/* Rewrite a format-1 audit head (JSON) in today's binary form; no head is
+ * fine.  Returns 0 or an LMDB error (MDB_CORRUPTED for a bad head). */
+int agenda_audit_upgrade_head(MDB_txn *txn, const struct agenda_db *db);
+
+/* Bring the databases written by an older agent to the current format,
+ * in txn (a write transaction), when the state machine is opened: at
+ * start and after a snapshot install.  See upgrade.c. */
+int agenda_format_upgrade(MDB_txn *txn, const struct agenda_db *db);
+
 #endif /* AGENDA_AGENDA_H */

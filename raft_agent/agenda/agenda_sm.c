@@ -155,7 +155,8 @@ static const struct agenda_op *decode(struct agenda_ctx *c,
 static int sm_open(void *p, MDB_txn *txn)
 {
     struct agenda_sm *sm = p;
-    return agenda_db_open(&sm->db, txn);
+    int rc = agenda_db_open(&sm->db, txn);
+    return rc != 0 ? rc : agenda_format_upgrade(txn, &sm->db);
 }
 
 static int sm_apply(void *p, MDB_txn *txn, const struct sm_apply_info *info,

@@ -51,6 +51,43 @@ const struct agenda_op agenda_audit_ops[] = {
 
 /* ---- the chain ----------------------------------------------------------- */
 
+#define HEAD_LEN (8 + AUDIT_HASH_HEX)
+
+static bool hex_lower(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* Format 1 stored the head as {"seq": N, "hash": "<hex>"}: rewrite it in
+ * today's binary form (see agenda_format_upgrade). */
+int agenda_audit_upgrade_head(MDB_txn *txn, const struct agenda_db *db)
+{
+    MDB_val k = {sizeof(meta_head) - 1, (void *)(uintptr_t)meta_head}, v;
+    int rc = mdb_get(txn, db->meta, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    json_t *head = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+    json_t *js = json_object_get(head, "seq");
+    const char *h = json_string_value(json_object_get(head, "hash"));
+    if (!json_is_integer(js) || json_integer_value(js) < 1 || h == NULL ||
+        strlen(h) != AUDIT_HASH_HEX ||
+        !hex_lower((const uint8_t *)h, AUDIT_HASH_HEX)) {
+        json_decref(head);
+        return MDB_CORRUPTED;
+    }
+    uint8_t bin[HEAD_LEN];
+    agenda_key_u64(bin, (uint64_t)json_integer_value(js));
+    memcpy(bin + 8, h, AUDIT_HASH_HEX);
+    json_decref(head);
+    MDB_val nv = {sizeof(bin), bin};
+    return mdb_put(txn, db->meta, &k, &nv, 0);
+}
+
 /* Lowercase hex SHA-256 of len bytes of text.  Returns 0, or ENOMEM. */
 static int sha256_hex(const char *text, size_t len,
                       char out[AUDIT_HASH_HEX + 1])
@@ -83,16 +120,6 @@ static int audit_hash(json_t *rec, char out[AUDIT_HASH_HEX + 1])
     int rc = sha256_hex(text, strlen(text), out);
     free(text);
     return rc;
-}
-
-#define HEAD_LEN (8 + AUDIT_HASH_HEX)
-
-static bool hex_lower(const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
-            return false;
-    return true;
 }
 
 /* The last record's seq and hash (0 and zeros for an empty log). */

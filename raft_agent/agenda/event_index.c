@@ -264,6 +264,28 @@ static int index_all(MDB_txn *txn, const struct agenda_db *db,
     return rc;
 }
 
+int agenda_ev_index_rewrite_values(MDB_txn *txn, const struct agenda_db *db)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, db->events, &cur);
+    if (rc != 0)
+        return rc;
+    MDB_val k, v;
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        json_t *ev;
+        rc = load_key(txn, db, k, &ev);
+        if (rc == 0) {
+            /* same keys: the puts only replace the values */
+            rc = index_all(txn, db, ev, true);
+            json_decref(ev);
+        }
+        if (rc != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 int agenda_ev_index_add(MDB_txn *txn, const struct agenda_db *db,
                         const json_t *ev)
 {

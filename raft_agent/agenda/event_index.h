@@ -81,6 +81,10 @@ int agenda_ev_index_add(MDB_txn *txn, const struct agenda_db *db,
 int agenda_ev_index_del(MDB_txn *txn, const struct agenda_db *db,
                         const json_t *ev);
 
+/* Rewrite every index value from the records (their keys are unchanged):
+ * the upgrade from format 1, whose index values were empty. */
+int agenda_ev_index_rewrite_values(MDB_txn *txn, const struct agenda_db *db);
+
 /* One event met by a range walk. */
 struct agenda_ev_hit {
     const char *calendar;  /* borrowed from the record */

@@ -1831,11 +1831,103 @@ static void test_purge_empties_a_group_calendar(void **state)
     agenda_fx_free(fx);
 }
 
+/* Empty every value of an index database, as format 1 wrote them. */
+static void empty_values(MDB_txn *txn, MDB_dbi dbi)
+{
+    MDB_cursor *cur;
+    MDB_val k, v, empty = {0, (void *)""};
+    uint8_t keys[16][AGENDA_KEY_MAX];
+    size_t lens[16], n = 0;
+    /* collect first: a put moves the page the cursor's key points into */
+    assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+    while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+        assert_true(n < 16 && k.mv_size <= AGENDA_KEY_MAX);
+        memcpy(keys[n], k.mv_data, k.mv_size);
+        lens[n++] = k.mv_size;
+    }
+    mdb_cursor_close(cur);
+    assert_true(n > 0);
+    for (size_t i = 0; i < n; i++) {
+        MDB_val key = {lens[i], keys[i]};
+        assert_int_equal(mdb_put(txn, dbi, &key, &empty, 0), 0);
+    }
+}
+
+/* A shard written by a format-1 agent (empty index values, JSON audit
+ * head, no format key) is upgraded when opened, and then works. */
+static void test_format_1_is_upgraded_on_open(void **state)
+{
+    (void)state;
+    struct agenda_fx *fx = new_shard();
+    expect(fx, create(fx, ALICE, "alice", 1, T0, T0 + HOUR,
+                      ",\"participants\":[\"bob\"]"),
+           201, "");
+    expect(fx, create(fx, ALICE, "alice", 2, T0 + DAY, T0 + DAY + HOUR, ""),
+           201, "");
+    expect(fx, run(fx, ADMIN, "audit.verify", "{}"), 200, "");
+    json_t *b = body(fx);
+    const char *head_hash = json_string_value(json_object_get(b, "head"));
+    json_int_t records = json_integer_value(json_object_get(b, "records"));
+    char old_head[160];
+    snprintf(old_head, sizeof(old_head), "{\"hash\":\"%s\",\"seq\":%lld}",
+             head_hash, (long long)records);
+    json_decref(b);
+
+    MDB_txn *txn;
+    MDB_val fk = {6, (void *)"format"}, hk = {10, (void *)"audit_head"};
+    MDB_val hv = {strlen(old_head), old_head};
+    assert_int_equal(mdb_txn_begin(fx->env, NULL, 0, &txn), 0);
+    empty_values(txn, fx->sm.db.ev_by_cal);
+    empty_values(txn, fx->sm.db.ev_by_part);
+    assert_int_equal(mdb_put(txn, fx->sm.db.meta, &hk, &hv, 0), 0);
+    assert_int_equal(mdb_del(txn, fx->sm.db.meta, &fk, NULL), 0);
+    char why[256];
+    assert_int_equal(
+        agenda_events_check_indexes(txn, &fx->sm.db, why, sizeof(why)), 1);
+    /* reopened, as at start or after a snapshot install */
+    assert_int_equal(agenda_sm_ops.open(&fx->sm, txn), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+
+    check_indexes(fx);
+    expect(fx, run(fx, ADMIN, "audit.verify", "{}"), 200, "");
+    b = body(fx);
+    assert_true(json_is_true(json_object_get(b, "ok")));
+    json_decref(b);
+    /* the upgraded indexes serve a conflict check and a new command */
+    expect(fx, run(fx, BOB, "event.freebusy",
+                   "{\"user\":\"alice\",\"from\":\"%s\",\"to\":\"%s\"}",
+                   ts(T0), ts(T0 + 2 * DAY)),
+           200, "");
+    b = body(fx);
+    assert_int_equal(json_array_size(json_object_get(b, "busy")), 2);
+    json_decref(b);
+    expect(fx, create(fx, ALICE, "alice", 3, T0, T0 + HOUR,
+                      ",\"conflict_policy\":\"reject\""),
+           409, "double_booked");
+    expect(fx, run(fx, ADMIN, "audit.verify", "{}"), 200, "");
+    b = body(fx);
+    assert_true(json_is_true(json_object_get(b, "ok")));
+    assert_int_equal(json_integer_value(json_object_get(b, "records")),
+                     records + 1); /* the refused create */
+    json_decref(b);
+
+    /* a format from a newer agent is refused, not misread */
+    uint8_t future[8];
+    agenda_key_u64(future, 3);
+    MDB_val fv = {8, future};
+    assert_int_equal(mdb_txn_begin(fx->env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_put(txn, fx->sm.db.meta, &fk, &fv, 0), 0);
+    assert_int_equal(agenda_sm_ops.open(&fx->sm, txn), MDB_INCOMPATIBLE);
+    mdb_txn_abort(txn);
+    agenda_fx_free(fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_and_get),
         cmocka_unit_test(test_purge_empties_a_group_calendar),
+        cmocka_unit_test(test_format_1_is_upgraded_on_open),
         cmocka_unit_test(test_create_validation),
         cmocka_unit_test(test_create_limits),
         cmocka_unit_test(test_authorization),
