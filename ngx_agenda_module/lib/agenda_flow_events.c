@@ -31,12 +31,28 @@ static const struct agenda_shard *cal_shard(struct agenda_flow *f)
     return agenda_route_calendar(f->env.topo, f->cal);
 }
 
-/* A call on the calendar's shard with the caller's standing on it. */
+/* The next action: one call on the calendar's shard with the caller's
+ * standing on it. */
 static void cal_call(struct agenda_flow *f, bool command, const char *op,
                      json_t *args)
 {
+    flow_calls_begin(f);
     flow_call_as(f, cal_shard(f), command, op, args, f->user, f->role,
                  f->cal_role);
+    flow_calls_emit(f);
+}
+
+/* The same for the read a change is computed from: at the leader even
+ * when the request asked for stale reads. */
+static void cal_read_fresh(struct agenda_flow *f, const char *op,
+                           json_t *args)
+{
+    flow_calls_begin(f);
+    flow_call_as(f, cal_shard(f), false, op, args, f->user, f->role,
+                 f->cal_role);
+    if (f->n_calls > 0)
+        f->calls[0].stale = false;
+    flow_calls_emit(f);
 }
 
 /* {"calendar": cal, "id": id} plus the rest added by the caller. */
@@ -178,9 +194,7 @@ void flow_h_events_list(struct agenda_flow *f)
             json_decref(args);
             return;
         }
-        flow_calls_begin(f);
         cal_call(f, false, "event.list", args);
-        flow_calls_emit(f);
         /* the page goes to the client as the shard wrote it: a month of
          * events is parsed and serialised once, at the shard */
         flow_answer_raw(f, 0);
@@ -204,9 +218,7 @@ void flow_h_events_create(struct agenda_flow *f)
         args = event_args(f, false);
         flow_copy_fields(f, args, event_fields);
         flow_copy_fields(f, args, (const char *const[]){"id", NULL});
-        flow_calls_begin(f);
         cal_call(f, true, "event.create", args);
-        flow_calls_emit(f);
         f->stage = 1;
         return;
     }
@@ -234,9 +246,7 @@ void flow_h_event_get(struct agenda_flow *f)
     if (!flow_calendar_ready(f))
         return;
     if (f->stage == 0) {
-        flow_calls_begin(f);
         cal_call(f, false, "event.get", event_args(f, true));
-        flow_calls_emit(f);
         f->stage = 1;
         return;
     }
@@ -298,11 +308,7 @@ static void event_write(struct agenda_flow *f, bool put)
     case 0:
         f->stage = 2;
         if (put || json_object_get(f->in, "participants") != NULL) {
-            flow_calls_begin(f);
-            cal_call(f, false, "event.get", event_args(f, true));
-            if (f->n_calls > 0)
-                f->calls[0].stale = false;
-            flow_calls_emit(f);
+            cal_read_fresh(f, "event.get", event_args(f, true));
             f->stage = 1;
             return;
         }
@@ -332,9 +338,7 @@ static void event_write(struct agenda_flow *f, bool put)
             flow_set(f, args, "participants", json_array());
         }
         flow_copy_fields(f, args, event_fields);
-        flow_calls_begin(f);
         cal_call(f, true, "event.update", args);
-        flow_calls_emit(f);
         f->stage = 3;
         return;
     }
@@ -386,11 +390,7 @@ void flow_h_event_delete(struct agenda_flow *f)
     switch (f->stage) {
     case 0:
         /* read first: the participants are told of the deletion */
-        flow_calls_begin(f);
-        cal_call(f, false, "event.get", event_args(f, true));
-        if (f->n_calls > 0)
-            f->calls[0].stale = false;
-        flow_calls_emit(f);
+        cal_read_fresh(f, "event.get", event_args(f, true));
         f->stage = 1;
         return;
     case 1:
@@ -403,9 +403,7 @@ void flow_h_event_delete(struct agenda_flow *f)
             flow_set(f, args, "expected_version",
                      json_integer(json_integer_value(
                          json_object_get(f->scratch, "version"))));
-        flow_calls_begin(f);
         cal_call(f, true, "event.delete", args);
-        flow_calls_emit(f);
         f->stage = 2;
         return;
     default:
@@ -431,9 +429,7 @@ void flow_h_event_rsvp(struct agenda_flow *f)
     if (f->stage == 0) {
         args = event_args(f, true);
         flow_copy_fields(f, args, (const char *const[]){"response", NULL});
-        flow_calls_begin(f);
         cal_call(f, true, "event.rsvp", args);
-        flow_calls_emit(f);
         f->stage = 1;
         return;
     }

@@ -125,33 +125,30 @@ static bool need_window(struct agenda_flow *f)
     return false;
 }
 
-/* ---- GET /agenda --------------------------------------------------------- */
-
-void flow_h_agenda(struct agenda_flow *f)
+/* One event.list_participant call per events shard (the caller's
+ * invitations there), with the given response filter or none. */
+static void participant_calls(struct agenda_flow *f, const char *from,
+                              const char *to, const char *response)
 {
-    const char *from = flow_param(f, "from"), *to = flow_param(f, "to");
     const struct agenda_topology *t = f->env.topo;
-    json_t *args, *events, *first;
+    json_t *args;
+
+    for (size_t i = 0; i < t->n_events; i++) {
+        args = window_args(f, from, to);
+        flow_set_str(f, args, "user", f->user);
+        if (response != NULL)
+            flow_set_str(f, args, "response", response);
+        flow_call(f, t->events[i], false, "event.list_participant", args);
+    }
+}
+
+/* Answer {from, to, <key>: the merged events, truncated}, or the first
+ * shard's failure. */
+static void respond_merged(struct agenda_flow *f, const char *key)
+{
+    json_t *events, *first;
     bool truncated;
 
-    if (f->stage == 0) {
-        if (!need_window(f))
-            return;
-        flow_calls_begin(f);
-        args = window_args(f, from, to);
-        flow_set_str(f, args, "calendar", f->user);
-        flow_call(f, agenda_route_calendar(t, f->user), false, "event.list",
-                  args);
-        for (size_t i = 0; i < t->n_events; i++) {
-            args = window_args(f, from, to);
-            flow_set_str(f, args, "user", f->user);
-            flow_call(f, t->events[i], false, "event.list_participant",
-                      args);
-        }
-        flow_calls_emit(f);
-        f->stage = 1;
-        return;
-    }
     if (any_failure(f))
         return;
     events = merge_events(f, &truncated);
@@ -162,7 +159,31 @@ void flow_h_agenda(struct agenda_flow *f)
                  json_pack("{s:O?, s:O?, s:o, s:b}",
                            "from", json_object_get(first, "from"),
                            "to", json_object_get(first, "to"),
-                           "events", events, "truncated", truncated));
+                           key, events, "truncated", truncated));
+}
+
+/* ---- GET /agenda --------------------------------------------------------- */
+
+void flow_h_agenda(struct agenda_flow *f)
+{
+    const char *from = flow_param(f, "from"), *to = flow_param(f, "to");
+    const struct agenda_topology *t = f->env.topo;
+    json_t *args;
+
+    if (f->stage == 0) {
+        if (!need_window(f))
+            return;
+        flow_calls_begin(f);
+        args = window_args(f, from, to);
+        flow_set_str(f, args, "calendar", f->user);
+        flow_call(f, agenda_route_calendar(t, f->user), false, "event.list",
+                  args);
+        participant_calls(f, from, to, NULL);
+        flow_calls_emit(f);
+        f->stage = 1;
+        return;
+    }
+    respond_merged(f, "events");
 }
 
 /* ---- GET /invitations ---------------------------------------------------- */
@@ -173,12 +194,9 @@ void flow_h_agenda(struct agenda_flow *f)
  */
 void flow_h_invitations(struct agenda_flow *f)
 {
-    const struct agenda_topology *t = f->env.topo;
     const char *from = flow_param(f, "from"), *to = flow_param(f, "to");
     const char *status = flow_param(f, "status");
     char dfrom[32], dto[32];
-    json_t *args, *events, *first;
-    bool truncated;
 
     if (f->stage == 0) {
         if ((from == NULL) != (to == NULL)) {
@@ -195,29 +213,12 @@ void flow_h_invitations(struct agenda_flow *f)
             to = dto;
         }
         flow_calls_begin(f);
-        for (size_t i = 0; i < t->n_events; i++) {
-            args = window_args(f, from, to);
-            flow_set_str(f, args, "user", f->user);
-            if (status != NULL)
-                flow_set_str(f, args, "response", status);
-            flow_call(f, t->events[i], false, "event.list_participant",
-                      args);
-        }
+        participant_calls(f, from, to, status);
         flow_calls_emit(f);
         f->stage = 1;
         return;
     }
-    if (any_failure(f))
-        return;
-    events = merge_events(f, &truncated);
-    if (events == NULL)
-        return;
-    first = f->ans[0].json;
-    flow_respond(f, 200,
-                 json_pack("{s:O?, s:O?, s:o, s:b}",
-                           "from", json_object_get(first, "from"),
-                           "to", json_object_get(first, "to"),
-                           "invitations", events, "truncated", truncated));
+    respond_merged(f, "invitations");
 }
 
 /* ---- GET /freebusy ------------------------------------------------------- */
