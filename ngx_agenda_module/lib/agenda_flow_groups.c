@@ -251,7 +251,7 @@ static void purge_begin(struct agenda_flow *f, const char *type,
 }
 
 /* After a calendar.purge answer: purge on, or answer the request. */
-static void purge_step(struct agenda_flow *f, int status)
+static void purge_step(struct agenda_flow *f)
 {
     json_t *a = f->ans[0].json, *body;
     json_int_t deleted = json_integer_value(json_object_get(f->scratch,
@@ -286,7 +286,7 @@ static void purge_step(struct agenda_flow *f, int status)
     json_object_del(body, "members"); /* for the notifications only */
     flow_set(f, body, "events_deleted", json_integer(deleted));
     flow_set(f, body, "calendar_purged", json_boolean(ok && !more));
-    flow_respond(f, status, body);
+    flow_respond(f, 200, body);
 }
 
 void flow_h_group_delete(struct agenda_flow *f)
@@ -317,7 +317,7 @@ void flow_h_group_delete(struct agenda_flow *f)
         return;
     default:
         f->stage = 2;
-        purge_step(f, 200);
+        purge_step(f);
     }
 }
 
@@ -438,6 +438,6 @@ void flow_h_member_delete(struct agenda_flow *f)
         answer(f, 200);
         return;
     default:
-        purge_step(f, 200);
+        purge_step(f);
     }
 }
