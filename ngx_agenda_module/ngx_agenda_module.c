@@ -51,6 +51,12 @@
  *                                  "agenda_auth_cache" (about 8000 accounts
  *                                  per megabyte; the least recently used go
  *                                  when it is full).
+ *   agenda_jwt_memo <n>;           http; default 1024, at most 65536, 0 turns
+ *                                  it off.  Access tokens each worker
+ *                                  remembers as verified (agenda_jwt_memo.h,
+ *                                  about 1.2 KiB each): a client's next
+ *                                  request with the same token only has its
+ *                                  times checked.
  */
 
 
@@ -63,6 +69,8 @@
 #define NGX_HTTP_AGENDA_AUTH_TTL      2000          /* ms */
 #define NGX_HTTP_AGENDA_AUTH_TTL_MAX  3600000       /* ms */
 #define NGX_HTTP_AGENDA_AUTH_SIZE     (1024 * 1024)
+#define NGX_HTTP_AGENDA_JWT_MEMO      1024          /* tokens per worker */
+#define NGX_HTTP_AGENDA_JWT_MEMO_MAX  65536
 
 
 static char *ngx_http_agenda_topology(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -93,6 +101,7 @@ static ngx_int_t ngx_http_agenda_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_agenda_postconfiguration(ngx_conf_t *cf);
 static void ngx_http_agenda_topology_cleanup(void *data);
 static void *ngx_http_agenda_create_main_conf(ngx_conf_t *cf);
+static ngx_int_t ngx_http_agenda_init_process(ngx_cycle_t *cycle);
 static char *ngx_http_agenda_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_agenda_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_agenda_merge_loc_conf(ngx_conf_t *cf, void *parent,
@@ -220,6 +229,13 @@ static ngx_command_t  ngx_http_agenda_commands[] = {
       offsetof(ngx_http_agenda_main_conf_t, auth_cache_size),
       NULL },
 
+    { ngx_string("agenda_jwt_memo"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_agenda_main_conf_t, jwt_memo_slots),
+      NULL },
+
       ngx_null_command
 };
 
@@ -246,7 +262,7 @@ ngx_module_t  ngx_http_agenda_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_agenda_init_process,          /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     NULL,                                  /* exit process */
@@ -907,12 +923,14 @@ ngx_http_agenda_create_main_conf(ngx_conf_t *cf)
      *     amcf->shm_zone = NULL;
      *     amcf->shm = NULL;
      *     amcf->auth_cache = NULL;
+     *     amcf->jwt_memo = NULL;
      */
 
     amcf->jwt_ttl = NGX_CONF_UNSET;
     amcf->jwt_leeway = NGX_CONF_UNSET;
     amcf->auth_cache_ttl = NGX_CONF_UNSET_MSEC;
     amcf->auth_cache_size = NGX_CONF_UNSET_SIZE;
+    amcf->jwt_memo_slots = NGX_CONF_UNSET;
 
     return amcf;
 }
@@ -973,6 +991,17 @@ ngx_http_agenda_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    ngx_conf_init_value(amcf->jwt_memo_slots, NGX_HTTP_AGENDA_JWT_MEMO);
+
+    if (amcf->jwt_memo_slots < 0
+        || amcf->jwt_memo_slots > NGX_HTTP_AGENDA_JWT_MEMO_MAX)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"agenda_jwt_memo\" must be 0..%d",
+                      NGX_HTTP_AGENDA_JWT_MEMO_MAX);
+        return NGX_CONF_ERROR;
+    }
+
     if (amcf->topology != NULL && amcf->auth_cache_ttl > 0) {
         if (ngx_http_agenda_auth_cache_init_conf(cf, amcf) != NGX_OK) {
             return NGX_CONF_ERROR;
@@ -989,6 +1018,38 @@ ngx_http_agenda_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * Each worker gets its own token memo: what it remembers is only ever
+ * read and written by that worker, so it needs no lock, and it lives as
+ * long as the cycle (a reload starts new workers with empty memos).
+ */
+static ngx_int_t
+ngx_http_agenda_init_process(ngx_cycle_t *cycle)
+{
+    size_t                        size;
+    void                         *mem;
+    ngx_http_agenda_main_conf_t  *amcf;
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_agenda_module);
+
+    if (amcf == NULL || amcf->jwt.alg == 0 || amcf->jwt_memo_slots <= 0) {
+        return NGX_OK;
+    }
+
+    size = agenda_jwt_memo_bytes((unsigned) amcf->jwt_memo_slots);
+
+    mem = ngx_palloc(cycle->pool, size);
+    if (mem == NULL) {
+        return NGX_ERROR;
+    }
+
+    amcf->jwt_memo = agenda_jwt_memo_init(mem,
+                                          (unsigned) amcf->jwt_memo_slots);
+
+    return NGX_OK;
 }
 
 

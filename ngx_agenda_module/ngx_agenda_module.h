@@ -26,6 +26,7 @@
 #include "topology.h"
 #include "route.h"
 #include "agenda_jwt.h"
+#include "agenda_jwt_memo.h"
 
 
 #if !(NGX_THREADS)
@@ -86,6 +87,9 @@ typedef struct {
     ngx_msec_t                   auth_cache_ttl;  /* 0: no auth cache */
     size_t                       auth_cache_size;
     ngx_http_agenda_auth_cache_t *auth_cache;   /* NULL: no auth cache */
+
+    ngx_int_t                    jwt_memo_slots;  /* 0: no token memo */
+    struct agenda_jwt_memo      *jwt_memo;      /* this worker's, or NULL */
 } ngx_http_agenda_main_conf_t;
 
 

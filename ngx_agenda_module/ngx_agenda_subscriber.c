@@ -28,7 +28,7 @@
  *      that could leak it through Referer.  (Smuggling it in
  *      Sec-WebSocket-Protocol would need nchan to echo that protocol,
  *      which it does not, so browsers would drop the connection.)  The
- *      token is verified with agenda_jwt_verify(): missing or invalid is
+ *      token is verified with agenda_jwt_verify_memo(): missing or invalid is
  *      401.
  *   4. The channel: "user/<sub>" by default, or the "channel" parameter:
  *      the caller's own "user/<sub>" or a "group/<id>" (16 lowercase hex);
@@ -384,8 +384,9 @@ ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = agenda_jwt_verify(&amcf->jwt, (const char *) token.data, token.len,
-                           (int64_t) ngx_time(), &claims);
+    rc = agenda_jwt_verify_memo(&amcf->jwt, amcf->jwt_memo,
+                                (const char *) token.data, token.len,
+                                (int64_t) ngx_time(), &claims);
 
     if (rc != AGENDA_JWT_OK) {
         *message = "the access token is not valid";

@@ -39,6 +39,7 @@
 #include <stdint.h>
 
 #include "agenda_jwt.h"
+#include "agenda_jwt_memo.h"
 #include "topology.h"
 
 /* Largest JSON body a route accepts (413 above it); the executor should
@@ -90,6 +91,8 @@ struct agenda_auth_cache {
 struct agenda_flow_env {
     const struct agenda_topology *topo;
     const struct agenda_jwt_config *jwt;
+    /* verified tokens remembered (agenda_jwt_memo.h); NULL: none */
+    struct agenda_jwt_memo *jwt_memo;
     int64_t now_s;              /* the edge's clock, for tokens */
     const char *allowed_origin; /* e.g. "https://localhost:8443" */
     /* NULL: no cache, every protected request asks user.auth */

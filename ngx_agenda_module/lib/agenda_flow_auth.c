@@ -62,7 +62,8 @@ int flow_jwt_check(struct agenda_flow *f)
         flow_unauthorized(f, "the access token is not valid");
         return -1;
     }
-    rc = agenda_jwt_verify(f->env.jwt, tok, len, f->env.now_s, &f->claims);
+    rc = agenda_jwt_verify_memo(f->env.jwt, f->env.jwt_memo, tok, len,
+                                f->env.now_s, &f->claims);
     if (rc == AGENDA_JWT_NOMEM) {
         f->oom = true;
         return -1;

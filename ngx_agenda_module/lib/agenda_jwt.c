@@ -525,8 +525,7 @@ static int check_claims(const struct agenda_jwt_config *cfg, const json_t *p,
 {
     const char *iss, *sub, *role, *jti;
     json_int_t tv, iat, nbf, exp;
-    int64_t lw = (int64_t)cfg->leeway_s;
-    int aud;
+    int aud, rc;
 
     iss = claim_str(p, "iss");
     sub = claim_str(p, "sub");
@@ -545,19 +544,30 @@ static int check_claims(const struct agenda_jwt_config *cfg, const json_t *p,
         return AGENDA_JWT_BAD_ISSUER;
     if (aud == 0)
         return AGENDA_JWT_BAD_AUDIENCE;
-    if (now >= exp + lw)
-        return AGENDA_JWT_EXPIRED;
-    if (now < nbf - lw || now < iat - lw)
-        return AGENDA_JWT_NOT_YET_VALID;
+    c->iat = iat;
+    c->nbf = nbf;
+    c->exp = exp;
+    rc = agenda_jwt_check_times(cfg, c, now);
+    if (rc != AGENDA_JWT_OK)
+        return rc;
 
     /* lengths were checked above: these copies always fit */
     memcpy(c->sub, sub, strlen(sub) + 1);
     memcpy(c->role, role, strlen(role) + 1);
     memcpy(c->jti, jti, strlen(jti) + 1);
     c->token_version = (uint64_t)tv;
-    c->iat = iat;
-    c->nbf = nbf;
-    c->exp = exp;
+    return AGENDA_JWT_OK;
+}
+
+int agenda_jwt_check_times(const struct agenda_jwt_config *cfg,
+                           const struct agenda_jwt_claims *c, int64_t now)
+{
+    int64_t lw = (int64_t)cfg->leeway_s;
+
+    if (now >= c->exp + lw)
+        return AGENDA_JWT_EXPIRED;
+    if (now < c->nbf - lw || now < c->iat - lw)
+        return AGENDA_JWT_NOT_YET_VALID;
     return AGENDA_JWT_OK;
 }
 

@@ -104,4 +104,14 @@ int agenda_jwt_verify(const struct agenda_jwt_config *cfg, const char *token,
                       size_t len, int64_t now,
                       struct agenda_jwt_claims *claims);
 
+/*
+ * The clock part of verification alone, for claims a verification already
+ * established (see agenda_jwt_memo.h): AGENDA_JWT_EXPIRED when now >= exp
+ * + leeway, AGENDA_JWT_NOT_YET_VALID when now < nbf - leeway or now < iat
+ * - leeway, else AGENDA_JWT_OK.
+ */
+int agenda_jwt_check_times(const struct agenda_jwt_config *cfg,
+                           const struct agenda_jwt_claims *claims,
+                           int64_t now);
+
 #endif /* AGENDA_JWT_H */

@@ -12,7 +12,11 @@
  *   - the claims are well formed (sub, role, jti, tv, iat <= nbf < exp,
  *     a lifetime of at most a day, not expired at NOW);
  *   - the other configuration refuses it (one algorithm per config);
- *   - verify is deterministic (the same answer twice).
+ *   - verify is deterministic (the same answer twice);
+ *   - verifying through the token memo (agenda_jwt_memo.h, one memo kept
+ *     across inputs, so slots collide) answers exactly as verify does,
+ *     when the token is new to it and when it is remembered, and a day
+ *     later says expired.
  * Any violation aborts.  The keys are test keys, fixed so that the seed
  * corpus (tokens issued with them) stays valid.
  */
@@ -25,6 +29,7 @@
 #include <openssl/hmac.h>
 
 #include "agenda_jwt.h"
+#include "agenda_jwt_memo.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -100,6 +105,36 @@ static void check_claims(const struct agenda_jwt_claims *c)
     CHECK(NOW >= c->nbf - 30 && NOW >= c->iat - 30);
 }
 
+/* One small memo for the whole run (never freed: the process ends). */
+static struct agenda_jwt_memo *memo(void)
+{
+    static struct agenda_jwt_memo *m;
+
+    if (m == NULL) {
+        m = agenda_jwt_memo_init(malloc(agenda_jwt_memo_bytes(4)), 4);
+        CHECK(m != NULL);
+    }
+    return m;
+}
+
+static void check_memo(const struct agenda_jwt_config *cfg, const char *tok,
+                       size_t len, int plain,
+                       const struct agenda_jwt_claims *plain_claims)
+{
+    struct agenda_jwt_claims c;
+
+    for (int round = 0; round < 2; round++) {
+        CHECK(agenda_jwt_verify_memo(cfg, memo(), tok, len, NOW, &c)
+              == plain);
+        if (plain == AGENDA_JWT_OK)
+            CHECK(memcmp(&c, plain_claims, sizeof c) == 0);
+    }
+    if (plain == AGENDA_JWT_OK)
+        CHECK(agenda_jwt_verify_memo(cfg, memo(), tok, len,
+                                     NOW + 24 * 3600 + 31, &c)
+              == AGENDA_JWT_EXPIRED);
+}
+
 static void check_token(const char *tok, size_t len)
 {
     struct agenda_jwt_config hs = hs_config(), es = es_config();
@@ -114,6 +149,7 @@ static void check_token(const char *tok, size_t len)
         CHECK(agenda_jwt_verify(&hs, tok, len, NOW, &again) == rh);
         CHECK(memcmp(&c, &again, sizeof c) == 0);
     }
+    check_memo(&hs, tok, len, rh, &c);
     re = agenda_jwt_verify(&es, tok, len, NOW, &c);
     CHECK(re >= 0 && re < AGENDA_JWT_ERR__COUNT);
     CHECK(re != AGENDA_JWT_BAD_KEY && re != AGENDA_JWT_NOMEM);

@@ -108,6 +108,7 @@ struct fh {
     char notes[16][2][512];
     size_t n_notes;
     struct fh_cache cache;
+    void *memo_mem;     /* the token memo every flow verifies through */
 };
 
 /* ---- the fake auth cache ------------------------------------------------- */
@@ -221,6 +222,12 @@ FH_FN void fh_init(struct fh *h, const struct fh_row *script, size_t n)
     h->jwt.leeway_s = 30;
     h->env.topo = h->topo;
     h->env.jwt = &h->jwt;
+    /* as in nginx: tokens are verified through a memo, so every flow test
+     * also shows that it changes no answer */
+    h->memo_mem = malloc(agenda_jwt_memo_bytes(8));
+    h->env.jwt_memo = agenda_jwt_memo_init(h->memo_mem, 8);
+    if (h->env.jwt_memo == NULL)
+        fail_msg("no memory for the token memo");
     h->env.now_s = FH_NOW;
     h->env.allowed_origin = "https://localhost:8443";
     h->script = script;
@@ -242,6 +249,7 @@ FH_FN void fh_done(struct fh *h)
 {
     fh_reset(h);
     agenda_topology_free(h->topo);
+    free(h->memo_mem);
 }
 
 /* A bearer header for user with token version tv ("Bearer ..."). */
