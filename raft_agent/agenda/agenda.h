@@ -198,6 +198,11 @@ int agenda_put_json(struct agenda_ctx *c, MDB_dbi dbi, MDB_val key,
 int agenda_feed_append(struct agenda_ctx *c, const char *target,
                        const char *type, const char *object_id,
                        const json_t *data);
+/* The same with data as JSON text already in the canonical serialisation
+ * (json_text.h; NULL: none), for callers that write it directly. */
+int agenda_feed_append_text(struct agenda_ctx *c, const char *target,
+                            const char *type, const char *object_id,
+                            const char *data_text);
 /* The sequence number of the last change (the token a fresh client starts
  * from). */
 int agenda_feed_head(struct agenda_ctx *c, uint64_t *seq);

@@ -10,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Canonical serialisation: replicas must store byte-identical records. */
-#define AGENDA_JSON_FLAGS (JSON_COMPACT | JSON_SORT_KEYS)
+/* Records are stored in the canonical serialisation (AGENDA_JSON_FLAGS):
+ * replicas must store byte-identical records. */
+#include "json_text.h"
+
 /* Answers are built in a fixed order by the same code on every replica,
  * so insertion order is already deterministic (and answers of commands are
  * stored by the session table): skip the cost of sorting big lists. */

@@ -20,6 +20,7 @@
 #include "agenda.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include <openssl/evp.h>
 
 #include "buf.h"
+#include "json_text.h"
 #include "validate.h"
 
 #define AUDIT_HASH_HEX 64
@@ -146,12 +148,39 @@ static int audit_head(struct agenda_ctx *c, uint64_t *seq,
     return 0;
 }
 
-static json_t *audit_time(int64_t ms)
+/* The record's fields as json_dumps(AUDIT_JSON_FLAGS) writes them, keys in
+ * sorted order; the time as RFC 3339 when it can be rendered, else the
+ * raw milliseconds (a leader clock gone mad must not stop the shard). */
+static int record_text(struct agenda_buf *b, const struct agenda_ctx *c,
+                       uint64_t seq, const char *action, const char *object,
+                       const char *outcome, const char *prev)
 {
     char t[40];
-    if (agenda_time_format(ms, t, sizeof(t)) < 0)
-        return json_integer(ms);
-    return json_string(t);
+    bool rfc3339 = agenda_time_format(c->now_ms, t, sizeof(t)) >= 0;
+    const struct {
+        const char *key, *value;
+    } before_seq[] = {
+        {"action", action},
+        {"actor", c->actor.user},
+        {"object", object},
+        {"outcome", outcome},
+        {"prev_hash", prev},
+        {"request_id", c->request_id != NULL ? c->request_id : ""},
+        {"role", c->actor.role != 0 ? agenda_role_name(c->actor.role) : ""},
+    };
+    bool ok = agenda_buf_append(b, "{", 1) == 0;
+    for (size_t i = 0; ok && i < sizeof(before_seq) / sizeof(before_seq[0]);
+         i++)
+        ok = before_seq[i].value != NULL &&
+             agenda_json_text_key(b, before_seq[i].key) == 0 &&
+             agenda_json_text_str(b, before_seq[i].value) == 0 &&
+             agenda_buf_append(b, ",", 1) == 0;
+    ok = ok && agenda_buf_printf(b, "\"seq\":%" PRIu64 ",", seq) == 0 &&
+         agenda_json_text_key(b, "time") == 0 &&
+         (rfc3339 ? agenda_json_text_str(b, t)
+                  : agenda_buf_printf(b, "%" PRId64, c->now_ms)) == 0 &&
+         agenda_buf_append(b, "}", 1) == 0;
+    return ok ? 0 : ENOMEM;
 }
 
 /* Append one record with the given fields to the chain in c->txn. */
@@ -164,32 +193,21 @@ static int audit_write(struct agenda_ctx *c, const char *action,
     if (rc != 0)
         return rc;
     seq++;
-    json_t *rec = json_pack(
-        "{s:I,s:o,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "seq", (json_int_t)seq,
-        "time", audit_time(c->now_ms), "actor", c->actor.user, "role",
-        c->actor.role != 0 ? agenda_role_name(c->actor.role) : "",
-        "action", action, "object", object, "outcome", outcome,
-        "request_id", c->request_id != NULL ? c->request_id : "",
-        "prev_hash", prev);
-    if (rec == NULL)
-        return ENOMEM;
-    /* canonical text of the record without "hash": what is hashed, and
-     * (with the hash appended in place of its closing brace) what is
-     * stored */
-    char *text = json_dumps(rec, AUDIT_JSON_FLAGS);
-    json_decref(rec);
-    if (text == NULL)
-        return ENOMEM;
-    size_t len = strlen(text);
-    rc = sha256_hex(text, len, hash);
+    /* the canonical text of the record without "hash" (what audit_hash
+     * computes from a stored record), written directly (json_text.h):
+     * what is hashed, and, with the hash appended in place of its closing
+     * brace, what is stored */
     struct agenda_buf stored = {0};
-    if (rc == 0 && (len < 2 || text[len - 1] != '}'))
-        rc = EINVAL;
-    if (rc == 0 &&
-        (agenda_buf_append(&stored, text, len - 1) != 0 ||
-         agenda_buf_printf(&stored, ",\"hash\":\"%s\"}", hash) != 0))
-        rc = ENOMEM;
-    free(text);
+    rc = record_text(&stored, c, seq, action, object, outcome, prev);
+    if (rc == 0)
+        rc = sha256_hex((const char *)stored.data, stored.len, hash);
+    if (rc == 0) {
+        stored.len--; /* the closing brace */
+        if (agenda_buf_append(&stored, ",\"hash\":\"", 9) != 0 ||
+            agenda_buf_append(&stored, hash, AUDIT_HASH_HEX) != 0 ||
+            agenda_buf_append(&stored, "\"}", 2) != 0)
+            rc = ENOMEM;
+    }
     uint8_t kb[8];
     agenda_key_u64(kb, seq);
     MDB_val k = {sizeof(kb), kb};

@@ -136,6 +136,24 @@ int agenda_ev_load(MDB_txn *txn, const struct agenda_db *db,
     return 0;
 }
 
+/* The value as raise_max writes it, {"max_duration":N}, read without a
+ * JSON parser (every creation reads it); -1 when it is not that text. */
+static int64_t max_duration_text(const char *s, size_t n)
+{
+    static const char head[] = "{\"max_duration\":";
+    size_t h = sizeof(head) - 1, i = h;
+    int64_t d = 0;
+    if (n < h + 2 || memcmp(s, head, h) != 0 || s[n - 1] != '}' ||
+        (s[i] == '0' && i + 1 < n - 1))
+        return -1;
+    for (; i < n - 1; i++) {
+        if (s[i] < '0' || s[i] > '9' || d > AGENDA_EVENT_DURATION_MAX_MS)
+            return -1;
+        d = d * 10 + (s[i] - '0');
+    }
+    return d <= AGENDA_EVENT_DURATION_MAX_MS ? d : -1;
+}
+
 int agenda_ev_max_duration(MDB_txn *txn, const struct agenda_db *db,
                            enum agenda_ev_index which, const char *owner,
                            int64_t *ms)
@@ -149,6 +167,13 @@ int agenda_ev_max_duration(MDB_txn *txn, const struct agenda_db *db,
         return 0;
     if (rc != 0)
         return rc;
+    int64_t fast = max_duration_text(v.mv_data, v.mv_size);
+    if (fast >= 0) {
+        *ms = fast;
+        return 0;
+    }
+    /* any other spelling of the same JSON is read in full (and refused
+     * when it is not that JSON) */
     json_t *j = json_loadb(v.mv_data, v.mv_size, 0, NULL);
     json_t *d = json_object_get(j, "max_duration");
     if (!json_is_integer(d) || json_integer_value(d) < 0 ||

@@ -34,12 +34,14 @@
 #include "agenda.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "event_index.h"
 #include "event_render.h"
+#include "json_text.h"
 #include "render.h"
 #include "validate.h"
 
@@ -593,15 +595,33 @@ static int feed(struct agenda_ctx *c, const char *kind, const char *name,
     char object[AGENDA_CALENDAR_MAX + AGENDA_EVENT_ID_LEN + 8];
     snprintf(target, sizeof(target), "%s:%s", kind, name);
     snprintf(object, sizeof(object), "%s/%s", cal, id);
-    json_t *data = json_pack("{s:s,s:s,s:O}", "calendar", cal, "id", id,
-                             "version", json_object_get(ev, "version"));
-    if (data == NULL ||
-        (extra_key != NULL && set_str(data, extra_key, extra) != 0)) {
-        json_decref(data);
-        return ENOMEM;
-    }
-    int rc = agenda_feed_append(c, target, type, object, data);
-    json_decref(data);
+    const json_t *version = json_object_get(ev, "version");
+    /* {"calendar","id",extra_key?,"version"} written directly, keys in
+     * sorted order: extra_key ("response", "user") sorts between */
+    if (cal == NULL || id == NULL || !json_is_integer(version) ||
+        (extra_key != NULL &&
+         (extra == NULL || strcmp(extra_key, "id") <= 0 ||
+          strcmp(extra_key, "version") >= 0)))
+        return EINVAL;
+    struct agenda_buf data = {0};
+    bool ok =
+        agenda_buf_append(&data, "{", 1) == 0 &&
+        agenda_json_text_key(&data, "calendar") == 0 &&
+        agenda_json_text_str(&data, cal) == 0 &&
+        agenda_buf_append(&data, ",", 1) == 0 &&
+        agenda_json_text_key(&data, "id") == 0 &&
+        agenda_json_text_str(&data, id) == 0 &&
+        (extra_key == NULL ||
+         (agenda_buf_append(&data, ",", 1) == 0 &&
+          agenda_json_text_key(&data, extra_key) == 0 &&
+          agenda_json_text_str(&data, extra) == 0)) &&
+        agenda_buf_printf(&data, ",\"version\":%" JSON_INTEGER_FORMAT "}",
+                          json_integer_value(version)) == 0 &&
+        agenda_buf_append(&data, "", 1) == 0;
+    int rc = ok ? agenda_feed_append_text(c, target, type, object,
+                                          (const char *)data.data)
+                : ENOMEM;
+    agenda_buf_free(&data);
     return rc;
 }
 

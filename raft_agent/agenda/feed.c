@@ -20,9 +20,12 @@
 #include "agenda.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "json_text.h"
 #include "validate.h"
 
 #define FEED_TARGET_MAX 100
@@ -162,15 +165,57 @@ static int feed_trim(struct agenda_ctx *c, uint64_t head)
     return rc;
 }
 
-/* The time as stored in changes and audit records: RFC 3339 when it can
- * be rendered, the raw milliseconds otherwise (a leader clock gone mad
- * must not stop the shard). */
-static json_t *feed_time(int64_t ms)
+/*
+ * The text of a change, written directly (json_text.h): exactly what
+ * json_dumps(AGENDA_JSON_FLAGS) makes of {"seq","time","target","type",
+ * "id"?,"actor","data"?} — keys in sorted order, the time as RFC 3339 when
+ * it can be rendered, else the raw milliseconds (a leader clock gone mad
+ * must not stop the shard).  data_text is JSON already (or NULL).
+ */
+static int change_text(struct agenda_buf *b, const struct agenda_ctx *c,
+                       uint64_t seq, const char *target, const char *type,
+                       const char *object_id, const char *data_text)
 {
     char t[40];
-    if (agenda_time_format(ms, t, sizeof(t)) < 0)
-        return json_integer(ms);
-    return json_string(t);
+    bool rfc3339 = agenda_time_format(c->now_ms, t, sizeof(t)) >= 0;
+    bool ok =
+        agenda_buf_append(b, "{", 1) == 0 &&
+        agenda_json_text_key(b, "actor") == 0 &&
+        agenda_json_text_str(b, c->actor.user) == 0 &&
+        (data_text == NULL ||
+         (agenda_buf_append(b, ",", 1) == 0 &&
+          agenda_json_text_key(b, "data") == 0 &&
+          agenda_buf_append(b, data_text, strlen(data_text)) == 0)) &&
+        (object_id == NULL ||
+         (agenda_buf_append(b, ",", 1) == 0 &&
+          agenda_json_text_key(b, "id") == 0 &&
+          agenda_json_text_str(b, object_id) == 0)) &&
+        agenda_buf_printf(b, ",\"seq\":%" PRIu64 ",", seq) == 0 &&
+        agenda_json_text_key(b, "target") == 0 &&
+        agenda_json_text_str(b, target) == 0 &&
+        agenda_buf_append(b, ",", 1) == 0 &&
+        agenda_json_text_key(b, "time") == 0 &&
+        (rfc3339 ? agenda_json_text_str(b, t)
+                 : agenda_buf_printf(b, "%" PRId64, c->now_ms)) == 0 &&
+        agenda_buf_append(b, ",", 1) == 0 &&
+        agenda_json_text_key(b, "type") == 0 &&
+        agenda_json_text_str(b, type) == 0 &&
+        agenda_buf_append(b, "}", 1) == 0;
+    return ok ? 0 : ENOMEM;
+}
+
+int agenda_feed_append(struct agenda_ctx *c, const char *target,
+                       const char *type, const char *object_id,
+                       const json_t *data)
+{
+    if (data != NULL && !json_is_object(data) && !json_is_array(data))
+        return EINVAL;
+    char *text = NULL;
+    if (data != NULL && (text = json_dumps(data, AGENDA_JSON_FLAGS)) == NULL)
+        return ENOMEM;
+    int rc = agenda_feed_append_text(c, target, type, object_id, text);
+    free(text);
+    return rc;
 }
 
 /*
@@ -178,37 +223,29 @@ static json_t *feed_time(int64_t ms)
  * clients; a malformed one is a bug in the caller, answered with EINVAL so
  * that nothing of the command is kept.
  */
-int agenda_feed_append(struct agenda_ctx *c, const char *target,
-                       const char *type, const char *object_id,
-                       const json_t *data)
+int agenda_feed_append_text(struct agenda_ctx *c, const char *target,
+                            const char *type, const char *object_id,
+                            const char *data_text)
 {
     if (!c->is_command || !feed_word_valid(target, FEED_TARGET_MAX) ||
         !feed_word_valid(type, FEED_TYPE_MAX) ||
         (object_id != NULL && !feed_word_valid(object_id, FEED_ID_MAX)) ||
-        (data != NULL && !json_is_object(data) && !json_is_array(data)))
+        (data_text != NULL && data_text[0] != '{' && data_text[0] != '['))
         return EINVAL;
     uint64_t seq;
     int rc = agenda_feed_head(c, &seq);
     if (rc != 0)
         return rc;
     seq++;
-    json_t *change = json_pack("{s:I,s:o,s:s,s:s,s:s}", "seq", (json_int_t)seq,
-                               "time", feed_time(c->now_ms), "target", target,
-                               "type", type, "actor", c->actor.user);
-    if (change == NULL)
-        return ENOMEM;
-    if (object_id != NULL &&
-        json_object_set_new(change, "id", json_string(object_id)) != 0)
-        rc = ENOMEM;
-    if (rc == 0 && data != NULL &&
-        json_object_set_new(change, "data", json_deep_copy(data)) != 0)
-        rc = ENOMEM;
+    struct agenda_buf text = {0};
+    rc = change_text(&text, c, seq, target, type, object_id, data_text);
     uint8_t kb[8];
     agenda_key_u64(kb, seq);
     MDB_val k = {sizeof(kb), kb};
+    MDB_val v = {text.len, text.data};
     if (rc == 0)
-        rc = agenda_put_json(c, c->db->feed, k, change);
-    json_decref(change);
+        rc = mdb_put(c->txn, c->db->feed, &k, &v, 0);
+    agenda_buf_free(&text);
     if (rc != 0)
         return rc;
     struct agenda_key tk;

@@ -204,7 +204,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const uint8_t *p = data, *end = data + size, *body, *script;
     char *method, *path, *query, *auth, *im, *ct;
-    struct agenda_flow_env env;
+    struct agenda_flow_env env = {0};
     struct agenda_flow_request req = {0};
     struct agenda_flow *f;
     int steps = 0;

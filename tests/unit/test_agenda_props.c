@@ -27,6 +27,7 @@
 
 #include "agenda_fixture.h"
 #include "event_index.h"
+#include "json_text.h"
 
 /* 50 histories take about 3 s in a release build; under ASan every
  * command's nested LMDB transaction (3 MB of bookkeeping, freshly mapped
@@ -431,6 +432,32 @@ static void check_event_index(struct agenda_fx *fx, uint64_t seed)
                  (unsigned long long)seed, rc, why);
 }
 
+/* Every change is stored exactly as json_dumps(AGENDA_JSON_FLAGS) writes
+ * it: they are written directly (json_text.h), byte for byte alike. */
+static void check_feed_canonical(struct agenda_fx *fx, uint64_t seed)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc;
+    assert_int_equal(mdb_txn_begin(fx->env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_cursor_open(txn, fx->sm.db.feed, &cur), 0);
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        json_t *j = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+        char *canon = j != NULL ? json_dumps(j, AGENDA_JSON_FLAGS) : NULL;
+        if (canon == NULL || strlen(canon) != v.mv_size ||
+            memcmp(canon, v.mv_data, v.mv_size) != 0)
+            fail_msg("seed %llu: change stored as %.*s, canonical %s",
+                     (unsigned long long)seed, (int)v.mv_size,
+                     (const char *)v.mv_data, canon ? canon : "(none)");
+        free(canon);
+        json_decref(j);
+    }
+    assert_int_equal(rc, MDB_NOTFOUND);
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+}
+
 /* One audit record per command applied, a sound chain, a bounded feed. */
 static void check_logs(struct agenda_fx *fx, uint64_t seed, size_t applied)
 {
@@ -454,6 +481,7 @@ static void check_logs(struct agenda_fx *fx, uint64_t seed, size_t applied)
     if (st.ms_entries > FEED_KEEP)
         fail_msg("seed %llu: feed keeps %zu changes",
                  (unsigned long long)seed, (size_t)st.ms_entries);
+    check_feed_canonical(fx, seed);
 }
 
 /* ---- comparing replicas -------------------------------------------------- */

@@ -1,0 +1,130 @@
+/*
+ * test_json_text.c — JSON string literals written directly
+ * (raft_agent/agenda/json_text.h) are byte for byte what jansson writes:
+ * every ASCII character alone, strings that mix escapes with plain runs,
+ * multi-byte UTF-8, and random valid UTF-8 strings.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "json_text.h"
+
+/* What jansson writes for s, and what we write, must be the same. */
+static void same_as_jansson(const char *s)
+{
+    json_t *j = json_string(s);
+    assert_non_null(j);
+    char *want = json_dumps(j, JSON_ENCODE_ANY | AGENDA_JSON_FLAGS);
+    json_decref(j);
+    assert_non_null(want);
+    struct agenda_buf b = {0};
+    assert_int_equal(agenda_json_text_str(&b, s), 0);
+    if (b.len != strlen(want) || memcmp(b.data, want, b.len) != 0)
+        fail_msg("for \"%s\": wrote %.*s, jansson %s", s, (int)b.len,
+                 (const char *)b.data, want);
+    free(want);
+    agenda_buf_free(&b);
+}
+
+static void every_ascii_character(void **state)
+{
+    (void)state;
+    for (int ch = 1; ch < 0x80; ch++) {
+        char s[4] = {'a', (char)ch, 'z', '\0'};
+        same_as_jansson(s);
+        char one[2] = {(char)ch, '\0'};
+        same_as_jansson(one);
+    }
+}
+
+static void mixed_strings(void **state)
+{
+    static const char *const cases[] = {
+        "", "plain", "quote\"inside", "back\\slash", "\"\"\\\\",
+        "tab\tnew\nline\r\n", "\x01\x1f\x7f", "slash/stays",
+        "caf\xc3\xa9", "\xe2\x82\xac 5", "\xf0\x9f\x98\x80 emoji",
+        "\xe2\x80\xa8 line separator", "end\\",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        same_as_jansson(cases[i]);
+}
+
+/* Append the UTF-8 encoding of code point cp. */
+static size_t utf8(char *out, uint32_t cp)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xc0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        out[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    out[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+static void random_utf8_strings(void **state)
+{
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    (void)state;
+    for (int round = 0; round < 2000; round++) {
+        char s[200];
+        size_t n = 0;
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int chars = (int)(x % 40);
+        for (int i = 0; i < chars; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            uint32_t cp;
+            switch (x % 4) {
+            case 0: cp = 1 + (uint32_t)(x >> 8) % 0x7f; break;
+            case 1: cp = 1 + (uint32_t)(x >> 8) % 0x20; break;
+            case 2: cp = 0x80 + (uint32_t)(x >> 8) % 0xd780; break;
+            default: cp = 0x10000 + (uint32_t)(x >> 8) % 0x100000; break;
+            }
+            n += utf8(s + n, cp);
+        }
+        s[n] = '\0';
+        same_as_jansson(s);
+    }
+}
+
+static void keys(void **state)
+{
+    struct agenda_buf b = {0};
+    (void)state;
+    assert_int_equal(agenda_json_text_key(&b, "seq"), 0);
+    assert_int_equal(b.len, 6);
+    assert_memory_equal(b.data, "\"seq\":", 6);
+    agenda_buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(every_ascii_character),
+        cmocka_unit_test(mixed_strings),
+        cmocka_unit_test(random_utf8_strings),
+        cmocka_unit_test(keys),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
