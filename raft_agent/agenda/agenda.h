@@ -184,6 +184,11 @@ int agenda_get_json(struct agenda_ctx *c, MDB_dbi dbi, MDB_val key,
  * error (ENOMEM when it cannot be serialised). */
 int agenda_put_json(struct agenda_ctx *c, MDB_dbi dbi, MDB_val key,
                     const json_t *v);
+/* mdb_put for a key expected to sort after every key of dbi (sequence
+ * numbers): appended with MDB_APPEND, which fills pages instead of
+ * splitting them in half — half the pages to write and to keep.  A key
+ * that does not sort last is put the ordinary way, with the same result. */
+int agenda_put_last(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val);
 
 /* ---- change feed and audit (feed.c, audit.c) ------------------------------------- */
 

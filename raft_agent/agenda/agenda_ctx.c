@@ -17,7 +17,7 @@
 /* Answers are built in a fixed order by the same code on every replica,
  * so insertion order is already deterministic (and answers of commands are
  * stored by the session table): skip the cost of sorting big lists. */
-#define AGENDA_REPLY_FLAGS JSON_COMPACT
+#define REPLY_SORTED false
 
 int agenda_db_open(struct agenda_db *db, MDB_txn *txn)
 {
@@ -102,13 +102,11 @@ int agenda_reply(struct agenda_ctx *c, int status, json_t *body)
 {
     if (body == NULL)
         body = json_object();
-    char *text = body != NULL ? json_dumps(body, AGENDA_REPLY_FLAGS) : NULL;
-    json_decref(body);
-    if (text == NULL)
-        return ENOMEM;
     agenda_buf_reset(&c->res->body);
-    int rc = agenda_buf_append(&c->res->body, text, strlen(text));
-    free(text);
+    int rc = body != NULL
+                 ? agenda_json_text_value(&c->res->body, body, REPLY_SORTED)
+                 : -1;
+    json_decref(body);
     if (rc != 0)
         return ENOMEM;
     c->res->status = status;
@@ -221,14 +219,25 @@ int agenda_get_json(struct agenda_ctx *c, MDB_dbi dbi, MDB_val key,
     return *out != NULL ? 0 : MDB_CORRUPTED;
 }
 
+int agenda_put_last(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val)
+{
+    int rc = mdb_put(txn, dbi, key, val, MDB_APPEND);
+    if (rc == MDB_KEYEXIST)
+        rc = mdb_put(txn, dbi, key, val, 0);
+    return rc;
+}
+
 int agenda_put_json(struct agenda_ctx *c, MDB_dbi dbi, MDB_val key,
                     const json_t *v)
 {
-    char *text = json_dumps(v, AGENDA_JSON_FLAGS);
-    if (text == NULL)
+    struct agenda_buf text = {0};
+    if (agenda_buf_reserve(&text, 1024) != 0 ||
+        agenda_json_text_value(&text, v, true) != 0) {
+        agenda_buf_free(&text);
         return ENOMEM;
-    MDB_val val = {strlen(text), text};
+    }
+    MDB_val val = {text.len, text.data};
     int rc = mdb_put(c->txn, dbi, &key, &val, 0);
-    free(text);
+    agenda_buf_free(&text);
     return rc;
 }

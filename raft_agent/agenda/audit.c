@@ -213,7 +213,7 @@ static int audit_write(struct agenda_ctx *c, const char *action,
     MDB_val k = {sizeof(kb), kb};
     MDB_val v = {stored.len, stored.data};
     if (rc == 0)
-        rc = mdb_put(c->txn, c->db->audit, &k, &v, 0);
+        rc = agenda_put_last(c->txn, c->db->audit, &k, &v);
     agenda_buf_free(&stored);
     if (rc != 0)
         return rc;

@@ -210,11 +210,15 @@ int agenda_feed_append(struct agenda_ctx *c, const char *target,
 {
     if (data != NULL && !json_is_object(data) && !json_is_array(data))
         return EINVAL;
-    char *text = NULL;
-    if (data != NULL && (text = json_dumps(data, AGENDA_JSON_FLAGS)) == NULL)
+    struct agenda_buf text = {0};
+    if (data != NULL && (agenda_json_text_value(&text, data, true) != 0 ||
+                         agenda_buf_append(&text, "", 1) != 0)) {
+        agenda_buf_free(&text);
         return ENOMEM;
-    int rc = agenda_feed_append_text(c, target, type, object_id, text);
-    free(text);
+    }
+    int rc = agenda_feed_append_text(c, target, type, object_id,
+                                     (const char *)text.data);
+    agenda_buf_free(&text);
     return rc;
 }
 
@@ -244,7 +248,7 @@ int agenda_feed_append_text(struct agenda_ctx *c, const char *target,
     MDB_val k = {sizeof(kb), kb};
     MDB_val v = {text.len, text.data};
     if (rc == 0)
-        rc = mdb_put(c->txn, c->db->feed, &k, &v, 0);
+        rc = agenda_put_last(c->txn, c->db->feed, &k, &v);
     agenda_buf_free(&text);
     if (rc != 0)
         return rc;

@@ -2,10 +2,13 @@
  * test_json_text.c — JSON string literals written directly
  * (raft_agent/agenda/json_text.h) are byte for byte what jansson writes:
  * every ASCII character alone, strings that mix escapes with plain runs,
- * multi-byte UTF-8, and random valid UTF-8 strings.
+ * multi-byte UTF-8, and random valid UTF-8 strings; and whole values —
+ * random trees of every type, keys sorted or in insertion order — are
+ * written exactly as json_dumps writes them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -108,6 +111,116 @@ static void random_utf8_strings(void **state)
     }
 }
 
+static uint64_t rnd(uint64_t *x)
+{
+    *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+    return *x;
+}
+
+/* A random string: ASCII, escapes and multi-byte characters. */
+static json_t *random_string(uint64_t *x)
+{
+    char s[64];
+    size_t n = 0;
+    int chars = (int)(rnd(x) % 12);
+    for (int i = 0; i < chars; i++) {
+        uint64_t r = rnd(x);
+        uint32_t cp = r % 3 == 0   ? 1 + (uint32_t)(r >> 8) % 0x7f
+                      : r % 3 == 1 ? 'a' + (uint32_t)(r >> 8) % 26
+                                   : 0xa0 + (uint32_t)(r >> 8) % 0x3000;
+        n += utf8(s + n, cp);
+    }
+    s[n] = '\0';
+    return json_string(s);
+}
+
+static json_t *random_value(uint64_t *x, int depth)
+{
+    uint64_t r = rnd(x) % (depth < 4 ? 9 : 6);
+    switch (r) {
+    case 0: return json_integer((json_int_t)(rnd(x) % 2000000) - 1000000);
+    case 1: return json_integer((json_int_t)rnd(x));
+    case 2: return random_string(x);
+    case 3: return json_true();
+    case 4: return json_false();
+    case 5: return json_null();
+    case 6:
+    case 7: {
+        json_t *o = json_object();
+        int n = (int)(rnd(x) % 40); /* past the sorting buffer on the stack */
+        for (int i = 0; i < n; i++) {
+            json_t *k = random_string(x);
+            json_object_set_new(o, json_string_value(k),
+                                random_value(x, depth + 1));
+            json_decref(k);
+        }
+        return o;
+    }
+    default: {
+        json_t *a = json_array();
+        int n = (int)(rnd(x) % 6);
+        for (int i = 0; i < n; i++)
+            json_array_append_new(a, random_value(x, depth + 1));
+        return a;
+    }
+    }
+}
+
+static void same_value_as_jansson(const json_t *v, bool sort)
+{
+    size_t flags = JSON_COMPACT | JSON_ENCODE_ANY |
+                   (sort ? JSON_SORT_KEYS : 0);
+    char *want = json_dumps(v, flags);
+    assert_non_null(want);
+    struct agenda_buf b = {.len = 0};
+    assert_int_equal(agenda_buf_append(&b, "x", 1), 0); /* appends */
+    assert_int_equal(agenda_json_text_value(&b, v, sort), 0);
+    if (b.len != strlen(want) + 1 || memcmp(b.data + 1, want, b.len - 1))
+        fail_msg("sort %d: wrote %.*s, jansson %s", sort, (int)b.len - 1,
+                 (const char *)b.data + 1, want);
+    free(want);
+    agenda_buf_free(&b);
+}
+
+static void random_values(void **state)
+{
+    uint64_t x = 0x243f6a8885a308d3u;
+    (void)state;
+    for (int round = 0; round < 3000; round++) {
+        json_t *v = random_value(&x, 0);
+        assert_non_null(v);
+        same_value_as_jansson(v, true);
+        same_value_as_jansson(v, false);
+        json_decref(v);
+    }
+    /* a string with NUL inside, and a double (jansson's spelling) */
+    json_t *nul = json_stringn("a\0b", 3);
+    same_value_as_jansson(nul, true);
+    json_decref(nul);
+    json_t *real = json_real(0.1);
+    same_value_as_jansson(real, false);
+    json_decref(real);
+}
+
+static void refusals_leave_the_buffer(void **state)
+{
+    struct agenda_buf b = {0};
+    (void)state;
+    assert_int_equal(agenda_buf_append(&b, "kept", 4), 0);
+    assert_int_equal(agenda_json_text_value(&b, NULL, true), -1);
+    /* nested past the limit: refused, nothing half-written */
+    json_t *deep = json_array(), *cur = deep;
+    for (int i = 0; i < 3000; i++) {
+        json_t *next = json_array();
+        json_array_append_new(cur, next);
+        cur = next;
+    }
+    assert_int_equal(agenda_json_text_value(&b, deep, false), -1);
+    assert_int_equal(b.len, 4);
+    json_decref(deep);
+    agenda_buf_free(&b);
+}
+
 static void keys(void **state)
 {
     struct agenda_buf b = {0};
@@ -125,6 +238,8 @@ int main(void)
         cmocka_unit_test(mixed_strings),
         cmocka_unit_test(random_utf8_strings),
         cmocka_unit_test(keys),
+        cmocka_unit_test(random_values),
+        cmocka_unit_test(refusals_leave_the_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
