@@ -96,6 +96,7 @@ MODULE_DEPS := $(wildcard ngx_agenda_module/*.c ngx_agenda_module/*.h) \
                $(EDGE_LIB_SRC) $(wildcard ngx_agenda_module/lib/*.h) \
                $(ROUTER_SRC) $(wildcard router/*.h) \
                raft_agent/agenda/validate.c raft_agent/agenda/tz_names.c \
+               raft_agent/agenda/json_text.c raft_agent/buf.c raft_agent/buf.h \
                $(wildcard raft_agent/agenda/*.h)
 
 module: $(MODULE_SO)

@@ -229,6 +229,10 @@ void flow_set_str(struct agenda_flow *f, json_t *obj, const char *key,
 void flow_now_str(const struct agenda_flow *f, char out[32]);
 /* n random lowercase hex digits into out[n + 1]; -1 on failure. */
 int flow_random_hex(char *out, size_t n);
+/* v as compact JSON, keys sorted or in insertion order: exactly what
+ * json_dumps writes (json_text.h), in less time; malloc'd and
+ * NUL-terminated, NULL when memory cannot be had. */
+char *flow_json_text(const json_t *v, bool sort_keys);
 /* An instant or a date as milliseconds; false if it is neither. */
 bool flow_parse_when(const char *s, int64_t *ms);
 

@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 
 #include "agenda_flow_internal.h"
+#include "json_text.h"
 #include "validate.h"
 
 /* ---- json helpers -------------------------------------------------------- */
@@ -43,6 +44,19 @@ void flow_now_str(const struct agenda_flow *f, char out[32])
 {
     if (agenda_time_format(f->env.now_s * 1000, out, 32) < 0)
         strcpy(out, "1970-01-01T00:00:00Z");
+}
+
+char *flow_json_text(const json_t *v, bool sort_keys)
+{
+    struct agenda_buf b = {0};
+
+    if (agenda_buf_reserve(&b, 512) != 0
+        || agenda_json_text_value(&b, v, sort_keys) != 0
+        || agenda_buf_append(&b, "", 1) != 0) {
+        agenda_buf_free(&b);
+        return NULL;
+    }
+    return (char *) b.data;
 }
 
 int flow_random_hex(char *out, size_t n)
@@ -164,7 +178,7 @@ void flow_call_as(struct agenda_flow *f, const struct agenda_shard *shard,
         json_object_set_new(actor, "calendar_role", json_string(cal_role));
     req = json_pack("{s:s, s:o, s:o}", "op", op, "actor", actor,
                     "args", args);
-    body = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
+    body = req != NULL ? flow_json_text(req, false) : NULL;
     json_decref(req);
     if (command && body != NULL)
         key = derive_key(f);
@@ -353,7 +367,7 @@ void flow_respond(struct agenda_flow *f, int status, json_t *body)
         return;
     }
     {
-        f->resp_body = json_dumps(body, JSON_COMPACT);
+        f->resp_body = flow_json_text(body, false);
         json_decref(body);
         if (f->resp_body == NULL) {
             f->oom = true;
@@ -454,7 +468,7 @@ void flow_notify(struct agenda_flow *f, const char *channel, json_t *msg)
         f->cap_notes = cap;
     }
     c = strdup(channel);
-    m = json_dumps(msg, JSON_COMPACT);
+    m = flow_json_text(msg, false);
     json_decref(msg);
     if (c == NULL || m == NULL) {
         free(c);
@@ -772,7 +786,7 @@ static const char b64[] =
 
 char *flow_token_encode(json_t *positions)
 {
-    char *js = json_dumps(positions, JSON_COMPACT | JSON_SORT_KEYS);
+    char *js = flow_json_text(positions, true);
     size_t n, o = 0;
     char *out;
 
