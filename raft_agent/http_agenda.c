@@ -19,8 +19,10 @@
 #include <jansson.h>
 #include <openssl/rand.h>
 
+#include "buf.h"
 #include "http_reply.h"
 #include "http_routes.h"
+#include "json_text.h"
 #include "model.h"
 
 /* Commands whose new object gets an id minted by the leader.  Event ids
@@ -116,17 +118,19 @@ void http_agenda_command(struct agenda_node *node, struct evhttp_request *req)
         http_pending_free(p);
         return;
     }
-    char *text = mint_id(op) ? json_dumps(op, JSON_COMPACT) : NULL;
+    struct agenda_buf text = {0};
+    bool ok = mint_id(op) && agenda_json_text_value(&text, op, false) == 0;
     json_decref(op);
-    if (text == NULL) {
+    if (!ok) {
+        agenda_buf_free(&text);
         http_pending_free(p);
         http_reply_error(req, 503, "unavailable", "out of memory");
         return;
     }
     enum agenda_node_fail f =
-        agenda_node_write(node, p->request_id, text, strlen(text),
-                          http_pending_write_done, p, &p->op);
-    free(text);
+        agenda_node_write(node, p->request_id, (const char *)text.data,
+                          text.len, http_pending_write_done, p, &p->op);
+    agenda_buf_free(&text);
     if (f != AGENDA_NODE_OK) {
         http_pending_free(p);
         http_reply_fail(node, req, f);

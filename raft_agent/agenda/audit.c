@@ -175,10 +175,12 @@ static int record_text(struct agenda_buf *b, const struct agenda_ctx *c,
              agenda_json_text_key(b, before_seq[i].key) == 0 &&
              agenda_json_text_str(b, before_seq[i].value) == 0 &&
              agenda_buf_append(b, ",", 1) == 0;
-    ok = ok && agenda_buf_printf(b, "\"seq\":%" PRIu64 ",", seq) == 0 &&
+    ok = ok && agenda_json_text_key(b, "seq") == 0 &&
+         agenda_json_text_int(b, (int64_t)seq) == 0 &&
+         agenda_buf_append(b, ",", 1) == 0 &&
          agenda_json_text_key(b, "time") == 0 &&
          (rfc3339 ? agenda_json_text_str(b, t)
-                  : agenda_buf_printf(b, "%" PRId64, c->now_ms)) == 0 &&
+                  : agenda_json_text_int(b, c->now_ms)) == 0 &&
          agenda_buf_append(b, "}", 1) == 0;
     return ok ? 0 : ENOMEM;
 }

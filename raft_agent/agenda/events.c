@@ -615,8 +615,10 @@ static int feed(struct agenda_ctx *c, const char *kind, const char *name,
          (agenda_buf_append(&data, ",", 1) == 0 &&
           agenda_json_text_key(&data, extra_key) == 0 &&
           agenda_json_text_str(&data, extra) == 0)) &&
-        agenda_buf_printf(&data, ",\"version\":%" JSON_INTEGER_FORMAT "}",
-                          json_integer_value(version)) == 0 &&
+        agenda_buf_append(&data, ",", 1) == 0 &&
+        agenda_json_text_key(&data, "version") == 0 &&
+        agenda_json_text_int(&data, json_integer_value(version)) == 0 &&
+        agenda_buf_append(&data, "}", 1) == 0 &&
         agenda_buf_append(&data, "", 1) == 0;
     int rc = ok ? agenda_feed_append_text(c, target, type, object,
                                           (const char *)data.data)

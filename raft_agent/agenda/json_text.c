@@ -54,6 +54,21 @@ int agenda_json_text_str(struct agenda_buf *b, const char *s)
     return agenda_json_text_strn(b, s, strlen(s));
 }
 
+int agenda_json_text_int(struct agenda_buf *b, int64_t v)
+{
+    char digits[24];
+    size_t i = sizeof(digits);
+    /* in unsigned arithmetic, so that INT64_MIN negates */
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        digits[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        digits[--i] = '-';
+    return agenda_buf_append(b, digits + i, sizeof(digits) - i);
+}
+
 int agenda_json_text_key(struct agenda_buf *b, const char *name)
 {
     if (agenda_buf_append(b, "\"", 1) != 0 ||
@@ -136,8 +151,7 @@ static int value_text(struct agenda_buf *b, const json_t *v, bool sort,
         return agenda_json_text_strn(b, json_string_value(v),
                                      json_string_length(v));
     case JSON_INTEGER:
-        return agenda_buf_printf(b, "%" JSON_INTEGER_FORMAT,
-                                 json_integer_value(v));
+        return agenda_json_text_int(b, json_integer_value(v));
     case JSON_TRUE:
         return agenda_buf_append(b, "true", 4);
     case JSON_FALSE:

@@ -41,6 +41,9 @@ int agenda_json_text_strn(struct agenda_buf *b, const char *s, size_t n);
 int agenda_json_text_value(struct agenda_buf *b, const json_t *v,
                            bool sort_keys);
 
+/* Append v in decimal, as jansson writes integers (without printf). */
+int agenda_json_text_int(struct agenda_buf *b, int64_t v);
+
 /* Append "name": (the name must need no escaping: a literal). */
 int agenda_json_text_key(struct agenda_buf *b, const char *name);
 

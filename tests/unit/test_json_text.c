@@ -193,6 +193,13 @@ static void random_values(void **state)
         same_value_as_jansson(v, false);
         json_decref(v);
     }
+    /* integers at the edges */
+    const json_int_t edges[] = {0, -1, 9, 10, -10, INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
+        json_t *n = json_integer(edges[i]);
+        same_value_as_jansson(n, false);
+        json_decref(n);
+    }
     /* a string with NUL inside, and a double (jansson's spelling) */
     json_t *nul = json_stringn("a\0b", 3);
     same_value_as_jansson(nul, true);
