@@ -23,10 +23,11 @@
 #define AGENDA_JSON_FLAGS (JSON_COMPACT | JSON_SORT_KEYS)
 
 /*
- * Append s (NUL-terminated, valid UTF-8: it comes from a validated value)
- * as a JSON string literal, escaped as jansson escapes it: \" \\ \b \f \n
- * \r \t, other control characters as \u00XX (upper-case hex), everything
- * else as is.  Returns 0, or -1 when memory cannot be had.
+ * Append s (NUL-terminated) as a JSON string literal, escaped as jansson
+ * escapes it: \" \\ \b \f \n \r \t, other control characters as \u00XX
+ * (upper-case hex), everything else as is.  Returns 0, or -1 when memory
+ * cannot be had or s is not valid UTF-8 (json_dumps refuses it too; the
+ * buffer may then hold part of the literal).
  */
 int agenda_json_text_str(struct agenda_buf *b, const char *s);
 /* The same for n bytes (which may include NUL: written \u0000). */
@@ -36,7 +37,7 @@ int agenda_json_text_strn(struct agenda_buf *b, const char *s, size_t n);
  * Append v as json_dumps(v, JSON_COMPACT | (sort_keys ? JSON_SORT_KEYS :
  * 0) | JSON_ENCODE_ANY) would write it.  Returns 0, or -1 (the buffer as
  * it was) when memory cannot be had or v cannot be serialised (NULL; too
- * deeply nested).
+ * deeply nested; a string or key that is not valid UTF-8).
  */
 int agenda_json_text_value(struct agenda_buf *b, const json_t *v,
                            bool sort_keys);

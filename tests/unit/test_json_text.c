@@ -228,6 +228,31 @@ static void refusals_leave_the_buffer(void **state)
     agenda_buf_free(&b);
 }
 
+/* Bytes that are not UTF-8 are refused, as json_dumps refuses them
+ * (strings made with json_stringn_nocheck, as a corrupt record could). */
+static void invalid_utf8_is_refused(void **state)
+{
+    static const char *const bad[] = {
+        "\x80", "a\xbfz", "\xc0\xaf", "\xc1\x81", "\xe0\x80\xaf",
+        "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80",
+        "\xe2\x82", "\xe2\x28\xa1", "\xff",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *j = json_stringn_nocheck(bad[i], strlen(bad[i]));
+        char *d = json_dumps(j, JSON_ENCODE_ANY | AGENDA_JSON_FLAGS);
+        if (d != NULL)
+            fail_msg("jansson wrote case %zu: %s", i, d);
+        struct agenda_buf b = {0};
+        assert_int_equal(agenda_json_text_value(&b, j, true), -1);
+        assert_int_equal(b.len, 0);
+        agenda_buf_free(&b);
+        json_decref(j);
+    }
+    /* the largest code point and the last before the surrogates are fine */
+    same_as_jansson("\xf4\x8f\xbf\xbf \xed\x9f\xbf");
+}
+
 static void keys(void **state)
 {
     struct agenda_buf b = {0};
@@ -246,6 +271,7 @@ int main(void)
         cmocka_unit_test(random_utf8_strings),
         cmocka_unit_test(keys),
         cmocka_unit_test(random_values),
+        cmocka_unit_test(invalid_utf8_is_refused),
         cmocka_unit_test(refusals_leave_the_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
