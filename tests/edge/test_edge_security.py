@@ -611,6 +611,30 @@ def test_malformed_authorization_headers_are_401(stack, auth):
     assert r.status_code == 401, r.text
 
 
+@needs_ws
+def test_the_access_log_never_holds_a_token(stack):
+    """A subscription carries its token in the query string: the access
+    log (buffered, flushed within a second) records the request without
+    it, and no request puts a token there."""
+    _, edge = stack
+    c = Client(edge).register_login(uname("log"))
+    marker = uname("mark")
+    assert ws_status(edge, f"access_token={c.token}&x={marker}") == 101
+    assert c.req("GET", "/me").status_code == 200
+    log = edge.root / "logs" / "access.log"
+    deadline = time.monotonic() + 10
+    text = ""
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if "/api/v1/notifications" in text and "/api/v1/me" in text:
+            break
+        time.sleep(0.2)
+    assert "/api/v1/notifications" in text and "/api/v1/me" in text, text
+    assert marker not in text  # no query string on that location
+    assert c.token not in text
+    assert c.token.split(".")[2] not in text
+
+
 def test_tokens_issued_before_a_password_change_are_401(stack):
     _, edge = stack
     c = Client(edge).register_login(uname("r"))
