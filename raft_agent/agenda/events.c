@@ -591,10 +591,6 @@ static int feed(struct agenda_ctx *c, const char *kind, const char *name,
 {
     const char *cal = json_string_value(json_object_get(ev, "calendar"));
     const char *id = json_string_value(json_object_get(ev, "id"));
-    char target[AGENDA_CALENDAR_MAX + 16];
-    char object[AGENDA_CALENDAR_MAX + AGENDA_EVENT_ID_LEN + 8];
-    snprintf(target, sizeof(target), "%s:%s", kind, name);
-    snprintf(object, sizeof(object), "%s/%s", cal, id);
     const json_t *version = json_object_get(ev, "version");
     /* {"calendar","id",extra_key?,"version"} written directly, keys in
      * sorted order: extra_key ("response", "user") sorts between */
@@ -603,6 +599,10 @@ static int feed(struct agenda_ctx *c, const char *kind, const char *name,
          (extra == NULL || strcmp(extra_key, "id") <= 0 ||
           strcmp(extra_key, "version") >= 0)))
         return EINVAL;
+    char target[AGENDA_CALENDAR_MAX + 16];
+    char object[AGENDA_CALENDAR_MAX + AGENDA_EVENT_ID_LEN + 8];
+    snprintf(target, sizeof(target), "%s:%s", kind, name);
+    snprintf(object, sizeof(object), "%s/%s", cal, id);
     struct agenda_buf data = {0};
     bool ok =
         agenda_buf_append(&data, "{", 1) == 0 &&
