@@ -99,6 +99,8 @@ void http_metrics(struct agenda_node *node, struct evhttp_request *req)
         {"agenda_raft_apply_seconds_max", "gauge",
          (double)in.apply_ns_max / 1e9},
         {"agenda_storage_fsync_total", "counter", (double)in.sync_count},
+        {"agenda_storage_commits_lazy_total", "counter",
+         (double)in.sync_lazy},
         {"agenda_storage_fsync_seconds_total", "counter",
          (double)in.sync_ns_total / 1e9},
         {"agenda_storage_fsync_seconds_max", "gauge",

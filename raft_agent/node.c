@@ -910,6 +910,7 @@ void agenda_node_info(struct agenda_node *n, struct agenda_node_info *out)
     struct agenda_storage_sync_stats sy;
     agenda_storage_sync_stats(n->st, &sy);
     out->sync_count = sy.count;
+    out->sync_lazy = sy.lazy;
     out->sync_ns_total = sy.total_ns;
     out->sync_ns_max = sy.max_ns;
     out->snapshots_sent = n->snapshots_sent;

@@ -128,6 +128,7 @@ struct agenda_node_info {
     uint64_t apply_ns_total;
     uint64_t apply_ns_max;
     uint64_t sync_count;
+    uint64_t sync_lazy;      /* commits without a meta-page sync */
     uint64_t sync_ns_total;
     uint64_t sync_ns_max;
     uint64_t snapshots_sent;

@@ -472,7 +472,23 @@ int agenda_storage_apply_commit(struct agenda_storage *s, MDB_txn *txn,
         mdb_txn_abort(txn);
         return storage_fail(s, "apply_commit: mdb_put applied", rc);
     }
+    /* see agenda_storage_batch_begin() in storage.h: only entries, terms
+     * and votes must be on disk before the commit returns */
+    bool lazy = s->pending.batch && !s->pending.has_entries &&
+                (!s->pending.has_hs || (s->pending.hs.term == s->hs.term &&
+                                        s->pending.hs.vote == s->hs.vote));
+    if (lazy && (rc = mdb_env_set_flags(s->env, MDB_NOMETASYNC, 1)) != 0) {
+        memset(&s->pending, 0, sizeof(s->pending));
+        mdb_txn_abort(txn);
+        return storage_fail(s, "apply_commit: mdb_env_set_flags", rc);
+    }
     rc = storage_commit(s, txn);
+    if (lazy) {
+        /* clearing a flag cannot fail but on a bad argument */
+        mdb_env_set_flags(s->env, MDB_NOMETASYNC, 0);
+        if (rc == AGENDA_STORAGE_OK)
+            s->sync.lazy++;
+    }
     if (rc != AGENDA_STORAGE_OK) {
         memset(&s->pending, 0, sizeof(s->pending));
         return rc;

@@ -150,6 +150,17 @@ int agenda_storage_apply_commit(struct agenda_storage *s, MDB_txn *txn,
  * the state machine's changes and the applied index with a single sync)
  * or agenda_storage_apply_abort().  This is how the agent makes one synced
  * commit per ready batch.  The log caches change only at the commit.
+ *
+ * A batch that stores no log entry and no new term or vote (it applies
+ * committed entries, perhaps with a higher commit index) is committed
+ * without the synchronous write of LMDB's meta page (MDB_NOMETASYNC): its
+ * data pages are still synced before the meta page is written, so a
+ * crash of the machine can only undo that whole transaction, never the
+ * database's integrity, and what it undoes is redone from the log, which
+ * was synced when its entries were stored.  Nothing a node acknowledges
+ * depends on such a batch: acknowledgements promise entries, terms and
+ * votes.  The next synced commit makes it durable.  Counted in
+ * agenda_storage_sync_stats.lazy.
  */
 int agenda_storage_batch_begin(struct agenda_storage *s,
                                const struct raft_hard_state *hs,
@@ -260,6 +271,7 @@ int agenda_storage_stat(struct agenda_storage *s,
 /* Durations of synced commits (persist, apply, compact, install). */
 struct agenda_storage_sync_stats {
     uint64_t count;
+    uint64_t lazy; /* of which without a meta-page sync (see batch_begin) */
     uint64_t total_ns;
     uint64_t max_ns;
 };

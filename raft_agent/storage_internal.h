@@ -49,6 +49,7 @@ struct agenda_storage {
     /* cache updates of a batch transaction, applied at its commit */
     struct {
         bool active, has_entries, has_hs;
+        bool batch; /* begun by batch_begin: may commit lazily */
         raft_index last;
         raft_term last_term;
         struct raft_hard_state hs;

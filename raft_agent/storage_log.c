@@ -510,7 +510,10 @@ int agenda_storage_batch_begin(struct agenda_storage *s,
     if (rc != AGENDA_STORAGE_OK)
         return rc;
     rc = agenda_storage_apply_begin(s, txn);
-    if (rc != AGENDA_STORAGE_OK || (n == 0 && hs == NULL))
+    if (rc != AGENDA_STORAGE_OK)
+        return rc;
+    s->pending.batch = true;
+    if (n == 0 && hs == NULL)
         return rc;
     rc = persist_into(s, *txn, hs, ents, n);
     if (rc != AGENDA_STORAGE_OK) {

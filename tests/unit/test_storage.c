@@ -1026,6 +1026,78 @@ static void test_sync_stats_count_commits(void **state)
     assert_true(b.max_ns > 0 && b.max_ns <= b.total_ns);
 }
 
+/* A batch needs its meta page synced only when it stores log entries or a
+ * new term or vote; applying (and a higher commit index) commits lazily,
+ * and what it wrote is there all the same. */
+static void test_only_apply_batches_commit_lazily(void **state)
+{
+    struct fx *f = *state;
+    char buf[64];
+    f->s = open_at(f->dir, 0);
+    struct raft_entry ents[2] = {mk(f, 1, 1, 8), mk(f, 2, 1, 8)};
+    struct raft_hard_state hs = {.term = 1, .vote = 2, .commit = 0};
+    struct agenda_storage_sync_stats st;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k = {2, "k1"}, v = {2, "v1"};
+    unsigned flags;
+
+    /* entries and a vote: synced */
+    assert_int_equal(agenda_storage_batch_begin(f->s, &hs, ents, 2, &txn), 0);
+    assert_int_equal(agenda_storage_apply_commit(f->s, txn, 0, 0), 0);
+    agenda_storage_sync_stats(f->s, &st);
+    assert_int_equal(st.lazy, 0);
+
+    /* only the commit index moves, and entries are applied: lazy */
+    hs.commit = 2;
+    assert_int_equal(agenda_storage_batch_begin(f->s, &hs, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "sm_test", MDB_CREATE, &dbi), 0);
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    assert_int_equal(agenda_storage_apply_commit(f->s, txn, 2, 1), 0);
+    agenda_storage_sync_stats(f->s, &st);
+    assert_int_equal(st.lazy, 1);
+    /* the flag is only for that commit */
+    assert_int_equal(mdb_env_get_flags(agenda_storage_env(f->s), &flags), 0);
+    assert_int_equal(flags & MDB_NOMETASYNC, 0);
+
+    /* applying alone: lazy */
+    assert_int_equal(agenda_storage_batch_begin(f->s, NULL, NULL, 0, &txn), 0);
+    assert_int_equal(agenda_storage_apply_commit(f->s, txn, 2, 1), 0);
+    agenda_storage_sync_stats(f->s, &st);
+    assert_int_equal(st.lazy, 2);
+
+    /* a new term, even without entries: synced */
+    hs.term = 2;
+    hs.vote = 0;
+    assert_int_equal(agenda_storage_batch_begin(f->s, &hs, NULL, 0, &txn), 0);
+    assert_int_equal(agenda_storage_apply_commit(f->s, txn, 2, 1), 0);
+    /* a vote in that term: synced */
+    hs.vote = 3;
+    assert_int_equal(agenda_storage_batch_begin(f->s, &hs, NULL, 0, &txn), 0);
+    assert_int_equal(agenda_storage_apply_commit(f->s, txn, 2, 1), 0);
+    /* a transaction that is not a batch (opening the state machine) */
+    assert_int_equal(agenda_storage_apply_begin(f->s, &txn), 0);
+    assert_int_equal(agenda_storage_apply_commit(f->s, txn, 2, 1), 0);
+    agenda_storage_sync_stats(f->s, &st);
+    assert_int_equal(st.lazy, 2);
+
+    /* everything is there after a reopen */
+    reopen(f);
+    raft_index ai = 0;
+    raft_term at = 0;
+    assert_int_equal(agenda_storage_applied(f->s, &ai, &at), 0);
+    assert_int_equal(ai, 2);
+    struct raft_hard_state got;
+    struct raft_snapshot_meta snap;
+    assert_int_equal(agenda_storage_raft_ops()->initial_state(f->s, &got,
+                                                              &snap), 0);
+    assert_int_equal(got.term, 2);
+    assert_int_equal(got.vote, 3);
+    assert_int_equal(got.commit, 2);
+    assert_int_equal(sm_get(f->s, "k1", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "v1");
+}
+
 static void test_strerror_covers_every_code(void **state)
 {
     (void)state;
@@ -1062,6 +1134,7 @@ int main(void)
         T(test_install_refuses_garbage),
         T(test_stale_readers_are_cleared),
         T(test_sync_stats_count_commits),
+        T(test_only_apply_batches_commit_lazily),
         T(test_strerror_covers_every_code),
 #undef T
     };
