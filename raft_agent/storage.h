@@ -15,7 +15,8 @@
  *
  * Every record read from disk is validated; a malformed one yields
  * AGENDA_STORAGE_CORRUPT (or RAFT_ERR_STORAGE through struct raft_storage),
- * never a crash.  Every write transaction is committed with a full sync.
+ * never a crash.  Every write transaction is committed with a full sync,
+ * but for batches that only apply (see agenda_storage_batch_begin()).
  *
  * Threads: one thread (the event loop) owns the handle and calls every
  * function, except agenda_storage_snapshot_create() which may run in one
