@@ -15,6 +15,7 @@ default build/nginx/ngx_http_agenda_module.so of the repository).
 """
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -400,19 +401,21 @@ class Agents:
         return "\n".join(out)
 
 
-@pytest.fixture(scope="module")
-def stack(request, tls_dir):
-    """Agents for every shard plus one nginx in front of them, shared by
-    the tests of a file: (agents, edge)."""
-    root = _private_dir("agenda-edge-agents-")
-    agents = Agents(root)
-    e = Edge(_private_dir("agenda-edge-"), tls_dir, agents.topology)
+@contextlib.contextmanager
+def started_stack(request, tls_dir, name: str, generate: tuple,
+                  replicas: int = 3):
+    """Agents for every shard (events_am with `replicas` replicas) and one
+    nginx generated with `generate` in front of them, for the tests of a
+    file (module-scoped fixtures): yields (agents, edge); everything is
+    stopped by PID and removed at the end, even on failure."""
+    root = _private_dir(f"agenda-{name}-agents-")
+    agents = Agents(root, replicas=replicas)
+    e = Edge(_private_dir(f"agenda-{name}-"), tls_dir, agents.topology)
     request.module._agenda_shared_edge = e
     request.module._agenda_agents = agents
     try:
         agents.start_all()
-        e.generate("--retry-budget", "8s", "--auth-rate", "100r/s",
-                   "--auth-burst", "200")
+        e.generate(*generate)
         e.start()
         yield agents, e
     finally:
@@ -420,3 +423,13 @@ def stack(request, tls_dir):
         agents.stop_all()
         shutil.rmtree(e.root, ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def stack(request, tls_dir):
+    """Agents for every shard plus one nginx in front of them, shared by
+    the tests of a file: (agents, edge)."""
+    with started_stack(request, tls_dir, "edge",
+                       ("--retry-budget", "8s", "--auth-rate", "100r/s",
+                        "--auth-burst", "200")) as s:
+        yield s

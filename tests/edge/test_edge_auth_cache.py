@@ -17,13 +17,12 @@ import concurrent.futures
 import http.client
 import json
 import os
-import shutil
 import time
 import uuid
 
 import pytest
 
-from conftest import Agents, Edge, _private_dir
+from conftest import started_stack
 from edge_client import PASSWORD, Client, uname, websocket, ws_status
 from test_edge_security import claims_of, forge, jwt_key, shard_op
 
@@ -36,23 +35,12 @@ def cached_stack(request, tls_dir):
     """Agents (one replica per shard: the users shard can be stopped
     whole) and an nginx with two workers, a 300 s auth cache and a 1 s
     retry budget (a stopped shard answers 503 quickly)."""
-    root = _private_dir("agenda-edge-cache-agents-")
-    agents = Agents(root, replicas=1)
-    e = Edge(_private_dir("agenda-edge-cache-"), tls_dir, agents.topology)
-    request.module._agenda_shared_edge = e
-    request.module._agenda_agents = agents
-    try:
-        agents.start_all()
-        e.generate("--workers", "2", "--auth-cache-ttl", "300s",
-                   "--retry-budget", "1s", "--auth-rate", "100r/s",
-                   "--auth-burst", "200")
-        e.start()
-        yield agents, e
-    finally:
-        e.stop()
-        agents.stop_all()
-        shutil.rmtree(e.root, ignore_errors=True)
-        shutil.rmtree(root, ignore_errors=True)
+    with started_stack(request, tls_dir, "edge-cache",
+                       ("--workers", "2", "--auth-cache-ttl", "300s",
+                        "--retry-budget", "1s", "--auth-rate", "100r/s",
+                        "--auth-burst", "200"),
+                       replicas=1) as s:
+        yield s
 
 
 # ---- connections pinned to workers ------------------------------------------

@@ -8,12 +8,11 @@ one worker, so every request after the first is answered from its memo.
 """
 from __future__ import annotations
 
-import shutil
 import time
 
 import pytest
 
-from conftest import Agents, Edge, _private_dir
+from conftest import started_stack
 from edge_client import Client, needs_ws, uname, ws_status
 from test_edge_security import claims_of
 
@@ -22,22 +21,11 @@ TTL_S = 2
 
 @pytest.fixture(scope="module")
 def short_stack(request, tls_dir):
-    root = _private_dir("agenda-edge-memo-agents-")
-    agents = Agents(root, replicas=1)
-    e = Edge(_private_dir("agenda-edge-memo-"), tls_dir, agents.topology)
-    request.module._agenda_shared_edge = e
-    request.module._agenda_agents = agents
-    try:
-        agents.start_all()
-        e.generate("--jwt-ttl", f"{TTL_S}s", "--jwt-leeway", "0",
-                   "--auth-rate", "100r/s", "--auth-burst", "200")
-        e.start()
-        yield agents, e
-    finally:
-        e.stop()
-        agents.stop_all()
-        shutil.rmtree(e.root, ignore_errors=True)
-        shutil.rmtree(root, ignore_errors=True)
+    with started_stack(request, tls_dir, "edge-memo",
+                       ("--jwt-ttl", f"{TTL_S}s", "--jwt-leeway", "0",
+                        "--auth-rate", "100r/s", "--auth-burst", "200"),
+                       replicas=1) as s:
+        yield s
 
 
 def until_expired(token: str) -> None:
