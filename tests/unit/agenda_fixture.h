@@ -17,6 +17,7 @@
 #define AGENDA_FIXTURE_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,49 @@ struct agenda_fx {
     bool duplicate;   /* the last command was a replay */
 };
 
+/* Remove a fixture's directory (the environment closed or not). */
+FX_FN void fx_remove_dir(const char *dir)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%.63s/data.mdb", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%.63s/lock.mdb", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* The directories of fixtures not freed yet.  A failing check longjmps
+ * out of its test, past agenda_fx_free(): what is left here is removed
+ * when the test program exits, so no failure leaves files in /tmp. */
+#define FX_LIVE_MAX 64
+static char fx_live[FX_LIVE_MAX][64];
+
+static void fx_remove_live(void)
+{
+    for (int i = 0; i < FX_LIVE_MAX; i++)
+        if (fx_live[i][0] != '\0')
+            fx_remove_dir(fx_live[i]);
+}
+
+FX_FN void fx_track(const char *dir)
+{
+    static bool registered;
+    if (!registered && atexit(fx_remove_live) == 0)
+        registered = true;
+    for (int i = 0; i < FX_LIVE_MAX; i++)
+        if (fx_live[i][0] == '\0') {
+            snprintf(fx_live[i], sizeof(fx_live[i]), "%s", dir);
+            return;
+        }
+}
+
+FX_FN void fx_untrack(const char *dir)
+{
+    for (int i = 0; i < FX_LIVE_MAX; i++)
+        if (strcmp(fx_live[i], dir) == 0)
+            fx_live[i][0] = '\0';
+}
+
 FX_FN struct agenda_fx *agenda_fx_new(int kind, const char *from,
                                        const char *to)
 {
@@ -51,7 +95,10 @@ FX_FN struct agenda_fx *agenda_fx_new(int kind, const char *from,
     if (fx == NULL)
         abort();
     strcpy(fx->dir, "/tmp/agenda-fx-XXXXXX");
-    if (mkdtemp(fx->dir) == NULL || mdb_env_create(&fx->env) != 0 ||
+    if (mkdtemp(fx->dir) == NULL)
+        abort();
+    fx_track(fx->dir);
+    if (mdb_env_create(&fx->env) != 0 ||
         mdb_env_set_maxdbs(fx->env, 32) != 0 ||
         mdb_env_set_mapsize(fx->env, 256u << 20) != 0 ||
         mdb_env_open(fx->env, fx->dir, MDB_NOSYNC, 0600) != 0)
@@ -71,13 +118,9 @@ FX_FN struct agenda_fx *agenda_fx_new(int kind, const char *from,
 
 FX_FN void agenda_fx_free(struct agenda_fx *fx)
 {
-    char path[128];
     mdb_env_close(fx->env);
-    snprintf(path, sizeof(path), "%s/data.mdb", fx->dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/lock.mdb", fx->dir);
-    unlink(path);
-    rmdir(fx->dir);
+    fx_remove_dir(fx->dir);
+    fx_untrack(fx->dir);
     agenda_buf_free(&fx->res.body);
     free(fx);
 }
@@ -200,8 +243,10 @@ FX_FN struct agenda_fx *agenda_fx_open_copy(struct agenda_fx *src)
     if (fx == NULL)
         abort();
     strcpy(fx->dir, "/tmp/agenda-fx-XXXXXX");
-    if (mkdtemp(fx->dir) == NULL ||
-        mdb_env_copy2(src->env, fx->dir, MDB_CP_COMPACT) != 0 ||
+    if (mkdtemp(fx->dir) == NULL)
+        abort();
+    fx_track(fx->dir);
+    if (mdb_env_copy2(src->env, fx->dir, MDB_CP_COMPACT) != 0 ||
         mdb_env_create(&fx->env) != 0 ||
         mdb_env_set_maxdbs(fx->env, 32) != 0 ||
         mdb_env_set_mapsize(fx->env, 256u << 20) != 0 ||

@@ -225,7 +225,7 @@ static void register_retry_answers_first_result(void **state)
     assert_int_equal(tu_cmd_id(fx, "req-1", "user.register", TU_ANON, args),
                      201);
     assert_false(fx->duplicate);
-    char first[4096];
+    static char first[65536]; /* as large as tu_body_text()'s text */
     snprintf(first, sizeof(first), "%s", tu_body_text(fx));
     uint64_t sig = tu_state_sig(fx);
 
@@ -360,7 +360,7 @@ static void update_rejections_change_nothing(void **state)
          404, "not_found"},
     };
     assert_int_equal(get_as(fx, TU_SYSTEM, "alice"), 200);
-    char before[4096];
+    static char before[65536]; /* as large as tu_body_text()'s text */
     snprintf(before, sizeof(before), "%s", tu_body_text(fx));
     uint64_t sig = tu_state_sig(fx);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
