@@ -439,6 +439,43 @@ def test_login_errors_are_shown_with_the_api_message(browsers):
     assert "username_taken" in msg
 
 
+def test_a_live_group_refresh_keeps_the_member_being_typed(stack, browsers):
+    """A change to the group shown (here a rename from another session,
+    which reaches the leader's user channel) re-renders its detail; what
+    the leader is typing into the add-member form stays there, focused (it
+    used to be wiped, which a busy machine turned into a submitted empty
+    username)."""
+    _, edge = stack
+    tag = uuid.uuid4().hex[:8]
+    lead, other = f"lead{tag}", f"other{tag}"
+    api = {n: Client(edge).register_login(n) for n in (lead, other)}
+    r = api[lead].req("POST", "/groups", {"name": f"Keep {tag}"})
+    assert r.status_code == 201, r.text
+    gid = r.json()["group"]["id"]
+    r = api[lead].req("POST", f"/groups/{gid}/members",
+                      {"user": other, "role": "member"})
+    assert r.status_code == 201, r.text
+
+    b = browsers("leader")
+    b.open("/")
+    b.login(lead)
+    b.live()
+    b.click('#nav a[data-view="groups"]')
+    b.click(f'#group-list li[data-group-id="{gid}"] button')
+    b.text_of(f'#group-detail li[data-member="{other}"]', other)
+    b.choose("#member-role", "leader")
+    b.fill("#member-user", f"half{tag}")
+
+    r = api[lead].req("PATCH", f"/groups/{gid}", {"name": f"Kept {tag}"})
+    assert r.status_code == 200, r.text
+    b.text_of("#group-detail h3", f"Kept {tag}")
+    assert b.find("#member-user").get_attribute("value") == f"half{tag}"
+    assert b.find("#member-role").get_attribute("value") == "leader"
+    assert b.d.execute_script(
+        "return document.activeElement && document.activeElement.id") \
+        == "member-user"
+
+
 def test_groups_create_add_and_remove_a_member(browsers):
     tag = uuid.uuid4().hex[:8]
     b = browsers("leader")

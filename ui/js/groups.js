@@ -18,6 +18,7 @@ export class GroupsView {
     reset() {
         this.list = [];
         this.selected = null;
+        this.shownId = null;
         clear($('group-list'));
         clear($('group-detail')).hidden = true;
     }
@@ -81,6 +82,10 @@ export class GroupsView {
         const me = this.app.user.username;
         const mine = (group.members || []).find((m) => m.user === me);
         const leader = mine && mine.role === 'leader';
+        // a refresh of the group shown (a live change, a reload) must not
+        // wipe what the leader is typing into the add-member form
+        const kept = this.shownId === group.id ? this.memberDraft() : null;
+        this.shownId = group.id;
         const box = clear($('group-detail'));
         box.hidden = false;
         // (Element.append, unlike h(), would write null as "null".)
@@ -116,6 +121,13 @@ export class GroupsView {
                 this.app.guard(() => this.add(form));
             });
             box.append(form);
+            if (kept) {
+                form.elements.user.value = kept.user;
+                form.elements.role.value = kept.role;
+                if (kept.focused) {
+                    form.elements.user.focus();
+                }
+            }
         }
         box.append(h('div', {class: 'actions'},
             h('button', {type: 'button',
@@ -124,6 +136,17 @@ export class GroupsView {
             leader ? h('button', {type: 'button', class: 'danger',
                 onclick: () => this.app.guard(() => this.destroy()),
             }, 'Delete group') : null));
+    }
+
+    /* The add-member form's state, or null when it is not shown. */
+    memberDraft() {
+        const input = $('member-user');
+        const role = $('member-role');
+        if (!input || !role) {
+            return null;
+        }
+        return {user: input.value, role: role.value,
+            focused: document.activeElement === input};
     }
 
     showCalendar(group) {
@@ -135,6 +158,7 @@ export class GroupsView {
         const user = form.elements.user.value.trim();
         const role = form.elements.role.value;
         await api.addMember(this.selected.group.id, user, role);
+        form.reset();   // done: the refresh below keeps an empty form
         this.app.info(`Added ${user} as ${role}.`);
         await this.open(this.selected.group.id);
         $('member-user').focus();
