@@ -454,6 +454,28 @@ static void test_apply_commit_is_atomic(void **state)
 
 /* The agent's batch: log entries, hard state and state-machine changes in
  * one transaction; nothing of it is visible unless it commits. */
+/* After a reopen: the applied index, the hard state and the state
+ * machine's k1 = v1 are what the batches left. */
+static void expect_reopened(struct fx *f, raft_index applied,
+                            const struct raft_hard_state *want)
+{
+    char buf[64];
+    reopen(f);
+    raft_index ai = 0;
+    raft_term at = 0;
+    assert_int_equal(agenda_storage_applied(f->s, &ai, &at), 0);
+    assert_int_equal(ai, applied);
+    struct raft_hard_state got;
+    struct raft_snapshot_meta snap;
+    assert_int_equal(agenda_storage_raft_ops()->initial_state(f->s, &got,
+                                                              &snap), 0);
+    assert_int_equal(got.term, want->term);
+    assert_int_equal(got.vote, want->vote);
+    assert_int_equal(got.commit, want->commit);
+    assert_int_equal(sm_get(f->s, "k1", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "v1");
+}
+
 static void test_batch_persists_and_applies_atomically(void **state)
 {
     struct fx *f = *state;
@@ -480,20 +502,8 @@ static void test_batch_persists_and_applies_atomically(void **state)
     assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
     assert_int_equal(agenda_storage_apply_commit(f->s, txn, 2, 1), 0);
     assert_int_equal(last_of(f->s), 3);
-    reopen(f);
+    expect_reopened(f, 2, &hs);
     assert_int_equal(last_of(f->s), 3);
-    raft_index ai = 0;
-    raft_term at = 0;
-    assert_int_equal(agenda_storage_applied(f->s, &ai, &at), 0);
-    assert_int_equal(ai, 2);
-    struct raft_hard_state got;
-    struct raft_snapshot_meta snap;
-    assert_int_equal(agenda_storage_raft_ops()->initial_state(f->s, &got,
-                                                              &snap), 0);
-    assert_int_equal(got.vote, 2);
-    assert_int_equal(got.commit, 2);
-    assert_int_equal(sm_get(f->s, "k1", buf, sizeof(buf)), 0);
-    assert_string_equal(buf, "v1");
 
     /* an invalid batch is refused before any transaction is opened */
     struct raft_entry gap = mk(f, 9, 1, 8);
@@ -1032,7 +1042,6 @@ static void test_sync_stats_count_commits(void **state)
 static void test_only_apply_batches_commit_lazily(void **state)
 {
     struct fx *f = *state;
-    char buf[64];
     f->s = open_at(f->dir, 0);
     struct raft_entry ents[2] = {mk(f, 1, 1, 8), mk(f, 2, 1, 8)};
     struct raft_hard_state hs = {.term = 1, .vote = 2, .commit = 0};
@@ -1082,20 +1091,7 @@ static void test_only_apply_batches_commit_lazily(void **state)
     assert_int_equal(st.lazy, 2);
 
     /* everything is there after a reopen */
-    reopen(f);
-    raft_index ai = 0;
-    raft_term at = 0;
-    assert_int_equal(agenda_storage_applied(f->s, &ai, &at), 0);
-    assert_int_equal(ai, 2);
-    struct raft_hard_state got;
-    struct raft_snapshot_meta snap;
-    assert_int_equal(agenda_storage_raft_ops()->initial_state(f->s, &got,
-                                                              &snap), 0);
-    assert_int_equal(got.term, 2);
-    assert_int_equal(got.vote, 3);
-    assert_int_equal(got.commit, 2);
-    assert_int_equal(sm_get(f->s, "k1", buf, sizeof(buf)), 0);
-    assert_string_equal(buf, "v1");
+    expect_reopened(f, 2, &hs);
 }
 
 static void test_strerror_covers_every_code(void **state)
