@@ -32,27 +32,30 @@ static const struct agenda_shard *cal_shard(struct agenda_flow *f)
 }
 
 /* The next action: one call on the calendar's shard with the caller's
- * standing on it. */
-static void cal_call(struct agenda_flow *f, bool command, const char *op,
-                     json_t *args)
+ * standing on it; fresh: a read at the leader even when the request asked
+ * for stale reads. */
+static void cal_action(struct agenda_flow *f, bool command, const char *op,
+                       json_t *args, bool fresh)
 {
     flow_calls_begin(f);
     flow_call_as(f, cal_shard(f), command, op, args, f->user, f->role,
                  f->cal_role);
+    if (fresh && f->n_calls > 0)
+        f->calls[0].stale = false;
     flow_calls_emit(f);
 }
 
-/* The same for the read a change is computed from: at the leader even
- * when the request asked for stale reads. */
+static void cal_call(struct agenda_flow *f, bool command, const char *op,
+                     json_t *args)
+{
+    cal_action(f, command, op, args, false);
+}
+
+/* For the read a change is computed from. */
 static void cal_read_fresh(struct agenda_flow *f, const char *op,
                            json_t *args)
 {
-    flow_calls_begin(f);
-    flow_call_as(f, cal_shard(f), false, op, args, f->user, f->role,
-                 f->cal_role);
-    if (f->n_calls > 0)
-        f->calls[0].stale = false;
-    flow_calls_emit(f);
+    cal_action(f, false, op, args, true);
 }
 
 /* {"calendar": cal, "id": id} plus the rest added by the caller. */

@@ -266,6 +266,27 @@ bool flow_looks_like_object(const char *body, size_t len)
     return body != NULL && len >= 2 && body[0] == '{' && body[len - 1] == '}';
 }
 
+/* RESPOND with text (malloc'd, NULL when building it failed), which the
+ * flow owns from here on: it lives until the flow ends. */
+static void respond_text(struct agenda_flow *f, int status, char *text,
+                         size_t len)
+{
+    f->act.kind = AGENDA_FLOW_RESPOND;
+    f->act.status = status;
+    free(f->resp_body);
+    f->resp_body = text;
+    if (text == NULL) {
+        f->oom = true; /* every answer has a body: building it failed */
+        return;
+    }
+    f->act.body = text;
+    f->act.body_len = len;
+    f->act.n_headers = f->n_headers;
+    f->act.headers = f->headers;
+    f->act.n_notifications = f->n_notes;
+    f->act.notifications = f->notes;
+}
+
 void flow_respond_answer(struct agenda_flow *f, int status, size_t i)
 {
     struct flow_answer *a = &f->ans[i];
@@ -274,18 +295,8 @@ void flow_respond_answer(struct agenda_flow *f, int status, size_t i)
         flow_respond(f, status, json_incref(a->json));
         return;
     }
-    f->act.kind = AGENDA_FLOW_RESPOND;
-    f->act.status = status;
-    /* the text moves to the response: it lives until the flow ends */
-    free(f->resp_body);
-    f->resp_body = a->raw;
+    respond_text(f, status, a->raw, a->raw_len);
     a->raw = NULL;
-    f->act.body = f->resp_body;
-    f->act.body_len = a->raw_len;
-    f->act.n_headers = f->n_headers;
-    f->act.headers = f->headers;
-    f->act.n_notifications = f->n_notes;
-    f->act.notifications = f->notes;
 }
 
 bool flow_answer_ok(struct agenda_flow *f, size_t i)
@@ -360,26 +371,10 @@ void flow_verify(struct agenda_flow *f, const char *phc, const char *pw)
 
 void flow_respond(struct agenda_flow *f, int status, json_t *body)
 {
-    f->act.kind = AGENDA_FLOW_RESPOND;
-    f->act.status = status;
-    if (body == NULL) {
-        f->oom = true; /* every answer has a body: building it failed */
-        return;
-    }
-    {
-        f->resp_body = flow_json_text(body, false);
-        json_decref(body);
-        if (f->resp_body == NULL) {
-            f->oom = true;
-            return;
-        }
-        f->act.body = f->resp_body;
-        f->act.body_len = strlen(f->resp_body);
-    }
-    f->act.n_headers = f->n_headers;
-    f->act.headers = f->headers;
-    f->act.n_notifications = f->n_notes;
-    f->act.notifications = f->notes;
+    char *text = body != NULL ? flow_json_text(body, false) : NULL;
+
+    json_decref(body);
+    respond_text(f, status, text, text != NULL ? strlen(text) : 0);
 }
 
 void flow_error(struct agenda_flow *f, int status, const char *code,

@@ -605,12 +605,14 @@ static int group_delete(struct agenda_ctx *c)
     json_t *former = json_array();
     const char *user;
     json_t *role;
+    rc = former == NULL ? ENOMEM : 0;
     json_object_foreach(json_object_get(g, "members"), user, role) {
-        if (former == NULL || json_array_append_new(former,
-                                                    json_string(user)) != 0)
-            break;
+        if (rc == 0 &&
+            json_array_append_new(former, json_string(user)) != 0)
+            rc = ENOMEM; /* a partial list would miss someone */
     }
-    rc = former == NULL ? ENOMEM : group_destroy(c, g);
+    if (rc == 0)
+        rc = group_destroy(c, g);
     json_decref(g);
     if (rc != 0) {
         json_decref(former);

@@ -41,16 +41,22 @@ def test_register_login_create_list_and_agenda(stack):
     assert ev["id"] in r.text
 
 
+def leader_other_and_group(edge):
+    """Two new users, alice and bob, and a group alice created (bob is not
+    in it): (alice, bob, group id)."""
+    alice = Client(edge).register_login(uname("a"))
+    bob = Client(edge).register_login(uname("b"))
+    r = alice.req("POST", "/groups", {"name": "Choir"})
+    assert r.status_code == 201, r.text
+    return alice, bob, unwrap(r, "group")["id"]
+
+
 def test_deleting_a_group_empties_its_calendar_for_good(stack):
     """DELETE /groups/{id} also deletes the group calendar's events (the
     members' and invitees' views lose them), and the id is never given to a
     new group, so nothing of the old calendar can resurface."""
     _, edge = stack
-    alice = Client(edge).register_login(uname("a"))
-    bob = Client(edge).register_login(uname("b"))
-    r = alice.req("POST", "/groups", {"name": "Choir"})
-    assert r.status_code == 201, r.text
-    gid = unwrap(r, "group")["id"]
+    alice, bob, gid = leader_other_and_group(edge)
     cal = f"g:{gid}"
     ids = []
     for i in range(3):
@@ -249,11 +255,7 @@ def test_members_hear_of_a_group_rename_and_deletion_on_their_channel(stack):
     shows that group): renaming and deleting a group reach every member
     there."""
     _, edge = stack
-    alice = Client(edge).register_login(uname("a"))
-    bob = Client(edge).register_login(uname("b"))
-    r = alice.req("POST", "/groups", {"name": "Choir"})
-    assert r.status_code == 201, r.text
-    gid = unwrap(r, "group")["id"]
+    alice, bob, gid = leader_other_and_group(edge)
     r = alice.req("POST", f"/groups/{gid}/members", {"user": me(bob)})
     assert r.status_code == 201, r.text
 

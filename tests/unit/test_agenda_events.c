@@ -122,6 +122,21 @@ static void expect(struct agenda_fx *fx, int status, int want,
     assert_string_equal(agenda_fx_error(fx), code);
 }
 
+/* The newest change on target's feed, read as actor, is of type want. */
+static void expect_last_change(struct agenda_fx *fx, const char *actor,
+                               const char *target, const char *want)
+{
+    expect(fx, run(fx, actor, "changes.list",
+                   "{\"target\":\"%s\",\"since\":0}", target),
+           200, "");
+    json_t *b = body(fx);
+    json_t *changes = json_object_get(b, "changes");
+    json_t *last = json_array_get(changes, json_array_size(changes) - 1);
+    assert_string_equal(json_string_value(json_object_get(last, "type")),
+                        want);
+    json_decref(b);
+}
+
 /* The indexes agree with the records. */
 static void check_indexes(struct agenda_fx *fx)
 {
@@ -870,16 +885,7 @@ static void test_update_participants(void **state)
     expect(fx, run(fx, CAROL, "event.get",
                    "{\"calendar\":\"alice\",\"id\":\"%s\"}", eid(1)),
            404, "not_found");
-    expect(fx, run(fx, SYSTEM, "changes.list",
-                   "{\"target\":\"user:carol\",\"since\":0}"),
-           200, "");
-    b = body(fx);
-    json_t *ch = json_object_get(b, "changes");
-    assert_string_equal(json_string_value(json_object_get(
-                            json_array_get(ch, json_array_size(ch) - 1),
-                            "type")),
-                        "invitation.removed");
-    json_decref(b);
+    expect_last_change(fx, SYSTEM, "user:carol", "invitation.removed");
     /* dave has a new invitation, at the new time only */
     ids = list_all(fx, DAVE, "event.list_participant", "user", "dave",
                    T0 + DAY, T0 + 2 * DAY, 10);
@@ -1819,15 +1825,7 @@ static void test_purge_empties_a_group_calendar(void **state)
                    "{\"calendar\":\"alice\",\"id\":\"%s\"}", eid(1)),
            200, "");
     /* the participant's feed says the event is gone */
-    expect(fx, run(fx, BOB, "changes.list",
-                   "{\"target\":\"user:bob\",\"since\":0}"),
-           200, "");
-    b = body(fx);
-    json_t *changes = json_object_get(b, "changes");
-    json_t *last = json_array_get(changes, json_array_size(changes) - 1);
-    assert_string_equal(json_string_value(json_object_get(last, "type")),
-                        "event.deleted");
-    json_decref(b);
+    expect_last_change(fx, BOB, "user:bob", "event.deleted");
     agenda_fx_free(fx);
 }
 
