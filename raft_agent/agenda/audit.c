@@ -34,7 +34,6 @@
 #define AUDIT_HASH_HEX 64
 /* action, object and outcome given to audit.record */
 #define AUDIT_FIELD_MAX 100
-#define AUDIT_JSON_FLAGS (JSON_COMPACT | JSON_SORT_KEYS)
 
 static const char meta_head[] = "audit_head";
 static const char zero_hash[AUDIT_HASH_HEX + 1] =
@@ -115,7 +114,7 @@ static int audit_hash(json_t *rec, char out[AUDIT_HASH_HEX + 1])
     if (copy == NULL)
         return ENOMEM;
     json_object_del(copy, "hash");
-    char *text = json_dumps(copy, AUDIT_JSON_FLAGS);
+    char *text = json_dumps(copy, AGENDA_JSON_FLAGS);
     json_decref(copy);
     if (text == NULL)
         return ENOMEM;
@@ -148,7 +147,7 @@ static int audit_head(struct agenda_ctx *c, uint64_t *seq,
     return 0;
 }
 
-/* The record's fields as json_dumps(AUDIT_JSON_FLAGS) writes them, keys in
+/* The record's fields as json_dumps(AGENDA_JSON_FLAGS) writes them, keys in
  * sorted order; the time as RFC 3339 when it can be rendered, else the
  * raw milliseconds (a leader clock gone mad must not stop the shard). */
 static int record_text(struct agenda_buf *b, const struct agenda_ctx *c,

@@ -252,7 +252,6 @@ def main():
                       "--auth-rate", "1000r/s", "--auth-burst", "2000")
         edge.start()
         owner = Api(edge).register_login(f"bench{uuid.uuid4().hex[:8]}")
-        me = owner_name(owner)
         if not args.skip_creates:
             bench_creates(edge, agents, args.seconds, args.creators)
         viewer = Api(edge).register_login(f"view{uuid.uuid4().hex[:8]}")
