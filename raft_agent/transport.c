@@ -78,6 +78,7 @@ struct peer {
     struct timeval up_since;
     struct event *retry;
     struct lookup *lookup;   /* DNS lookup in flight, or NULL */
+    unsigned addr_turn;      /* which of a name's addresses to try next */
     struct event *resolve;   /* polls the lookup */
 };
 
@@ -569,6 +570,10 @@ static void peer_down(struct peer *p, const char *why)
         p->bev = NULL;
     }
     p->connected = false;
+    /* an attempt that never connected moves on to the name's next
+     * address (see peer_resolve_cb) */
+    if (!was_connected)
+        p->addr_turn++;
 
     if (was_connected) {
         /* A connection that stayed up for a while proves the peer healthy:
@@ -732,10 +737,17 @@ static void peer_resolve_cb(evutil_socket_t fd, short what, void *arg)
         peer_down(p, why);
         return;
     }
-    /* The first address only: a replica has one address, and the next
-     * attempt resolves again (containers move). */
+    /* One address per attempt, the next one after an attempt that did not
+     * connect: a name may have several (Debian's "localhost" is ::1 and
+     * 127.0.0.1) while the peer listens on one.  Every attempt resolves
+     * again (containers move). */
     struct sockaddr_storage ss;
     const struct addrinfo *ai = p->lookup->cb.ar_result;
+    unsigned n = 0;
+    for (const struct addrinfo *a = ai; a != NULL; a = a->ai_next)
+        n++;
+    for (unsigned skip = p->addr_turn % n; skip > 0; skip--)
+        ai = ai->ai_next;
     int len = (int)ai->ai_addrlen;
     if (ai->ai_addrlen > sizeof ss) {
         lookup_drop(p);
