@@ -6,15 +6,18 @@ topology stops nginx at configuration time with the router's message."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import socket
 import ssl
+import tempfile
 import warnings
 from pathlib import Path
 
 import pytest
 
-from conftest import TOPOLOGY, json_body
+from conftest import REPO, TOPOLOGY, json_body
 
 N_SHARDS = len(json.loads(TOPOLOGY.read_text())["shards"])
 
@@ -253,3 +256,27 @@ def test_nginx_stops_on_sigterm_from_the_harness(make_edge):
     assert not Path(f"/proc/{pid}").exists()  # exited and reaped
     assert not e._listening(e.https_port)
     assert not e._listening(e.http_port)
+
+
+# ---- a checkout the workers cannot enter -------------------------------------
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="workers change user only "
+                    "when the master is root")
+def test_web_client_under_a_private_directory_is_served(make_edge, tmp_path):
+    """Debian's /root is 0700: nginx's workers (nobody) cannot read a
+    checkout there.  gen-nginx then serves the web client (and keeps the
+    temporary files) in a root-owned directory under /tmp."""
+    hidden = tmp_path / "home"
+    hidden.mkdir(mode=0o700)
+    os.chmod(hidden, 0o700)
+    shutil.copytree(REPO / "ui", hidden / "ui")
+    e = make_edge()
+    e.generate("--ui-dir", str(hidden / "ui"))
+    conf = e.conf.read_text()
+    root = re.search(r"location / \{\s*root \"?([^\";]+)\"?;", conf).group(1)
+    assert root.startswith(tempfile.gettempdir() + "/agenda-edge-"), root
+    assert str(hidden) not in conf.split("location / {")[1].split("}")[0]
+    e.start()
+    resp, data, _, _ = e.https("GET", "/")
+    assert resp.status == 200
+    assert data == (hidden / "ui" / "index.html").read_bytes()
