@@ -274,9 +274,15 @@ def test_web_client_under_a_private_directory_is_served(make_edge, tmp_path):
     e.generate("--ui-dir", str(hidden / "ui"))
     conf = e.conf.read_text()
     root = re.search(r"location / \{\s*root \"?([^\";]+)\"?;", conf).group(1)
-    assert root.startswith(tempfile.gettempdir() + "/agenda-edge-"), root
-    assert str(hidden) not in conf.split("location / {")[1].split("}")[0]
-    e.start()
-    resp, data, _, _ = e.https("GET", "/")
-    assert resp.status == 200
-    assert data == (hidden / "ui" / "index.html").read_bytes()
+    stage = Path(root).parent
+    try:
+        assert root.startswith(tempfile.gettempdir() + "/agenda-edge-"), root
+        assert str(hidden) not in conf.split("location / {")[1].split("}")[0]
+        e.start()
+        resp, data, _, _ = e.https("GET", "/")
+        assert resp.status == 200
+        assert data == (hidden / "ui" / "index.html").read_bytes()
+    finally:
+        e.stop()  # its temporary files live in the stage
+        if stage.name.startswith("agenda-edge-"):
+            shutil.rmtree(stage, ignore_errors=True)
