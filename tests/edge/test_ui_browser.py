@@ -299,6 +299,20 @@ def csp_violations(console):
             or "Refused to" in m]
 
 
+def script_errors(console):
+    """Console errors other than answers the API refused (those are
+    logged as failed loads): a script exception, a blocked load."""
+    return [m for m in console if m.startswith("SEVERE")
+            and "the server responded with a status of" not in m]
+
+
+def assert_clean_console(b, csp=True):
+    console = b.console()
+    if csp:
+        assert not csp_violations(console), console
+    assert not script_errors(console), console
+
+
 def test_invite_accept_and_live_update_across_two_browsers(browsers,
                                                            tmp_path):
     tag = uuid.uuid4().hex[:8]
@@ -406,13 +420,7 @@ def test_invite_accept_and_live_update_across_two_browsers(browsers,
 
     # The app ran under the strict Content-Security-Policy untouched.
     for b in (alice, bob):
-        console = b.console()
-        assert not csp_violations(console), console
-        # the refused requests above are logged as failed loads; any
-        # other error (a script exception, a blocked load) is a bug
-        assert not [m for m in console if m.startswith("SEVERE")
-                    and "the server responded with a status of" not in m
-                    ], console
+        assert_clean_console(b)
 
 
 def test_login_errors_are_shown_with_the_api_message(browsers):
@@ -641,11 +649,7 @@ def test_group_calendar_picker_create_and_live_update(stack, browsers):
     assert r.status_code == 404, r.text
 
     for b in (alice, bob):
-        console = b.console()
-        assert not csp_violations(console), console
-        assert not [m for m in console if m.startswith("SEVERE")
-                    and "the server responded with a status of" not in m
-                    ], console
+        assert_clean_console(b)
 
 
 # Holds answers of the page's own REST calls (installed in the page with
@@ -845,11 +849,7 @@ def test_answers_of_an_ended_session_are_never_shown(stack, browsers):
         errors = text("#messages .message.error, "
                       "#event-errors .message.error")
         assert not errors, errors
-        console = b.console()
-        assert not csp_violations(console), console
-        assert not [m for m in console if m.startswith("SEVERE")
-                    and "the server responded with a status of" not in m
-                    ], console
+        assert_clean_console(b)
 
     # Alice's page, all of it: what must not leak below is really hers.
     b.login(alice_name)
@@ -956,10 +956,7 @@ def test_a_change_during_a_reload_is_not_skipped(stack, browsers):
     b.js("window.__sockets.forEach((ws) => ws.close());")
     b.text_of(chip, f"{bob_name}: tentative")
     b.live()
-    console = b.console()
-    assert not [m for m in console if m.startswith("SEVERE")
-                and "the server responded with a status of" not in m
-                ], console
+    assert_clean_console(b, csp=False)
 
 
 def test_reconnect_resyncs_what_no_notification_told(stack, browsers):
