@@ -172,7 +172,12 @@ test-fuzz: $(FUZZ_BIN)
 	    echo "== replay $$n"; \
 	    $$f -runs=0 tests/fuzz/corpus/$$n; done
 
-test-cluster: all
+# LD_PRELOAD shim that makes syncs slow (tests/cluster/slow_sync.c)
+$(BUILD)/slow_sync.so: tests/cluster/slow_sync.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -fPIC -shared -o $@ $< -ldl
+
+test-cluster: all $(BUILD)/slow_sync.so
 	cd tests/cluster && AGENDA_BUILD=$(CURDIR)/$(BUILD) $(PYTHON) -m pytest -q -x -p no:cacheprovider .
 
 # Through nginx: the packaged /usr/sbin/nginx with our module, on free ports.

@@ -5,8 +5,11 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/rand.h>
+
+#include "bev_flush.h"
 
 /* ---- replies --------------------------------------------------------------- */
 
@@ -175,6 +178,19 @@ int http_consistency(struct evhttp_request *req, const char *query,
     return 0;
 }
 
+/* Write the answer just queued on req's connection to its socket now: a
+ * writer's answer is queued right before the fsync of its batch (node.c,
+ * commit_batch) and would otherwise wait behind it.  evhttp still learns
+ * that the answer went out from the bufferevent, on the next loop turn. */
+static void send_now(struct evhttp_request *req)
+{
+    struct evhttp_connection *con = evhttp_request_get_connection(req);
+    struct bufferevent *bev =
+        con != NULL ? evhttp_connection_get_bufferevent(con) : NULL;
+    if (bev != NULL)
+        agenda_bev_write_now(bev);
+}
+
 void http_pending_write_done(void *arg, enum agenda_node_fail fail,
                              const struct sm_result *res, bool duplicate)
 {
@@ -189,6 +205,7 @@ void http_pending_write_done(void *arg, enum agenda_node_fail fail,
             evhttp_add_header(h, "Idempotent-Replayed", "true");
         http_reply(p->req, res->status, "application/json", res->body.data,
                    res->body.len);
+        send_now(p->req);
     }
     http_pending_free(p);
 }

@@ -114,6 +114,8 @@ void http_metrics(struct agenda_node *node, struct evhttp_request *req)
         {"agenda_raft_compactions_total", "counter", (double)in.compactions},
         {"agenda_sessions_duplicates_total", "counter",
          (double)in.duplicates},
+        {"agenda_raft_answered_before_sync_total", "counter",
+         (double)in.answered_before_sync},
         {"agenda_storage_used_bytes", "gauge", (double)in.storage_used},
         {"agenda_storage_map_bytes", "gauge", (double)in.storage_map},
         {"agenda_storage_full", "gauge", in.storage_full ? 1.0 : 0.0},

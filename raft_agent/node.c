@@ -6,8 +6,9 @@
  * sync; a received snapshot is installed; then ONE synced LMDB commit holds
  * the new log entries, the hard state, the state machine's changes for the
  * committed entries and the applied index (group commit: one fsync per
- * batch, however many clients it serves); then the remaining messages
- * (acknowledgements, votes) go out and waiting clients are answered.  A
+ * batch, however many clients it serves; the clients of the applied
+ * entries are answered just before it, see commit_batch); then the
+ * remaining messages (acknowledgements, votes) go out.  A
  * batch that cannot be stored (disk or map full) is kept and retried: the
  * core stays frozen meanwhile, so this node acknowledges nothing, and a
  * leader that cannot write stops heartbeating and is replaced.
@@ -426,8 +427,20 @@ static void answer_writers(struct agenda_node *n, raft_index applied,
 /* Make the batch durable with one synced commit: the new log entries and
  * hard state, the state machine's changes for the committed entries and
  * the applied index (raft.h allows applying in the same atomic step that
- * persists).  Writers are answered only after the commit, so nobody hears
- * of a result that a crash could undo. */
+ * persists).
+ *
+ * The writers of the committed entries are answered between applying and
+ * that commit, and their answers are written to the sockets right away
+ * (http_reply.c, send_now): a client does not wait for the apply's fsync.
+ * No crash can undo what they were told: the entries are committed, that
+ * is durable on a majority, and applying them is deterministic, so
+ * whichever replica applies them again after a crash (this one from its
+ * log, or the next leader) reaches the same state and the same answers,
+ * which the sessions table keeps for retries.  A commit that fails (disk
+ * full) keeps the batch to retry it: applying again answers nobody twice,
+ * the writers were taken off the list.  Linearizable reads still wait for
+ * the commit: they are served once the applied index, advanced by it,
+ * reaches their read index. */
 static int commit_batch(struct agenda_node *n, const struct raft_ready *rd)
 {
     bool persist = rd->n_entries > 0 || rd->hard_state_changed;
@@ -456,6 +469,11 @@ static int commit_batch(struct agenda_node *n, const struct raft_ready *rd)
         applied = rd->committed[rd->n_committed - 1].index;
         applied_term = rd->committed[rd->n_committed - 1].term;
     }
+    if (rc == 0 && rd->n_committed > 0) {
+        size_t waiting = n->writes.n;
+        answer_writers(n, applied, results, n_results, &bodies);
+        n->answered_before_sync += waiting - n->writes.n;
+    }
     if (rc != 0)
         agenda_storage_apply_abort(n->st, txn);
     else
@@ -469,7 +487,6 @@ static int commit_batch(struct agenda_node *n, const struct raft_ready *rd)
         n->apply_ns_total += dt;
         if (dt > n->apply_ns_max)
             n->apply_ns_max = dt;
-        answer_writers(n, applied, results, n_results, &bodies);
     }
     free(results);
     agenda_buf_free(&bodies);
@@ -530,6 +547,8 @@ static int process_batch(struct agenda_node *n)
     const struct raft_ready *rd = b->rd;
     if (!b->early_sent) {
         send_msgs(n, rd, true);
+        /* out before our own sync: the followers append meanwhile */
+        agenda_transport_flush(n->tr);
         b->early_sent = true;
     }
     if (rd->snapshot != NULL && !b->installed) {
@@ -546,6 +565,8 @@ static int process_batch(struct agenda_node *n)
     }
     if (!b->late_sent) {
         send_msgs(n, rd, false);
+        /* not held back by the sync of the next batch of this turn */
+        agenda_transport_flush(n->tr);
         b->late_sent = true;
     }
     reads_answered(n, rd);
@@ -918,6 +939,7 @@ void agenda_node_info(struct agenda_node *n, struct agenda_node_info *out)
     out->snapshots_failed = n->snapshots_failed;
     out->compactions = n->compactions;
     out->duplicates = n->duplicates;
+    out->answered_before_sync = n->answered_before_sync;
     struct agenda_transport_stats ts;
     agenda_transport_stats(n->tr, &ts);
     out->transport_drops = ts.drops;

@@ -69,7 +69,10 @@ struct agenda_node;
 struct agenda_node_op;
 
 /* Write completion: fail == AGENDA_NODE_OK and res holds the state
- * machine's result (borrowed for the call); otherwise res is NULL. */
+ * machine's result (borrowed for the call); otherwise res is NULL.  OK
+ * comes once the entry is committed (durable on a majority) and applied,
+ * possibly before this replica's commit of that apply is synced: a crash
+ * cannot change the result (node.c, commit_batch). */
 typedef void (*agenda_node_write_cb)(void *arg, enum agenda_node_fail fail,
                                      const struct sm_result *res,
                                      bool duplicate);
@@ -136,6 +139,8 @@ struct agenda_node_info {
     uint64_t snapshots_failed;
     uint64_t compactions;
     uint64_t duplicates;     /* retried commands answered from sessions */
+    uint64_t answered_before_sync; /* writers answered before the commit
+                                    * of their apply (node.c) */
     uint64_t storage_used;
     uint64_t storage_map;
     uint64_t transport_drops;

@@ -125,6 +125,7 @@ struct agenda_node {
     /* counters */
     uint64_t elections, leader_changes, commits, proposals, duplicates;
     uint64_t apply_batches, apply_ns_total, apply_ns_max;
+    uint64_t answered_before_sync; /* writers answered ahead of the commit */
     uint64_t snapshots_sent, snapshots_received, snapshots_failed;
     uint64_t compactions;
 };

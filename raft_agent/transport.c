@@ -16,6 +16,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
+#include "bev_flush.h"
 #include "log.h"
 
 /* A HELLO is small; until one arrives a connection may not make us buffer
@@ -185,7 +186,8 @@ static void set_nodelay(struct bufferevent *bev)
  * wrap the socket with bufferevent_openssl_socket_new() here (state
  * BUFFEREVENT_SSL_ACCEPTING for inbound, CONNECTING for outbound) and
  * check the peer certificate against its HELLO id; nothing else in this
- * file depends on the bufferevent being a plain socket.
+ * file depends on the bufferevent being a plain socket (with TLS,
+ * agenda_transport_flush() leaves the writing to libevent: bev_flush.h).
  */
 static struct bufferevent *transport_bev_new(struct agenda_transport *t,
                                              evutil_socket_t fd,
@@ -861,6 +863,15 @@ int agenda_transport_send_msg(struct agenda_transport *t,
     if (rc != AGENDA_CODEC_OK)
         return send_done(t, codec_to_transport(rc));
     return send_done(t, peer_queue(t, p));
+}
+
+void agenda_transport_flush(struct agenda_transport *t)
+{
+    for (unsigned i = 0; i < t->n_peers; i++) {
+        struct peer *p = &t->peers[i];
+        if (p->bev != NULL && p->connected)
+            agenda_bev_write_now(p->bev);
+    }
 }
 
 int agenda_transport_send_snap_chunk(struct agenda_transport *t, raft_id to,

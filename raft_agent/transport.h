@@ -166,6 +166,12 @@ int agenda_transport_send_snap_chunk(struct agenda_transport *t, raft_id to,
 int agenda_transport_send_snap_ack(struct agenda_transport *t, raft_id to,
                                    const struct agenda_snap_ack *a);
 
+/* Write what is queued for every connected peer now instead of when the
+ * loop next finds their sockets writable (bev_flush.h): call before
+ * blocking in a sync, so that the peers work meanwhile.  on_drain still
+ * comes from the loop, as for a queue the loop emptied. */
+void agenda_transport_flush(struct agenda_transport *t);
+
 /* Bytes queued on the outbound connection to peer (0 when none). */
 size_t agenda_transport_queued(const struct agenda_transport *t,
                                raft_id peer);

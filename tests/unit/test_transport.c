@@ -690,6 +690,48 @@ static void full_queue_drops_instead_of_growing(void **state)
     event_base_free(base);
 }
 
+static bool got_msg_and_drained(void *arg)
+{
+    struct node *n = arg; /* n[0] sends, n[1] receives */
+    return n[1].n_msgs >= 1 && n[0].drains >= 1;
+}
+
+/* agenda_transport_flush() puts queued frames on the wire at once, where
+ * they would otherwise wait for the loop (a replica calls it before
+ * blocking in fsync); on_drain still comes, from the loop. */
+static void flush_writes_without_the_loop(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    struct node n[2];
+    pair_start(base, &n[0], &n[1]);
+    assert_true(run_until(base, pair_connected, n, 3000));
+    run_for(base, 20);
+    unsigned drains = n[0].drains;
+
+    static const uint8_t data[] = "flushed before the loop runs";
+    struct raft_entry ent;
+    struct raft_msg m;
+    make_append(&m, &ent, 1, data, sizeof data);
+    assert_int_equal(agenda_transport_send_msg(n[0].t, &m),
+                     AGENDA_TRANSPORT_OK);
+    assert_true(agenda_transport_queued(n[0].t, 2) > 0);
+    agenda_transport_flush(n[0].t);
+    assert_int_equal(agenda_transport_queued(n[0].t, 2), 0);
+    assert_int_equal(n[0].drains, drains); /* not from inside the call */
+    agenda_transport_flush(n[0].t);        /* nothing queued: nothing */
+
+    assert_true(run_until(base, got_msg_and_drained, n, 3000));
+    assert_int_equal(n[0].drains, drains + 1);
+    assert_int_equal(n[1].last_n_entries, 1);
+    assert_int_equal(n[1].last_data_crc,
+                     agenda_crc32c(0, data, sizeof data));
+
+    agenda_transport_free(n[0].t);
+    agenda_transport_free(n[1].t);
+    event_base_free(base);
+}
+
 static void dns_names_are_resolved(void **state)
 {
     (void)state;
@@ -768,6 +810,7 @@ int main(void)
         cmocka_unit_test(silent_connections_time_out),
         cmocka_unit_test(restarted_peer_is_reconnected),
         cmocka_unit_test(full_queue_drops_instead_of_growing),
+        cmocka_unit_test(flush_writes_without_the_loop),
         cmocka_unit_test(dns_names_are_resolved),
         cmocka_unit_test(bad_configurations_are_refused),
     };

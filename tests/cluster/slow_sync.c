@@ -1,0 +1,58 @@
+/*
+ * slow_sync.c — LD_PRELOAD shim for cluster tests: every fdatasync() and
+ * fsync() of the process first sleeps AGENDA_SLOW_SYNC_MS milliseconds
+ * (unset or 0: no delay), so that a test can tell apart what waits for a
+ * sync from what does not by whole multiples of that delay.  LMDB syncs
+ * through these two calls (mdb_env_sync, the commit of a transaction).
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef int (*sync_fn)(int);
+
+static void sleep_first(void)
+{
+    const char *s = getenv("AGENDA_SLOW_SYNC_MS");
+    long ms = s != NULL ? strtol(s, NULL, 10) : 0;
+    if (ms <= 0 || ms > 60000)
+        return;
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    int saved = errno;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    errno = saved;
+}
+
+static sync_fn next(const char *name)
+{
+    sync_fn f;
+    void *sym = dlsym(RTLD_NEXT, name);
+    /* POSIX's way of turning dlsym's object pointer into a function one */
+    *(void **)&f = sym;
+    return f;
+}
+
+int fdatasync(int fd)
+{
+    static sync_fn real;
+    if (real == NULL && (real = next("fdatasync")) == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    sleep_first();
+    return real(fd);
+}
+
+int fsync(int fd)
+{
+    static sync_fn real;
+    if (real == NULL && (real = next("fsync")) == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    sleep_first();
+    return real(fd);
+}
