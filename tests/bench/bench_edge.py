@@ -8,7 +8,9 @@ ports, then prints "bench <name> <value> <unit>" lines:
   - month view (GET /calendars/{me}/events for a month holding ~90 events)
     p50/p99;
   - notification latency: with 1,000 WebSocket subscribers connected, time
-    from a create's response to the invitee's message, p50/p99.
+    from a create's response to the invitee's message, p50/p99.  nginx
+    publishes before it answers, so a message can arrive before this
+    client has read the response: such a time is negative.
 Every process is stopped by PID, even on failure.
 """
 import argparse
