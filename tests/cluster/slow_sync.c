@@ -26,33 +26,30 @@ static void sleep_first(void)
     errno = saved;
 }
 
-static sync_fn next(const char *name)
+/* Sleep, then call the real function `name` (looked up once in *real). */
+static int slow(const char *name, sync_fn *real, int fd)
 {
-    sync_fn f;
-    void *sym = dlsym(RTLD_NEXT, name);
-    /* POSIX's way of turning dlsym's object pointer into a function one */
-    *(void **)&f = sym;
-    return f;
+    if (*real == NULL) {
+        void *sym = dlsym(RTLD_NEXT, name);
+        /* POSIX's way of turning dlsym's object pointer into a function */
+        *(void **)real = sym;
+        if (*real == NULL) {
+            errno = ENOSYS;
+            return -1;
+        }
+    }
+    sleep_first();
+    return (*real)(fd);
 }
 
 int fdatasync(int fd)
 {
     static sync_fn real;
-    if (real == NULL && (real = next("fdatasync")) == NULL) {
-        errno = ENOSYS;
-        return -1;
-    }
-    sleep_first();
-    return real(fd);
+    return slow("fdatasync", &real, fd);
 }
 
 int fsync(int fd)
 {
     static sync_fn real;
-    if (real == NULL && (real = next("fsync")) == NULL) {
-        errno = ENOSYS;
-        return -1;
-    }
-    sleep_first();
-    return real(fd);
+    return slow("fsync", &real, fd);
 }
