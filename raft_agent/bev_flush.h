@@ -11,8 +11,6 @@
 #ifndef AGENDA_BEV_FLUSH_H
 #define AGENDA_BEV_FLUSH_H
 
-#include <stdbool.h>
-
 #include <event2/bufferevent.h>
 
 /* Write as much of bev's output as its socket accepts without blocking;
