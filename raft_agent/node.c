@@ -438,9 +438,10 @@ static void answer_writers(struct agenda_node *n, raft_index applied,
  * log, or the next leader) reaches the same state and the same answers,
  * which the sessions table keeps for retries.  A commit that fails (disk
  * full) keeps the batch to retry it: applying again answers nobody twice,
- * the writers were taken off the list.  Linearizable reads still wait for
- * the commit: they are served once the applied index, advanced by it,
- * reaches their read index. */
+ * the writers were taken off the list, and what they were told stands,
+ * applied here once there is room (stale reads here miss it meanwhile).
+ * Linearizable reads still wait for the commit: they are served once the
+ * applied index, advanced by it, reaches their read index. */
 static int commit_batch(struct agenda_node *n, const struct raft_ready *rd)
 {
     bool persist = rd->n_entries > 0 || rd->hard_state_changed;
