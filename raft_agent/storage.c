@@ -441,6 +441,9 @@ int agenda_storage_apply_begin(struct agenda_storage *s, MDB_txn **txn)
         return AGENDA_STORAGE_CLOSED;
     if (s->wtxn_open)
         return AGENDA_STORAGE_BUSY;
+    /* a transaction starts with nothing pending: batch_begin() marks its
+     * own after this */
+    memset(&s->pending, 0, sizeof(s->pending));
     int rc = mdb_txn_begin(s->env, NULL, 0, txn);
     if (rc != MDB_SUCCESS) {
         *txn = NULL;
@@ -477,15 +480,12 @@ int agenda_storage_apply_commit(struct agenda_storage *s, MDB_txn *txn,
     bool lazy = s->pending.batch && !s->pending.has_entries &&
                 (!s->pending.has_hs || (s->pending.hs.term == s->hs.term &&
                                         s->pending.hs.vote == s->hs.vote));
-    if (lazy && (rc = mdb_env_set_flags(s->env, MDB_NOMETASYNC, 1)) != 0) {
-        memset(&s->pending, 0, sizeof(s->pending));
-        mdb_txn_abort(txn);
-        return storage_fail(s, "apply_commit: mdb_env_set_flags", rc);
-    }
+    /* setting or clearing a flag only fails on a bad argument */
+    if (lazy)
+        (void)mdb_env_set_flags(s->env, MDB_NOMETASYNC, 1);
     rc = storage_commit(s, txn);
     if (lazy) {
-        /* clearing a flag cannot fail but on a bad argument */
-        mdb_env_set_flags(s->env, MDB_NOMETASYNC, 0);
+        (void)mdb_env_set_flags(s->env, MDB_NOMETASYNC, 0);
         if (rc == AGENDA_STORAGE_OK)
             s->sync.lazy++;
     }

@@ -449,14 +449,15 @@ static int persist_into(struct agenda_storage *s, MDB_txn *txn,
 
 void storage_pending_apply(struct agenda_storage *s)
 {
-    if (!s->pending.active)
-        return;
-    if (s->pending.has_entries) {
-        s->last = s->pending.last;
-        s->last_term = s->pending.last_term;
+    if (s->pending.active) {
+        if (s->pending.has_entries) {
+            s->last = s->pending.last;
+            s->last_term = s->pending.last_term;
+        }
+        if (s->pending.has_hs)
+            s->hs = s->pending.hs;
     }
-    if (s->pending.has_hs)
-        s->hs = s->pending.hs;
+    /* nothing of this transaction (its batch flag included) outlives it */
     memset(&s->pending, 0, sizeof(s->pending));
 }
 

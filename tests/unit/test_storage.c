@@ -452,9 +452,7 @@ static void test_apply_commit_is_atomic(void **state)
     assert_int_equal(sm_get(f->s, "k2", buf, sizeof(buf)), -1);
 }
 
-/* The agent's batch: log entries, hard state and state-machine changes in
- * one transaction; nothing of it is visible unless it commits. */
-/* After a reopen: the applied index, the hard state and the state
+/* After a (clean) reopen: the applied index, the hard state and the state
  * machine's k1 = v1 are what the batches left. */
 static void expect_reopened(struct fx *f, raft_index applied,
                             const struct raft_hard_state *want)
@@ -476,6 +474,8 @@ static void expect_reopened(struct fx *f, raft_index applied,
     assert_string_equal(buf, "v1");
 }
 
+/* The agent's batch: log entries, hard state and state-machine changes in
+ * one transaction; nothing of it is visible unless it commits. */
 static void test_batch_persists_and_applies_atomically(void **state)
 {
     struct fx *f = *state;
@@ -1071,6 +1071,12 @@ static void test_only_apply_batches_commit_lazily(void **state)
 
     /* applying alone: lazy */
     assert_int_equal(agenda_storage_batch_begin(f->s, NULL, NULL, 0, &txn), 0);
+    assert_int_equal(agenda_storage_apply_commit(f->s, txn, 2, 1), 0);
+    agenda_storage_sync_stats(f->s, &st);
+    assert_int_equal(st.lazy, 2);
+    /* right after it, a transaction that is not a batch: synced (nothing
+     * of that batch carries over) */
+    assert_int_equal(agenda_storage_apply_begin(f->s, &txn), 0);
     assert_int_equal(agenda_storage_apply_commit(f->s, txn, 2, 1), 0);
     agenda_storage_sync_stats(f->s, &st);
     assert_int_equal(st.lazy, 2);
