@@ -20,7 +20,6 @@
 #include "agenda.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +28,7 @@
 
 #include "buf.h"
 #include "json_text.h"
-#include "validate.h"
+#include "render.h"
 
 #define AUDIT_HASH_HEX 64
 /* action, object and outcome given to audit.record */
@@ -62,8 +61,20 @@ static bool hex_lower(const uint8_t *p, size_t n)
     return true;
 }
 
+/* The stored head in its binary form: seq (8 B BE, 1..INT64_MAX) and the
+ * hash in lowercase hex. */
+static bool head_binary(const MDB_val *v)
+{
+    const uint8_t *b = v->mv_data;
+    return v->mv_size == HEAD_LEN && agenda_key_u64_decode(b) >= 1 &&
+           agenda_key_u64_decode(b) <= INT64_MAX &&
+           hex_lower(b + 8, AUDIT_HASH_HEX);
+}
+
 /* Format 1 stored the head as {"seq": N, "hash": "<hex>"}: rewrite it in
- * today's binary form (see agenda_format_upgrade). */
+ * today's binary form (see agenda_format_upgrade).  Agents of the time
+ * between the binary head and the format key wrote the binary form with
+ * no format key: that head is kept as it is. */
 int agenda_audit_upgrade_head(MDB_txn *txn, const struct agenda_db *db)
 {
     MDB_val k = {sizeof(meta_head) - 1, (void *)(uintptr_t)meta_head}, v;
@@ -72,6 +83,8 @@ int agenda_audit_upgrade_head(MDB_txn *txn, const struct agenda_db *db)
         return 0;
     if (rc != 0)
         return rc;
+    if (head_binary(&v))
+        return 0;
     json_t *head = json_loadb(v.mv_data, v.mv_size, 0, NULL);
     json_t *js = json_object_get(head, "seq");
     const char *h = json_string_value(json_object_get(head, "hash"));
@@ -136,11 +149,9 @@ static int audit_head(struct agenda_ctx *c, uint64_t *seq,
     }
     if (rc != 0)
         return rc;
-    const uint8_t *b = v.mv_data;
-    if (v.mv_size != HEAD_LEN || agenda_key_u64_decode(b) < 1 ||
-        agenda_key_u64_decode(b) > INT64_MAX || !hex_lower(b + 8,
-                                                           AUDIT_HASH_HEX))
+    if (!head_binary(&v))
         return MDB_CORRUPTED;
+    const uint8_t *b = v.mv_data;
     *seq = agenda_key_u64_decode(b);
     memcpy(hash, b + 8, AUDIT_HASH_HEX);
     hash[AUDIT_HASH_HEX] = '\0';
@@ -154,8 +165,6 @@ static int record_text(struct agenda_buf *b, const struct agenda_ctx *c,
                        uint64_t seq, const char *action, const char *object,
                        const char *outcome, const char *prev)
 {
-    char t[40];
-    bool rfc3339 = agenda_time_format(c->now_ms, t, sizeof(t)) >= 0;
     const struct {
         const char *key, *value;
     } before_seq[] = {
@@ -178,8 +187,7 @@ static int record_text(struct agenda_buf *b, const struct agenda_ctx *c,
          agenda_json_text_int(b, (int64_t)seq) == 0 &&
          agenda_buf_append(b, ",", 1) == 0 &&
          agenda_json_text_key(b, "time") == 0 &&
-         (rfc3339 ? agenda_json_text_str(b, t)
-                  : agenda_json_text_int(b, c->now_ms)) == 0 &&
+         agenda_render_time_text(b, c->now_ms) == 0 &&
          agenda_buf_append(b, "}", 1) == 0;
     return ok ? 0 : ENOMEM;
 }

@@ -5,7 +5,9 @@
  *   meta "format"  8B BE  AGENDA_FORMAT; absent means format 1
  *
  * Format 1: empty values in ev_by_cal / ev_by_part, the audit head as
- * JSON.  Format 2: index values carry end, flags and the participant's
+ * JSON (or already binary: agents between the two wrote format 2's values
+ * before the format key existed; upgrading them again changes nothing).
+ * Format 2: index values carry end, flags and the participant's
  * response (event_index.h), binary audit head (audit.c).
  *
  * The upgrade runs when the state machine is opened (start, snapshot

@@ -1851,6 +1851,36 @@ static void empty_values(MDB_txn *txn, MDB_dbi dbi)
     }
 }
 
+/* A shard written between the binary audit head and the format key (the
+ * values of format 2, no format key) opens: it is taken for format 1,
+ * and upgrading it changes nothing. */
+static void test_format_2_without_its_key_opens(void **state)
+{
+    (void)state;
+    struct agenda_fx *fx = new_shard();
+    expect(fx, create(fx, ALICE, "alice", 1, T0, T0 + HOUR,
+                      ",\"participants\":[\"bob\"]"),
+           201, "");
+    MDB_txn *txn;
+    MDB_val fk = {6, (void *)"format"}, v;
+    assert_int_equal(mdb_txn_begin(fx->env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_del(txn, fx->sm.db.meta, &fk, NULL), 0);
+    assert_int_equal(agenda_sm_ops.open(&fx->sm, txn), 0);
+    assert_int_equal(mdb_get(txn, fx->sm.db.meta, &fk, &v), 0);
+    assert_int_equal(agenda_key_u64_decode(v.mv_data), 2);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+
+    check_indexes(fx);
+    expect(fx, run(fx, ADMIN, "audit.verify", "{}"), 200, "");
+    json_t *b = body(fx);
+    assert_true(json_is_true(json_object_get(b, "ok")));
+    json_decref(b);
+    expect(fx, create(fx, ALICE, "alice", 2, T0, T0 + HOUR,
+                      ",\"conflict_policy\":\"reject\""),
+           409, "double_booked");
+    agenda_fx_free(fx);
+}
+
 /* A shard written by a format-1 agent (empty index values, JSON audit
  * head, no format key) is upgraded when opened, and then works. */
 static void test_format_1_is_upgraded_on_open(void **state)
@@ -1926,6 +1956,7 @@ int main(void)
         cmocka_unit_test(test_create_and_get),
         cmocka_unit_test(test_purge_empties_a_group_calendar),
         cmocka_unit_test(test_format_1_is_upgraded_on_open),
+        cmocka_unit_test(test_format_2_without_its_key_opens),
         cmocka_unit_test(test_create_validation),
         cmocka_unit_test(test_create_limits),
         cmocka_unit_test(test_authorization),
