@@ -23,6 +23,8 @@
 
 #include <argon2.h>
 
+#include "validate.h"
+
 #define SALT_LEN 16 /* bytes, from the OS */
 #define HASH_LEN 32 /* bytes of argon2id output */
 
@@ -54,39 +56,15 @@ static bool cost_ok(uint32_t m, uint32_t t, uint32_t p)
 /* ---- acceptable passwords ------------------------------------------------ */
 
 /*
- * Length of the well-formed UTF-8 sequence at s[0..n) (no overlongs, no
- * surrogates, <= U+10FFFF) that is not a control character (C0, DEL,
- * C1); 0 when there is none.
+ * Length of the well-formed UTF-8 sequence at s[0..n) (validate.h) that is
+ * not a control character (C0, DEL, C1); 0 when there is none.
  */
 static size_t utf8_char(const unsigned char *s, size_t n)
 {
     uint32_t cp;
-    size_t len, i;
+    size_t len = agenda_utf8_decode(s, n, &cp);
 
-    if (s[0] < 0x80)
-        return s[0] >= 0x20 && s[0] != 0x7F ? 1 : 0;
-    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-        len = 2;
-        cp = s[0] & 0x1F;
-    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-        len = 3;
-        cp = s[0] & 0x0F;
-    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-        len = 4;
-        cp = s[0] & 0x07;
-    } else {
-        return 0; /* continuation byte, overlong lead, or > U+10FFFF */
-    }
-    if (n < len)
-        return 0;
-    for (i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)
-        || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)
-        || (cp >= 0x80 && cp <= 0x9F))
+    if (len == 0 || cp < 0x20 || (cp >= 0x7F && cp <= 0x9F))
         return 0;
     return len;
 }

@@ -136,8 +136,9 @@ int agenda_ev_load(MDB_txn *txn, const struct agenda_db *db,
     return 0;
 }
 
-/* The value as raise_max writes it, {"max_duration":N}, read without a
- * JSON parser (every creation reads it); -1 when it is not that text. */
+/* The value as raise_max writes it (and every agent has written it),
+ * {"max_duration":N}, read without a JSON parser: every creation reads
+ * it.  -1 when it is not that text. */
 static int64_t max_duration_text(const char *s, size_t n)
 {
     static const char head[] = "{\"max_duration\":";
@@ -167,22 +168,10 @@ int agenda_ev_max_duration(MDB_txn *txn, const struct agenda_db *db,
         return 0;
     if (rc != 0)
         return rc;
-    int64_t fast = max_duration_text(v.mv_data, v.mv_size);
-    if (fast >= 0) {
-        *ms = fast;
-        return 0;
-    }
-    /* any other spelling of the same JSON is read in full (and refused
-     * when it is not that JSON) */
-    json_t *j = json_loadb(v.mv_data, v.mv_size, 0, NULL);
-    json_t *d = json_object_get(j, "max_duration");
-    if (!json_is_integer(d) || json_integer_value(d) < 0 ||
-        json_integer_value(d) > AGENDA_EVENT_DURATION_MAX_MS) {
-        json_decref(j);
+    int64_t d = max_duration_text(v.mv_data, v.mv_size);
+    if (d < 0)
         return MDB_CORRUPTED;
-    }
-    *ms = json_integer_value(d);
-    json_decref(j);
+    *ms = d;
     return 0;
 }
 

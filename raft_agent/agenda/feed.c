@@ -20,12 +20,11 @@
 #include "agenda.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "json_text.h"
+#include "render.h"
 #include "validate.h"
 
 #define FEED_TARGET_MAX 100
@@ -176,8 +175,6 @@ static int change_text(struct agenda_buf *b, const struct agenda_ctx *c,
                        uint64_t seq, const char *target, const char *type,
                        const char *object_id, const char *data_text)
 {
-    char t[40];
-    bool rfc3339 = agenda_time_format(c->now_ms, t, sizeof(t)) >= 0;
     bool ok =
         agenda_buf_append(b, "{", 1) == 0 &&
         agenda_json_text_key(b, "actor") == 0 &&
@@ -198,8 +195,7 @@ static int change_text(struct agenda_buf *b, const struct agenda_ctx *c,
         agenda_json_text_str(b, target) == 0 &&
         agenda_buf_append(b, ",", 1) == 0 &&
         agenda_json_text_key(b, "time") == 0 &&
-        (rfc3339 ? agenda_json_text_str(b, t)
-                 : agenda_json_text_int(b, c->now_ms)) == 0 &&
+        agenda_render_time_text(b, c->now_ms) == 0 &&
         agenda_buf_append(b, ",", 1) == 0 &&
         agenda_json_text_key(b, "type") == 0 &&
         agenda_json_text_str(b, type) == 0 &&

@@ -4,48 +4,17 @@
  */
 #include "json_text.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "validate.h"
 
 /* jansson refuses deeper values (JSON_PARSER_MAX_DEPTH, also used when
  * dumping); nothing stored here is more than a few levels deep. */
 #define TEXT_MAX_DEPTH 2048
 /* Objects with more members sort a malloc'd array instead. */
 #define SORT_ON_STACK 32
-
-/* The length of the valid UTF-8 sequence at s[0..n) (n >= 1, s[0] >=
- * 0x80), or 0: the rules jansson applies before it writes a string (no
- * overlong forms, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    size_t len;
-    uint32_t cp;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        len = 2;
-        cp = s[0] & 0x1f;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        len = 3;
-        cp = s[0] & 0x0f;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        len = 4;
-        cp = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
 
 int agenda_json_text_strn(struct agenda_buf *b, const char *s, size_t n)
 {
@@ -57,7 +26,9 @@ int agenda_json_text_strn(struct agenda_buf *b, const char *s, size_t n)
         unsigned char ch = (unsigned char)s[i];
         if (ch >= 0x80) {
             /* invalid UTF-8 is refused, as json_dumps refuses it */
-            size_t len = utf8_seq((const unsigned char *)s + i, n - i);
+            uint32_t cp;
+            size_t len = agenda_utf8_decode((const unsigned char *)s + i,
+                                            n - i, &cp);
             if (len == 0)
                 return -1;
             i += len - 1;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 
+#include "json_text.h"
 #include "validate.h"
 
 int agenda_render_time(json_t *obj, const char *key, int64_t ms)
@@ -12,6 +13,14 @@ int agenda_render_time(json_t *obj, const char *key, int64_t ms)
                     ? json_null()
                     : json_string(text);
     return json_object_set_new(obj, key, v) == 0 ? 0 : ENOMEM;
+}
+
+int agenda_render_time_text(struct agenda_buf *b, int64_t ms)
+{
+    char text[40];
+    return agenda_time_format(ms, text, sizeof(text)) >= 0
+               ? agenda_json_text_str(b, text)
+               : agenda_json_text_int(b, ms);
 }
 
 int agenda_reply_synced(struct agenda_ctx *c, int status, json_t *body)

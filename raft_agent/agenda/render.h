@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "agenda.h"
+#include "buf.h"
 
 /*
  * Set obj[key] to the RFC 3339 rendering of ms (agenda_time_format); an
@@ -19,6 +20,14 @@
  * failing the answer.  Returns 0, or ENOMEM.
  */
 int agenda_render_time(json_t *obj, const char *key, int64_t ms);
+
+/*
+ * Append the instant of a stored record (change, audit record) as JSON: an
+ * RFC 3339 string when it can be rendered, else the raw milliseconds (a
+ * leader clock gone mad must not stop the shard).  Returns 0, or -1 when
+ * memory runs out.
+ */
+int agenda_render_time_text(struct agenda_buf *b, int64_t ms);
 
 /*
  * Answer a mutation: add "sync_token" (the change-feed head after the

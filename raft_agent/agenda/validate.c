@@ -126,20 +126,11 @@ bool agenda_hex_id_valid(const char *s, size_t len)
 
 /* ---- UTF-8 text ---------------------------------------------------------- */
 
-/*
- * Decode one code point at s into *cp; returns its length in bytes, or 0
- * if the sequence is malformed: a stray continuation byte, a lead byte
- * 0xC0, 0xC1 or >= 0xF5, a missing continuation (truncation, including by
- * the terminating NUL, which is never read past), an overlong form, a
- * surrogate (U+D800..U+DFFF) or a value above U+10FFFF.  The second byte's
- * allowed range depends on the lead byte (Unicode table 3-7), which rules
- * out overlongs, surrogates and out-of-range values in one check.
- */
-static size_t utf8_decode(const unsigned char *s, uint32_t *cp)
+size_t agenda_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
 {
     unsigned char c = s[0];
     unsigned char lo = 0x80, hi = 0xBF;
-    size_t n, i;
+    size_t len, i;
     uint32_t v;
 
     if (c < 0x80) {
@@ -147,17 +138,17 @@ static size_t utf8_decode(const unsigned char *s, uint32_t *cp)
         return 1;
     }
     if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
+        len = 2;
         v = c & 0x1F;
     } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
+        len = 3;
         v = c & 0x0F;
         if (c == 0xE0)
             lo = 0xA0; /* below: overlong */
         else if (c == 0xED)
             hi = 0x9F; /* above: surrogates */
     } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
+        len = 4;
         v = c & 0x07;
         if (c == 0xF0)
             lo = 0x90; /* below: overlong */
@@ -166,17 +157,16 @@ static size_t utf8_decode(const unsigned char *s, uint32_t *cp)
     } else {
         return 0;
     }
-    if (s[1] < lo || s[1] > hi)
+    if (n < len || s[1] < lo || s[1] > hi)
         return 0;
     v = (v << 6) | (s[1] & 0x3F);
-    for (i = 2; i < n; i++) {
-        /* s[i - 1] was a continuation byte, hence not the NUL. */
+    for (i = 2; i < len; i++) {
         if (s[i] < 0x80 || s[i] > 0xBF)
             return 0;
         v = (v << 6) | (s[i] & 0x3F);
     }
     *cp = v;
-    return n;
+    return len;
 }
 
 /*
@@ -208,7 +198,9 @@ bool agenda_text_valid(const char *s, size_t max_chars, bool multiline,
         return false;
     while (*p != '\0') {
         uint32_t cp;
-        size_t n = utf8_decode(p, &cp);
+        /* a NUL is no continuation byte: it ends any sequence, so a
+         * bound of 4 never reads past the string */
+        size_t n = agenda_utf8_decode(p, 4, &cp);
 
         if (n == 0)
             return false;

@@ -15,6 +15,18 @@
 
 #include "model.h"
 
+/*
+ * Decode the UTF-8 sequence at s[0..n) (n >= 1) into *cp; returns its
+ * length in bytes, or 0 when it is malformed: a stray continuation byte, a
+ * lead byte 0xC0, 0xC1 or >= 0xF5, a missing continuation (or fewer than
+ * the sequence's bytes before n), an overlong form, a surrogate
+ * (U+D800..U+DFFF) or a value above U+10FFFF — the rules jansson applies
+ * too.  The second byte's allowed range depends on the lead byte (Unicode
+ * table 3-7), which rules out overlongs, surrogates and out-of-range
+ * values in one check.
+ */
+size_t agenda_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+
 /* Case-fold (ASCII) a username into out and validate it: 3..32 bytes of
  * [a-z0-9_.-].  Returns 0, or -1 (out is then "").  out may alias in. */
 int agenda_username_fold(const char *in, char out[AGENDA_USERNAME_MAX + 1]);
