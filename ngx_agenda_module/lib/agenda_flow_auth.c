@@ -153,9 +153,7 @@ void flow_auth_call(struct agenda_flow *f)
     flow_calls_begin(f);
     flow_call_as(f, users_shard(f), false, "user.auth", args, "", "system",
                  NULL);
-    /* who is calling is always decided on fresh data */
-    if (f->n_calls > 0)
-        f->calls[f->n_calls - 1].stale = false;
+    flow_last_call_fresh(f); /* who is calling is decided on fresh data */
     flow_calls_emit(f);
 }
 
@@ -352,13 +350,7 @@ void flow_h_login(struct agenda_flow *f)
             flow_verify(f, dummy_phc, pw);
             return;
         }
-        flow_calls_begin(f);
-        flow_call_as(f, users_shard(f), false, "user.auth",
-                     json_pack("{s:s}", "username", f->user), "", "system",
-                     NULL);
-        if (f->n_calls > 0)
-            f->calls[0].stale = false;
-        flow_calls_emit(f);
+        flow_auth_call(f);
         f->stage = 1;
         return;
     case 1:

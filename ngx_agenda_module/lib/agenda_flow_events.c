@@ -40,8 +40,8 @@ static void cal_action(struct agenda_flow *f, bool command, const char *op,
     flow_calls_begin(f);
     flow_call_as(f, cal_shard(f), command, op, args, f->user, f->role,
                  f->cal_role);
-    if (fresh && f->n_calls > 0)
-        f->calls[0].stale = false;
+    if (fresh)
+        flow_last_call_fresh(f);
     flow_calls_emit(f);
 }
 
@@ -98,8 +98,7 @@ bool flow_calendar_ready(struct agenda_flow *f)
         flow_calls_begin(f);
         flow_call(f, agenda_route_kind(f->env.topo, AGENDA_SHARD_GROUPS),
                   false, "group.get", json_pack("{s:s}", "id", f->cal + 2));
-        if (f->n_calls > 0)
-            f->calls[0].stale = false; /* authorization: fresh roles */
+        flow_last_call_fresh(f); /* authorization: fresh roles */
         flow_calls_emit(f);
         f->cal_stage = 1;
         return false;

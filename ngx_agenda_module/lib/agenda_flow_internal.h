@@ -156,6 +156,10 @@ void flow_call(struct agenda_flow *f, const struct agenda_shard *shard,
 void flow_call_as(struct agenda_flow *f, const struct agenda_shard *shard,
                   bool command, const char *op, json_t *args,
                   const char *user, const char *role, const char *cal_role);
+/* The call just added reads at the shard's leader even when the request
+ * asked for consistency=stale: for what authorization or a change is
+ * decided on.  No-op when that call could not be added (oom). */
+void flow_last_call_fresh(struct agenda_flow *f);
 /* Add a call for GET /status of one replica of shard (answers that are
  * not 200 with a JSON object mean it is unreachable or unwell). */
 void flow_call_status(struct agenda_flow *f, const struct agenda_shard *shard,
@@ -231,8 +235,9 @@ void flow_now_str(const struct agenda_flow *f, char out[32]);
 int flow_random_hex(char *out, size_t n);
 /* v as compact JSON, keys sorted or in insertion order: exactly what
  * json_dumps writes (json_text.h), in less time; malloc'd and
- * NUL-terminated, NULL when memory cannot be had. */
-char *flow_json_text(const json_t *v, bool sort_keys);
+ * NUL-terminated, its length in *len (len may be NULL); NULL when memory
+ * cannot be had. */
+char *flow_json_text(const json_t *v, bool sort_keys, size_t *len);
 /* An instant or a date as milliseconds; false if it is neither. */
 bool flow_parse_when(const char *s, int64_t *ms);
 

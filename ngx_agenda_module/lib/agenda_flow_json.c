@@ -46,7 +46,7 @@ void flow_now_str(const struct agenda_flow *f, char out[32])
         strcpy(out, "1970-01-01T00:00:00Z");
 }
 
-char *flow_json_text(const json_t *v, bool sort_keys)
+char *flow_json_text(const json_t *v, bool sort_keys, size_t *len)
 {
     struct agenda_buf b = {0};
 
@@ -56,6 +56,8 @@ char *flow_json_text(const json_t *v, bool sort_keys)
         agenda_buf_free(&b);
         return NULL;
     }
+    if (len != NULL)
+        *len = b.len - 1;
     return (char *) b.data;
 }
 
@@ -169,6 +171,7 @@ void flow_call_as(struct agenda_flow *f, const struct agenda_shard *shard,
 {
     json_t *req, *actor;
     char *body, *key = NULL;
+    size_t body_len = 0;
     struct agenda_flow_call *c;
 
     if (args == NULL)
@@ -178,7 +181,7 @@ void flow_call_as(struct agenda_flow *f, const struct agenda_shard *shard,
         json_object_set_new(actor, "calendar_role", json_string(cal_role));
     req = json_pack("{s:s, s:o, s:o}", "op", op, "actor", actor,
                     "args", args);
-    body = req != NULL ? flow_json_text(req, false) : NULL;
+    body = req != NULL ? flow_json_text(req, false, &body_len) : NULL;
     json_decref(req);
     if (command && body != NULL)
         key = derive_key(f);
@@ -195,11 +198,17 @@ void flow_call_as(struct agenda_flow *f, const struct agenda_shard *shard,
     c->stale = !command && f->stale;
     c->idempotency_key = key;
     c->body = body;
-    c->body_len = strlen(body);
+    c->body_len = body_len;
     c->status_of = NULL;
     f->call_strings[2 * f->n_calls] = body;
     f->call_strings[2 * f->n_calls + 1] = key;
     f->n_calls++;
+}
+
+void flow_last_call_fresh(struct agenda_flow *f)
+{
+    if (f->n_calls > 0)
+        f->calls[f->n_calls - 1].stale = false;
 }
 
 void flow_call_status(struct agenda_flow *f, const struct agenda_shard *shard,
@@ -371,10 +380,11 @@ void flow_verify(struct agenda_flow *f, const char *phc, const char *pw)
 
 void flow_respond(struct agenda_flow *f, int status, json_t *body)
 {
-    char *text = body != NULL ? flow_json_text(body, false) : NULL;
+    size_t len = 0;
+    char *text = body != NULL ? flow_json_text(body, false, &len) : NULL;
 
     json_decref(body);
-    respond_text(f, status, text, text != NULL ? strlen(text) : 0);
+    respond_text(f, status, text, text != NULL ? len : 0);
 }
 
 void flow_error(struct agenda_flow *f, int status, const char *code,
@@ -463,7 +473,7 @@ void flow_notify(struct agenda_flow *f, const char *channel, json_t *msg)
         f->cap_notes = cap;
     }
     c = strdup(channel);
-    m = flow_json_text(msg, false);
+    m = flow_json_text(msg, false, NULL);
     json_decref(msg);
     if (c == NULL || m == NULL) {
         free(c);
@@ -781,13 +791,12 @@ static const char b64[] =
 
 char *flow_token_encode(json_t *positions)
 {
-    char *js = flow_json_text(positions, true);
     size_t n, o = 0;
+    char *js = flow_json_text(positions, true, &n);
     char *out;
 
     if (js == NULL)
         return NULL;
-    n = strlen(js);
     out = malloc(4 * (n / 3 + 1) + 1);
     if (out == NULL) {
         free(js);
