@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import ssl
 import tempfile
 import warnings
@@ -98,6 +99,24 @@ def test_missing_topology_file_fails_nginx_t(make_edge, tmp_path):
     r = e.check()
     assert r.returncode != 0
     assert f"{gone}: No such file or directory" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("leeway,ok", [("5m", True), ("300s", True),
+                                         ("0", True), ("301s", False),
+                                         ("6m", False), ("9999", False)])
+def test_jwt_leeway_nginx_would_refuse_is_refused_by_gen_nginx(
+        make_edge, leeway, ok):
+    """The module accepts a leeway of at most 300 s: gen-nginx must not
+    write a configuration nginx will not start with."""
+    e = make_edge()
+    if not ok:
+        with pytest.raises(subprocess.CalledProcessError) as err:
+            e.generate("--jwt-leeway", leeway)
+        assert "--jwt-leeway" in err.value.stderr
+        return
+    e.generate("--jwt-leeway", leeway)
+    r = e.check()
+    assert r.returncode == 0, r.stderr
 
 
 def test_agenda_health_without_agenda_topology_fails_nginx_t(make_edge):
@@ -268,14 +287,16 @@ def test_web_client_under_a_private_directory_is_served(make_edge, tmp_path):
     temporary files) in a root-owned directory under /tmp."""
     hidden = tmp_path / "home"
     hidden.mkdir(mode=0o700)
-    os.chmod(hidden, 0o700)
     shutil.copytree(REPO / "ui", hidden / "ui")
     e = make_edge()
-    e.generate("--ui-dir", str(hidden / "ui"))
-    conf = e.conf.read_text()
-    root = re.search(r"location / \{\s*root \"?([^\";]+)\"?;", conf).group(1)
-    stage = Path(root).parent
+    stage = None
     try:
+        e.generate("--ui-dir", str(hidden / "ui"))
+        conf = e.conf.read_text()
+        m = re.search(r"location / \{\s*root \"?([^\";]+)\"?;", conf)
+        assert m, conf
+        root = m.group(1)
+        stage = Path(root).parent
         assert root.startswith(tempfile.gettempdir() + "/agenda-edge-"), root
         assert str(hidden) not in conf.split("location / {")[1].split("}")[0]
         e.start()
@@ -284,5 +305,5 @@ def test_web_client_under_a_private_directory_is_served(make_edge, tmp_path):
         assert data == (hidden / "ui" / "index.html").read_bytes()
     finally:
         e.stop()  # its temporary files live in the stage
-        if stage.name.startswith("agenda-edge-"):
+        if stage is not None and stage.name.startswith("agenda-edge-"):
             shutil.rmtree(stage, ignore_errors=True)
