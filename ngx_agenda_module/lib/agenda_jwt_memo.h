@@ -25,7 +25,6 @@
 #ifndef AGENDA_JWT_MEMO_H
 #define AGENDA_JWT_MEMO_H
 
-#include <stdbool.h>
 #include <stddef.h>
 
 #include "agenda_jwt.h"
@@ -39,8 +38,9 @@ struct agenda_jwt_memo;
 size_t agenda_jwt_memo_bytes(unsigned slots);
 
 /* Lay an empty memo of `slots` entries out in mem (agenda_jwt_memo_bytes
- * bytes, suitably aligned for any object, as malloc's are).  NULL when
- * slots is out of range or mem is NULL. */
+ * bytes, suitably aligned for any object, as malloc's are) and return it:
+ * the memo is mem itself, free mem to drop it.  NULL when slots is out of
+ * range or mem is NULL. */
 struct agenda_jwt_memo *agenda_jwt_memo_init(void *mem, unsigned slots);
 
 /*

@@ -22,8 +22,6 @@ missing or Chromium cannot start.
 from __future__ import annotations
 
 import base64
-import http.client
-import json
 import shutil
 import subprocess
 import tempfile
@@ -44,6 +42,7 @@ except ImportError:  # pragma: no cover
     webdriver = None
 
 from edge_client import Client
+from test_edge_security import shard_op
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -769,21 +768,12 @@ def rsvp_on_shard(agents, calendar, event_id, user, response):
     """user answers calendar's event directly on its events shard: no
     edge, so no notification at all.  calendar: a username from "a" to
     "m" (events_am's range, "" .. "n")."""
-    leader = agents.wait_for_leader("events_am")
-    conn = http.client.HTTPConnection(
-        "127.0.0.1", agents.http_ports[("events_am", leader)], timeout=5)
-    try:
-        conn.request("POST", "/v1/commands", body=json.dumps({
-            "op": "event.rsvp",
-            "actor": {"user": user, "role": "user",
-                      "calendar_role": "none"},
-            "args": {"calendar": calendar, "id": event_id,
-                     "response": response}}),
-            headers={"Content-Type": "application/json"})
-        resp = conn.getresponse()
-        assert resp.status == 200, resp.read()
-    finally:
-        conn.close()
+    st, ans = shard_op(agents, "events_am", True, "event.rsvp",
+                       {"calendar": calendar, "id": event_id,
+                        "response": response},
+                       actor={"user": user, "role": "user",
+                              "calendar_role": "none"})
+    assert st == 200, ans
 
 
 def test_answers_of_an_ended_session_are_never_shown(stack, browsers):

@@ -129,10 +129,15 @@ static void check_memo(const struct agenda_jwt_config *cfg, const char *tok,
         if (plain == AGENDA_JWT_OK)
             CHECK(memcmp(&c, plain_claims, sizeof c) == 0);
     }
-    if (plain == AGENDA_JWT_OK)
-        CHECK(agenda_jwt_verify_memo(cfg, memo(), tok, len,
-                                     NOW + 24 * 3600 + 31, &c)
+    if (plain == AGENDA_JWT_OK) {
+        /* a remembered token is valid up to the last second a full
+         * verification allows, and not one second more */
+        int64_t end = plain_claims->exp + (int64_t)cfg->leeway_s;
+        CHECK(agenda_jwt_verify_memo(cfg, memo(), tok, len, end - 1, &c)
+              == AGENDA_JWT_OK);
+        CHECK(agenda_jwt_verify_memo(cfg, memo(), tok, len, end, &c)
               == AGENDA_JWT_EXPIRED);
+    }
 }
 
 static void check_token(const char *tok, size_t len)

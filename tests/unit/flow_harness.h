@@ -108,7 +108,6 @@ struct fh {
     char notes[16][2][512];
     size_t n_notes;
     struct fh_cache cache;
-    void *memo_mem;     /* the token memo every flow verifies through */
 };
 
 /* ---- the fake auth cache ------------------------------------------------- */
@@ -224,8 +223,8 @@ FH_FN void fh_init(struct fh *h, const struct fh_row *script, size_t n)
     h->env.jwt = &h->jwt;
     /* as in nginx: tokens are verified through a memo, so every flow test
      * also shows that it changes no answer */
-    h->memo_mem = malloc(agenda_jwt_memo_bytes(8));
-    h->env.jwt_memo = agenda_jwt_memo_init(h->memo_mem, 8);
+    h->env.jwt_memo = agenda_jwt_memo_init(
+        malloc(agenda_jwt_memo_bytes(8)), 8);
     if (h->env.jwt_memo == NULL)
         fail_msg("no memory for the token memo");
     h->env.now_s = FH_NOW;
@@ -249,7 +248,7 @@ FH_FN void fh_done(struct fh *h)
 {
     fh_reset(h);
     agenda_topology_free(h->topo);
-    free(h->memo_mem);
+    free(h->env.jwt_memo); /* the memo is its own memory */
 }
 
 /* A bearer header for user with token version tv ("Bearer ..."). */

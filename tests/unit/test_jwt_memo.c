@@ -51,28 +51,29 @@ static char *issue(const char *sub, uint64_t tv, int64_t at, const char *key)
     return tok;
 }
 
-struct memo_box {
-    void *mem;
-    struct agenda_jwt_memo *memo;
-};
-
-static struct memo_box memo_new(unsigned slots)
+/* A memo of `slots` entries (free() drops it: it is its own memory). */
+static struct agenda_jwt_memo *memo_new(unsigned slots)
 {
-    struct memo_box b;
+    struct agenda_jwt_memo *m;
 
-    b.mem = malloc(agenda_jwt_memo_bytes(slots));
-    assert_non_null(b.mem);
-    b.memo = agenda_jwt_memo_init(b.mem, slots);
-    assert_non_null(b.memo);
-    return b;
+    m = agenda_jwt_memo_init(malloc(agenda_jwt_memo_bytes(slots)), slots);
+    assert_non_null(m);
+    return m;
+}
+
+/* The first len bytes of tok, verified through m. */
+static int verify_n(struct agenda_jwt_memo *m, const char *tok, size_t len,
+                    int64_t now, struct agenda_jwt_claims *cl)
+{
+    struct agenda_jwt_config c = config(secret);
+
+    return agenda_jwt_verify_memo(&c, m, tok, len, now, cl);
 }
 
 static int verify(struct agenda_jwt_memo *m, const char *tok, int64_t now,
                   struct agenda_jwt_claims *cl)
 {
-    struct agenda_jwt_config c = config(secret);
-
-    return agenda_jwt_verify_memo(&c, m, tok, strlen(tok), now, cl);
+    return verify_n(m, tok, strlen(tok), now, cl);
 }
 
 static void expect_stat(const struct agenda_jwt_memo *m,
@@ -91,7 +92,7 @@ static void expect_stat(const struct agenda_jwt_memo *m,
  * claims a full verification gives. */
 static void hit_gives_the_same_claims(void **state)
 {
-    struct memo_box b = memo_new(64);
+    struct agenda_jwt_memo *m = memo_new(64);
     struct agenda_jwt_claims full, first, second;
     struct agenda_jwt_config c = config(secret);
     char *tok = issue("alice", 7, NOW, secret);
@@ -99,54 +100,55 @@ static void hit_gives_the_same_claims(void **state)
     (void)state;
     assert_int_equal(agenda_jwt_verify(&c, tok, strlen(tok), NOW, &full),
                      AGENDA_JWT_OK);
-    assert_int_equal(verify(b.memo, tok, NOW, &first), AGENDA_JWT_OK);
-    expect_stat(b.memo, 0, 1, 1);
-    assert_int_equal(verify(b.memo, tok, NOW + 10, &second), AGENDA_JWT_OK);
-    expect_stat(b.memo, 1, 1, 1);
+    assert_int_equal(verify(m, tok, NOW, &first), AGENDA_JWT_OK);
+    expect_stat(m, 0, 1, 1);
+    assert_int_equal(verify(m, tok, NOW + 10, &second), AGENDA_JWT_OK);
+    expect_stat(m, 1, 1, 1);
     assert_memory_equal(&full, &first, sizeof full);
     assert_memory_equal(&full, &second, sizeof full);
     assert_string_equal(second.sub, "alice");
     assert_int_equal(second.token_version, 7);
     free(tok);
-    free(b.mem);
+    free(m);
 }
 
 /* A remembered token expires exactly when a full verification says so,
  * and is then forgotten; one presented before its nbf is refused too. */
 static void hit_checks_the_clock(void **state)
 {
-    struct memo_box b = memo_new(64);
+    struct agenda_jwt_memo *m = memo_new(64);
     struct agenda_jwt_claims cl;
     char *tok = issue("alice", 1, NOW, secret);
     int64_t last_ok = NOW + TTL + LEEWAY - 1;
 
     (void)state;
-    assert_int_equal(verify(b.memo, tok, NOW, &cl), AGENDA_JWT_OK);
-    assert_int_equal(verify(b.memo, tok, last_ok, &cl), AGENDA_JWT_OK);
-    assert_int_equal(verify(b.memo, tok, NOW - LEEWAY, &cl), AGENDA_JWT_OK);
-    expect_stat(b.memo, 2, 1, 1);
-    assert_int_equal(verify(b.memo, tok, NOW - LEEWAY - 1, &cl),
+    assert_int_equal(verify(m, tok, NOW, &cl), AGENDA_JWT_OK);
+    assert_int_equal(verify(m, tok, last_ok, &cl), AGENDA_JWT_OK);
+    assert_int_equal(verify(m, tok, NOW - LEEWAY, &cl), AGENDA_JWT_OK);
+    expect_stat(m, 2, 1, 1);
+    assert_int_equal(verify(m, tok, NOW - LEEWAY - 1, &cl),
                      AGENDA_JWT_NOT_YET_VALID);
     assert_string_equal(cl.sub, "");
     /* not valid yet is not a reason to forget it... */
-    expect_stat(b.memo, 3, 1, 1);
-    assert_int_equal(verify(b.memo, tok, last_ok + 1, &cl),
+    expect_stat(m, 3, 1, 1);
+    assert_int_equal(verify(m, tok, last_ok + 1, &cl),
                      AGENDA_JWT_EXPIRED);
     assert_string_equal(cl.sub, "");
-    expect_stat(b.memo, 4, 1, 1);
+    expect_stat(m, 4, 1, 1);
     /* ...but expired is: the next call verifies in full, and still fails */
-    assert_int_equal(verify(b.memo, tok, last_ok + 1, &cl),
+    assert_int_equal(verify(m, tok, last_ok + 1, &cl),
                      AGENDA_JWT_EXPIRED);
-    expect_stat(b.memo, 4, 2, 1);
+    expect_stat(m, 4, 2, 1);
     free(tok);
-    free(b.mem);
+    free(m);
 }
 
 /* Refused tokens are never remembered, and bytes that differ from a
- * remembered token in one place are not taken for it. */
+ * remembered token in one place are not taken for it: one slot, so every
+ * token is compared with the remembered one. */
 static void only_exact_valid_tokens_are_remembered(void **state)
 {
-    struct memo_box b = memo_new(64);
+    struct agenda_jwt_memo *m = memo_new(1);
     struct agenda_jwt_claims cl;
     char *tok = issue("alice", 1, NOW, secret);
     char *forged = issue("alice", 1, NOW, other_secret);
@@ -155,53 +157,51 @@ static void only_exact_valid_tokens_are_remembered(void **state)
 
     (void)state;
     assert_non_null(flipped);
-    assert_int_equal(verify(b.memo, forged, NOW, &cl),
+    assert_int_equal(verify(m, forged, NOW, &cl),
                      AGENDA_JWT_BAD_SIGNATURE);
-    assert_int_equal(verify(b.memo, forged, NOW, &cl),
+    assert_int_equal(verify(m, forged, NOW, &cl),
                      AGENDA_JWT_BAD_SIGNATURE);
-    expect_stat(b.memo, 0, 2, 0);
+    expect_stat(m, 0, 2, 0);
 
-    assert_int_equal(verify(b.memo, tok, NOW, &cl), AGENDA_JWT_OK);
+    assert_int_equal(verify(m, tok, NOW, &cl), AGENDA_JWT_OK);
     /* the same length, one signature character changed */
     flipped[n - 2] = flipped[n - 2] == 'A' ? 'B' : 'A';
-    assert_int_equal(verify(b.memo, flipped, NOW, &cl),
+    assert_int_equal(verify(m, flipped, NOW, &cl),
                      AGENDA_JWT_BAD_SIGNATURE);
     /* a prefix of a remembered token (its signature no longer decodes) */
-    {
-        struct agenda_jwt_config c = config(secret);
-        assert_int_equal(agenda_jwt_verify_memo(&c, b.memo, tok, n - 1, NOW,
-                                                &cl),
-                         AGENDA_JWT_MALFORMED);
-    }
-    expect_stat(b.memo, 0, 5, 1);
+    assert_int_equal(verify_n(m, tok, n - 1, NOW, &cl), AGENDA_JWT_MALFORMED);
+    expect_stat(m, 0, 5, 1);
+    /* neither took the slot: the token itself is still remembered */
+    assert_int_equal(verify(m, tok, NOW, &cl), AGENDA_JWT_OK);
+    expect_stat(m, 1, 5, 1);
     free(tok);
     free(forged);
     free(flipped);
-    free(b.mem);
+    free(m);
 }
 
 /* Two tokens competing for one slot: each answer is still its own. */
 static void collisions_evict_but_never_mix(void **state)
 {
-    struct memo_box b = memo_new(1);
+    struct agenda_jwt_memo *m = memo_new(1);
     struct agenda_jwt_claims cl;
     char *ta = issue("alice", 1, NOW, secret);
     char *tb = issue("bobby", 2, NOW, secret);
 
     (void)state;
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(verify(b.memo, ta, NOW, &cl), AGENDA_JWT_OK);
+        assert_int_equal(verify(m, ta, NOW, &cl), AGENDA_JWT_OK);
         assert_string_equal(cl.sub, "alice");
-        assert_int_equal(verify(b.memo, tb, NOW, &cl), AGENDA_JWT_OK);
+        assert_int_equal(verify(m, tb, NOW, &cl), AGENDA_JWT_OK);
         assert_string_equal(cl.sub, "bobby");
         assert_int_equal(cl.token_version, 2);
     }
-    expect_stat(b.memo, 0, 6, 6);
-    assert_int_equal(verify(b.memo, tb, NOW, &cl), AGENDA_JWT_OK);
-    expect_stat(b.memo, 1, 6, 6);
+    expect_stat(m, 0, 6, 6);
+    assert_int_equal(verify(m, tb, NOW, &cl), AGENDA_JWT_OK);
+    expect_stat(m, 1, 6, 6);
     free(ta);
     free(tb);
-    free(b.mem);
+    free(m);
 }
 
 /* No memo is a plain verification; sizes out of range are refused. */
