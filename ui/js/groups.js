@@ -158,7 +158,11 @@ export class GroupsView {
         const user = form.elements.user.value.trim();
         const role = form.elements.role.value;
         await api.addMember(this.selected.group.id, user, role);
-        form.reset();   // done: the refresh below keeps an empty form
+        // done: empty the form on the page, which a live refresh during
+        // the call may have rebuilt (keeping the name); the refresh below
+        // then keeps an empty form
+        const shown = $('member-user');
+        (shown ? shown.form : form).reset();
         this.app.info(`Added ${user} as ${role}.`);
         await this.open(this.selected.group.id);
         $('member-user').focus();

@@ -16,7 +16,7 @@
 //
 // A Live serves one session: stop() (logout) closes its sockets before
 // the next session's start(), and what it was awaiting then (a sync
-// token, a resync) is dropped — `epoch` tells the two apart — so a former
+// token, a catch-up) is dropped — `epoch` tells the two apart — so a former
 // user's tokens never mix with the next one's.
 
 import * as api from './api.js';
@@ -116,8 +116,9 @@ class Socket {
 
 export class Live {
     // handlers: onMessage(msg), onResync(kinds: Set of 'events'|'groups'|
-    // 'account', or null for "everything"), onStatus(text, connected,
-    // channels: the names of the open subscriptions).
+    // 'account' known to have changed; the handler reloads them and what
+    // catchUp() tells), onStatus(text, connected, channels: the names of
+    // the open subscriptions).
     constructor(handlers) {
         this.h = handlers;
         this.stopped = true;
@@ -125,7 +126,6 @@ export class Live {
         this.group = null;          // Socket of group/<id>, when shown
         this.groupId = null;
         this.tokens = new Map();    // target -> sync token
-        this.resyncs = Promise.resolve();
         this.epoch = 0;             // +1 at every stop()
         this.valid = false;         // see invalidate()
     }
@@ -277,36 +277,13 @@ export class Live {
         return kinds;
     }
 
-    // After a (re)connect: whatever happened while the socket was down.
-    // One at a time (both sockets reconnect after an outage).
+    // After a (re)connect: whatever happened while the socket was down is
+    // what /changes tells since the tokens.  The page's reload asks it (an
+    // empty set: nothing known to have changed yet), so the catch-up is
+    // done once, and two sockets reconnecting together make one reload.
     resync() {
-        const epoch = this.epoch;
-        this.resyncs = this.resyncs.then(() => this.resyncOnce(epoch));
-        return this.resyncs;
-    }
-
-    async resyncOnce(epoch) {
-        if (this.stopped || epoch !== this.epoch) {
-            return;
-        }
-        let kinds;
-        try {
-            kinds = await this.catchUp();
-        } catch (e) {
-            kinds = null;
-        }
-        if (kinds === null) {
-            try {
-                await this.baseline();
-            } catch (e) {
-                // the reload below reports the error
-            }
-        }
-        if (epoch !== this.epoch) {
-            return;         // the session ended meanwhile
-        }
-        if (kinds === null || kinds.size > 0) {
-            this.h.onResync(kinds);
+        if (!this.stopped) {
+            this.h.onResync(new Set());
         }
     }
 }
