@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 
@@ -133,8 +134,20 @@ static char *derive_key(struct agenda_flow *f)
         return NULL;
     f->n_commands++;
     if (f->idem == NULL) {
+        /* 'r', the edge's clock in milliseconds, 112 random bits: the
+         * shards keep every id in a tree for five minutes, and ids that
+         * arrive in time order are appended to it (a batch of commands
+         * shares its leaf pages) where random ones would land on a leaf
+         * page each */
+        struct timespec ts;
+        unsigned long long ms = 0;
+
+        if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
+            ms = (unsigned long long) ts.tv_sec * 1000u
+                 + (unsigned long long) ts.tv_nsec / 1000000u;
         k[0] = 'r';
-        if (flow_random_hex(k + 1, 40) != 0) {
+        snprintf(k + 1, 13, "%012llx", ms & 0xffffffffffffull);
+        if (flow_random_hex(k + 13, 28) != 0) {
             free(k);
             return NULL;
         }

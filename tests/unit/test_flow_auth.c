@@ -7,6 +7,9 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -466,6 +469,29 @@ static void test_common_headers(void **state)
     fh_done(&h);
 }
 
+static unsigned long long clock_ms(void)
+{
+    struct timespec ts;
+
+    assert_int_equal(clock_gettime(CLOCK_REALTIME, &ts), 0);
+    return (unsigned long long)ts.tv_sec * 1000u +
+           (unsigned long long)ts.tv_nsec / 1000000u;
+}
+
+/* the milliseconds of a key minted without a client key: 'r' + 12 hex */
+static unsigned long long key_ms(const char *key)
+{
+    char hex[13];
+    char *end;
+    unsigned long long v;
+
+    memcpy(hex, key + 1, 12);
+    hex[12] = '\0';
+    v = strtoull(hex, &end, 16);
+    assert_true(end == hex + 12);
+    return v;
+}
+
 static void test_idempotency_keys(void **state)
 {
     struct fh h;
@@ -474,6 +500,7 @@ static void test_idempotency_keys(void **state)
                                     .idempotency_key = "client-key-1"};
     const char *body = "{\"display_name\":\"Al\"}";
     char k1[80];
+    unsigned long long before, after;
 
     (void)state;
     fh_init(&h, FH_SCRIPT(s_alice));
@@ -497,12 +524,22 @@ static void test_idempotency_keys(void **state)
     r.idempotency_key = "bad key";
     assert_int_equal(fh_run(&h, &r), 400);
     assert_string_equal(fh_code(&h), "bad_idempotency_key");
-    /* no client key: a fresh random one each time */
+    /* no client key: a fresh random one each time, led by the clock in
+     * milliseconds so that the shards' session trees are appended to */
     r.idempotency_key = NULL;
+    before = clock_ms();
     assert_int_equal(fh_run(&h, &r), 200);
     strcpy(k1, h.calls[1].key);
     assert_int_equal(fh_run(&h, &r), 200);
+    after = clock_ms();
     assert_string_not_equal(h.calls[1].key, k1);
+    assert_int_equal(strlen(k1), 41);
+    assert_int_equal(k1[0], 'r');
+    assert_true(key_ms(k1) >= before && key_ms(k1) <= after);
+    assert_true(key_ms(h.calls[1].key) >= key_ms(k1));
+    assert_true(key_ms(h.calls[1].key) <= after);
+    /* the random part differs even within one millisecond */
+    assert_memory_not_equal(k1 + 13, h.calls[1].key + 13, 28);
     fh_done(&h);
 }
 
