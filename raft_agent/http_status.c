@@ -116,6 +116,8 @@ void http_metrics(struct agenda_node *node, struct evhttp_request *req)
          (double)in.duplicates},
         {"agenda_raft_answered_before_sync_total", "counter",
          (double)in.answered_before_sync},
+        {"agenda_queries_total", "counter", (double)in.queries},
+        {"agenda_raft_read_index_total", "counter", (double)in.read_index},
         {"agenda_storage_used_bytes", "gauge", (double)in.storage_used},
         {"agenda_storage_map_bytes", "gauge", (double)in.storage_map},
         {"agenda_storage_full", "gauge", in.storage_full ? 1.0 : 0.0},

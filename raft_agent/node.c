@@ -266,6 +266,7 @@ enum agenda_node_fail agenda_node_read(struct agenda_node *n,
     /* Reads of one loop turn share one ReadIndex round (sent with the
      * ready batch), instead of a heartbeat round each. */
     list_push_tail(&n->reads_batch, op);
+    n->read_index++;
     *opp = op;
     node_schedule_ready(n);
     return AGENDA_NODE_OK;
@@ -903,6 +904,7 @@ int agenda_node_query(struct agenda_node *n, const struct sm_query *q,
         return rc;
     rc = n->cfg.sm_ops->query(n->cfg.sm, txn, q, res);
     agenda_storage_read_end(n->st, txn);
+    n->queries++;
     return rc;
 }
 
@@ -941,6 +943,8 @@ void agenda_node_info(struct agenda_node *n, struct agenda_node_info *out)
     out->compactions = n->compactions;
     out->duplicates = n->duplicates;
     out->answered_before_sync = n->answered_before_sync;
+    out->queries = n->queries;
+    out->read_index = n->read_index;
     struct agenda_transport_stats ts;
     agenda_transport_stats(n->tr, &ts);
     out->transport_drops = ts.drops;

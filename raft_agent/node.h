@@ -141,6 +141,9 @@ struct agenda_node_info {
     uint64_t duplicates;     /* retried commands answered from sessions */
     uint64_t answered_before_sync; /* writers answered before the commit
                                     * of their apply (node.c) */
+    uint64_t queries;        /* answered from the local state: stale ones,
+                              * and linearizable ones after their barrier */
+    uint64_t read_index;     /* linearizable reads accepted as leader */
     uint64_t storage_used;
     uint64_t storage_map;
     uint64_t transport_drops;

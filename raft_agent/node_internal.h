@@ -128,6 +128,8 @@ struct agenda_node {
     uint64_t answered_before_sync; /* writers answered ahead of the commit */
     uint64_t snapshots_sent, snapshots_received, snapshots_failed;
     uint64_t compactions;
+    uint64_t queries;     /* answered from the local state, any consistency */
+    uint64_t read_index;  /* linearizable reads accepted (leader only) */
 };
 
 uint64_t agenda_node_now_ms(void);
