@@ -378,6 +378,20 @@ class Agents:
         raise RuntimeError(f"no leader in {shard} within {timeout}s:\n"
                            + self.logs())
 
+    def revive(self, shard: str, timeout: float = 15.0) -> None:
+        """Start again the replicas of shard that are not running (an
+        earlier test killed them) and wait until every one answers."""
+        for (s, rid), p in list(self.procs.items()):
+            if s == shard and p.poll() is not None:
+                self.start(s, rid)
+        deadline = time.monotonic() + timeout
+        for (s, rid) in self.http_ports:
+            while s == shard and self.status(s, rid) is None:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{s}-{rid} did not come back:\n"
+                                       + self.logs())
+                time.sleep(0.05)
+
     def kill(self, shard: str, rid: int) -> None:
         p = self.procs.get((shard, rid))
         if p is not None and p.poll() is None:

@@ -99,16 +99,31 @@ def ws_url(edge, query):
     return f"wss://127.0.0.1:{edge.https_port}/api/v1/notifications?{query}"
 
 
-def ws_connect(edge, query, origin=""):
+def ws_connect(edge, query, origin="", headers=None, subprotocols=None):
     """A websocket like a browser's: with the pinned Origin unless told
-    otherwise (origin=None: no Origin header at all)."""
+    otherwise (origin=None: no Origin header at all); headers: extra
+    request headers ({"Last-Event-ID": …}); subprotocols: e.g.
+    ["ws+meta.nchan"] (nchan then frames each message with its id)."""
     sslopt = {"ca_certs": str(edge.tls_dir / "ca.pem"),
               "cert_reqs": ssl.CERT_REQUIRED, "check_hostname": False}
     if origin == "":
         origin = f"https://localhost:{edge.https_port}"
-    hdr = {"suppress_origin": True} if origin is None else {"origin": origin}
+    kw = {"suppress_origin": True} if origin is None else {"origin": origin}
+    if headers:
+        kw["header"] = [f"{k}: {v}" for k, v in headers.items()]
+    if subprotocols:
+        kw["subprotocols"] = subprotocols
     return websocket.create_connection(ws_url(edge, query), timeout=5,
-                                       sslopt=sslopt, **hdr)
+                                       sslopt=sslopt, **kw)
+
+
+def ws_meta_message(frame: str) -> tuple[str, dict]:
+    """(message id, JSON body) of a ws+meta.nchan frame: header lines
+    ("id: <time>:<tag>", "content-type: …"), a blank line, the message."""
+    head, sep, body = frame.partition("\n\n")
+    assert sep, frame
+    fields = dict(line.split(": ", 1) for line in head.split("\n"))
+    return fields["id"], json.loads(body)
 
 
 def ws_status(edge, query, origin="") -> int:

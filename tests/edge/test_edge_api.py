@@ -4,6 +4,9 @@ retries, the password thread pool, JWT refusals and WSS notifications."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import threading
 import time
 import uuid
@@ -12,7 +15,8 @@ import pytest
 import requests
 
 from edge_client import (Client, error_log, event_body, list_all, me,
-                         needs_ws, uname, unwrap, ws_connect, ws_status)
+                         needs_ws, uname, unwrap, websocket, ws_connect,
+                         ws_meta_message, ws_status)
 
 
 # ---- the REST path ----------------------------------------------------------
@@ -39,6 +43,57 @@ def test_register_login_create_list_and_agenda(stack):
                   "&to=2026-12-02T00:00:00Z")
     assert r.status_code == 200, r.text
     assert ev["id"] in r.text
+
+
+def replica_counters(agents, shard, name):
+    """{replica id: value of the counter `name`} from each replica's
+    /metrics."""
+    out = {}
+    for (sh, rid), port in agents.http_ports.items():
+        if sh != shard:
+            continue
+        text = requests.get(f"http://127.0.0.1:{port}/metrics",
+                            timeout=5).text
+        m = re.search(rf"^{name}{{[^}}]*}} (\S+)$", text, re.M)
+        assert m, (name, text)
+        out[rid] = float(m.group(1))
+    return out
+
+
+def test_reads_are_linearizable_at_the_leader_and_stale_ones_spread(stack):
+    """A default read is answered by the shard's leader after a ReadIndex
+    barrier, never by a follower; consistency=stale reads are spread over
+    every replica of the shard."""
+    agents, edge = stack
+    c = Client(edge).register_login(uname("a"))
+    cal = me(c)
+    r = c.req("POST", f"/calendars/{cal}/events", event_body(1))
+    assert r.status_code == 201, r.text
+    path = (f"/calendars/{cal}/events"
+            "?from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z")
+    leader = agents.wait_for_leader("events_am")
+
+    q0 = replica_counters(agents, "events_am", "agenda_queries_total")
+    b0 = replica_counters(agents, "events_am", "agenda_raft_read_index_total")
+    for _ in range(6):
+        r = c.req("GET", path)
+        assert r.status_code == 200 and cal in r.text, r.text
+    q1 = replica_counters(agents, "events_am", "agenda_queries_total")
+    b1 = replica_counters(agents, "events_am", "agenda_raft_read_index_total")
+    assert q1[leader] - q0[leader] >= 6, (q0, q1)
+    assert b1[leader] - b0[leader] >= 6, (b0, b1)
+    for rid in q0:
+        if rid != leader:
+            assert q1[rid] == q0[rid] and b1[rid] == b0[rid], (rid, q0, q1)
+
+    for _ in range(9):
+        r = c.req("GET", path + "&consistency=stale")
+        assert r.status_code == 200, r.text
+    q2 = replica_counters(agents, "events_am", "agenda_queries_total")
+    b2 = replica_counters(agents, "events_am", "agenda_raft_read_index_total")
+    assert len(q2) == 3
+    assert all(q2[rid] > q1[rid] for rid in q2), (q1, q2)
+    assert b2 == b1, (b1, b2)   # no barrier for stale reads
 
 
 def leader_other_and_group(edge):
@@ -217,6 +272,49 @@ def test_kill_leader_while_creating_events(stack):
     assert "exited on signal" not in error_log(edge)
 
 
+def test_a_frozen_leader_is_timed_out_and_the_write_lands_once(stack):
+    """A leader that accepts connections but never answers (SIGSTOP: a
+    hung process, a stalled disk) costs a write one upstream read timeout:
+    the edge then tries the other replicas, which have elected a new
+    leader, and the client gets its 201.  The frozen replica may have
+    logged the command too; it is applied once all the same."""
+    agents, edge = stack
+    c = Client(edge).register_login(uname("h"))
+    cal = me(c)
+    assert cal < "n"
+    agents.revive("events_am")   # a majority must remain without it
+    leader = agents.wait_for_leader("events_am")
+    # a connection to the leader in the edge's keep-alive pool
+    r = c.req("POST", f"/calendars/{cal}/events", event_body(0))
+    assert r.status_code == 201, r.text
+    pid = agents.procs[("events_am", leader)].pid
+    title = f"frozen {uuid.uuid4().hex[:8]}"
+    log_from = len(error_log(edge))
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        r = c.req("POST", f"/calendars/{cal}/events",
+                  event_body(title=title),
+                  headers={"Idempotency-Key": uuid.uuid4().hex}, timeout=20)
+        took = time.monotonic() - t0
+        assert r.status_code == 201, r.text
+        ev = unwrap(r, "event")["id"]
+        new = agents.wait_for_leader("events_am", exclude=(leader,))
+        assert new != leader
+        # the edge waited for the frozen leader (its read timeout), then
+        # went on: slower, not failed
+        assert "upstream timed out" in error_log(edge)[log_from:]
+        print(f"answered in {took:.2f} s")
+        r = c.req("GET", f"/calendars/{cal}/events/{ev}")
+        assert r.status_code == 200, r.text
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # back, it follows the new leader; the event exists once
+    titles = [e["title"] for e in list_all(c, cal)]
+    assert titles.count(title) == 1, titles
+    assert "exited on signal" not in error_log(edge)
+
+
 # ---- notifications ----------------------------------------------------------
 
 @needs_ws
@@ -326,6 +424,86 @@ def test_well_formed_last_event_id_subscribes(stack):
     alice = Client(edge).register_login(uname("a"))
     assert ws_status(edge, f"access_token={alice.token}"
                      "&last_event_id=0:0") == 101
+
+
+def recv_messages(ws, n):
+    """n ws+meta.nchan frames as (id, message), then nothing more within
+    the socket's timeout."""
+    out = [ws_meta_message(ws.recv()) for _ in range(n)]
+    ws.settimeout(1)
+    with pytest.raises(websocket.WebSocketTimeoutException):
+        extra = ws.recv()
+        pytest.fail(f"one message too many: {extra}")
+    return out
+
+
+@needs_ws
+def test_a_subscriber_resumes_from_its_last_message_id(stack):
+    """A client that reconnects with the id of the last message it got
+    (last_event_id, or the Last-Event-ID header with Authorization: Bearer
+    as API clients send) receives what it missed, in order, and nothing
+    twice; without an id it starts at the next message."""
+    _, edge = stack
+    alice = Client(edge).register_login(uname("a"))
+    bob = Client(edge).register_login(uname("b"))
+    a, b = me(alice), me(bob)
+    meta = ["ws+meta.nchan"]
+
+    def invite(i):
+        r = bob.req("POST", f"/calendars/{b}/events",
+                    event_body(i, participants=[a]))
+        assert r.status_code == 201, r.text
+        return unwrap(r, "event")["id"]
+
+    ws = ws_connect(edge, f"access_token={alice.token}", subprotocols=meta)
+    sent = [invite(i) for i in range(3)]
+    got = recv_messages(ws, 3)
+    ws.close()
+    assert [m["id"] for _, m in got] == sent
+    assert {m["type"] for _, m in got} == {"invitation.created"}
+    last = got[-1][0]
+
+    missed = [invite(i) for i in range(3, 5)]
+    ws = ws_connect(edge, f"access_token={alice.token}&last_event_id={last}",
+                    subprotocols=meta)
+    replay = recv_messages(ws, 2)
+    ws.close()
+    assert [m["id"] for _, m in replay] == missed
+    ids = [i for i, _ in got + replay]
+    assert len(set(ids)) == 5
+
+    # the header way: the same two again from the same id
+    ws = ws_connect(edge, "", subprotocols=meta, origin=None,
+                    headers={"Authorization": f"Bearer {alice.token}",
+                             "Last-Event-ID": last})
+    assert [m["id"] for _, m in recv_messages(ws, 2)] == missed
+    ws.close()
+
+    # no id: only what comes next
+    ws = ws_connect(edge, f"access_token={alice.token}", subprotocols=meta)
+    ws.settimeout(1)
+    with pytest.raises(websocket.WebSocketTimeoutException):
+        ws.recv()
+    ws.settimeout(5)
+    nxt = invite(5)
+    assert recv_messages(ws, 1)[0][1]["id"] == nxt
+    ws.close()
+
+
+@needs_ws
+@pytest.mark.parametrize("bad", ["1:", "x", "1:2:3", "1:99999"])
+def test_a_malformed_last_event_id_header_is_400(stack, bad):
+    _, edge = stack
+    alice = Client(edge).register_login(uname("a"))
+    with pytest.raises(websocket.WebSocketBadStatusException) as e:
+        ws_connect(edge, "", origin=None,
+                   headers={"Authorization": f"Bearer {alice.token}",
+                            "Last-Event-ID": bad})
+    assert e.value.status_code == 400
+    r = Client(edge).s.get(
+        f"https://127.0.0.1:{edge.https_port}/api/v1/health", timeout=5)
+    assert r.status_code == 200
+    assert "exited on signal" not in error_log(edge)
 
 
 def test_no_alert_and_no_worker_crash_in_the_error_log(stack):

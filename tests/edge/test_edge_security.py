@@ -991,5 +991,22 @@ def test_login_rate_limit_answers_429_json_after_the_burst(stack,
     # the burst of 3 plus the one the rate allows, then refusals
     assert statuses[:4] == [401] * 4, statuses
     assert statuses[4:] == [429, 429], statuses
+    # registration counts against the same client's limit, and a refused
+    # one creates no account
+    name = uname("r")
+    r = c.req("POST", "/auth/register",
+              {"username": name, "password": PASSWORD,
+               "display_name": "Late", "email": f"{name}@example.org"},
+              token=False)
+    assert r.status_code == 429, r.text
+    assert error_code(r)
+    st, ans = shard_op(agents, "users", False, "user.get",
+                       {"username": name})
+    assert st == 404, ans
+    # (the same question about an account that exists: 200)
+    known = me(Client(stack[1]).register_login(uname("k")))
+    st, ans = shard_op(agents, "users", False, "user.get",
+                       {"username": known})
+    assert st == 200, ans
     # the rest of the API is not limited
     assert c.s.get(c.base + "/health", timeout=5).status_code == 200
