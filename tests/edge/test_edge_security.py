@@ -16,8 +16,12 @@ import hashlib
 import hmac
 import http.client
 import json
+import shutil
+import subprocess
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -438,6 +442,35 @@ def test_bad_registrations_create_nothing(stack, body, status):
         assert r.status_code == 401, r.text
 
 
+def test_bad_logins_are_refused_and_issue_no_token(stack):
+    """Login bodies are checked like every body: wrong types, missing or
+    unknown fields, non-JSON, another media type — each a 4xx JSON error
+    without a token; the control logs in."""
+    _, edge = stack
+    c = Client(edge).register_login(uname("l"))
+    name = me(c)
+    good = {"username": name, "password": PASSWORD}
+    js = "application/json"
+    cases = [
+        (json.dumps({"username": 5, "password": PASSWORD}), js, 400),
+        (json.dumps({"username": name, "password": ["x"]}), js, 400),
+        (json.dumps({"username": name}), js, 400),
+        (json.dumps({"password": PASSWORD}), js, 400),
+        (json.dumps(dict(good, remember_me=True)), js, 400),
+        (json.dumps([good]), js, 400),
+        ('{"username": "' + name + '", "password": ', js, 400),
+        (json.dumps({"username": name, "password": "\udc80"}), js, 400),
+        (json.dumps(good), "text/plain", 415),
+    ]
+    for body, ctype, status in cases:
+        r = raw(c, "POST", "/auth/login", body.encode(), ctype)
+        assert r.status_code == status, (body, r.text)
+        assert error_code(r)
+        assert "access_token" not in r.text
+    r = c.req("POST", "/auth/login", good, token=False)
+    assert r.status_code == 200 and r.json()["access_token"], r.text
+
+
 @pytest.mark.parametrize("what, status, code", [
     ("header", 400, "bad_request"),
     ("uri", 414, "uri_too_long"),
@@ -591,6 +624,118 @@ def test_jwt_attacks_are_401(stack, victim, attack):
         assert error_code(r)
         assert r.headers.get("WWW-Authenticate", "").startswith("Bearer")
     assert get_ok(victim, "/me")["user"]["display_name"] != "pwned"
+
+
+# ---- an asymmetric key: ES256 pinned ----------------------------------------
+
+def openssl(*args: str) -> bytes:
+    return subprocess.run(["openssl", *args], check=True,
+                          capture_output=True, timeout=30).stdout
+
+
+def es256_sign(key: Path, data: bytes) -> bytes:
+    """A JWS ES256 signature (r ‖ s, 32 bytes each) made by openssl, which
+    writes the DER SEQUENCE { INTEGER r, INTEGER s }."""
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(data)
+        f.flush()
+        der = openssl("dgst", "-sha256", "-sign", str(key), f.name)
+    assert der[0] == 0x30
+    pos = 2 if der[1] < 0x80 else 2 + (der[1] & 0x7F)
+    out = b""
+    for _ in range(2):
+        assert der[pos] == 0x02
+        n = der[pos + 1]
+        out += der[pos + 2:pos + 2 + n].lstrip(b"\0").rjust(32, b"\0")
+        pos += 2 + n
+    return out
+
+
+def forge_es256(key: Path, header: dict, claims: dict) -> str:
+    head = b64url_json(header) + "." + b64url_json(claims)
+    return head + "." + b64url(es256_sign(key, head.encode()))
+
+
+@pytest.fixture
+def es256_edge(stack, make_edge):
+    """An edge of the same agents whose tokens are ES256: (edge, private
+    key, public key, another private key)."""
+    agents, _ = stack
+    d = Path(tempfile.mkdtemp(prefix="agenda-es256-"))
+    try:
+        priv, pub, other = d / "jwt.pem", d / "jwt.pub", d / "other.pem"
+        for k in (priv, other):
+            openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout",
+                    "-out", str(k))
+            k.chmod(0o600)
+        openssl("ec", "-in", str(priv), "-pubout", "-out", str(pub))
+        pub.chmod(0o600)    # the module refuses key files others can read
+        e = make_edge(agents.topology)
+        e.generate("--jwt-alg", "ES256", "--jwt-key-file", str(priv),
+                   "--jwt-public-key-file", str(pub))
+        e.start()
+        yield e, priv, pub, other
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_es256_tokens_and_the_algorithm_confusion_attacks(es256_edge):
+    """With an asymmetric key the module signs and checks ES256 only: a
+    token "HS256-signed" with the public key as the HMAC secret (the
+    classic confusion), one signed by another key, alg none, or an ES256
+    signature under another alg name are all 401; the control, a token the
+    test signs with the right key, is accepted."""
+    edge, priv, pub, other = es256_edge
+    c = Client(edge).register_login(uname("e"))
+    head = json.loads(unb64url(c.token.split(".")[0]))
+    assert head["alg"] == "ES256", head
+    assert c.req("GET", "/me").status_code == 200
+
+    claims = claims_of(c.token)
+    now = int(time.time())
+    fresh = dict(claims, iat=now - 5, nbf=now - 5, exp=now + 600)
+
+    def status(tok):
+        r = c.req("GET", "/me", headers={"Authorization": f"Bearer {tok}"},
+                  token=False)
+        return r.status_code
+
+    good = forge_es256(priv, {"alg": "ES256", "typ": "JWT"},
+                       dict(fresh, jti=uuid.uuid4().hex))
+    assert status(good) == 200
+
+    pem = pub.read_bytes()
+    hs = {"alg": "HS256", "typ": "JWT"}
+    attacks = {
+        "hs256-with-public-key": forge(hs, fresh, pem),
+        "hs256-with-public-key-stripped": forge(hs, fresh, pem.strip()),
+        "hs256-with-public-key-der": forge(
+            hs, fresh, openssl("ec", "-pubin", "-in", str(pub), "-outform",
+                               "DER")),
+        "es256-other-key": forge_es256(other, {"alg": "ES256", "typ": "JWT"},
+                                       dict(fresh, jti=uuid.uuid4().hex)),
+        "alg-none": forge({"alg": "none", "typ": "JWT"}, fresh, None),
+        "es256-sig-named-rs256": forge_es256(
+            priv, {"alg": "RS256", "typ": "JWT"},
+            dict(fresh, jti=uuid.uuid4().hex)),
+        "es256-sig-named-hs256": forge_es256(
+            priv, {"alg": "HS256", "typ": "JWT"},
+            dict(fresh, jti=uuid.uuid4().hex)),
+    }
+    for name, tok in attacks.items():
+        assert status(tok) == 401, name
+
+
+def test_gen_nginx_asks_a_public_key_exactly_for_asymmetric_algs(
+        make_edge, tmp_path):
+    e = make_edge()
+    key = tmp_path / "k.pem"
+    key.write_text("unused")
+    for args in (("--jwt-alg", "ES256"), ("--jwt-alg", "RS256"),
+                 ("--jwt-alg", "HS256", "--jwt-public-key-file", str(key))):
+        with pytest.raises(subprocess.CalledProcessError) as err:
+            e.generate(*args)
+        assert "--jwt-public-key-file" in err.value.stderr, args
 
 
 @needs_ws
