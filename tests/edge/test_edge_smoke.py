@@ -307,3 +307,47 @@ def test_web_client_under_a_private_directory_is_served(make_edge, tmp_path):
         e.stop()  # its temporary files live in the stage
         if stage is not None and stage.name.startswith("agenda-edge-"):
             shutil.rmtree(stage, ignore_errors=True)
+
+
+# ---- clients that stall ---------------------------------------------------------
+
+def _read_until_closed(sock) -> bytes:
+    """Everything the server sends until it closes; a reset counts as a
+    close (reset_timedout_connection).  A server that never closes makes
+    the socket's own timeout raise."""
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(4096)
+        except (ConnectionResetError, ssl.SSLEOFError):
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+@pytest.mark.parametrize("stall", ["header", "body"])
+def test_a_client_that_stalls_is_dropped_after_the_client_timeout(
+        make_edge, stall):
+    """Slowloris: a request whose headers or body stop arriving holds a
+    connection only for --client-timeout (here 1 s), then nginx drops it.
+    The socket's 10 s timeout is the failure."""
+    e = make_edge()
+    e.generate("--client-timeout", "1s")
+    e.start()
+    ctx = ssl.create_default_context(cafile=str(e.tls_dir / "ca.pem"))
+    ctx.check_hostname = False
+    raw_sock = socket.create_connection(("127.0.0.1", e.https_port),
+                                        timeout=10)
+    with ctx.wrap_socket(raw_sock, server_hostname="localhost") as s:
+        if stall == "header":
+            s.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: localhost\r\n")
+        else:
+            s.sendall(b"POST /api/v1/auth/login HTTP/1.1\r\n"
+                      b"Host: localhost\r\n"
+                      b"Content-Type: application/json\r\n"
+                      b"Content-Length: 100\r\n\r\n{\"username\":")
+        answer = _read_until_closed(s)
+    # dropped without an answer (a refusal of the request itself would
+    # have been a JSON 4xx)
+    assert answer == b"", answer[:200]
