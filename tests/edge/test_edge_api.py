@@ -14,8 +14,8 @@ import uuid
 import pytest
 import requests
 
-from edge_client import (Client, error_log, event_body, list_all, me,
-                         needs_ws, uname, unwrap, websocket, ws_connect,
+from edge_client import (PASSWORD, Client, error_log, event_body, list_all,
+                         me, needs_ws, uname, unwrap, websocket, ws_connect,
                          ws_meta_message, ws_status)
 
 
@@ -138,6 +138,44 @@ def test_deleting_a_group_empties_its_calendar_for_good(stack):
     r = bob.req("POST", "/groups", {"id": gid, "name": "Squatter"})
     assert r.status_code == 409, r.text
     assert r.json()["error"]["code"] == "group_exists"
+
+
+def test_logins_hash_in_the_thread_pool_not_in_the_worker(stack,
+                                                          make_edge):
+    """Password hashing (argon2id, tens of milliseconds each) runs in
+    nginx's thread pool: while 20 logins wait for the pool's single thread
+    (--kdf-threads 1), the only worker keeps answering other requests.  A
+    worker that hashed in its event loop would answer at most about one
+    request between two hashes."""
+    agents, _ = stack
+    e = make_edge(agents.topology)
+    e.generate("--kdf-threads", "1", "--auth-rate", "1000r/s",
+               "--auth-burst", "1000")
+    e.start()
+    name = me(Client(e).register_login(uname("t")))
+    n = 20
+    done: list[int] = []
+
+    def login():
+        r = Client(e).req("POST", "/auth/login",
+                          {"username": name, "password": PASSWORD},
+                          token=False, timeout=60)
+        done.append(r.status_code)
+
+    threads = [threading.Thread(target=login) for _ in range(n)]
+    for t in threads:
+        t.start()
+    probe = Client(e)
+    answered = 0
+    while len(done) < n:
+        r = probe.s.get(probe.base + "/health", timeout=10)
+        assert r.status_code == 200, r.text
+        answered += 1
+    for t in threads:
+        t.join(60)
+    assert done == [200] * n, done
+    print(f"{answered} requests answered during {n} logins")
+    assert answered >= 3 * n, answered
 
 
 def test_login_with_a_wrong_password_is_401(stack):
