@@ -353,6 +353,58 @@ def test_a_frozen_leader_is_timed_out_and_the_write_lands_once(stack):
     assert "exited on signal" not in error_log(edge)
 
 
+def test_the_workers_share_what_they_learn_of_leaders(stack, make_edge):
+    """The leader of a shard learned by one worker is known to the others
+    (shared memory): after one write taught the edge, writes served by
+    both workers make no second "is now led by" notice, which a worker
+    learning on its own would log."""
+    agents, _ = stack
+    agents.revive("events_am")
+    agents.wait_for_leader("events_am")
+    e = make_edge(agents.topology)
+    e.generate("--workers", "2")
+    e.start()
+    c = Client(e).register_login(uname("e"))
+    cal = me(c)
+    assert cal < "n"                # events_am
+    r = c.req("POST", f"/calendars/{cal}/events", event_body(0))
+    assert r.status_code == 201, r.text
+    assert error_log(e).count('shard "events_am" is now led by') == 1
+
+    log = e.root / "logs" / "access.log"
+    pids: set[str] = set()
+    for rnd in range(5):            # until both workers served writes
+        agents_seen = [f"w{rnd}-{i}-{uuid.uuid4().hex[:6]}"
+                       for i in range(16)]
+
+        def write(ua):
+            cl = Client(e)          # a connection of its own
+            cl.token = c.token
+            rr = cl.req("POST", f"/calendars/{cal}/events", event_body(1),
+                        headers={"User-Agent": ua})
+            assert rr.status_code == 201, rr.text
+
+        threads = [threading.Thread(target=write, args=(ua,))
+                   for ua in agents_seen]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        deadline = time.monotonic() + 10   # the log is flushed each second
+        while time.monotonic() < deadline:
+            lines = [ln for ln in log.read_text().splitlines()
+                     if any(f'"{ua}"' in ln for ua in agents_seen)]
+            if len(lines) == len(agents_seen):
+                break
+            time.sleep(0.2)
+        assert len(lines) == len(agents_seen), lines
+        pids |= {ln.rsplit(" ", 1)[1] for ln in lines}
+        if len(pids) == 2:
+            break
+    assert len(pids) == 2, f"one worker served every write: {pids}"
+    assert error_log(e).count('shard "events_am" is now led by') == 1
+
+
 # ---- notifications ----------------------------------------------------------
 
 @needs_ws
