@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "agenda_flow.h"
+#include "command.h"
 #include "topology.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -239,7 +240,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     req.body = body;
     req.body_len = (size_t)(script - body);
     req.client_addr = "198.51.100.1";
-    req.idempotency_key = (req.body_len & 1) ? "fuzz-key" : NULL;
+    /* none, short, the longest kept in order, one hashed whole */
+    static const char *const keys[4] = {
+        NULL, "fuzz-key", "k123456789k123456789k123456789k123456789k12345",
+        "k123456789k123456789k123456789k123456789k123456"};
+    req.idempotency_key = keys[req.body_len % 4];
     p = script < end ? script + 1 : end;
 
     env.topo = topo;
@@ -276,6 +281,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 else
                     CHECK(json_is_object(op));
                 CHECK(!c->command || c->idempotency_key != NULL);
+                /* every key is one the shards accept as a request id */
+                CHECK(!c->command
+                      || agenda_request_id_valid(
+                             c->idempotency_key,
+                             strlen(c->idempotency_key)));
                 json_decref(op);
                 if ((sel >> 4) < 10) {
                     const char *b = canned[sel >> 4];

@@ -511,6 +511,11 @@ static void test_idempotency_keys(void **state)
     assert_true(h.calls[1].command);
     strcpy(k1, h.calls[1].key);
     assert_true(strlen(k1) >= 1 && strlen(k1) <= 64);
+    /* the client's key leads (the shards' trees keep its order), then
+     * 160 bits of hash when they fit */
+    assert_int_equal(strncmp(k1, "kclient-key-1.", 14), 0);
+    assert_int_equal(strlen(k1), 14 + 40);
+    assert_int_equal(strspn(k1 + 14, "0123456789abcdef"), 40);
     /* the same request again: the same key (the shard replays it) */
     assert_int_equal(fh_run(&h, &r), 200);
     assert_string_equal(h.calls[1].key, k1);
@@ -520,6 +525,22 @@ static void test_idempotency_keys(void **state)
     r.body_len = strlen(body);
     assert_int_equal(fh_run(&h, &r), 200);
     assert_string_not_equal(h.calls[1].key, k1);
+    /* a client key that grows gives keys in the same order */
+    r.idempotency_key = "client-key-2";
+    assert_int_equal(fh_run(&h, &r), 200);
+    assert_true(strcmp(h.calls[1].key, k1) > 0);
+    /* the longest key kept in order leaves 16 hex of hash; a longer one
+     * is hashed whole ('k' + 40 hex, no '.') */
+    r.idempotency_key = "a123456789b123456789c123456789d123456789e12345";
+    assert_int_equal(fh_run(&h, &r), 200);
+    assert_int_equal(strlen(h.calls[1].key), 64);
+    assert_int_equal(h.calls[1].key[47], '.');
+    assert_int_equal(strspn(h.calls[1].key + 48, "0123456789abcdef"), 16);
+    r.idempotency_key = "a123456789b123456789c123456789d123456789e123456";
+    assert_int_equal(fh_run(&h, &r), 200);
+    assert_int_equal(strlen(h.calls[1].key), 41);
+    assert_null(strchr(h.calls[1].key, '.'));
+    assert_int_equal(strspn(h.calls[1].key + 1, "0123456789abcdef"), 40);
     /* a bad client key */
     r.idempotency_key = "bad key";
     assert_int_equal(fh_run(&h, &r), 400);
