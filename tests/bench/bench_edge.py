@@ -125,6 +125,30 @@ def bench_creates(edge, agents, seconds, creators):
         bench(f"edge_event_create_c{c}_errors", errors, "responses")
 
 
+def bench_sustained_creates(edge, warm_seconds, seconds):
+    """Creations at 64 connections once the shards hold a full session
+    window: every write's request id is remembered for five minutes
+    (raft_agent/session.h), so a short run measures trees that are still
+    small and never forgets an id.  `warm_seconds` of load first (not
+    measured), then `seconds` measured."""
+    url = f"https://127.0.0.1:{edge.https_port}"
+    users = []
+    for i in range(4):
+        name = f"{'cp'[i % 2]}{uuid.uuid4().hex[:8]}"
+        users.append(f"{name}:{Api(edge).register_login(name).token}")
+    env = {"AGENDA_USERS": ",".join(users)}
+    run_wrk(url, "edge_create.lua", 64, warm_seconds,
+            dict(env, **create_epoch(10)))
+    rps, p50, p99, errors = run_wrk(url, "edge_create.lua", 64, seconds,
+                                    dict(env, **create_epoch(11)))
+    name = "edge_event_create_c64_sustained"
+    bench(f"{name}_warmup", warm_seconds, "s")
+    bench(f"{name}_throughput", round(rps), "events/s")
+    bench(f"{name}_p50", p50, "ms")
+    bench(f"{name}_p99", p99, "ms")
+    bench(f"{name}_errors", errors, "responses")
+
+
 def bench_month_view(edge, api, user, seconds):
     # ~90 events in January 2027: three a day
     for d in range(1, 31):
@@ -233,6 +257,10 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=50)
     ap.add_argument("--skip-creates", action="store_true")
+    ap.add_argument("--sustain", type=int, default=310,
+                    help="seconds of creations before the sustained "
+                         "measurement (0: none); over the five-minute "
+                         "session window")
     ap.add_argument("--creators", type=int, default=4,
                     help="users creating events (1: one calendar, one "
                          "shard; more: both events shards)")
@@ -265,6 +293,8 @@ def main():
             n = f"sub{uuid.uuid4().hex[:8]}"
             invitees.append((n, Api(edge).register_login(n)))
         bench_notifications(edge, owner, invitees, args.rounds)
+        if not args.skip_creates and args.sustain > 0:
+            bench_sustained_creates(edge, args.sustain, 2 * args.seconds)
     finally:
         if edge is not None:
             edge.stop()
