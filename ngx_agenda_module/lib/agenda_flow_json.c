@@ -125,25 +125,22 @@ static int grow_calls(struct agenda_flow *f)
  * arrive in order are appended (a batch shares leaf pages) and random
  * ones cost a leaf page each to insert and another to forget, which
  * halved sustained creations in a five-minute run.  So the key keeps the
- * client's order: "k", the client's key, ".", then as much of the hash
- * as fits (64 to 160 bits), when the client's key is at most
- * KEY_ORDERED_MAX characters; a client whose keys grow (a counter, a
- * UUIDv7, a ULID) gets appended keys.  Longer client keys get "k" and 160
- * bits of the hash; neither form can equal the other (only the first has
- * a '.').
+ * client's order: "k", the first KEY_CLIENT_MAX characters of the
+ * client's key (where a ULID or UUIDv7 keeps its time, and a short
+ * counter all of itself), ".", and 160 bits of the hash, which alone
+ * tells requests apart.
  */
-#define KEY_MAX 64
-#define KEY_HASH_MIN 16
-#define KEY_ORDERED_MAX (KEY_MAX - 2 - KEY_HASH_MIN)
+#define KEY_CLIENT_MAX 22
+#define KEY_HASH_HEX 40
 
 static char *derive_key(struct agenda_flow *f)
 {
-    char *k = malloc(KEY_MAX + 1);
+    char *k = malloc(1 + KEY_CLIENT_MAX + 1 + KEY_HASH_HEX + 1);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned md_len = 0;
     EVP_MD_CTX *ctx;
     char n[16];
-    size_t idem_len, at, hex;
+    size_t idem_len, at;
     int ok;
 
     if (k == NULL)
@@ -183,22 +180,17 @@ static char *derive_key(struct agenda_flow *f)
         free(k);
         return NULL;
     }
+    /* the client's key was checked: [A-Za-z0-9._:-], as the shards
+     * want their ids; 1 + 22 + 1 + 40 = 64 characters at most */
+    at = idem_len < KEY_CLIENT_MAX ? idem_len : KEY_CLIENT_MAX;
     k[0] = 'k';
-    if (idem_len <= KEY_ORDERED_MAX) {
-        /* the client's key was checked: [A-Za-z0-9._:-], as the shards
-         * want their ids */
-        memcpy(k + 1, f->idem, idem_len);
-        k[1 + idem_len] = '.';
-        at = 2 + idem_len;
-        hex = KEY_MAX - at < 40 ? KEY_MAX - at : 40;
-    } else {
-        at = 1;
-        hex = 40;
-    }
-    for (size_t i = 0; i < hex; i++)
+    memcpy(k + 1, f->idem, at);
+    k[1 + at] = '.';
+    at += 2;
+    for (size_t i = 0; i < KEY_HASH_HEX; i++)
         k[at + i] = "0123456789abcdef"[i % 2 ? md[i / 2] & 15
                                              : md[i / 2] >> 4];
-    k[at + hex] = '\0';
+    k[at + KEY_HASH_HEX] = '\0';
     return k;
 }
 

@@ -726,16 +726,27 @@ def test_es256_tokens_and_the_algorithm_confusion_attacks(es256_edge):
         assert status(tok) == 401, name
 
 
-def test_gen_nginx_asks_a_public_key_exactly_for_asymmetric_algs(
+def test_gen_nginx_refuses_jwt_keys_and_timeouts_nginx_would_not_take(
         make_edge, tmp_path):
     e = make_edge()
     key = tmp_path / "k.pem"
     key.write_text("unused")
-    for args in (("--jwt-alg", "ES256"), ("--jwt-alg", "RS256"),
-                 ("--jwt-alg", "HS256", "--jwt-public-key-file", str(key))):
+    gone = str(tmp_path / "absent.pem")
+    for args, flag in (
+            (("--jwt-alg", "ES256"), "--jwt-public-key-file"),
+            (("--jwt-alg", "RS256"), "--jwt-public-key-file"),
+            (("--jwt-alg", "HS256", "--jwt-public-key-file", str(key)),
+             "--jwt-public-key-file"),
+            (("--jwt-alg", "ES256", "--jwt-public-key-file", str(key)),
+             "--jwt-key-file"),
+            (("--jwt-alg", "ES256", "--jwt-key-file", gone,
+              "--jwt-public-key-file", str(key)), "--jwt-key-file"),
+            (("--jwt-alg", "ES256", "--jwt-key-file", str(key),
+              "--jwt-public-key-file", gone), "--jwt-public-key-file"),
+            (("--client-timeout", "500ms"), "--client-timeout")):
         with pytest.raises(subprocess.CalledProcessError) as err:
             e.generate(*args)
-        assert "--jwt-public-key-file" in err.value.stderr, args
+        assert flag in err.value.stderr, args
 
 
 @needs_ws
