@@ -1,8 +1,13 @@
 """Clients for the edge tests: a requests session against one nginx
-(`Client`), websocket subscriptions to /api/v1/notifications, and small
-helpers shared by the test files."""
+(`Client`), websocket subscriptions to /api/v1/notifications, tokens
+signed by the tests themselves, operations sent straight to a shard, and
+small helpers shared by the test files."""
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import http.client
 import json
 import ssl
 import uuid
@@ -137,3 +142,82 @@ def ws_status(edge, query, origin="") -> int:
 
 needs_ws = pytest.mark.skipif(websocket is None,
                               reason="python3-websocket is not installed")
+
+
+# ---- tokens the tests sign, operations straight to a shard -----------------
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_json(obj) -> str:
+    return b64url(json.dumps(obj, separators=(",", ":")).encode())
+
+
+def unb64url(s: str) -> bytes:
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def jwt_key(edge) -> bytes:
+    """The HS256 secret nginx uses (agenda_jwt_key_file drops one final
+    newline)."""
+    key = (edge.tls_dir / "jwt.key").read_bytes()
+    return key[:-1] if key.endswith(b"\n") else key
+
+
+def forge(header: dict, claims: dict, key: bytes | None,
+          digest=hashlib.sha256) -> str:
+    head = b64url_json(header) + "." + b64url_json(claims)
+    if key is None:
+        return head + "."
+    sig = hmac.new(key, head.encode(), digest).digest()
+    return head + "." + b64url(sig)
+
+
+def claims_of(token: str) -> dict:
+    return json.loads(unb64url(token.split(".")[1]))
+
+
+def shard_op(agents, shard: str, command: bool, op: str, args: dict,
+             actor=None):
+    """One operation on a shard's leader (API.md), as the edge would."""
+    rid = agents.wait_for_leader(shard)
+    conn = http.client.HTTPConnection("127.0.0.1",
+                                      agents.http_ports[(shard, rid)],
+                                      timeout=5)
+    body = json.dumps({"op": op, "actor": actor or {"user": "",
+                                                     "role": "system"},
+                       "args": args})
+    hdr = {"Content-Type": "application/json"}
+    if command:
+        hdr["Idempotency-Key"] = uuid.uuid4().hex
+    try:
+        conn.request("POST", "/v1/commands" if command else "/v1/queries",
+                     body=body, headers=hdr)
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"{}")
+    finally:
+        conn.close()
+
+
+def make_admin(agents, edge) -> Client:
+    """An admin account: the public API never grants the role, so the
+    account is registered on the users shard as the edge does, with the
+    password hash the edge made for an ordinary account."""
+    plain = Client(edge).register_login(uname("p"))
+    st, ans = shard_op(agents, "users", False, "user.auth",
+                       {"username": me(plain)})
+    assert st == 200, ans
+    name = uname("adm")
+    st, ans = shard_op(agents, "users", True, "user.register",
+                       {"username": name, "display_name": "Admin",
+                        "email": f"{name}@example.org",
+                        "password_hash": ans["user"]["password_hash"],
+                        "role": "admin"})
+    assert st == 201, ans
+    admin = Client(edge)
+    r = admin.req("POST", "/auth/login", {"username": name,
+                                          "password": PASSWORD}, token=False)
+    assert r.status_code == 200, r.text
+    admin.token = r.json()["access_token"]
+    return admin

@@ -12,8 +12,8 @@ import hashlib
 import json
 import uuid
 
-from edge_client import Client, event_body, me, uname, unwrap
-from test_edge_security import make_admin, shard_op
+from edge_client import (Client, event_body, make_admin, me, shard_op, uname,
+                         unwrap)
 
 DAY = "from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z"
 

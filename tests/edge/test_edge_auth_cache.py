@@ -23,8 +23,8 @@ import uuid
 import pytest
 
 from conftest import started_stack
-from edge_client import PASSWORD, Client, uname, websocket, ws_status
-from test_edge_security import claims_of, forge, jwt_key, shard_op
+from edge_client import (PASSWORD, Client, claims_of, forge, jwt_key,
+                         shard_op, uname, websocket, ws_status)
 
 DAY = "from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z"
 NEW_PASSWORD = "a new passphrase!"

@@ -13,8 +13,7 @@ import time
 import pytest
 
 from conftest import started_stack
-from edge_client import Client, needs_ws, uname, ws_status
-from test_edge_security import claims_of
+from edge_client import Client, claims_of, needs_ws, uname, ws_status
 
 TTL_S = 2
 

@@ -11,10 +11,7 @@ intruder cannot), so that a broken harness cannot pass for a secure edge.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
-import http.client
 import json
 import shutil
 import subprocess
@@ -25,46 +22,15 @@ from pathlib import Path
 
 import pytest
 
-from edge_client import (PASSWORD, Client, error_log, event_body, me,
-                         needs_ws, uname, unwrap, websocket, ws_connect,
-                         ws_status)
+from edge_client import (PASSWORD, Client, b64url, b64url_json, claims_of,
+                         error_log, event_body, forge, jwt_key, make_admin,
+                         me, needs_ws, shard_op, uname, unb64url, unwrap,
+                         websocket, ws_connect, ws_status)
 
 DAY = "from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z"
 
 
 # ---- helpers ------------------------------------------------------------------
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def b64url_json(obj) -> str:
-    return b64url(json.dumps(obj, separators=(",", ":")).encode())
-
-
-def unb64url(s: str) -> bytes:
-    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
-
-
-def jwt_key(edge) -> bytes:
-    """The HS256 secret nginx uses (agenda_jwt_key_file drops one final
-    newline)."""
-    key = (edge.tls_dir / "jwt.key").read_bytes()
-    return key[:-1] if key.endswith(b"\n") else key
-
-
-def forge(header: dict, claims: dict, key: bytes | None,
-          digest=hashlib.sha256) -> str:
-    head = b64url_json(header) + "." + b64url_json(claims)
-    if key is None:
-        return head + "."
-    sig = hmac.new(key, head.encode(), digest).digest()
-    return head + "." + b64url(sig)
-
-
-def claims_of(token: str) -> dict:
-    return json.loads(unb64url(token.split(".")[1]))
-
 
 def error_code(r) -> str:
     assert r.headers.get("Content-Type", "").startswith("application/json"), \
@@ -89,51 +55,6 @@ def get_ok(c: Client, path: str) -> dict:
 def users_leader(agents) -> tuple[str, int]:
     rid = agents.wait_for_leader("users")
     return "127.0.0.1", agents.http_ports[("users", rid)]
-
-
-def shard_op(agents, shard: str, command: bool, op: str, args: dict,
-             actor=None):
-    """One operation on a shard's leader (API.md), as the edge would."""
-    rid = agents.wait_for_leader(shard)
-    conn = http.client.HTTPConnection("127.0.0.1",
-                                      agents.http_ports[(shard, rid)],
-                                      timeout=5)
-    body = json.dumps({"op": op, "actor": actor or {"user": "",
-                                                     "role": "system"},
-                       "args": args})
-    hdr = {"Content-Type": "application/json"}
-    if command:
-        hdr["Idempotency-Key"] = uuid.uuid4().hex
-    try:
-        conn.request("POST", "/v1/commands" if command else "/v1/queries",
-                     body=body, headers=hdr)
-        resp = conn.getresponse()
-        return resp.status, json.loads(resp.read() or b"{}")
-    finally:
-        conn.close()
-
-
-def make_admin(agents, edge) -> Client:
-    """An admin account: the public API never grants the role, so the
-    account is registered on the users shard as the edge does, with the
-    password hash the edge made for an ordinary account."""
-    plain = Client(edge).register_login(uname("p"))
-    st, ans = shard_op(agents, "users", False, "user.auth",
-                       {"username": me(plain)})
-    assert st == 200, ans
-    name = uname("adm")
-    st, ans = shard_op(agents, "users", True, "user.register",
-                       {"username": name, "display_name": "Admin",
-                        "email": f"{name}@example.org",
-                        "password_hash": ans["user"]["password_hash"],
-                        "role": "admin"})
-    assert st == 201, ans
-    admin = Client(edge)
-    r = admin.req("POST", "/auth/login", {"username": name,
-                                          "password": PASSWORD}, token=False)
-    assert r.status_code == 200, r.text
-    admin.token = r.json()["access_token"]
-    return admin
 
 
 @pytest.fixture(scope="module")

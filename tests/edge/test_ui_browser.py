@@ -41,8 +41,7 @@ try:
 except ImportError:  # pragma: no cover
     webdriver = None
 
-from edge_client import Client
-from test_edge_security import shard_op
+from edge_client import Client, shard_op
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
