@@ -21,6 +21,8 @@
 #include "agenda_sm.h"
 #include "topology.h"
 
+#include "../env_dir.h"
+
 #define BATCH 200 /* commands per transaction, like a ready batch */
 #define YEAR_START_MS 1767225600000LL /* 2026-01-01T00:00:00Z */
 #define DAY_MS (24LL * 3600 * 1000)
@@ -182,11 +184,6 @@ int main(int argc, char **argv)
     free(lat);
     agenda_buf_free(&res.body);
     mdb_env_close(env);
-    char path[300];
-    snprintf(path, sizeof(path), "%s/data.mdb", dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/lock.mdb", dir);
-    unlink(path);
-    rmdir(dir);
+    test_env_dir_remove(dir);
     return 0;
 }

@@ -31,6 +31,7 @@
 
 #include "agenda_sm.h"
 #include "topology.h"
+#include "../env_dir.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -43,13 +44,8 @@ static struct agenda_sm sms[3];
 
 static void remove_env(void)
 {
-    char path[sizeof(env_dir) + 16];
     mdb_env_close(env);
-    snprintf(path, sizeof(path), "%s/data.mdb", env_dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/lock.mdb", env_dir);
-    unlink(path);
-    rmdir(env_dir);
+    test_env_dir_remove(env_dir);
 }
 
 /* Apply one command; returns the handler's rc (status in res). */

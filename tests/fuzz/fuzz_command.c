@@ -12,6 +12,7 @@
 #include "command.h"
 #include "kv_sm.h"
 #include "session.h"
+#include "../env_dir.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -23,13 +24,8 @@ static struct agenda_sessions sessions;
 /* The environment is scratch space: removed when the fuzzer exits. */
 static void remove_env(void)
 {
-    char path[sizeof(env_dir) + 16];
     mdb_env_close(env);
-    snprintf(path, sizeof(path), "%s/data.mdb", env_dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/lock.mdb", env_dir);
-    unlink(path);
-    rmdir(env_dir);
+    test_env_dir_remove(env_dir);
 }
 
 static void open_env(void)

@@ -30,6 +30,7 @@
 #include "command.h"
 #include "session.h"
 #include "topology.h"
+#include "../env_dir.h"
 
 /* Not every test file uses every helper. */
 #define FX_FN static __attribute__((unused))
@@ -45,17 +46,6 @@ struct agenda_fx {
     bool duplicate;   /* the last command was a replay */
 };
 
-/* Remove a fixture's directory (the environment closed or not). */
-FX_FN void fx_remove_dir(const char *dir)
-{
-    char path[128];
-    snprintf(path, sizeof(path), "%.63s/data.mdb", dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%.63s/lock.mdb", dir);
-    unlink(path);
-    rmdir(dir);
-}
-
 /* The directories of fixtures not freed yet.  A failing check longjmps
  * out of its test, past agenda_fx_free(): what is left here is removed
  * when the test program exits, so no failure leaves files in /tmp. */
@@ -66,7 +56,7 @@ static void fx_remove_live(void)
 {
     for (int i = 0; i < FX_LIVE_MAX; i++)
         if (fx_live[i][0] != '\0')
-            fx_remove_dir(fx_live[i]);
+            test_env_dir_remove(fx_live[i]);
 }
 
 FX_FN void fx_track(const char *dir)
@@ -119,7 +109,7 @@ FX_FN struct agenda_fx *agenda_fx_new(int kind, const char *from,
 FX_FN void agenda_fx_free(struct agenda_fx *fx)
 {
     mdb_env_close(fx->env);
-    fx_remove_dir(fx->dir);
+    test_env_dir_remove(fx->dir);
     fx_untrack(fx->dir);
     agenda_buf_free(&fx->res.body);
     free(fx);

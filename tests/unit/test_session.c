@@ -17,6 +17,7 @@
 #include "command.h"
 #include "kv_sm.h"
 #include "session.h"
+#include "../env_dir.h"
 
 struct fixture {
     char dir[64];
@@ -49,12 +50,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     mdb_env_close(f->env);
-    char path[128];
-    snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/lock.mdb", f->dir);
-    unlink(path);
-    rmdir(f->dir);
+    test_env_dir_remove(f->dir);
     agenda_buf_free(&f->res.body);
     free(f);
     return 0;
