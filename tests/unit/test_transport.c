@@ -256,6 +256,21 @@ static bool pair_connected(void *arg)
     return n[0].up[2] && n[1].up[1];
 }
 
+/* pair_start() on n[0] and n[1], then the loop until both are up. */
+static void pair_connect(struct event_base *base, struct node n[2])
+{
+    pair_start(base, &n[0], &n[1]);
+    assert_true(run_until(base, pair_connected, n, 3000));
+}
+
+/* Both transports (either may be gone already), then the loop. */
+static void pair_free(struct event_base *base, struct node n[2])
+{
+    agenda_transport_free(n[0].t);
+    agenda_transport_free(n[1].t);
+    event_base_free(base);
+}
+
 static bool got_msgs_1(void *arg)
 {
     return ((struct node *)arg)->n_msgs >= 1;
@@ -295,8 +310,7 @@ static void messages_flow_both_ways_with_entries(void **state)
     (void)state;
     struct event_base *base = event_base_new();
     struct node n[2];
-    pair_start(base, &n[0], &n[1]);
-    assert_true(run_until(base, pair_connected, n, 3000));
+    pair_connect(base, n);
 
     n[1].reply = true;
     static const uint8_t cmd[] = "create event 42";
@@ -358,9 +372,7 @@ static void messages_flow_both_ways_with_entries(void **state)
     agenda_transport_stats(n[0].t, &s);
     assert_int_equal(s.drops, 2);
 
-    agenda_transport_free(n[0].t);
-    agenda_transport_free(n[1].t);
-    event_base_free(base);
+    pair_free(base, n);
 }
 
 static void large_messages_arrive_whole(void **state)
@@ -368,8 +380,7 @@ static void large_messages_arrive_whole(void **state)
     (void)state;
     struct event_base *base = event_base_new();
     struct node n[2];
-    pair_start(base, &n[0], &n[1]);
-    assert_true(run_until(base, pair_connected, n, 3000));
+    pair_connect(base, n);
 
     /* 3 MiB in one entry: the kernel delivers it in many reads. */
     const uint32_t big = 3u << 20;
@@ -403,9 +414,7 @@ static void large_messages_arrive_whole(void **state)
     free(hd);
     free(data);
 
-    agenda_transport_free(n[0].t);
-    agenda_transport_free(n[1].t);
-    event_base_free(base);
+    pair_free(base, n);
 }
 
 /* A raw TCP client towards a transport. */
@@ -470,8 +479,7 @@ static void bad_peers_are_disconnected(void **state)
     (void)state;
     struct event_base *base = event_base_new();
     struct node n[2];
-    pair_start(base, &n[0], &n[1]);
-    assert_true(run_until(base, pair_connected, n, 3000));
+    pair_connect(base, n);
     struct agenda_transport_stats s;
 
     /* Garbage instead of a frame. */
@@ -538,9 +546,7 @@ static void bad_peers_are_disconnected(void **state)
     assert_int_equal(n[1].n_msgs, 0);
     assert_pair_still_works(base, n);
 
-    agenda_transport_free(n[0].t);
-    agenda_transport_free(n[1].t);
-    event_base_free(base);
+    pair_free(base, n);
 }
 
 static void silent_connections_time_out(void **state)
@@ -583,8 +589,7 @@ static void restarted_peer_is_reconnected(void **state)
     (void)state;
     struct event_base *base = event_base_new();
     struct node n[2];
-    pair_start(base, &n[0], &n[1]);
-    assert_true(run_until(base, pair_connected, n, 3000));
+    pair_connect(base, n);
     assert_pair_still_works(base, n);
 
     /* Node 2 goes away: node 1 notices and drops what it sends. */
@@ -614,9 +619,7 @@ static void restarted_peer_is_reconnected(void **state)
     assert_int_equal(s1.connects, 2);
     assert_true(s1.reconnects > s0.reconnects);
 
-    agenda_transport_free(n[0].t);
-    agenda_transport_free(n[1].t);
-    event_base_free(base);
+    pair_free(base, n);
 }
 
 static bool node_up_2(void *arg)
@@ -704,8 +707,7 @@ static void flush_writes_without_the_loop(void **state)
     (void)state;
     struct event_base *base = event_base_new();
     struct node n[2];
-    pair_start(base, &n[0], &n[1]);
-    assert_true(run_until(base, pair_connected, n, 3000));
+    pair_connect(base, n);
     run_for(base, 20);
     unsigned drains = n[0].drains;
 
@@ -727,9 +729,7 @@ static void flush_writes_without_the_loop(void **state)
     assert_int_equal(n[1].last_data_crc,
                      agenda_crc32c(0, data, sizeof data));
 
-    agenda_transport_free(n[0].t);
-    agenda_transport_free(n[1].t);
-    event_base_free(base);
+    pair_free(base, n);
 }
 
 static void dns_names_are_resolved(void **state)
@@ -755,9 +755,7 @@ static void dns_names_are_resolved(void **state)
     assert_true(run_until(base, node_up_2, &n[0], 5000));
     assert_false(n[0].up[3]);
 
-    agenda_transport_free(n[0].t);
-    agenda_transport_free(n[1].t);
-    event_base_free(base);
+    pair_free(base, n);
 }
 
 static void bad_configurations_are_refused(void **state)
