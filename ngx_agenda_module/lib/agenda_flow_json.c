@@ -413,7 +413,7 @@ void flow_respond(struct agenda_flow *f, int status, json_t *body)
     char *text = body != NULL ? flow_json_text(body, false, &len) : NULL;
 
     json_decref(body);
-    respond_text(f, status, text, text != NULL ? len : 0);
+    respond_text(f, status, text, len);
 }
 
 void flow_error(struct agenda_flow *f, int status, const char *code,
