@@ -20,6 +20,8 @@
 #include "route.h"
 #include "topology.h"
 
+#include "json_patch.h"
+
 _Static_assert(AGENDA_TOPO_MAX_REPLICAS == RAFT_MAX_NODES,
                "a shard's replica limit must match the Raft core's");
 
@@ -102,77 +104,6 @@ static const char seven_replicas[] =
     "  \"http_port\": 8007, \"raft_port\": 9007}]";
 
 /* --- helpers ------------------------------------------------------------ */
-
-/*
- * Sets (value != NULL, JSON text) or deletes (value == NULL) the element at
- * a path such as "shards[1].replicas[2].raft_port" in root.  An array index
- * equal to the array's size appends.  Fails the test on a bad path.
- */
-static void patch(json_t *root, const char *path, const char *value)
-{
-    json_t *cur = root;
-    const char *p = path;
-    json_t *v = NULL;
-
-    if (value != NULL) {
-        json_error_t jerr;
-
-        v = json_loads(value, JSON_DECODE_ANY, &jerr);
-        if (v == NULL) {
-            fail_msg("bad patch value for %s: %s", path, jerr.text);
-        }
-    }
-    for (;;) {
-        char key[64];
-        size_t n = strcspn(p, ".[");
-        int last;
-
-        if (n > 0) {
-            assert_true(n < sizeof(key));
-            memcpy(key, p, n);
-            key[n] = '\0';
-            p += n;
-            last = (*p == '\0');
-            assert_true(json_is_object(cur));
-            if (last) {
-                if (v == NULL) {
-                    assert_int_equal(json_object_del(cur, key), 0);
-                } else {
-                    assert_int_equal(json_object_set_new(cur, key, v), 0);
-                }
-                return;
-            }
-            cur = json_object_get(cur, key);
-            assert_non_null(cur);
-        }
-        if (*p == '.') {
-            p++;
-            continue;
-        }
-        if (*p == '[') {
-            char *end;
-            size_t i = (size_t)strtoul(p + 1, &end, 10);
-
-            assert_true(*end == ']');
-            p = end + 1;
-            assert_true(json_is_array(cur));
-            if (*p == '\0') {
-                if (v == NULL) {
-                    assert_int_equal(json_array_remove(cur, i), 0);
-                } else if (i == json_array_size(cur)) {
-                    assert_int_equal(json_array_append_new(cur, v), 0);
-                } else {
-                    assert_int_equal(json_array_set_new(cur, i, v), 0);
-                }
-                return;
-            }
-            cur = json_array_get(cur, i);
-            assert_non_null(cur);
-            continue;
-        }
-        fail_msg("bad patch path %s", path);
-    }
-}
 
 /* Parses text; returns the topology or NULL with the message in err. */
 static struct agenda_topology *parse_text(const char *text, char *err,
@@ -336,11 +267,11 @@ static void test_five_shards_three_ranges_route(void **state)
     (void)state;
     assert_non_null(root);
     /* Listed out of order on purpose: routing must sort the ranges. */
-    patch(root, "shards[0].name", "\"ev_qz\"");
-    patch(root, "shards[0].range", "{\"from\": \"q\", \"to\": \"\"}");
-    patch(root, "shards[1].name", "\"ev_ag\"");
-    patch(root, "shards[1].range", "{\"from\": \"\", \"to\": \"h\"}");
-    patch(root, "shards[4]",
+    json_patch(root, "shards[0].name", "\"ev_qz\"");
+    json_patch(root, "shards[0].range", "{\"from\": \"q\", \"to\": \"\"}");
+    json_patch(root, "shards[1].name", "\"ev_ag\"");
+    json_patch(root, "shards[1].range", "{\"from\": \"\", \"to\": \"h\"}");
+    json_patch(root, "shards[4]",
           "{\"name\": \"ev_hp\", \"kind\": \"events\","
           " \"range\": {\"from\": \"h\", \"to\": \"q\"},"
           " \"replicas\": [{\"id\": 1, \"name\": \"n1\","
@@ -377,8 +308,8 @@ static void test_single_events_shard_takes_every_key(void **state)
     char *text;
 
     (void)state;
-    patch(root, "shards[1]", NULL);
-    patch(root, "shards[0].range.to", "\"\"");
+    json_patch(root, "shards[1]", NULL);
+    json_patch(root, "shards[0].range.to", "\"\"");
     text = json_dumps(root, 0);
     json_decref(root);
     t = parse_ok(text);
@@ -398,10 +329,10 @@ static void test_optional_fields_take_defaults(void **state)
     char *text;
 
     (void)state;
-    patch(root, "raft", NULL);
-    patch(root, "data_dir", NULL);
-    patch(root, "cluster", NULL);
-    patch(root, "shards[2].range", NULL);
+    json_patch(root, "raft", NULL);
+    json_patch(root, "data_dir", NULL);
+    json_patch(root, "cluster", NULL);
+    json_patch(root, "shards[2].range", NULL);
     text = json_dumps(root, 0);
     json_decref(root);
     t = parse_ok(text);
@@ -425,8 +356,8 @@ static void test_seven_replicas_allowed(void **state)
     char *text;
 
     (void)state;
-    patch(root, "shards[3].replicas", seven_replicas);
-    patch(root, "raft.map_size_mb", "1048576");
+    json_patch(root, "shards[3].replicas", seven_replicas);
+    json_patch(root, "raft.map_size_mb", "1048576");
     text = json_dumps(root, 0);
     json_decref(root);
     t = parse_ok(text);
@@ -590,7 +521,7 @@ static void test_invalid_topologies_name_their_path(void **state)
 
         assert_non_null(root);
         for (k = 0; k < 3 && c->path[k] != NULL; k++) {
-            patch(root, c->path[k], c->value[k]);
+            json_patch(root, c->path[k], c->value[k]);
         }
         text = json_dumps(root, 0);
         json_decref(root);

@@ -1,0 +1,85 @@
+/*
+ * json_patch.h — edit a JSON document at a path, for table-driven tests of
+ * the strict config parsers (test_topology.c, test_agent_config.c): each
+ * bad case patches a known-good document at one or more paths.
+ *
+ * Include after <cmocka.h> and <jansson.h>.
+ */
+#ifndef AGENDA_TEST_JSON_PATCH_H
+#define AGENDA_TEST_JSON_PATCH_H
+
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * Sets (value != NULL, JSON text) or deletes (value == NULL) the element at
+ * a path such as "shards[1].replicas[2].raft_port" in root.  An array index
+ * equal to the array's size appends.  Fails the test on a bad path.
+ */
+static void json_patch(json_t *root, const char *path, const char *value)
+{
+    json_t *cur = root;
+    const char *p = path;
+    json_t *v = NULL;
+
+    if (value != NULL) {
+        json_error_t jerr;
+
+        v = json_loads(value, JSON_DECODE_ANY, &jerr);
+        if (v == NULL) {
+            fail_msg("bad patch value for %s: %s", path, jerr.text);
+        }
+    }
+    for (;;) {
+        char key[64];
+        size_t n = strcspn(p, ".[");
+        int last;
+
+        if (n > 0) {
+            assert_true(n < sizeof(key));
+            memcpy(key, p, n);
+            key[n] = '\0';
+            p += n;
+            last = (*p == '\0');
+            assert_true(json_is_object(cur));
+            if (last) {
+                if (v == NULL) {
+                    assert_int_equal(json_object_del(cur, key), 0);
+                } else {
+                    assert_int_equal(json_object_set_new(cur, key, v), 0);
+                }
+                return;
+            }
+            cur = json_object_get(cur, key);
+            assert_non_null(cur);
+        }
+        if (*p == '.') {
+            p++;
+            continue;
+        }
+        if (*p == '[') {
+            char *end;
+            size_t i = (size_t)strtoul(p + 1, &end, 10);
+
+            assert_true(*end == ']');
+            p = end + 1;
+            assert_true(json_is_array(cur));
+            if (*p == '\0') {
+                if (v == NULL) {
+                    assert_int_equal(json_array_remove(cur, i), 0);
+                } else if (i == json_array_size(cur)) {
+                    assert_int_equal(json_array_append_new(cur, v), 0);
+                } else {
+                    assert_int_equal(json_array_set_new(cur, i, v), 0);
+                }
+                return;
+            }
+            cur = json_array_get(cur, i);
+            assert_non_null(cur);
+            continue;
+        }
+        fail_msg("bad patch path %s", path);
+    }
+}
+
+#endif /* AGENDA_TEST_JSON_PATCH_H */
