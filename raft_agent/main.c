@@ -1,13 +1,20 @@
 /*
  * main.c — the raft_agent daemon: one replica of one shard.
  *
- *   raft_agent --topology FILE --shard NAME --node ID
- *              [--data-dir DIR] [--listen HOST] [--log-level LEVEL]
+ *   raft_agent --config FILE [options]
+ *   raft_agent --topology FILE --shard NAME --node ID [options]
+ *   options: [--data-dir DIR] [--listen HOST] [--log-level LEVEL] [--check]
  *
- * Everything else (peers, ports, timing, sizes) comes from the topology, the
- * single source of truth in config/.  SIGTERM or SIGINT stop the agent
- * gracefully: a leader first hands leadership to a follower, so a planned
- * restart costs no election timeout.
+ * The agent's own config (config/gen-agents writes one per replica, see
+ * agent_config.h) names the replica and holds its shard, peers, timing and
+ * data directory; the second form picks the replica out of the whole
+ * topology instead.  Either way everything comes from the topology, the
+ * single source of truth in config/; the options override the file.
+ * --check validates, prints what the agent would run as, and exits (0 when
+ * valid, 2 otherwise) without touching the data.
+ *
+ * SIGTERM or SIGINT stop the agent gracefully: a leader first hands
+ * leadership to a follower, so a planned restart costs no election timeout.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -20,6 +27,7 @@
 
 #include <event2/event.h>
 
+#include "agent_config.h"
 #include "http_api.h"
 #include "mux_sm.h"
 #include "log.h"
@@ -33,30 +41,36 @@ _Static_assert(AGENDA_TOPO_MAX_REPLICAS == RAFT_MAX_NODES,
 #define REQUEST_TIMEOUT_MS 5000
 
 struct options {
+    const char *config;
     const char *topology;
     const char *shard;
     unsigned long node;
     const char *data_dir;
     const char *listen;
     const char *log_level;
+    int check;
 };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: raft_agent --topology FILE --shard NAME --node ID\n"
-               "                  [--data-dir DIR] [--listen HOST]\n"
-               "                  [--log-level debug|info|warn|error]\n");
+    fprintf(f, "usage: raft_agent --config FILE [options]\n"
+               "       raft_agent --topology FILE --shard NAME --node ID "
+               "[options]\n"
+               "options: [--data-dir DIR] [--listen HOST]\n"
+               "         [--log-level debug|info|warn|error] [--check]\n");
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
     static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
         {"topology", required_argument, NULL, 't'},
         {"shard", required_argument, NULL, 's'},
         {"node", required_argument, NULL, 'n'},
         {"data-dir", required_argument, NULL, 'd'},
         {"listen", required_argument, NULL, 'l'},
         {"log-level", required_argument, NULL, 'v'},
+        {"check", no_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -65,6 +79,9 @@ static int parse_options(int argc, char **argv, struct options *o)
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         char *end;
         switch (c) {
+        case 'c':
+            o->config = optarg;
+            break;
         case 't':
             o->topology = optarg;
             break;
@@ -90,6 +107,9 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'v':
             o->log_level = optarg;
             break;
+        case 'k':
+            o->check = 1;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -98,8 +118,12 @@ static int parse_options(int argc, char **argv, struct options *o)
             return -1;
         }
     }
-    if (optind != argc || o->topology == NULL || o->shard == NULL ||
-        o->node == 0) {
+    /* exactly one of the two forms */
+    int by_topology = o->topology != NULL || o->shard != NULL || o->node != 0;
+    if (optind != argc ||
+        (o->config != NULL ? by_topology
+                           : (o->topology == NULL || o->shard == NULL ||
+                              o->node == 0))) {
         usage(stderr);
         return -1;
     }
@@ -199,45 +223,122 @@ static void raise_open_files(void)
     }
 }
 
+/* Who this agent is, from either form of the command line; the options
+ * override the agent config file. */
+struct identity {
+    struct agenda_agent_config *config;  /* --config, else NULL */
+    struct agenda_topology *whole;       /* --topology, else NULL */
+    const struct agenda_topology *topo;  /* the one in use */
+    const struct agenda_shard *shard;
+    const struct agenda_replica *self;
+    char data_dir[2048];
+    const char *listen;
+    const char *log_level;               /* NULL: the default */
+};
+
+static void identity_free(struct identity *id)
+{
+    agenda_agent_config_free(id->config);
+    agenda_topology_free(id->whole);
+}
+
+static int identity_load(const struct options *o, struct identity *id)
+{
+    char err[512];
+    memset(id, 0, sizeof(*id));
+    if (o->config != NULL) {
+        if (agenda_agent_config_load(o->config, &id->config, err,
+                                     sizeof(err)) != 0) {
+            fprintf(stderr, "raft_agent: %s\n", err);
+            return -1;
+        }
+        id->topo = id->config->topology;
+        id->shard = id->config->shard;
+        id->self = id->config->self;
+        snprintf(id->data_dir, sizeof(id->data_dir), "%s",
+                 id->config->data_dir);
+        if (id->config->listen[0] != '\0')
+            id->listen = id->config->listen;
+        if (id->config->log_level[0] != '\0')
+            id->log_level = id->config->log_level;
+    } else {
+        if (agenda_topology_load(o->topology, &id->whole, err,
+                                 sizeof(err)) != 0) {
+            fprintf(stderr, "raft_agent: %s\n", err);
+            return -1;
+        }
+        id->topo = id->whole;
+        id->shard = agenda_topology_shard(id->whole, o->shard);
+        id->self = id->shard != NULL
+                       ? agenda_topology_replica(id->shard,
+                                                 (uint32_t)o->node)
+                       : NULL;
+        if (id->self == NULL) {
+            fprintf(stderr, "raft_agent: the topology has no %s %s%s\n",
+                    id->shard == NULL ? "shard" : "replica", o->shard,
+                    id->shard == NULL ? "" : " with that --node id");
+            return -1;
+        }
+        snprintf(id->data_dir, sizeof(id->data_dir), "%s/%s/%s",
+                 id->whole->data_dir, id->shard->name, id->self->name);
+    }
+    if (o->data_dir != NULL)
+        snprintf(id->data_dir, sizeof(id->data_dir), "%s", o->data_dir);
+    if (o->listen != NULL)
+        id->listen = o->listen;
+    if (id->listen == NULL)
+        id->listen = id->self->host;
+    if (o->log_level != NULL)
+        id->log_level = o->log_level;
+    return 0;
+}
+
+/* --check: what this agent would run as, one line per fact. */
+static void identity_print(const struct identity *id)
+{
+    printf("cluster %s\nshard %s (%s)\nnode %u (%s)\nhttp %s:%u\n"
+           "raft %s:%u\ndata_dir %s\npeers",
+           id->topo->cluster, id->shard->name,
+           agenda_shard_kind_name(id->shard->kind), id->self->id,
+           id->self->name, id->listen, id->self->http_port, id->listen,
+           id->self->raft_port, id->data_dir);
+    for (size_t i = 0; i < id->shard->n_replicas; i++) {
+        const struct agenda_replica *r = &id->shard->replicas[i];
+        if (r != id->self)
+            printf(" %u=%s:%u", r->id, r->host, r->raft_port);
+    }
+    printf("\n");
+}
+
 int main(int argc, char **argv)
 {
     struct options o;
     if (parse_options(argc, argv, &o) != 0)
         return 2;
-    if (o.log_level != NULL && set_log_level(o.log_level) != 0)
+    struct identity id;
+    if (identity_load(&o, &id) != 0) {
+        identity_free(&id);
         return 2;
+    }
+    if (id.log_level != NULL && set_log_level(id.log_level) != 0) {
+        identity_free(&id);
+        return 2;
+    }
+    if (o.check) {
+        identity_print(&id);
+        identity_free(&id);
+        return 0;
+    }
     signal(SIGPIPE, SIG_IGN);
     raise_open_files();
 
-    char err[512];
-    struct agenda_topology *topo;
-    if (agenda_topology_load(o.topology, &topo, err, sizeof(err)) != 0) {
-        fprintf(stderr, "raft_agent: %s\n", err);
-        return 2;
-    }
-    const struct agenda_shard *shard = agenda_topology_shard(topo, o.shard);
-    const struct agenda_replica *self =
-        shard != NULL ? agenda_topology_replica(shard, (uint32_t)o.node)
-                      : NULL;
-    if (self == NULL) {
-        fprintf(stderr, "raft_agent: the topology has no %s %s%s\n",
-                shard == NULL ? "shard" : "replica", o.shard,
-                shard == NULL ? "" : " with that --node id");
-        agenda_topology_free(topo);
-        return 2;
-    }
-
-    char data_dir[2048];
-    if (o.data_dir != NULL)
-        snprintf(data_dir, sizeof(data_dir), "%s", o.data_dir);
-    else
-        snprintf(data_dir, sizeof(data_dir), "%s/%s/%s", topo->data_dir,
-                 shard->name, self->name);
-
-    if (make_parents(data_dir) != 0) {
+    const struct agenda_topology *topo = id.topo;
+    const struct agenda_shard *shard = id.shard;
+    const struct agenda_replica *self = id.self;
+    if (make_parents(id.data_dir) != 0) {
         fprintf(stderr, "raft_agent: cannot create the parents of %s: %s\n",
-                data_dir, strerror(errno));
-        agenda_topology_free(topo);
+                id.data_dir, strerror(errno));
+        identity_free(&id);
         return 2;
     }
 
@@ -245,9 +346,9 @@ int main(int argc, char **argv)
         .cluster = topo->cluster,
         .shard = shard->name,
         .id = self->id,
-        .data_dir = data_dir,
+        .data_dir = id.data_dir,
         .map_size = (size_t)topo->raft.map_size_mb << 20,
-        .listen_host = o.listen != NULL ? o.listen : self->host,
+        .listen_host = id.listen,
         .tick_ms = topo->raft.tick_ms,
         .election_ticks = topo->raft.election_ticks,
         .heartbeat_ticks = topo->raft.heartbeat_ticks,
@@ -271,6 +372,7 @@ int main(int argc, char **argv)
     }
     cfg.n_peers = (unsigned)shard->n_replicas;
 
+    char err[512];
     struct agent a = {0};
     a.base = event_base_new();
     int rc = 1;
@@ -296,7 +398,7 @@ int main(int argc, char **argv)
     agenda_log(AGENDA_LOG_INFO, "shard %s node %u (%s): http %s:%u raft "
                "%s:%u data %s", shard->name, self->id, self->name,
                cfg.listen_host, self->http_port, cfg.listen_host,
-               self->raft_port, data_dir);
+               self->raft_port, id.data_dir);
     event_base_dispatch(a.base);
     rc = 0;
 out:
@@ -310,6 +412,6 @@ out:
     agenda_node_free(a.node);
     if (a.base != NULL)
         event_base_free(a.base);
-    agenda_topology_free(topo);
+    identity_free(&id);
     return rc;
 }

@@ -2,7 +2,9 @@
 
 One `Cluster` is one shard (three `raft_agent` processes) started from a
 per-test topology with free ports, fast Raft timing and data and logs under
-the test's tmp dir.  Every process it starts is killed in a finalizer, even
+the test's tmp dir.  Each agent runs from its own config, generated from
+that topology by config/gen-agents (`raft_agent --config`), as the run
+command starts them.  Every process it starts is killed in a finalizer, even
 when the test fails; every iptables rule it inserts is deleted (by its exact
 spec, never by flushing a chain).  When a test fails, the tail of each
 agent's log is attached to the failure report.
@@ -33,6 +35,7 @@ import requests
 REPO = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("AGENDA_BUILD") or REPO / "build" / "release")
 AGENT = BUILD / "raft_agent"
+GEN_AGENTS = REPO / "config" / "gen-agents"
 RESULTS = BUILD / "cluster-results.txt"
 
 # Fast timing: election timeout 100..200 ms, heartbeat every 20 ms.
@@ -232,19 +235,34 @@ class Cluster:
                 "servers": [{"name": f"server{i}", "host": "127.0.0.1"}
                             for i in (1, 2, 3)],
                 "shards": shards}
-        self.topology_path.write_text(json.dumps(topo, indent=2))
+        self.agents_dir = self.root / "agents"
+        self.write_topology(topo)
         self.replicas: dict[int, Replica] = {}
         for r in shards[0]["replicas"]:
             rid = r["id"]
             self.replicas[rid] = Replica(
                 id=rid, name=r["name"], http_port=r["http_port"],
                 raft_port=r["raft_port"], gid=GID_BASE + rid,
-                data_dir=self.root / "data" / r["name"],
+                data_dir=self.root / "data" / self.SHARD / r["name"],
                 log_path=self.root / "logs" / f"{r['name']}.log")
         (self.root / "logs").mkdir(exist_ok=True)
         self.by_addr = {rep.addr: rid for rid, rep in self.replicas.items()}
         # Command prefixes per replica (e.g. valgrind) used by start().
         self.wrappers: dict[int, list[str]] = {}
+
+    def write_topology(self, topo: dict) -> None:
+        """Writes the topology and regenerates every agent's config from it,
+        as an operator does; running agents see it when restarted."""
+        self.topology_path.write_text(json.dumps(topo, indent=2))
+        r = subprocess.run(
+            ["/usr/bin/python3", str(GEN_AGENTS), "--out", str(self.agents_dir),
+             "--topology", str(self.topology_path),
+             "--log-level", self.log_level, "--check-with", str(AGENT)],
+            capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, f"gen-agents failed:\n{r.stderr}"
+
+    def agent_config(self, rid: int) -> Path:
+        return self.agents_dir / f"{self.SHARD}-{self.replicas[rid].name}.json"
 
     # -- processes ----------------------------------------------------------------
 
@@ -269,9 +287,7 @@ class Cluster:
             log.flush()
             rep.proc = subprocess.Popen(
                 self.wrappers.get(rid, []) +
-                [str(AGENT), "--topology", str(self.topology_path),
-                 "--shard", self.SHARD, "--node", str(rid),
-                 "--data-dir", str(rep.data_dir), "--log-level", self.log_level],
+                [str(AGENT), "--config", str(self.agent_config(rid))],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 group=rep.gid if os.geteuid() == 0 else None,
                 start_new_session=True, close_fds=True)

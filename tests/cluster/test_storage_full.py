@@ -70,7 +70,7 @@ def test_full_map_refuses_writes_without_false_acks(cluster_factory):
     # acknowledged write is on every replica, and still no refused one.
     topo = json.loads(c.topology_path.read_text())
     topo["raft"]["map_size_mb"] = 8
-    c.topology_path.write_text(json.dumps(topo, indent=2))
+    c.write_topology(topo)
     for rid in c.ids:
         c.restart(rid)
     marker = c.client().put(f"room-{uuid.uuid4().hex[:8]}", b"again")
