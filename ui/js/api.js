@@ -125,15 +125,10 @@ export function onUnauthorized(fn) {
     unauthorizedListeners.push(fn);
 }
 
-// An Idempotency-Key that grows with time, as a UUIDv7 does: 12 hex digits
-// of the clock in ms, then 80 random bits.  The shards keep request ids in
-// a tree sorted by the key's first 22 characters: growing keys are
-// appended there, random ones cost a page write each (openapi.yaml).
-function idempotencyKey() {
-    const b = new Uint8Array(10);
+function randomKey() {
+    const b = new Uint8Array(16);
     crypto.getRandomValues(b);
-    return Date.now().toString(16).padStart(12, '0') +
-        Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+    return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 
 // One call.  opts: body (sent as JSON), ifMatch (an ETag, sent verbatim),
@@ -162,7 +157,7 @@ export async function request(method, path, opts = {}) {
         headers['If-Match'] = opts.ifMatch;
     }
     if (opts.idempotent) {
-        headers['Idempotency-Key'] = idempotencyKey();
+        headers['Idempotency-Key'] = randomKey();
     }
     let resp;
     let text;
