@@ -480,6 +480,11 @@ static int commit_batch(struct agenda_node *n, const struct raft_ready *rd)
         agenda_storage_apply_abort(n->st, txn);
     else
         rc = agenda_storage_apply_commit(n->st, txn, applied, applied_term);
+    /* a failed commit aborted the transaction too */
+    if (rc == 0)
+        agenda_sessions_committed(&n->sessions);
+    else
+        agenda_sessions_aborted(&n->sessions);
     if (rc == 0 && rd->n_committed > 0) {
         for (size_t i = 0; i < n_results; i++)
             n->duplicates += results[i].dup;
@@ -727,12 +732,18 @@ static int open_state_machine(struct agenda_node *n)
         rc = agenda_sessions_open(&n->sessions, txn);
     if (rc != 0) {
         agenda_storage_apply_abort(n->st, txn);
+        agenda_sessions_aborted(&n->sessions);
         return AGENDA_STORAGE_IO;
     }
     raft_index applied;
     raft_term term;
     agenda_storage_applied(n->st, &applied, &term);
-    return agenda_storage_apply_commit(n->st, txn, applied, term);
+    rc = agenda_storage_apply_commit(n->st, txn, applied, term);
+    if (rc == 0)
+        agenda_sessions_committed(&n->sessions);
+    else
+        agenda_sessions_aborted(&n->sessions);
+    return rc;
 }
 
 int node_reopen_state_machine(struct agenda_node *n)
@@ -866,6 +877,7 @@ void agenda_node_free(struct agenda_node *n)
     agenda_transport_free(n->tr);
     raft_free(n->raft);
     agenda_storage_close(n->st);
+    agenda_sessions_close(&n->sessions);
     agenda_buf_free(&n->scratch);
     agenda_buf_free(&n->result.body);
     free(n->data_dir);
@@ -942,6 +954,9 @@ void agenda_node_info(struct agenda_node *n, struct agenda_node_info *out)
     out->snapshots_failed = n->snapshots_failed;
     out->compactions = n->compactions;
     out->duplicates = n->duplicates;
+    out->sessions_remembered = n->sessions.index.count;
+    out->sessions_index_bytes =
+        n->sessions.index.cap * sizeof(*n->sessions.index.slots);
     out->answered_before_sync = n->answered_before_sync;
     out->queries = n->queries;
     out->read_index = n->read_index;

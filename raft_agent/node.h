@@ -139,6 +139,8 @@ struct agenda_node_info {
     uint64_t snapshots_failed;
     uint64_t compactions;
     uint64_t duplicates;     /* retried commands answered from sessions */
+    uint64_t sessions_remembered;   /* request ids in the sessions index */
+    uint64_t sessions_index_bytes;  /* the index's memory */
     uint64_t answered_before_sync; /* writers answered before the commit
                                     * of their apply (node.c) */
     uint64_t queries;        /* answered from the local state: stale ones,

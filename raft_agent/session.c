@@ -12,6 +12,9 @@
 /* Stored result: u64 index, u64 time, u16 status, body (LE). */
 #define RESULT_HDR 18
 
+/* A key of sessions_log: big-endian time (sorts by time) ‖ request id. */
+#define TIME_KEY_MAX (8 + AGENDA_REQUEST_ID_MAX)
+
 /* How many expired ids one command may forget (bounded work per apply). */
 #define EXPIRE_PER_APPLY 16
 
@@ -19,16 +22,6 @@ static void put_u64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++)
         p[i] = (uint8_t)(v >> (8 * i));
-}
-
-int agenda_sessions_open(struct agenda_sessions *s, MDB_txn *txn)
-{
-    int rc = mdb_dbi_open(txn, "sessions", MDB_CREATE, &s->ids);
-    if (rc == 0)
-        rc = mdb_dbi_open(txn, "sessions_time", MDB_CREATE, &s->by_time);
-    if (s->retention_ms == 0)
-        s->retention_ms = AGENDA_SESSION_RETENTION_MS;
-    return rc;
 }
 
 static int decode_result(const MDB_val *v, struct sm_result *res)
@@ -44,30 +37,161 @@ static int decode_result(const MDB_val *v, struct sm_result *res)
     return 0;
 }
 
+static size_t time_key(uint8_t *out, uint64_t t, const void *id,
+                       size_t id_len)
+{
+    for (int i = 0; i < 8; i++)
+        out[i] = (uint8_t)(t >> (8 * (7 - i)));
+    memcpy(out + 8, id, id_len);
+    return 8 + id_len;
+}
+
+static uint64_t key_time(const MDB_val *k)
+{
+    const uint8_t *p = k->mv_data;
+    uint64_t t = 0;
+    for (int i = 0; i < 8; i++)
+        t = (t << 8) | p[i];
+    return t;
+}
+
+/* Moves the layout of older agents ("sessions" by id, "sessions_time")
+ * into sessions_log, in txn, and drops it. */
+static int migrate_old_layout(struct agenda_sessions *s, MDB_txn *txn)
+{
+    MDB_dbi ids, by_time;
+    int rc = mdb_dbi_open(txn, "sessions", 0, &ids);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    rc = mdb_dbi_open(txn, "sessions_time", 0, &by_time);
+    if (rc != 0)
+        return rc; /* one without the other: not a layout we wrote */
+    MDB_cursor *cur;
+    rc = mdb_cursor_open(txn, by_time, &cur);
+    if (rc != 0)
+        return rc;
+    MDB_val k, v;
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        if (k.mv_size <= 8 || k.mv_size > TIME_KEY_MAX) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        MDB_val id = {k.mv_size - 8, (uint8_t *)k.mv_data + 8}, res;
+        rc = mdb_get(txn, ids, &id, &res);
+        if (rc == MDB_NOTFOUND)
+            continue; /* forgotten already */
+        if (rc == 0)
+            rc = mdb_put(txn, s->log, &k, &res, 0);
+        if (rc != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND)
+        return rc;
+    rc = mdb_drop(txn, ids, 1);
+    return rc == 0 ? mdb_drop(txn, by_time, 1) : rc;
+}
+
+static int rebuild_index(struct agenda_sessions *s, MDB_txn *txn)
+{
+    agenda_session_index_clear(&s->index);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, s->log, &cur);
+    if (rc != 0)
+        return rc;
+    MDB_val k, v;
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        if (k.mv_size <= 8 || k.mv_size > TIME_KEY_MAX) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        uint64_t h = agenda_session_index_hash(
+            &s->index, (uint8_t *)k.mv_data + 8, k.mv_size - 8);
+        if (agenda_session_index_load(&s->index, h, key_time(&k)) != 0) {
+            rc = ENOMEM;
+            break;
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int agenda_sessions_open(struct agenda_sessions *s, MDB_txn *txn)
+{
+    if (!s->index_ready) {
+        if (agenda_session_index_init(&s->index) != 0)
+            return ENOSYS;
+        s->index_ready = true;
+    }
+    if (s->retention_ms == 0)
+        s->retention_ms = AGENDA_SESSION_RETENTION_MS;
+    int rc = mdb_dbi_open(txn, "sessions_log", MDB_CREATE, &s->log);
+    if (rc == 0)
+        rc = migrate_old_layout(s, txn);
+    if (rc == 0)
+        rc = rebuild_index(s, txn);
+    return rc;
+}
+
+void agenda_sessions_committed(struct agenda_sessions *s)
+{
+    agenda_session_index_commit(&s->index);
+}
+
+void agenda_sessions_aborted(struct agenda_sessions *s)
+{
+    agenda_session_index_abort(&s->index);
+}
+
+void agenda_sessions_close(struct agenda_sessions *s)
+{
+    if (s->index_ready)
+        agenda_session_index_free(&s->index);
+    s->index_ready = false;
+}
+
+/* The stored result of id, found through the index.  Returns 0 (in *v),
+ * MDB_NOTFOUND or an LMDB error. */
+static int find_result(struct agenda_sessions *s, MDB_txn *txn,
+                       const void *id, size_t id_len, uint64_t hash,
+                       MDB_val *v)
+{
+    uint8_t key[TIME_KEY_MAX];
+    uint64_t t;
+    size_t pos = 0;
+    if (id_len > AGENDA_REQUEST_ID_MAX)
+        return MDB_NOTFOUND;
+    while (agenda_session_index_next(&s->index, hash, &pos, &t)) {
+        MDB_val k = {time_key(key, t, id, id_len), key};
+        int rc = mdb_get(txn, s->log, &k, v);
+        if (rc != MDB_NOTFOUND)
+            return rc;
+    }
+    return MDB_NOTFOUND;
+}
+
 int agenda_sessions_lookup(struct agenda_sessions *s, MDB_txn *txn,
                            const char *request_id, struct sm_result *res)
 {
-    MDB_val k = {strlen(request_id), (void *)(uintptr_t)request_id}, v;
-    int rc = mdb_get(txn, s->ids, &k, &v);
-    if (rc != 0)
-        return rc;
-    return decode_result(&v, res);
+    size_t len = strlen(request_id);
+    MDB_val v;
+    int rc = find_result(s, txn, request_id, len,
+                         agenda_session_index_hash(&s->index, request_id,
+                                                   len), &v);
+    return rc != 0 ? rc : decode_result(&v, res);
 }
 
-static void time_key(uint8_t *out, uint64_t t, const struct agenda_command *c)
-{
-    for (int i = 0; i < 8; i++)
-        out[i] = (uint8_t)(t >> (8 * (7 - i))); /* big-endian: sorts by time */
-    memcpy(out + 8, c->request_id, c->request_id_len);
-}
-
+/* Forgets at most EXPIRE_PER_APPLY ids older than the retention, oldest
+ * first: the first rows of sessions_log. */
 static int expire_old(struct agenda_sessions *s, MDB_txn *txn, uint64_t now)
 {
     if (now < s->retention_ms)
         return 0;
     uint64_t cutoff = now - s->retention_ms;
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, s->by_time, &cur);
+    int rc = mdb_cursor_open(txn, s->log, &cur);
     if (rc != 0)
         return rc;
     MDB_val k, v;
@@ -79,20 +203,19 @@ static int expire_old(struct agenda_sessions *s, MDB_txn *txn, uint64_t now)
         }
         if (rc != 0)
             break;
-        if (k.mv_size < 8) {
+        if (k.mv_size <= 8 || k.mv_size > TIME_KEY_MAX) {
             rc = MDB_CORRUPTED;
             break;
         }
-        const uint8_t *p = k.mv_data;
-        uint64_t t = 0;
-        for (int i = 0; i < 8; i++)
-            t = (t << 8) | p[i];
+        uint64_t t = key_time(&k);
         if (t >= cutoff)
             break;
-        MDB_val id = {k.mv_size - 8, (uint8_t *)k.mv_data + 8};
-        rc = mdb_del(txn, s->ids, &id, NULL);
-        if (rc != 0 && rc != MDB_NOTFOUND)
+        uint64_t h = agenda_session_index_hash(
+            &s->index, (uint8_t *)k.mv_data + 8, k.mv_size - 8);
+        if (agenda_session_index_remove_later(&s->index, h, t) != 0) {
+            rc = ENOMEM;
             break;
+        }
         rc = mdb_cursor_del(cur, 0);
         if (rc != 0)
             break;
@@ -116,8 +239,11 @@ int agenda_sessions_apply(struct agenda_sessions *s, const struct sm_ops *ops,
                                  "\"message\":\"malformed command "
                                  "envelope\"}}") == 0 ? 0 : ENOMEM;
     }
-    MDB_val k = {cmd.request_id_len, cmd.request_id}, v;
-    int rc = mdb_get(txn, s->ids, &k, &v);
+    uint64_t hash = agenda_session_index_hash(&s->index, cmd.request_id,
+                                              cmd.request_id_len);
+    MDB_val v;
+    int rc = find_result(s, txn, cmd.request_id, cmd.request_id_len, hash,
+                         &v);
     if (rc == 0) {
         *duplicate = true;
         return decode_result(&v, res);
@@ -134,8 +260,11 @@ int agenda_sessions_apply(struct agenda_sessions *s, const struct sm_ops *ops,
 
     size_t body = res->body.len <= AGENDA_SESSION_BODY_MAX ? res->body.len
                                                            : 0;
+    uint8_t key[TIME_KEY_MAX];
+    MDB_val k = {time_key(key, cmd.time_ms, cmd.request_id,
+                          cmd.request_id_len), key};
     v.mv_size = RESULT_HDR + body;
-    rc = mdb_put(txn, s->ids, &k, &v, MDB_RESERVE);
+    rc = mdb_put(txn, s->log, &k, &v, MDB_RESERVE);
     if (rc != 0)
         return rc;
     uint8_t *p = v.mv_data;
@@ -145,13 +274,9 @@ int agenda_sessions_apply(struct agenda_sessions *s, const struct sm_ops *ops,
     p[17] = (uint8_t)((res->status >> 8) & 0xff);
     if (body > 0)
         memcpy(p + RESULT_HDR, res->body.data, body);
-
-    uint8_t tk[8 + AGENDA_REQUEST_ID_MAX];
-    time_key(tk, cmd.time_ms, &cmd);
-    MDB_val tkv = {8 + cmd.request_id_len, tk}, empty = {0, NULL};
-    rc = mdb_put(txn, s->by_time, &tkv, &empty, 0);
-    if (rc != 0)
-        return rc;
+    /* at once: a later command of this batch may retry the same id */
+    if (agenda_session_index_add(&s->index, hash, cmd.time_ms) != 0)
+        return ENOMEM;
     return expire_old(s, txn, cmd.time_ms);
 }
 
@@ -160,7 +285,7 @@ int agenda_sessions_digest(struct agenda_sessions *s, MDB_txn *txn,
 {
     EVP_MD_CTX *ctx = evp_md_ctx;
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, s->ids, &cur);
+    int rc = mdb_cursor_open(txn, s->log, &cur);
     if (rc != 0)
         return rc;
     MDB_val k, v;

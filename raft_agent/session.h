@@ -9,9 +9,17 @@
  * stamped in the commands, so every replica forgets the same ids at the same
  * log position); forgetting is bounded per command so apply stays cheap.
  *
- * Databases (in the agent's environment): "sessions" (request id → result)
- * and "sessions_time" (big-endian time ‖ request id → empty), the order in
- * which ids expire.
+ * Database (in the agent's environment): "sessions_log", big-endian time ‖
+ * request id → result, so remembering appends and forgetting deletes from
+ * the start, whatever the ids look like.  An id is found through an
+ * in-memory index rebuilt when the sessions are opened (session_index.h),
+ * which costs 32 to 64 bytes per remembered id.  Agents before this layout
+ * kept "sessions" (request id → result), where random ids cost random page
+ * writes, and "sessions_time"; opening moves them into "sessions_log".
+ *
+ * The index learns of removals only when they are durable: the caller
+ * reports the fate of every write transaction that applied commands with
+ * agenda_sessions_committed() or agenda_sessions_aborted().
  */
 #ifndef AGENDA_SESSION_H
 #define AGENDA_SESSION_H
@@ -21,6 +29,7 @@
 
 #include <lmdb.h>
 
+#include "session_index.h"
 #include "sm.h"
 
 /* Results bigger than this are remembered without their body. */
@@ -28,14 +37,24 @@
 #define AGENDA_SESSION_RETENTION_MS (300 * 1000)
 
 struct agenda_sessions {
-    MDB_dbi ids;
-    MDB_dbi by_time;
+    MDB_dbi log;
     uint64_t retention_ms;
+    bool index_ready;
+    struct agenda_session_index index;
 };
 
-/* Open or create the databases in txn (after start and after a snapshot
- * install).  Returns 0 or an LMDB error. */
+/* Open or create the database in txn (after start and after a snapshot
+ * install), moving an older layout into it, and rebuild the index from it.
+ * s is zeroed before the first call.  Returns 0, an LMDB error, or ENOMEM
+ * (ENOSYS: no randomness for the index's key). */
 int agenda_sessions_open(struct agenda_sessions *s, MDB_txn *txn);
+
+/* The write transaction that last applied commands committed / aborted. */
+void agenda_sessions_committed(struct agenda_sessions *s);
+void agenda_sessions_aborted(struct agenda_sessions *s);
+
+/* Releases the index.  s may be opened again. */
+void agenda_sessions_close(struct agenda_sessions *s);
 
 /*
  * Apply one NORMAL entry: decode the envelope, answer a known request id
@@ -54,8 +73,9 @@ int agenda_sessions_apply(struct agenda_sessions *s, const struct sm_ops *ops,
 int agenda_sessions_lookup(struct agenda_sessions *s, MDB_txn *txn,
                            const char *request_id, struct sm_result *res);
 
-/* Feed every remembered id and result into a SHA-256 context, in key
- * order (ctx is an EVP_MD_CTX *).  Returns 0 or an LMDB error. */
+/* Feed every remembered id and result into a SHA-256 context, in the
+ * order they expire (ctx is an EVP_MD_CTX *).  Returns 0 or an LMDB
+ * error. */
 int agenda_sessions_digest(struct agenda_sessions *s, MDB_txn *txn,
                            void *evp_md_ctx);
 

@@ -121,14 +121,14 @@ static int grow_calls(struct agenda_flow *f)
  * (anonymous ones too: registrations) or of two different requests never
  * collide, so nobody is ever answered with somebody else's result.
  *
- * The shards keep every key for five minutes in a tree where keys that
- * arrive in order are appended (a batch shares leaf pages) and random
- * ones cost a leaf page each to insert and another to forget, which
- * halved sustained creations in a five-minute run.  So the key keeps the
- * client's order: "k", the first KEY_CLIENT_MAX characters of the
- * client's key (where a ULID or UUIDv7 keeps its time, and a short
- * counter all of itself), ".", and 160 bits of the hash, which alone
- * tells requests apart.
+ * The key is "k", the first KEY_CLIENT_MAX characters of the client's
+ * key, ".", and 160 bits of the hash, which alone tells requests apart.
+ * The client's characters are there so that an operator finds the
+ * client's key in the audit log's request_id.  (They were there first to
+ * keep the client's order: the shards kept keys in a tree sorted by key,
+ * where random ones cost page writes.  The shards now keep them in the
+ * order they arrive, raft_agent/session.h, so the order no longer matters;
+ * the form stays so that a retry across that upgrade keeps its id.)
  */
 #define KEY_CLIENT_MAX 22
 #define KEY_HASH_HEX 40
@@ -147,8 +147,7 @@ static char *derive_key(struct agenda_flow *f)
         return NULL;
     f->n_commands++;
     if (f->idem == NULL) {
-        /* 'r', the edge's clock in milliseconds, 112 random bits: ids in
-         * time order (see above) */
+        /* 'r', the edge's clock in milliseconds, 112 random bits */
         struct timespec ts;
         unsigned long long ms = 0;
 

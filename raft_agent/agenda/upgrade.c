@@ -9,6 +9,11 @@
  * before the format key existed; upgrading them again changes nothing).
  * Format 2: index values carry end, flags and the participant's
  * response (event_index.h), binary audit head (audit.c).
+ * Format 3: nothing of the agenda's own tables changes; the agent keeps the
+ * request ids it remembers in the time-ordered "sessions_log" (session.c
+ * moves them there when it opens).  The number moves so that an agent of
+ * format 2, which would find no remembered ids and apply retries again,
+ * refuses this state instead of diverging from its shard.
  *
  * The upgrade runs when the state machine is opened (start, snapshot
  * install), in the opening write transaction, so it is all or nothing.
@@ -21,7 +26,7 @@
 
 #include "event_index.h"
 
-#define AGENDA_FORMAT 2
+#define AGENDA_FORMAT 3
 
 static const char meta_format[] = "format";
 

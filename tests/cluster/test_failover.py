@@ -338,6 +338,15 @@ def test_restart_and_wipe(request, cluster):
     assert st["snapshot_index"] > 0 and st["first_index"] > 1, st
     verify_acked(c, acks)
 
+    # Every replica still knows the writes made before its restart (f1
+    # rebuilt its sessions index from its own table) or before its wipe
+    # (the victim, from the snapshot's): their retries are replays on the
+    # leader, and a replica that applied one again would hold the old value
+    # and no longer converge (check_replays waits for equal digests).
+    for rid in c.ids:
+        assert c.metric(rid, "agenda_sessions_remembered") >= len(acks), rid
+    check_replays(c, acks[:20] + acks[60:80])
+
 
 # ---- 5 --------------------------------------------------------------------------------
 

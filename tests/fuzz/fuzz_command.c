@@ -24,6 +24,7 @@ static struct agenda_sessions sessions;
 /* The environment is scratch space: removed when the fuzzer exits. */
 static void remove_env(void)
 {
+    agenda_sessions_close(&sessions);
     mdb_env_close(env);
     test_env_dir_remove(env_dir);
 }
@@ -41,6 +42,7 @@ static void open_env(void)
         agenda_kv_sm_ops.open(&kv, txn) != 0 ||
         agenda_sessions_open(&sessions, txn) != 0 || mdb_txn_commit(txn))
         abort();
+    agenda_sessions_committed(&sessions);
     atexit(remove_env);
 }
 
@@ -70,6 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == 0 && (res.status < 200 || res.status > 599))
         abort();
     mdb_txn_abort(txn);
+    agenda_sessions_aborted(&sessions);
     agenda_buf_free(&res.body);
     return 0;
 }

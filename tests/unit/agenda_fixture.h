@@ -102,12 +102,14 @@ FX_FN struct agenda_fx *agenda_fx_new(int kind, const char *from,
         agenda_sessions_open(&fx->sessions, txn) != 0 ||
         mdb_txn_commit(txn) != 0)
         abort();
+    agenda_sessions_committed(&fx->sessions);
     fx->now_ms = 1795000000000LL; /* 2026-11-18 */
     return fx;
 }
 
 FX_FN void agenda_fx_free(struct agenda_fx *fx)
 {
+    agenda_sessions_close(&fx->sessions);
     mdb_env_close(fx->env);
     test_env_dir_remove(fx->dir);
     fx_untrack(fx->dir);
@@ -136,6 +138,7 @@ FX_FN int agenda_fx_cmd_id(struct agenda_fx *fx, const char *request_id,
     }
     if (mdb_txn_commit(txn) != 0)
         abort();
+    agenda_sessions_committed(&fx->sessions);
     agenda_buf_free(&entry);
     fx->now_ms += 1000;
     return fx->res.status;
@@ -249,6 +252,7 @@ FX_FN struct agenda_fx *agenda_fx_open_copy(struct agenda_fx *src)
         agenda_sessions_open(&fx->sessions, txn) != 0 ||
         mdb_txn_commit(txn) != 0)
         abort();
+    agenda_sessions_committed(&fx->sessions);
     fx->index = src->index;
     fx->now_ms = src->now_ms;
     return fx;

@@ -1867,7 +1867,7 @@ static void test_format_2_without_its_key_opens(void **state)
     assert_int_equal(mdb_del(txn, fx->sm.db.meta, &fk, NULL), 0);
     assert_int_equal(agenda_sm_ops.open(&fx->sm, txn), 0);
     assert_int_equal(mdb_get(txn, fx->sm.db.meta, &fk, &v), 0);
-    assert_int_equal(agenda_key_u64_decode(v.mv_data), 2);
+    assert_int_equal(agenda_key_u64_decode(v.mv_data), 3);
     assert_int_equal(mdb_txn_commit(txn), 0);
 
     check_indexes(fx);
@@ -1941,7 +1941,7 @@ static void test_format_1_is_upgraded_on_open(void **state)
 
     /* a format from a newer agent is refused, not misread */
     uint8_t future[8];
-    agenda_key_u64(future, 3);
+    agenda_key_u64(future, 4);
     MDB_val fv = {8, future};
     assert_int_equal(mdb_txn_begin(fx->env, NULL, 0, &txn), 0);
     assert_int_equal(mdb_put(txn, fx->sm.db.meta, &fk, &fv, 0), 0);

@@ -446,6 +446,7 @@ static void test_tokens_survive_reopen(void **state)
     assert_int_equal(agenda_sm_ops.open(&fx->sm, txn), 0);
     assert_int_equal(agenda_sessions_open(&fx->sessions, txn), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
+    agenda_sessions_committed(&fx->sessions);
     agenda_fx_digest(fx, after);
     assert_string_equal(before, after);
     assert_int_equal(list(fx, "calendar:alice", 2, 0), 410);

@@ -42,6 +42,7 @@ static int setup(void **state)
     assert_int_equal(agenda_kv_sm_ops.open(&f->kv, txn), 0);
     assert_int_equal(agenda_sessions_open(&f->sessions, txn), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
+    agenda_sessions_committed(&f->sessions);
     *state = f;
     return 0;
 }
@@ -49,6 +50,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
+    agenda_sessions_close(&f->sessions);
     mdb_env_close(f->env);
     test_env_dir_remove(f->dir);
     agenda_buf_free(&f->res.body);
@@ -78,7 +80,40 @@ static bool apply(struct fixture *f, uint64_t index, const struct agenda_buf *e)
                                            &f->kv, txn, index, e->data,
                                            e->len, &f->res, &dup), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
+    agenda_sessions_committed(&f->sessions);
     return dup;
+}
+
+/* Apply one entry into an open transaction (a batch of several). */
+static bool apply_in(struct fixture *f, MDB_txn *txn, uint64_t index,
+                     const struct agenda_buf *e)
+{
+    bool dup = false;
+    assert_int_equal(agenda_sessions_apply(&f->sessions, &agenda_kv_sm_ops,
+                                           &f->kv, txn, index, e->data,
+                                           e->len, &f->res, &dup), 0);
+    return dup;
+}
+
+static int lookup(struct fixture *f, const char *id)
+{
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(f->env, NULL, MDB_RDONLY, &txn), 0);
+    int rc = agenda_sessions_lookup(&f->sessions, txn, id, &f->res);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+/* Close the sessions and open them again: an agent's restart. */
+static void reopen(struct fixture *f)
+{
+    MDB_txn *txn;
+    agenda_sessions_close(&f->sessions);
+    memset(&f->sessions, 0, sizeof(f->sessions));
+    assert_int_equal(mdb_txn_begin(f->env, NULL, 0, &txn), 0);
+    assert_int_equal(agenda_sessions_open(&f->sessions, txn), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    agenda_sessions_committed(&f->sessions);
 }
 
 static int query(struct fixture *f, const char *key, char *out, size_t len)
@@ -262,6 +297,125 @@ static void test_digest_depends_on_content_only(void **state)
     agenda_buf_free(&e);
 }
 
+/* Random ids (UUIDv4 keys) are found again, also after a restart, which
+ * rebuilds the in-memory index from the table. */
+static void test_random_ids_are_found_after_a_restart(void **state)
+{
+    struct fixture *f = *state;
+    struct agenda_buf e = {0};
+    char ids[300][40];
+    srand(7);
+    for (int i = 0; i < 300; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "k%08x%08x.%d", (unsigned)rand(),
+                 (unsigned)rand(), i);
+        make_cmd(&e, ids[i], 5000 + (uint64_t)(i % 7), AGENDA_KV_OP_PUT,
+                 ids[i], "v");
+        assert_false(apply(f, (uint64_t)i + 1, &e));
+    }
+    reopen(f);
+    for (int i = 0; i < 300; i++) {
+        make_cmd(&e, ids[i], 9000, AGENDA_KV_OP_PUT, ids[i], "changed");
+        assert_true(apply(f, 1000 + (uint64_t)i, &e));
+        assert_int_equal(f->res.status, 200);
+    }
+    assert_int_equal(lookup(f, "k-never-seen"), MDB_NOTFOUND);
+    agenda_buf_free(&e);
+}
+
+/* An aborted batch leaves nothing behind, in LMDB or in the index; within
+ * a batch a retry of an id applied earlier in it is already a duplicate. */
+static void test_an_aborted_batch_is_forgotten(void **state)
+{
+    struct fixture *f = *state;
+    struct agenda_buf e = {0};
+    char value[32];
+    MDB_txn *txn;
+    make_cmd(&e, "batch-1", 2000, AGENDA_KV_OP_PUT, "k", "first");
+    assert_int_equal(mdb_txn_begin(f->env, NULL, 0, &txn), 0);
+    assert_false(apply_in(f, txn, 1, &e));
+    assert_true(apply_in(f, txn, 2, &e));
+    mdb_txn_abort(txn);
+    agenda_sessions_aborted(&f->sessions);
+    assert_int_equal(lookup(f, "batch-1"), MDB_NOTFOUND);
+    assert_int_equal(query(f, "k", value, sizeof(value)), 404);
+    /* applied again (the batch retried), it is new, then remembered */
+    assert_false(apply(f, 1, &e));
+    assert_true(apply(f, 2, &e));
+    assert_int_equal(query(f, "k", value, sizeof(value)), 200);
+    assert_string_equal(value, "first");
+    agenda_buf_free(&e);
+}
+
+/* Forgetting is part of the batch: when the batch aborts, the id is still
+ * remembered, and a retry of it is still answered as a duplicate. */
+static void test_expiry_takes_effect_only_when_committed(void **state)
+{
+    struct fixture *f = *state;
+    struct agenda_buf old = {0}, e = {0};
+    MDB_txn *txn;
+    make_cmd(&old, "old", 1000, AGENDA_KV_OP_PUT, "a", "1");
+    apply(f, 1, &old);
+    make_cmd(&e, "late", 1000 + AGENDA_SESSION_RETENTION_MS + 1,
+             AGENDA_KV_OP_PUT, "b", "2");
+    assert_int_equal(mdb_txn_begin(f->env, NULL, 0, &txn), 0);
+    assert_false(apply_in(f, txn, 2, &e));
+    mdb_txn_abort(txn);
+    agenda_sessions_aborted(&f->sessions);
+    assert_int_equal(lookup(f, "old"), 0);
+    assert_true(apply(f, 2, &old));
+    /* the same batch committed: forgotten, a retry is applied anew */
+    assert_false(apply(f, 3, &e));
+    assert_int_equal(lookup(f, "old"), MDB_NOTFOUND);
+    assert_false(apply(f, 4, &old));
+    agenda_buf_free(&old);
+    agenda_buf_free(&e);
+}
+
+/* Agents before the time-ordered table kept "sessions" (id -> result) and
+ * "sessions_time"; opening moves what they remember, and drops them. */
+static void test_the_old_layout_is_moved(void **state)
+{
+    struct fixture *f = *state;
+    MDB_txn *txn;
+    MDB_dbi ids, by_time;
+    assert_int_equal(mdb_txn_begin(f->env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "sessions", MDB_CREATE, &ids), 0);
+    assert_int_equal(mdb_dbi_open(txn, "sessions_time", MDB_CREATE,
+                                  &by_time), 0);
+    /* index 9, time 4242, status 201, body "made" */
+    uint8_t result[18 + 4] = {9, 0, 0, 0, 0, 0, 0, 0, 0x92, 0x10, 0, 0,
+                              0, 0, 0, 0, 201, 0, 'm', 'a', 'd', 'e'};
+    uint8_t tkey[8 + 6] = {0, 0, 0, 0, 0, 0, 0x10, 0x92,
+                           'l', 'e', 'g', 'a', 'c', 'y'};
+    MDB_val k = {6, "legacy"}, v = {sizeof(result), result};
+    MDB_val tk = {sizeof(tkey), tkey}, empty = {0, NULL};
+    assert_int_equal(mdb_put(txn, ids, &k, &v, 0), 0);
+    assert_int_equal(mdb_put(txn, by_time, &tk, &empty, 0), 0);
+    /* an id whose result was forgotten already is not carried over */
+    uint8_t gone[8 + 4] = {0, 0, 0, 0, 0, 0, 0x10, 0x93, 'g', 'o', 'n', 'e'};
+    MDB_val gk = {sizeof(gone), gone};
+    assert_int_equal(mdb_put(txn, by_time, &gk, &empty, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+
+    reopen(f);
+    assert_int_equal(lookup(f, "legacy"), 0);
+    assert_int_equal(f->res.status, 201);
+    assert_int_equal(f->res.body.len, 4);
+    assert_memory_equal(f->res.body.data, "made", 4);
+    assert_int_equal(lookup(f, "gone"), MDB_NOTFOUND);
+    assert_int_equal(mdb_txn_begin(f->env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "sessions", 0, &ids), MDB_NOTFOUND);
+    assert_int_equal(mdb_dbi_open(txn, "sessions_time", 0, &by_time),
+                     MDB_NOTFOUND);
+    mdb_txn_abort(txn);
+    /* and a retry of it is answered from there */
+    struct agenda_buf e = {0};
+    make_cmd(&e, "legacy", 5000, AGENDA_KV_OP_PUT, "x", "y");
+    assert_true(apply(f, 10, &e));
+    assert_int_equal(f->res.status, 201);
+    agenda_buf_free(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -278,6 +432,14 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_digest_depends_on_content_only,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_random_ids_are_found_after_a_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_aborted_batch_is_forgotten,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_expiry_takes_effect_only_when_committed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_old_layout_is_moved, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
