@@ -731,9 +731,15 @@ static int open_state_machine(struct agenda_node *n)
     if (rc == 0)
         rc = agenda_sessions_open(&n->sessions, txn);
     if (rc != 0) {
+        /* an upgrade (upgrade.c, session.c) rewrites in this one
+         * transaction, and may need more room than the map has left */
+        agenda_log(AGENDA_LOG_ERROR, "shard %s node %u: opening the state "
+                   "machine failed: %s", n->cfg.shard, n->cfg.id,
+                   mdb_strerror(rc));
         agenda_storage_apply_abort(n->st, txn);
         agenda_sessions_aborted(&n->sessions);
-        return AGENDA_STORAGE_IO;
+        return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL ? AGENDA_STORAGE_FULL
+                                                        : AGENDA_STORAGE_IO;
     }
     raft_index applied;
     raft_term term;

@@ -13,9 +13,13 @@
  * request id → result, so remembering appends and forgetting deletes from
  * the start, whatever the ids look like.  An id is found through an
  * in-memory index rebuilt when the sessions are opened (session_index.h),
- * which costs 32 to 64 bytes per remembered id.  Agents before this layout
- * kept "sessions" (request id → result), where random ids cost random page
- * writes, and "sessions_time"; opening moves them into "sessions_log".
+ * which costs 32 to 128 bytes per remembered id (16-byte slots, between a
+ * half and an eighth full).  Agents before this layout kept "sessions"
+ * (request id → result), where random ids cost random page writes, and
+ * "sessions_time"; opening moves them into "sessions_log", in the opening
+ * transaction: that needs free map space about the size of what is
+ * remembered (at most five minutes of writes), and a replica without it
+ * refuses to start with "storage is full" until the map is made bigger.
  *
  * The index learns of removals only when they are durable: the caller
  * reports the fate of every write transaction that applied commands with

@@ -95,9 +95,10 @@ void agenda_session_index_free(struct agenda_session_index *x)
 
 void agenda_session_index_clear(struct agenda_session_index *x)
 {
-    if (x->slots != NULL)
-        memset(x->slots, 0, x->cap * sizeof(*x->slots));
-    x->count = 0;
+    /* the table is rebuilt at the size of what it is rebuilt from */
+    free(x->slots);
+    x->slots = NULL;
+    x->cap = x->count = 0;
     x->n_changes = 0;
 }
 
@@ -116,9 +117,9 @@ static void put(struct agenda_session_index *x, uint64_t hash, uint64_t time)
     x->count++;
 }
 
-static int grow(struct agenda_session_index *x)
+/* Moves every pair into a new table of cap slots (a power of two). */
+static int resize(struct agenda_session_index *x, size_t cap)
 {
-    size_t cap = x->cap == 0 ? INITIAL_CAP : x->cap * 2;
     struct agenda_session_slot *old = x->slots;
     size_t old_cap = x->cap;
     x->slots = calloc(cap, sizeof(*x->slots));
@@ -133,6 +134,23 @@ static int grow(struct agenda_session_index *x)
             put(x, old[i].hash, old[i].time);
     free(old);
     return 0;
+}
+
+static int grow(struct agenda_session_index *x)
+{
+    return resize(x, x->cap == 0 ? INITIAL_CAP : x->cap * 2);
+}
+
+/* After a burst the table would keep its peak size for good: give memory
+ * back once it is less than an eighth full (then a quarter full). */
+static void maybe_shrink(struct agenda_session_index *x)
+{
+    if (x->cap <= INITIAL_CAP || x->count * 8 >= x->cap)
+        return;
+    size_t cap = x->cap;
+    while (cap > INITIAL_CAP && x->count * 4 <= cap / 2)
+        cap /= 2;
+    (void)resize(x, cap); /* out of memory: keep the bigger table */
 }
 
 /* The slot holding exactly (hash, time), or cap when there is none. */
@@ -228,6 +246,7 @@ void agenda_session_index_commit(struct agenda_session_index *x)
         if (!x->changes[n].added)
             remove_pair(x, x->changes[n].hash, x->changes[n].time);
     x->n_changes = 0;
+    maybe_shrink(x);
 }
 
 void agenda_session_index_abort(struct agenda_session_index *x)

@@ -332,10 +332,14 @@ static void test_an_aborted_batch_is_forgotten(void **state)
     MDB_txn *txn;
     make_cmd(&e, "batch-1", 2000, AGENDA_KV_OP_PUT, "k", "first");
     assert_int_equal(mdb_txn_begin(f->env, NULL, 0, &txn), 0);
+    size_t remembered = f->sessions.index.count;
     assert_false(apply_in(f, txn, 1, &e));
     assert_true(apply_in(f, txn, 2, &e));
+    assert_int_equal(f->sessions.index.count, remembered + 1);
     mdb_txn_abort(txn);
     agenda_sessions_aborted(&f->sessions);
+    /* the index took its addition back too (no stale pair is left) */
+    assert_int_equal(f->sessions.index.count, remembered);
     assert_int_equal(lookup(f, "batch-1"), MDB_NOTFOUND);
     assert_int_equal(query(f, "k", value, sizeof(value)), 404);
     /* applied again (the batch retried), it is new, then remembered */
@@ -416,6 +420,67 @@ static void test_the_old_layout_is_moved(void **state)
     agenda_buf_free(&e);
 }
 
+/* A new leader's clock may be behind the last one's: ids stamped earlier
+ * than ones already remembered are still found, and forgotten in time
+ * order. */
+static void test_times_going_backwards(void **state)
+{
+    struct fixture *f = *state;
+    struct agenda_buf a = {0}, b = {0}, e = {0};
+    make_cmd(&a, "ahead", 50000, AGENDA_KV_OP_PUT, "a", "1");
+    make_cmd(&b, "behind", 20000, AGENDA_KV_OP_PUT, "b", "2");
+    assert_false(apply(f, 1, &a));
+    assert_false(apply(f, 2, &b));
+    assert_true(apply(f, 3, &a));
+    assert_true(apply(f, 4, &b));
+    /* past "behind"'s retention, not yet "ahead"'s */
+    make_cmd(&e, "later", 20000 + AGENDA_SESSION_RETENTION_MS + 1,
+             AGENDA_KV_OP_PUT, "c", "3");
+    assert_false(apply(f, 5, &e));
+    assert_int_equal(lookup(f, "behind"), MDB_NOTFOUND);
+    assert_int_equal(lookup(f, "ahead"), 0);
+    agenda_buf_free(&a);
+    agenda_buf_free(&b);
+    agenda_buf_free(&e);
+}
+
+/* A damaged old layout is refused, and left as it was: nothing is half
+ * moved. */
+static void test_a_damaged_old_layout_is_left_intact(void **state)
+{
+    struct fixture *f = *state;
+    MDB_txn *txn;
+    MDB_dbi ids, by_time, log;
+    MDB_val k = {3, "abc"}, v = {18, "012345678901234567"};
+    uint8_t good[8 + 3] = {0, 0, 0, 0, 0, 0, 0, 1, 'a', 'b', 'c'};
+    MDB_val gk = {sizeof(good), good}, bad = {4, "shrt"}, empty = {0, NULL};
+    assert_int_equal(mdb_txn_begin(f->env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "sessions", MDB_CREATE, &ids), 0);
+    assert_int_equal(mdb_dbi_open(txn, "sessions_time", MDB_CREATE,
+                                  &by_time), 0);
+    assert_int_equal(mdb_put(txn, ids, &k, &v, 0), 0);
+    assert_int_equal(mdb_put(txn, by_time, &gk, &empty, 0), 0);
+    assert_int_equal(mdb_put(txn, by_time, &bad, &empty, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+
+    struct agenda_sessions s2 = {0};
+    assert_int_equal(mdb_txn_begin(f->env, NULL, 0, &txn), 0);
+    assert_int_equal(agenda_sessions_open(&s2, txn), MDB_CORRUPTED);
+    mdb_txn_abort(txn);
+    agenda_sessions_aborted(&s2);
+    agenda_sessions_close(&s2);
+    assert_int_equal(mdb_txn_begin(f->env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "sessions", 0, &ids), 0);
+    assert_int_equal(mdb_dbi_open(txn, "sessions_time", 0, &by_time), 0);
+    MDB_val got;
+    assert_int_equal(mdb_get(txn, ids, &k, &got), 0);
+    assert_int_equal(mdb_dbi_open(txn, "sessions_log", 0, &log), 0);
+    MDB_stat st;
+    assert_int_equal(mdb_stat(txn, log, &st), 0);
+    assert_int_equal(st.ms_entries, 0);
+    mdb_txn_abort(txn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -440,6 +505,10 @@ int main(void)
             test_expiry_takes_effect_only_when_committed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_the_old_layout_is_moved, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_times_going_backwards, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_damaged_old_layout_is_left_intact, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
