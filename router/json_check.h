@@ -15,6 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The readers are not exported from a shared object (the nginx module is
+ * loaded with RTLD_GLOBAL, and these short names must not meet another
+ * module's). */
+#pragma GCC visibility push(hidden)
+
 /* Room for a JSON path such as "shards[12].replicas[3].http_port". */
 #define JC_PATH_LEN 128
 
@@ -80,5 +85,7 @@ int jc_read_file(const char *path, size_t max, char **data, size_t *len,
 
 /* Prefixes the message in err with "<path>: " (truncating its end). */
 void jc_prefix_path(char *err, size_t errlen, const char *path);
+
+#pragma GCC visibility pop
 
 #endif /* AGENDA_JSON_CHECK_H */

@@ -3,9 +3,11 @@
 Every config written for the repository's own topology is accepted by the
 agent (`raft_agent --config FILE --check`), and what the agent says it would
 run as — shard, replica, ports, peers, data directory — is what the
-topology says.  The directory is gen-agents' own: a replica that left the
-topology loses its config, and a directory of someone else's files is not
-touched.  (Every other test of this directory starts its agents from such
+topology says.  A topology that breaks a rule spanning shards is refused
+although each shard's file alone would pass, and a refused generation
+replaces nothing.  The directory is gen-agents' own: a replica that left
+the topology loses its config, other files stay, and a directory of
+someone else's files is not touched.  (Every other test of this directory starts its agents from such
 configs: see conftest.py.)
 """
 from __future__ import annotations
@@ -99,6 +101,47 @@ def test_a_replica_gone_from_the_topology_loses_its_config(tmp_path):
     assert len(list(out.glob("*.json"))) == 11
 
 
+def test_files_it_did_not_write_stay(tmp_path):
+    out = tmp_path / "agents"
+    assert gen(out).returncode == 0
+    mine = out / "topology.json"
+    mine.write_text("{}")
+    assert gen(out).returncode == 0
+    assert mine.read_text() == "{}"
+
+
+def test_a_rule_across_shards_is_checked_on_the_whole_topology(tmp_path):
+    topo = json.loads(TOPOLOGY.read_text())
+    nz = next(s for s in topo["shards"] if s["name"] == "events_nz")
+    nz["range"]["from"] = "o"  # keys from "n" to "o" would have no shard
+    gap = tmp_path / "topology.json"
+    gap.write_text(json.dumps(topo))
+    out = tmp_path / "agents"
+    r = gen(out, "--check-with", str(AGENT), topology=gap)
+    assert r.returncode == 1
+    assert "gap: keys from \"n\"" in r.stderr, r.stderr
+    assert not out.exists() or not list(out.glob("*.json"))
+    # each shard's own file would have passed: only the whole shows it
+    r = gen(out, topology=gap)
+    assert r.returncode == 0, r.stderr
+    check(out / "events_nz-node1.json")
+
+
+def test_a_refused_generation_replaces_nothing(tmp_path):
+    out = tmp_path / "agents"
+    assert gen(out, "--check-with", str(AGENT)).returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    topo = json.loads(TOPOLOGY.read_text())
+    users = next(s for s in topo["shards"] if s["name"] == "users")
+    users["replicas"][2]["http_port"] = users["replicas"][2]["raft_port"]
+    bad = tmp_path / "topology.json"
+    bad.write_text(json.dumps(topo))
+    r = gen(out, "--check-with", str(AGENT), "--log-level", "debug",
+            topology=bad)
+    assert r.returncode == 1, r.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_a_directory_it_did_not_make_is_left_alone(tmp_path):
     mine = tmp_path / "notes.json"
     mine.write_text("{}")
@@ -118,8 +161,8 @@ def test_a_config_the_agent_refuses_fails_generation_with_its_message(
     r = gen(tmp_path / "agents", "--check-with", str(AGENT), topology=bad)
     assert r.returncode == 1
     assert "refused by the agent" in r.stderr
-    assert "shard.replicas[1].raft_port" in r.stderr
-    assert "is already used by shard.replicas[0].raft_port" in r.stderr
+    assert "shards[0].replicas[1].raft_port" in r.stderr
+    assert "is already used by shards[0].replicas[0].raft_port" in r.stderr
 
 
 def test_malformed_topologies_and_options_are_reported(tmp_path):

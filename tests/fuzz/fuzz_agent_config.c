@@ -33,8 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     err[0] = 'x';
     if (agenda_agent_config_parse((const char *)data, size, &c, err,
                                   sizeof(err)) != 0) {
-        if (c != NULL || err[0] == '\0' || strchr(err, ':') == NULL ||
-            memchr(err, '\0', sizeof(err)) == NULL) {
+        if (c != NULL || memchr(err, '\0', sizeof(err)) == NULL ||
+            err[0] == '\0' || strchr(err, ':') == NULL) {
             abort();
         }
         return 0;

@@ -267,9 +267,19 @@ static void test_malformed_input(void **state)
     assert_int_equal(agenda_agent_config_parse(NULL, 0, &c, err,
                                                sizeof(err)), -1);
     assert_null(c);
-    /* a NUL inside the input is not the end of it */
+    /* the length given is the input: a prefix of a good config is not
+     * one, and a NUL inside is not the end of it */
     assert_int_equal(agenda_agent_config_parse(good_json, 10, &c, NULL, 0),
                      -1);
+    char *with_nul = malloc(sizeof(good_json) + 1);
+    assert_non_null(with_nul);
+    memcpy(with_nul, good_json, sizeof(good_json)); /* its NUL too */
+    with_nul[sizeof(good_json)] = ' ';
+    assert_int_equal(agenda_agent_config_parse(with_nul,
+                                               sizeof(good_json) + 1, &c,
+                                               err, sizeof(err)), -1);
+    assert_null(c);
+    free(with_nul);
     agenda_agent_config_free(NULL);
 }
 
