@@ -46,6 +46,12 @@ static size_t time_key(uint8_t *out, uint64_t t, const void *id,
     return 8 + id_len;
 }
 
+/* Whether k can be a key of sessions_log (read from disk: untrusted). */
+static bool time_key_valid(const MDB_val *k)
+{
+    return k->mv_size > 8 && k->mv_size <= TIME_KEY_MAX;
+}
+
 static uint64_t key_time(const MDB_val *k)
 {
     const uint8_t *p = k->mv_data;
@@ -74,7 +80,7 @@ static int migrate_old_layout(struct agenda_sessions *s, MDB_txn *txn)
         return rc;
     MDB_val k, v;
     while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-        if (k.mv_size <= 8 || k.mv_size > TIME_KEY_MAX) {
+        if (!time_key_valid(&k)) {
             rc = MDB_CORRUPTED;
             break;
         }
@@ -103,7 +109,7 @@ static int rebuild_index(struct agenda_sessions *s, MDB_txn *txn)
         return rc;
     MDB_val k, v;
     while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-        if (k.mv_size <= 8 || k.mv_size > TIME_KEY_MAX) {
+        if (!time_key_valid(&k)) {
             rc = MDB_CORRUPTED;
             break;
         }
@@ -203,7 +209,7 @@ static int expire_old(struct agenda_sessions *s, MDB_txn *txn, uint64_t now)
         }
         if (rc != 0)
             break;
-        if (k.mv_size <= 8 || k.mv_size > TIME_KEY_MAX) {
+        if (!time_key_valid(&k)) {
             rc = MDB_CORRUPTED;
             break;
         }

@@ -128,34 +128,22 @@ int agenda_agent_config_parse(const char *json, size_t len,
     return 0;
 }
 
+/* jc_load_file's parser */
+static int parse_file(const char *json, size_t len, void *out, char *err,
+                      size_t errlen)
+{
+    return agenda_agent_config_parse(json, len, out, err, errlen);
+}
+
 int agenda_agent_config_load(const char *path,
                              struct agenda_agent_config **out,
                              char *err, size_t errlen)
 {
-    char *data;
-    size_t n;
-    int rc;
-
     if (out == NULL) {
         return -1;
     }
     *out = NULL;
-    if (path == NULL) {
-        if (err != NULL && errlen > 0) {
-            snprintf(err, errlen, "no agent config file given");
-        }
-        return -1;
-    }
-    if (jc_read_file(path, AGENDA_TOPO_FILE_MAX, &data, &n, err,
-                     errlen) != 0) {
-        return -1;
-    }
-    rc = agenda_agent_config_parse(data, n, out, err, errlen);
-    free(data);
-    if (rc != 0) {
-        jc_prefix_path(err, errlen, path);
-    }
-    return rc;
+    return jc_load_file(path, "agent config", parse_file, out, err, errlen);
 }
 
 void agenda_agent_config_free(struct agenda_agent_config *cfg)

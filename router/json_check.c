@@ -272,8 +272,8 @@ json_t *jc_load(const char *json, size_t len, struct jc_err *e)
     return root;
 }
 
-int jc_read_file(const char *path, size_t max, char **data, size_t *len,
-                 char *err, size_t errlen)
+static int read_file(const char *path, size_t max, char **data,
+                     size_t *len, char *err, size_t errlen)
 {
     char *buf;
     size_t n;
@@ -322,7 +322,8 @@ int jc_read_file(const char *path, size_t max, char **data, size_t *len,
     return 0;
 }
 
-void jc_prefix_path(char *err, size_t errlen, const char *path)
+/* Prefixes the message in err with "<path>: " (truncating its end). */
+static void prefix_path(char *err, size_t errlen, const char *path)
 {
     size_t plen, mlen;
 
@@ -342,4 +343,28 @@ void jc_prefix_path(char *err, size_t errlen, const char *path)
     memcpy(err, path, plen - 2);
     err[plen - 2] = ':';
     err[plen - 1] = ' ';
+}
+
+int jc_load_file(const char *path, const char *what, jc_parse_fn parse,
+                 void *out, char *err, size_t errlen)
+{
+    char *data;
+    size_t n;
+    int rc;
+
+    if (path == NULL) {
+        if (err != NULL && errlen > 0) {
+            snprintf(err, errlen, "no %s file given", what);
+        }
+        return -1;
+    }
+    if (read_file(path, AGENDA_TOPO_FILE_MAX, &data, &n, err, errlen) != 0) {
+        return -1;
+    }
+    rc = parse(data, n, out, err, errlen);
+    free(data);
+    if (rc != 0) {
+        prefix_path(err, errlen, path);
+    }
+    return rc;
 }

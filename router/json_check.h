@@ -75,16 +75,18 @@ int jc_check_host(const char *s, const char *path, const char *key,
  * NULL and a message naming the line and column otherwise. */
 json_t *jc_load(const char *json, size_t len, struct jc_err *e);
 
-/*
- * Reads the whole file at path into a new buffer (*data, *len; the caller
- * frees *data), refusing files larger than max bytes.  On failure returns
- * -1 with *data NULL and "<path>: <reason>" in err.
- */
-int jc_read_file(const char *path, size_t max, char **data, size_t *len,
-                 char *err, size_t errlen);
+/* A parser of len bytes of JSON into *out, as agenda_topology_parse(). */
+typedef int (*jc_parse_fn)(const char *json, size_t len, void *out,
+                           char *err, size_t errlen);
 
-/* Prefixes the message in err with "<path>: " (truncating its end). */
-void jc_prefix_path(char *err, size_t errlen, const char *path);
+/*
+ * Reads the file at path (at most AGENDA_TOPO_FILE_MAX bytes) and parses it
+ * with parse.  Messages: "no <what> file given" for a NULL path,
+ * "<path>: <reason>" when it cannot be read, and the parser's prefixed
+ * with "<path>: ".
+ */
+int jc_load_file(const char *path, const char *what, jc_parse_fn parse,
+                 void *out, char *err, size_t errlen);
 
 #pragma GCC visibility pop
 

@@ -64,19 +64,9 @@ static struct agenda_agent_config *parse_patched(const char *const *path,
                                                  size_t n, char *err,
                                                  size_t errlen)
 {
-    json_t *root = json_loads(good_json, 0, NULL);
-    struct agenda_agent_config *c;
-    char *text;
-    size_t k;
+    char *text = json_patched(good_json, path, value, n);
+    struct agenda_agent_config *c = parse_text(text, err, errlen);
 
-    assert_non_null(root);
-    for (k = 0; k < n && path[k] != NULL; k++) {
-        json_patch(root, path[k], value[k]);
-    }
-    text = json_dumps(root, 0);
-    json_decref(root);
-    assert_non_null(text);
-    c = parse_text(text, err, errlen);
     free(text);
     return c;
 }
@@ -147,14 +137,7 @@ static void test_optional_agent_fields_and_other_kinds(void **state)
     agenda_agent_config_free(c);
 }
 
-struct bad_case {
-    const char *what;
-    const char *path[3];  /* patches applied in order; NULL ends */
-    const char *value[3]; /* JSON text; NULL deletes */
-    const char *want;     /* substring of the error */
-};
-
-static const struct bad_case bad_cases[] = {
+static const struct json_bad_case bad_cases[] = {
     { "no agent", { "agent" }, { NULL }, "agent: missing (required)" },
     { "agent not an object", { "agent" }, { "[2]" },
       "agent: must be a JSON object" },
@@ -212,24 +195,15 @@ static const struct bad_case bad_cases[] = {
 
 static void test_invalid_configs_name_their_path(void **state)
 {
-    size_t i;
-
     (void)state;
-    for (i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
-        const struct bad_case *c = &bad_cases[i];
-        struct agenda_agent_config *cfg;
+    for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+        const struct json_bad_case *c = &bad_cases[i];
         char err[512];
+        struct agenda_agent_config *cfg =
+            parse_patched(c->path, c->value, 3, err, sizeof(err));
 
-        cfg = parse_patched(c->path, c->value, 3, err, sizeof(err));
-        if (cfg != NULL) {
-            agenda_agent_config_free(cfg);
-            fail_msg("case \"%s\": accepted, want error \"%s\"", c->what,
-                     c->want);
-        }
-        if (strstr(err, c->want) == NULL) {
-            fail_msg("case \"%s\":\n  want \"%s\"\n  got  \"%s\"", c->what,
-                     c->want, err);
-        }
+        agenda_agent_config_free(cfg);
+        json_bad_case_check(c, cfg != NULL, err);
     }
 }
 
@@ -288,8 +262,6 @@ static void test_load_reports_file_errors(void **state)
     struct agenda_agent_config *c = (struct agenda_agent_config *)1;
     char path[] = "/tmp/agenda_agent_XXXXXX";
     char err[512];
-    FILE *f;
-    int fd;
 
     (void)state;
     assert_int_equal(agenda_agent_config_load("/nonexistent/a.json", &c,
@@ -298,21 +270,13 @@ static void test_load_reports_file_errors(void **state)
     assert_string_equal(err, "/nonexistent/a.json: No such file or "
                         "directory");
 
-    fd = mkstemp(path);
-    assert_true(fd >= 0);
-    f = fdopen(fd, "w");
-    assert_non_null(f);
-    fputs(good_json, f);
-    fclose(f);
+    json_write_file(path, good_json);
     assert_int_equal(agenda_agent_config_load(path, &c, err, sizeof(err)),
                      0);
     assert_string_equal(c->self->name, "node4");
     agenda_agent_config_free(c);
 
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("{\"version\": 1, \"servers\": 3}", f);
-    fclose(f);
+    json_write_file(path, "{\"version\": 1, \"servers\": 3}");
     assert_int_equal(agenda_agent_config_load(path, &c, err, sizeof(err)),
                      -1);
     assert_null(c);

@@ -371,14 +371,7 @@ static void test_seven_replicas_allowed(void **state)
 
 /* --- invalid topologies --------------------------------------------------- */
 
-struct bad_case {
-    const char *what;
-    const char *path[3];  /* patches applied in order; NULL ends */
-    const char *value[3]; /* JSON text; NULL deletes */
-    const char *want;     /* substring of the error */
-};
-
-static const struct bad_case bad_cases[] = {
+static const struct json_bad_case bad_cases[] = {
     { "raft port zero", { "shards[1].replicas[2].raft_port" }, { "0" },
       "shards[1].replicas[2].raft_port: must be 1..65535" },
     { "raft port too big", { "shards[1].replicas[2].raft_port" },
@@ -509,34 +502,16 @@ static const struct bad_case bad_cases[] = {
 
 static void test_invalid_topologies_name_their_path(void **state)
 {
-    size_t i, k;
-
     (void)state;
-    for (i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
-        const struct bad_case *c = &bad_cases[i];
-        json_t *root = json_loads(base_json, 0, NULL);
-        struct agenda_topology *t;
+    for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+        const struct json_bad_case *c = &bad_cases[i];
+        char *text = json_patched(base_json, c->path, c->value, 3);
         char err[512];
-        char *text;
+        struct agenda_topology *t = parse_text(text, err, sizeof(err));
 
-        assert_non_null(root);
-        for (k = 0; k < 3 && c->path[k] != NULL; k++) {
-            json_patch(root, c->path[k], c->value[k]);
-        }
-        text = json_dumps(root, 0);
-        json_decref(root);
-        assert_non_null(text);
-        t = parse_text(text, err, sizeof(err));
         free(text);
-        if (t != NULL) {
-            agenda_topology_free(t);
-            fail_msg("case \"%s\": accepted, want error \"%s\"", c->what,
-                     c->want);
-        }
-        if (strstr(err, c->want) == NULL) {
-            fail_msg("case \"%s\":\n  want \"%s\"\n  got  \"%s\"", c->what,
-                     c->want, err);
-        }
+        agenda_topology_free(t);
+        json_bad_case_check(c, t != NULL, err);
     }
 }
 
@@ -591,8 +566,6 @@ static void test_load_reports_file_errors(void **state)
     struct agenda_topology *t = (struct agenda_topology *)1;
     char path[] = "/tmp/agenda_topo_XXXXXX";
     char err[512];
-    FILE *f;
-    int fd;
 
     (void)state;
     assert_int_equal(agenda_topology_load("/nonexistent/topology.json", &t,
@@ -601,12 +574,7 @@ static void test_load_reports_file_errors(void **state)
     assert_string_equal(err, "/nonexistent/topology.json: No such file or "
                         "directory");
 
-    fd = mkstemp(path);
-    assert_true(fd >= 0);
-    f = fdopen(fd, "w");
-    assert_non_null(f);
-    fputs("{\"version\": 3}", f);
-    fclose(f);
+    json_write_file(path, "{\"version\": 3}");
     assert_int_equal(agenda_topology_load(path, &t, err, sizeof(err)), -1);
     assert_true(strncmp(err, path, strlen(path)) == 0);
     assert_non_null(strstr(err, ": version: unsupported version 3"));
