@@ -738,8 +738,11 @@ static int open_state_machine(struct agenda_node *n)
                    mdb_strerror(rc));
         agenda_storage_apply_abort(n->st, txn);
         agenda_sessions_aborted(&n->sessions);
-        return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL ? AGENDA_STORAGE_FULL
-                                                        : AGENDA_STORAGE_IO;
+        if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL)
+            return AGENDA_STORAGE_FULL;
+        /* upgrade.c: the state was written by a newer agent */
+        return rc == MDB_INCOMPATIBLE ? AGENDA_STORAGE_VERSION
+                                      : AGENDA_STORAGE_IO;
     }
     raft_index applied;
     raft_term term;

@@ -1,8 +1,10 @@
 """Agenda commands through a real shard while its leader is killed: every
 acknowledged event exists afterwards, none was created twice, and the
-replicas hold identical state."""
+replicas hold identical state.  And a replica whose state was written by a
+newer agent refuses it rather than misread it."""
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 import uuid
@@ -118,3 +120,34 @@ def test_events_survive_leader_kill(request, cluster: Cluster):
         r = query(cluster, rid, "event.get", {"calendar": CAL, "id": ev},
                   stale=True)
         assert r.status_code == 200 and r.json()["event"]["id"] == ev
+
+
+def test_state_of_a_newer_format_is_refused_and_left_alone(cluster: Cluster):
+    """An agent meeting a state written by a newer agent (a later on-disk
+    format, raft_agent/agenda/upgrade.c) refuses to start, says why, and
+    changes nothing: it must not read, or rewrite, what it does not know."""
+    leader = cluster.wait_for_leader()
+    client = cluster.client()
+    create_event(client, 0, f"newer-{uuid.uuid4().hex}")
+    victim = cluster.others(leader)[0]
+    cluster.wait_converged()
+    assert cluster.stop(victim) == 0
+    data = cluster.replicas[victim].data_dir
+    # ag_meta "format" = 4, one more than this build writes
+    # (mdb_load -T: a key line, then its value line, \hh escapes)
+    patch = "format\n\\00\\00\\00\\00\\00\\00\\00\\04\n"
+    r = subprocess.run(["mdb_load", "-T", "-s", "ag_meta", str(data)],
+                       input=patch, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    before = subprocess.run(["mdb_dump", "-a", str(data)],
+                            capture_output=True, timeout=30).stdout
+    cluster.start(victim)
+    proc = cluster.replicas[victim].proc
+    assert proc.wait(timeout=15) == 1
+    log = cluster.log_tail(victim)
+    assert "unsupported storage format" in log, log
+    assert "MDB_INCOMPATIBLE" in log, log
+    after = subprocess.run(["mdb_dump", "-a", str(data)],
+                           capture_output=True, timeout=30).stdout
+    assert after == before
