@@ -442,8 +442,19 @@ int node_snapshot_install(struct agenda_node *n,
      * failure here is an I/O problem: the caller exits and a restart
      * recovers from the untouched durable state. */
     int rc = agenda_storage_snapshot_install(n->st, path, NULL);
-    if (rc == 0)
+    if (rc == 0) {
         rc = node_reopen_state_machine(n);
+        /* The snapshot is in place but cannot be opened (an older format
+         * whose upgrade needs more room, a newer one): installing it again
+         * would not help, so this is fatal whatever the reason, and the
+         * restart opens it again or says why not. */
+        if (rc != 0) {
+            agenda_log(AGENDA_LOG_ERROR, "shard %s node %u: cannot open "
+                       "the installed snapshot: %s", n->cfg.shard,
+                       n->cfg.id, agenda_storage_strerror(rc));
+            rc = AGENDA_STORAGE_IO;
+        }
+    }
     recv_reset(n);
     if (rc != 0) {
         n->snapshots_failed++;
