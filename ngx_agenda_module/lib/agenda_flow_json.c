@@ -10,7 +10,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
-#include <time.h>
 
 #include <openssl/evp.h>
 
@@ -120,56 +119,36 @@ static int grow_calls(struct agenda_flow *f)
  * maps to the same keys (applied once), while equal keys of two clients
  * (anonymous ones too: registrations) or of two different requests never
  * collide, so nobody is ever answered with somebody else's result.
- *
- * The key is "k", the first KEY_CLIENT_MAX characters of the client's
- * key, ".", and 160 bits of the hash, which alone tells requests apart.
- * The client's characters are there so that an operator finds the
- * client's key in the audit log's request_id.  (They were there first to
- * keep the client's order: the shards kept keys in a tree sorted by key,
- * where random ones cost page writes.  The shards now keep them in the
- * order they arrive, raft_agent/session.h, so the order no longer matters;
- * the form stays so that a retry across that upgrade keeps its id.)
+ * Without a client key the command gets a random one, kept for the
+ * edge's own retries of it.
  */
-#define KEY_CLIENT_MAX 22
-#define KEY_HASH_HEX 40
-
 static char *derive_key(struct agenda_flow *f)
 {
-    char *k = malloc(1 + KEY_CLIENT_MAX + 1 + KEY_HASH_HEX + 1);
+    char *k = malloc(42);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned md_len = 0;
     EVP_MD_CTX *ctx;
     char n[16];
-    size_t idem_len, at;
     int ok;
 
     if (k == NULL)
         return NULL;
     f->n_commands++;
     if (f->idem == NULL) {
-        /* 'r', the edge's clock in milliseconds, 112 random bits */
-        struct timespec ts;
-        unsigned long long ms = 0;
-
-        if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
-            ms = (unsigned long long) ts.tv_sec * 1000u
-                 + (unsigned long long) ts.tv_nsec / 1000000u;
         k[0] = 'r';
-        snprintf(k + 1, 13, "%012llx", ms & 0xffffffffffffull);
-        if (flow_random_hex(k + 13, 28) != 0) {
+        if (flow_random_hex(k + 1, 40) != 0) {
             free(k);
             return NULL;
         }
         return k;
     }
     snprintf(n, sizeof n, "%u", f->n_commands);
-    idem_len = strlen(f->idem);
     ctx = EVP_MD_CTX_new();
     ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1
          && EVP_DigestUpdate(ctx, f->method, strlen(f->method) + 1) == 1
          && EVP_DigestUpdate(ctx, f->path, strlen(f->path) + 1) == 1
          && EVP_DigestUpdate(ctx, f->user, strlen(f->user) + 1) == 1
-         && EVP_DigestUpdate(ctx, f->idem, idem_len + 1) == 1
+         && EVP_DigestUpdate(ctx, f->idem, strlen(f->idem) + 1) == 1
          && EVP_DigestUpdate(ctx, n, strlen(n) + 1) == 1
          && (f->body_len == 0
              || EVP_DigestUpdate(ctx, f->body, f->body_len) == 1)
@@ -179,17 +158,12 @@ static char *derive_key(struct agenda_flow *f)
         free(k);
         return NULL;
     }
-    /* the client's key was checked: [A-Za-z0-9._:-], as the shards
-     * want their ids; 1 + 22 + 1 + 40 = 64 characters at most */
-    at = idem_len < KEY_CLIENT_MAX ? idem_len : KEY_CLIENT_MAX;
     k[0] = 'k';
-    memcpy(k + 1, f->idem, at);
-    k[1 + at] = '.';
-    at += 2;
-    for (size_t i = 0; i < KEY_HASH_HEX; i++)
-        k[at + i] = "0123456789abcdef"[i % 2 ? md[i / 2] & 15
-                                             : md[i / 2] >> 4];
-    k[at + KEY_HASH_HEX] = '\0';
+    for (size_t i = 0; i < 20; i++) {
+        k[1 + 2 * i] = "0123456789abcdef"[md[i] >> 4];
+        k[2 + 2 * i] = "0123456789abcdef"[md[i] & 15];
+    }
+    k[41] = '\0';
     return k;
 }
 

@@ -9,7 +9,8 @@ ports, then prints "bench <name> <value> <unit>" lines:
     on both events shards);
   - the same at 64 connections sustained: measured after five minutes of
     load (the request-id window is full and ids are forgotten as fast as
-    new ones come), with Idempotency-Keys that grow and with random ones;
+    new ones come; the edge hashes every client key, so the shards see
+    random ids whatever the keys look like);
   - month view (GET /calendars/{me}/events for a month holding ~90 events)
     p50/p99;
   - notification latency: with 1,000 WebSocket subscribers connected, time
@@ -128,25 +129,23 @@ def bench_creates(edge, agents, seconds, creators):
         bench(f"edge_event_create_c{c}_errors", errors, "responses")
 
 
-def bench_sustained_creates(edge, warm_seconds, seconds, keys):
+def bench_sustained_creates(edge, warm_seconds, seconds):
     """Creations at 64 connections once the shards hold a full session
     window: every write's request id is remembered for five minutes
     (raft_agent/session.h), so a short run measures tables that are still
     small and never forgets an id.  `warm_seconds` of load first (not
-    measured), then `seconds` measured.  keys: "ordered" (Idempotency-Keys
-    that grow, as UUIDv7s do) or "random" (as UUIDv4s)."""
+    measured), then `seconds` measured."""
     url = f"https://127.0.0.1:{edge.https_port}"
     users = []
     for i in range(4):
         name = f"{'cp'[i % 2]}{uuid.uuid4().hex[:8]}"
         users.append(f"{name}:{Api(edge).register_login(name).token}")
-    env = {"AGENDA_USERS": ",".join(users), "AGENDA_KEYS": keys}
+    env = {"AGENDA_USERS": ",".join(users)}
     run_wrk(url, "edge_create.lua", 64, warm_seconds,
             dict(env, **create_epoch(10)))
     rps, p50, p99, errors = run_wrk(url, "edge_create.lua", 64, seconds,
                                     dict(env, **create_epoch(11)))
-    name = "edge_event_create_c64_sustained" + \
-        ("_random_keys" if keys == "random" else "")
+    name = "edge_event_create_c64_sustained"
     bench(f"{name}_warmup", warm_seconds, "s")
     bench(f"{name}_throughput", round(rps), "events/s")
     bench(f"{name}_p50", p50, "ms")
@@ -299,9 +298,7 @@ def main():
             invitees.append((n, Api(edge).register_login(n)))
         bench_notifications(edge, owner, invitees, args.rounds)
         if not args.skip_creates and args.sustain > 0:
-            for keys in ("ordered", "random"):
-                bench_sustained_creates(edge, args.sustain,
-                                        2 * args.seconds, keys)
+            bench_sustained_creates(edge, args.sustain, 2 * args.seconds)
     finally:
         if edge is not None:
             edge.stop()

@@ -1,7 +1,6 @@
 -- wrk script: authenticated event creations through the HTTPS edge.
 -- The users (AGENDA_USERS, names and bearer tokens) come from the
--- environment; each request has its own Idempotency-Key: growing within a
--- thread by default, random as a UUIDv4 with AGENDA_KEYS=random.
+-- environment; each request has its own Idempotency-Key.
 local thread_id = 0
 
 function setup(thread)
@@ -23,16 +22,6 @@ function init(args)
     -- keep one (conflict detection still walks the owner's index, it
     -- rarely finds anything)
     base = tonumber(os.getenv("AGENDA_EPOCH")) + tid * 400000000
-    random_keys = os.getenv("AGENDA_KEYS") == "random"
-    math.randomseed(os.time() + tid * 7919)
-end
-
--- 32 random hex digits, as a UUIDv4 without its dashes
-local function random_key()
-    return string.format("%08x%08x%08x%08x", math.random(0, 0x7fffffff),
-                         math.random(0, 0x7fffffff),
-                         math.random(0, 0x7fffffff),
-                         math.random(0, 0x7fffffff))
 end
 
 function request()
@@ -46,7 +35,6 @@ function request()
     return wrk.format("POST", "/api/v1/calendars/" .. user.name .. "/events",
                       {["Content-Type"] = "application/json",
                        ["Authorization"] = "Bearer " .. user.token,
-                       ["Idempotency-Key"] = random_keys and random_key()
-                           or "e" .. prefix .. "-" .. counter},
+                       ["Idempotency-Key"] = "e" .. prefix .. "-" .. counter},
                       body)
 end

@@ -240,7 +240,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     req.body = body;
     req.body_len = (size_t)(script - body);
     req.client_addr = "198.51.100.1";
-    /* none, short, as long as the part kept in order, longer */
+    /* none, and client keys of several lengths up to the longest */
     static const char *const keys[4] = {
         NULL, "fuzz-key", "k123456789k123456789k1",
         "k123456789k123456789k123456789k123456789k123456789k123456789kkkk"};
