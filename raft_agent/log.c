@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +21,17 @@ static const char *const log_names[] = {
 void agenda_log_set_level(enum agenda_log_level min)
 {
     log_min = min;
+}
+
+int agenda_log_level_parse(const char *name, enum agenda_log_level *out)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; name != NULL && i < 4; i++)
+        if (strcmp(name, names[i]) == 0) {
+            *out = (enum agenda_log_level)i; /* the enum's order */
+            return 0;
+        }
+    return -1;
 }
 
 enum agenda_log_level agenda_log_level(void)

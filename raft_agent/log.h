@@ -20,6 +20,10 @@ enum agenda_log_level {
  * level is process-wide: set it once at start, from one thread. */
 void agenda_log_set_level(enum agenda_log_level min);
 
+/* The level called name ("debug", "info", "warn", "error") in *out:
+ * returns 0, or -1 for another name (NULL included). */
+int agenda_log_level_parse(const char *name, enum agenda_log_level *out);
+
 /* The current minimum level, so callers can skip costly formatting. */
 enum agenda_log_level agenda_log_level(void);
 

@@ -132,20 +132,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 
 static int set_log_level(const char *name)
 {
-    static const struct {
-        const char *name;
-        enum agenda_log_level level;
-    } levels[] = {{"debug", AGENDA_LOG_DEBUG},
-                  {"info", AGENDA_LOG_INFO},
-                  {"warn", AGENDA_LOG_WARN},
-                  {"error", AGENDA_LOG_ERROR}};
-    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
-        if (strcmp(name, levels[i].name) == 0) {
-            agenda_log_set_level(levels[i].level);
-            return 0;
-        }
-    fprintf(stderr, "raft_agent: unknown log level '%s'\n", name);
-    return -1;
+    enum agenda_log_level level;
+    if (agenda_log_level_parse(name, &level) != 0) {
+        fprintf(stderr, "raft_agent: unknown log level '%s'\n", name);
+        return -1;
+    }
+    agenda_log_set_level(level);
+    return 0;
 }
 
 /* mkdir -p for the parents of the data directory (storage creates the

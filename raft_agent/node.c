@@ -385,8 +385,7 @@ static int apply_entries(struct agenda_node *n, const struct raft_ready *rd,
                                        txn, e->index, e->data, e->len,
                                        &n->result, &dup);
         if (rc != 0)
-            return rc == MDB_MAP_FULL ? AGENDA_STORAGE_FULL
-                                      : AGENDA_STORAGE_IO;
+            return agenda_storage_map_mdb(rc);
         struct apply_result *r = &results[(*n_results)++];
         r->index = e->index;
         r->term = e->term;
@@ -737,22 +736,12 @@ static int open_state_machine(struct agenda_node *n)
                    "machine failed: %s", n->cfg.shard, n->cfg.id,
                    mdb_strerror(rc));
         agenda_storage_apply_abort(n->st, txn);
-        agenda_sessions_aborted(&n->sessions);
-        if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL)
-            return AGENDA_STORAGE_FULL;
-        /* upgrade.c: the state was written by a newer agent */
-        return rc == MDB_INCOMPATIBLE ? AGENDA_STORAGE_VERSION
-                                      : AGENDA_STORAGE_IO;
+        return agenda_storage_map_mdb(rc);
     }
     raft_index applied;
     raft_term term;
     agenda_storage_applied(n->st, &applied, &term);
-    rc = agenda_storage_apply_commit(n->st, txn, applied, term);
-    if (rc == 0)
-        agenda_sessions_committed(&n->sessions);
-    else
-        agenda_sessions_aborted(&n->sessions);
-    return rc;
+    return agenda_storage_apply_commit(n->st, txn, applied, term);
 }
 
 int node_reopen_state_machine(struct agenda_node *n)
@@ -925,7 +914,8 @@ int agenda_node_query(struct agenda_node *n, const struct sm_query *q,
         return rc;
     rc = n->cfg.sm_ops->query(n->cfg.sm, txn, q, res);
     agenda_storage_read_end(n->st, txn);
-    n->queries++;
+    if (rc == 0)
+        n->queries++;
     return rc;
 }
 
@@ -963,9 +953,9 @@ void agenda_node_info(struct agenda_node *n, struct agenda_node_info *out)
     out->snapshots_failed = n->snapshots_failed;
     out->compactions = n->compactions;
     out->duplicates = n->duplicates;
-    out->sessions_remembered = n->sessions.index.count;
-    out->sessions_index_bytes =
-        n->sessions.index.cap * sizeof(*n->sessions.index.slots);
+    const struct agenda_session_index *ix = &n->sessions.index;
+    out->sessions_remembered = agenda_session_index_count(ix);
+    out->sessions_index_bytes = agenda_session_index_bytes(ix);
     out->answered_before_sync = n->answered_before_sync;
     out->queries = n->queries;
     out->read_index = n->read_index;

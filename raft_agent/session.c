@@ -61,6 +61,13 @@ static uint64_t key_time(const MDB_val *k)
     return t;
 }
 
+/* The index's hash of the request id in a valid sessions_log key. */
+static uint64_t key_hash(const struct agenda_sessions *s, const MDB_val *k)
+{
+    return agenda_session_index_hash(&s->index, (uint8_t *)k->mv_data + 8,
+                                     k->mv_size - 8);
+}
+
 /* Moves the layout of older agents ("sessions" by id, "sessions_time")
  * into sessions_log, in txn, and drops it. */
 static int migrate_old_layout(struct agenda_sessions *s, MDB_txn *txn)
@@ -113,8 +120,7 @@ static int rebuild_index(struct agenda_sessions *s, MDB_txn *txn)
             rc = MDB_CORRUPTED;
             break;
         }
-        uint64_t h = agenda_session_index_hash(
-            &s->index, (uint8_t *)k.mv_data + 8, k.mv_size - 8);
+        uint64_t h = key_hash(s, &k);
         if (agenda_session_index_load(&s->index, h, key_time(&k)) != 0) {
             rc = ENOMEM;
             break;
@@ -158,8 +164,8 @@ void agenda_sessions_close(struct agenda_sessions *s)
     s->index_ready = false;
 }
 
-/* The stored result of id, found through the index.  Returns 0 (in *v),
- * MDB_NOTFOUND or an LMDB error. */
+/* The stored result of id (at most AGENDA_REQUEST_ID_MAX bytes), found
+ * through the index.  Returns 0 (in *v), MDB_NOTFOUND or an LMDB error. */
 static int find_result(struct agenda_sessions *s, MDB_txn *txn,
                        const void *id, size_t id_len, uint64_t hash,
                        MDB_val *v)
@@ -167,8 +173,6 @@ static int find_result(struct agenda_sessions *s, MDB_txn *txn,
     uint8_t key[TIME_KEY_MAX];
     uint64_t t;
     size_t pos = 0;
-    if (id_len > AGENDA_REQUEST_ID_MAX)
-        return MDB_NOTFOUND;
     while (agenda_session_index_next(&s->index, hash, &pos, &t)) {
         MDB_val k = {time_key(key, t, id, id_len), key};
         int rc = mdb_get(txn, s->log, &k, v);
@@ -183,6 +187,8 @@ int agenda_sessions_lookup(struct agenda_sessions *s, MDB_txn *txn,
 {
     size_t len = strlen(request_id);
     MDB_val v;
+    if (len > AGENDA_REQUEST_ID_MAX) /* decoded commands never are */
+        return MDB_NOTFOUND;
     int rc = find_result(s, txn, request_id, len,
                          agenda_session_index_hash(&s->index, request_id,
                                                    len), &v);
@@ -216,8 +222,7 @@ static int expire_old(struct agenda_sessions *s, MDB_txn *txn, uint64_t now)
         uint64_t t = key_time(&k);
         if (t >= cutoff)
             break;
-        uint64_t h = agenda_session_index_hash(
-            &s->index, (uint8_t *)k.mv_data + 8, k.mv_size - 8);
+        uint64_t h = key_hash(s, &k);
         if (agenda_session_index_remove_later(&s->index, h, t) != 0) {
             rc = ENOMEM;
             break;

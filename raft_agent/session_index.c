@@ -205,17 +205,6 @@ static int note_change(struct agenda_session_index *x, uint64_t hash,
     return 0;
 }
 
-int agenda_session_index_add(struct agenda_session_index *x, uint64_t hash,
-                             uint64_t time)
-{
-    if ((x->count + 1) * 2 > x->cap && grow(x) != 0)
-        return -1;
-    if (note_change(x, hash, time, true) != 0)
-        return -1;
-    put(x, hash, time);
-    return 0;
-}
-
 int agenda_session_index_load(struct agenda_session_index *x, uint64_t hash,
                               uint64_t time)
 {
@@ -223,6 +212,16 @@ int agenda_session_index_load(struct agenda_session_index *x, uint64_t hash,
         return -1;
     put(x, hash, time);
     return 0;
+}
+
+int agenda_session_index_add(struct agenda_session_index *x, uint64_t hash,
+                             uint64_t time)
+{
+    /* noted first: a change whose pair never got in is harmless (an abort
+     * finds no pair to take back, a commit ignores additions) */
+    if (note_change(x, hash, time, true) != 0)
+        return -1;
+    return agenda_session_index_load(x, hash, time);
 }
 
 int agenda_session_index_remove_later(struct agenda_session_index *x,
@@ -272,4 +271,14 @@ int agenda_session_index_next(const struct agenda_session_index *x,
         }
     }
     return 0;
+}
+
+size_t agenda_session_index_count(const struct agenda_session_index *x)
+{
+    return x->count;
+}
+
+size_t agenda_session_index_bytes(const struct agenda_session_index *x)
+{
+    return x->cap * sizeof(*x->slots);
 }

@@ -89,4 +89,8 @@ void agenda_session_index_abort(struct agenda_session_index *x);
 int agenda_session_index_next(const struct agenda_session_index *x,
                               uint64_t hash, size_t *pos, uint64_t *time);
 
+/* Pairs held, and the memory of their table. */
+size_t agenda_session_index_count(const struct agenda_session_index *x);
+size_t agenda_session_index_bytes(const struct agenda_session_index *x);
+
 #endif /* AGENDA_SESSION_INDEX_H */

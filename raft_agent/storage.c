@@ -41,7 +41,7 @@ const char *agenda_storage_strerror(int err)
     return storage_messages[-err];
 }
 
-int storage_map_mdb(int rc)
+int agenda_storage_map_mdb(int rc)
 {
     switch (rc) {
     case MDB_SUCCESS:
@@ -72,7 +72,7 @@ int storage_fail(struct agenda_storage *s, const char *what, int rc)
 {
     snprintf(s->errmsg, sizeof(s->errmsg), "%s: %s", what,
              mdb_strerror(rc));
-    return storage_map_mdb(rc);
+    return agenda_storage_map_mdb(rc);
 }
 
 void storage_put_u64(uint8_t *p, uint64_t v)
@@ -114,7 +114,7 @@ static int meta_get(MDB_txn *txn, MDB_dbi meta, const char *key,
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != MDB_SUCCESS)
-        return storage_map_mdb(rc);
+        return agenda_storage_map_mdb(rc);
     if (v.mv_size != want)
         return AGENDA_STORAGE_CORRUPT;
     *out = v.mv_data;
@@ -384,7 +384,7 @@ int agenda_storage_open(const char *dir, size_t map_size,
         snprintf(why, sizeof(why), "cannot create directory: %s",
                  strerror(e));
         set_err(err, errlen, dir, why);
-        return storage_map_mdb(e);
+        return agenda_storage_map_mdb(e);
     }
     struct agenda_storage *s = calloc(1, sizeof(*s));
     if (s == NULL || (s->dir = strdup(dir)) == NULL) {
@@ -441,9 +441,6 @@ int agenda_storage_apply_begin(struct agenda_storage *s, MDB_txn **txn)
         return AGENDA_STORAGE_CLOSED;
     if (s->wtxn_open)
         return AGENDA_STORAGE_BUSY;
-    /* a transaction starts with nothing pending: batch_begin() marks its
-     * own after this */
-    memset(&s->pending, 0, sizeof(s->pending));
     int rc = mdb_txn_begin(s->env, NULL, 0, txn);
     if (rc != MDB_SUCCESS) {
         *txn = NULL;

@@ -60,6 +60,10 @@ enum agenda_storage_err {
 /* A sentence for err (0 or a negative enum value); never NULL. */
 const char *agenda_storage_strerror(int err);
 
+/* Maps an LMDB or errno code to an enum agenda_storage_err value (for
+ * callers that run their own LMDB work in a storage transaction). */
+int agenda_storage_map_mdb(int rc);
+
 struct agenda_storage;
 
 /*

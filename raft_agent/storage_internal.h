@@ -70,10 +70,7 @@ struct storage_meta {
     raft_term applied_term;
 };
 
-/* Map an LMDB or errno code to an enum agenda_storage_err value. */
-int storage_map_mdb(int rc);
-
-/* Record "what: LMDB message" in s->errmsg; returns storage_map_mdb(rc). */
+/* Record "what: LMDB message" in s->errmsg; returns agenda_storage_map_mdb(rc). */
 int storage_fail(struct agenda_storage *s, const char *what, int rc);
 
 /* Little-endian codecs for meta values and entry headers. */

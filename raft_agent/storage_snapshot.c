@@ -38,7 +38,7 @@ static int copy_open(const char *path, unsigned flags, size_t map_size,
     MDB_env *env;
     int rc = mdb_env_create(&env);
     if (rc != MDB_SUCCESS)
-        return storage_map_mdb(rc);
+        return agenda_storage_map_mdb(rc);
     if ((rc = mdb_env_set_maxdbs(env, AGENDA_STORAGE_MAXDBS)) != 0 ||
         (rc = mdb_env_set_mapsize(env, map_size)) != 0 ||
         (rc = mdb_env_open(env, path, MDB_NOSUBDIR | MDB_NOLOCK | flags,
@@ -65,7 +65,7 @@ static int walk_db(MDB_txn *txn, MDB_dbi dbi, bool is_log)
     MDB_val k, v;
     int rc = mdb_cursor_open(txn, dbi, &cur);
     if (rc != MDB_SUCCESS)
-        return storage_map_mdb(rc);
+        return agenda_storage_map_mdb(rc);
     raft_index expect = 0;
     int r = AGENDA_STORAGE_OK;
     while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == MDB_SUCCESS) {
@@ -96,7 +96,7 @@ static int walk_all(MDB_txn *txn, MDB_dbi log)
         return AGENDA_STORAGE_CORRUPT;
     rc = mdb_cursor_open(txn, main_dbi, &cur);
     if (rc != MDB_SUCCESS)
-        return storage_map_mdb(rc);
+        return agenda_storage_map_mdb(rc);
     int r = AGENDA_STORAGE_OK;
     while (r == AGENDA_STORAGE_OK &&
            (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == MDB_SUCCESS) {
@@ -134,7 +134,7 @@ static int copy_inspect(const char *path, bool deep, struct storage_meta *m)
     int rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
     if (rc != MDB_SUCCESS) {
         mdb_env_close(env);
-        return storage_map_mdb(rc);
+        return agenda_storage_map_mdb(rc);
     }
     if (storage_open_dbis(txn, &log, &meta) != MDB_SUCCESS)
         r = AGENDA_STORAGE_CORRUPT;
@@ -203,16 +203,16 @@ int agenda_storage_snapshot_create(struct agenda_storage *s,
     memcpy(tmp + n, ".tmp", sizeof(".tmp"));
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
-        r = storage_map_mdb(errno);
+        r = agenda_storage_map_mdb(errno);
         goto out;
     }
     int rc = mdb_env_copyfd2(env, fd, MDB_CP_COMPACT);
     if (rc != MDB_SUCCESS) {
-        r = storage_map_mdb(rc);
+        r = agenda_storage_map_mdb(rc);
         goto out;
     }
     if (fsync(fd) != 0) {
-        r = storage_map_mdb(errno);
+        r = agenda_storage_map_mdb(errno);
         goto out;
     }
     close(fd);
@@ -222,7 +222,7 @@ int agenda_storage_snapshot_create(struct agenda_storage *s,
     if ((r = copy_inspect(tmp, false, &m)) != AGENDA_STORAGE_OK)
         goto out;
     if (rename(tmp, path) != 0) {
-        r = storage_map_mdb(errno);
+        r = agenda_storage_map_mdb(errno);
         goto out;
     }
     r = sync_dir_of(path);
@@ -350,7 +350,7 @@ int agenda_storage_snapshot_install(struct agenda_storage *s,
                  strerror(e));
         /* data.mdb is untouched: go back to it */
         r = storage_env_open(s);
-        return r == AGENDA_STORAGE_OK ? storage_map_mdb(e)
+        return r == AGENDA_STORAGE_OK ? agenda_storage_map_mdb(e)
                                       : AGENDA_STORAGE_CLOSED;
     }
     free(data);

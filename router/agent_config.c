@@ -12,13 +12,13 @@
 #include <string.h>
 
 #include "json_check.h"
+#include "log.h" /* raft_agent/: the agent reads this file */
 #include "topology_internal.h"
 
 static int parse_log_level(json_t *agent, struct agenda_agent_config *cfg,
                            struct jc_err *e)
 {
-    static const char *const levels[] = { "debug", "info", "warn", "error" };
-    size_t i;
+    enum agenda_log_level level;
 
     switch (jc_get_string(agent, "agent", "log_level", 0, cfg->log_level,
                           sizeof(cfg->log_level) - 1, e)) {
@@ -29,10 +29,8 @@ static int parse_log_level(json_t *agent, struct agenda_agent_config *cfg,
     default:
         break;
     }
-    for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
-        if (strcmp(cfg->log_level, levels[i]) == 0) {
-            return 0;
-        }
+    if (agenda_log_level_parse(cfg->log_level, &level) == 0) {
+        return 0;
     }
     jc_fail(e, "agent.log_level", "\"%s\" is not a log level (debug, info, "
             "warn or error)", cfg->log_level);

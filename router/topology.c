@@ -364,7 +364,6 @@ static int parse_shard(json_t *s, const char *p, size_t i,
     return 0;
 }
 
-/* Two replicas listening on the same address could never both start. */
 /* out (JC_PATH_LEN) = the path of an endpoint's port: "shard.replicas[j].f"
  * in an agent's one-shard document, "shards[i].replicas[j].f" otherwise. */
 static void endpoint_path(char *out, const struct endpoint *ep, int one_shard)
@@ -378,6 +377,7 @@ static void endpoint_path(char *out, const struct endpoint *ep, int one_shard)
     }
 }
 
+/* Two replicas listening on the same address could never both start. */
 static int check_endpoints(const struct agenda_topology *t, int one_shard,
                            struct jc_err *e)
 {

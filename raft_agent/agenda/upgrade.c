@@ -42,7 +42,7 @@ int agenda_format_upgrade(MDB_txn *txn, const struct agenda_db *db)
         format = agenda_key_u64_decode(v.mv_data);
         /* written by a newer agent: refuse rather than misread it */
         if (format == 0 || format > AGENDA_FORMAT)
-            return MDB_INCOMPATIBLE;
+            return MDB_VERSION_MISMATCH;
         if (format == AGENDA_FORMAT)
             return 0;
     } else if (rc != MDB_NOTFOUND) {

@@ -147,7 +147,7 @@ def test_state_of_a_newer_format_is_refused_and_left_alone(cluster: Cluster):
     assert proc.wait(timeout=15) == 1
     log = cluster.log_tail(victim)
     assert "unsupported storage format" in log, log
-    assert "MDB_INCOMPATIBLE" in log, log
+    assert "MDB_VERSION_MISMATCH" in log, log
     after = subprocess.run(["mdb_dump", "-a", str(data)],
                            capture_output=True, timeout=30).stdout
     assert after == before
