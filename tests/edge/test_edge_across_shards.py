@@ -109,10 +109,16 @@ def test_invitations_by_status_across_both_events_shards(stack):
     r = w["zoe"].req("GET", "/invitations?" + DAY)
     assert r.status_code == 200 and r.json()["invitations"] == [], r.text
 
-    for bad in ("status=maybe", "status=", "from=yesterday"):
+    for bad, status, code in (
+            ("status=maybe", 400, "invalid_response"),
+            ("status=", 400, "invalid_response"),
+            ("from=yesterday&to=2026-12-02T00:00:00Z", 400, "invalid_time"),
+            ("from=2026-12-01T00:00:00Z", 400, "missing_parameter"),
+            ("from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z", 422,
+             "invalid_range")):
         r = alice.req("GET", f"/invitations?{bad}")
-        assert r.status_code == 400, (bad, r.text)
-        assert r.json()["error"]["code"], r.text
+        assert r.status_code == status, (bad, r.text)
+        assert r.json()["error"]["code"] == code, (bad, r.text)
 
 
 def test_freebusy_gathers_both_shards_and_shows_times_only(stack):
@@ -182,11 +188,15 @@ def test_users_by_prefix_for_invitation_pickers(stack):
     r = caller.req("GET", "/users?prefix=" + uuid.uuid4().hex)
     assert r.status_code == 200 and r.json()["users"] == [], r.text
 
-    for bad in ("", "prefix=", "prefix=a%20b", "prefix=" + "a" * 33,
-                f"prefix={stem}&limit=0", f"prefix={stem}&limit=x"):
+    for bad, code in (("", "missing_parameter"),
+                      ("prefix=", "invalid_field"),
+                      ("prefix=a%20b", "invalid_field"),
+                      ("prefix=" + "a" * 33, "invalid_field"),
+                      (f"prefix={stem}&limit=0", "invalid_field"),
+                      (f"prefix={stem}&limit=x", "invalid_parameter")):
         r = caller.req("GET", f"/users?{bad}")
         assert r.status_code == 400, (bad, r.text)
-        assert r.json()["error"]["code"], r.text
+        assert r.json()["error"]["code"] == code, (bad, r.text)
     r = Client(edge).req("GET", f"/users?prefix={stem}", token=False)
     assert r.status_code == 401, r.text
 
@@ -252,6 +262,9 @@ def test_audit_merges_every_shards_chain_for_admins(stack):
 
     r = w["alice"].req("GET", "/audit")
     assert r.status_code == 403, r.text
-    for bad in ("limit=0", "limit=501", "cursor=%%%"):
+    for bad, code in (("limit=0", "invalid_field"),
+                      ("limit=501", "invalid_field"),
+                      ("cursor=%%%", "invalid_cursor")):
         r = admin.req("GET", f"/audit?{bad}")
         assert r.status_code == 400, (bad, r.text)
+        assert r.json()["error"]["code"] == code, (bad, r.text)

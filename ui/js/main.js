@@ -149,7 +149,7 @@ let pending = new Set();
 let pendingTimer = null;
 
 function refresh(kinds) {
-    (kinds === null ? EVERYTHING : kinds).forEach((k) => pending.add(k));
+    kinds.forEach((k) => pending.add(k));
     // Bursts (an event with many participants) become one reload.
     clearTimeout(pendingTimer);
     pendingTimer = setTimeout(() => {
