@@ -50,6 +50,7 @@ LIB_OBJ    := $(call obj,$(CORE_SRC) $(AGENT_SRC) $(ROUTER_SRC) \
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .PHONY: all deps test test-unit test-sim test-fuzz test-cluster test-edge \
+        test-stack \
         bench run clean sim-seeds module
 .DEFAULT_GOAL := all
 .SECONDARY:
@@ -179,6 +180,11 @@ $(BUILD)/slow_sync.so: tests/cluster/slow_sync.c
 
 test-cluster: all $(BUILD)/slow_sync.so
 	cd tests/cluster && AGENDA_BUILD=$(CURDIR)/$(BUILD) $(PYTHON) -m pytest -q -x -p no:cacheprovider .
+
+# The Docker Swarm stack, built and deployed on this machine's Docker engine.
+# Not part of `make test`: it needs a running dockerd (docker/README.md).
+test-stack: deps
+	cd tests/docker && $(PYTHON) -m pytest -q -x -p no:cacheprovider -s .
 
 # Through nginx: the packaged /usr/sbin/nginx with our module, on free ports.
 test-edge: module all

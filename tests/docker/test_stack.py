@@ -1,0 +1,314 @@
+"""The Docker Swarm stack, deployed for real (make test-stack).
+
+The images are built (docker/build-images), the stack is generated from
+the repository's topology (docker/gen-stack) and deployed on this
+machine's Docker engine as a one-node swarm whose node carries every
+placement label.  Then, through the published HTTPS port of the edge
+container: the API works end to end; and the events_am leader's container
+is killed (SIGKILL) while clients create events: no request fails, none is
+applied twice, every acknowledged event is readable, and Swarm starts the
+replica again on its own volume, where it catches up as a follower.
+
+The fixture starts only what is missing (a swarm, the node's labels) and
+takes back exactly that; the stack, its volumes and its networks are
+removed even when a test fails.  It needs a running Docker engine: the
+target says how to get one (docker/README.md).
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "edge"))
+from edge_client import Client, event_body, list_all, me, uname, unwrap  # noqa: E402
+
+TAG = "stacktest"
+TOPOLOGY = json.loads((REPO / "config" / "topology.json").read_text())
+
+
+def docker(*args: str, check: bool = True, timeout: float = 120
+           ) -> subprocess.CompletedProcess:
+    r = subprocess.run(["docker", *args], capture_output=True, text=True,
+                       timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)}: {r.stderr.strip()}")
+    return r
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        return s.getsockname()[1]
+
+
+def advertise_addr() -> str:
+    r = subprocess.run(["ip", "-4", "route", "get", "1.1.1.1"],
+                       capture_output=True, text=True, check=True)
+    words = r.stdout.split()
+    return words[words.index("src") + 1]
+
+
+class Stack:
+    def __init__(self, name: str, root: Path, https_port: int,
+                 http_port: int):
+        self.name, self.root = name, root
+        self.https_port, self.http_port = https_port, http_port
+        self.tls_dir = root / "tls"       # what edge_client.Client reads
+
+    def container(self, service: str) -> str:
+        """The running container of a service ('' while there is none)."""
+        r = docker("ps", "-q", "--filter",
+                   f"label=com.docker.swarm.service.name={self.name}_{service}")
+        ids = r.stdout.split()
+        return ids[0] if ids else ""
+
+    def status(self, shard: str, replica: dict) -> dict | None:
+        cid = self.container(service_of(shard, replica["name"]))
+        if not cid:
+            return None
+        r = docker("exec", cid, "curl", "-s", "--max-time", "2",
+                   f"http://127.0.0.1:{replica['http_port']}/status",
+                   check=False, timeout=10)
+        try:
+            return json.loads(r.stdout) if r.returncode == 0 else None
+        except json.JSONDecodeError:
+            return None
+
+    def leader(self, shard: str, exclude: tuple = (),
+               timeout: float = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for rep in shard_of(shard)["replicas"]:
+                st = self.status(shard, rep)
+                if st and st["role"] == "leader" and \
+                        rep["name"] not in exclude:
+                    return rep
+            time.sleep(0.3)
+        raise AssertionError(f"{shard}: no leader within {timeout}s")
+
+
+def shard_of(name: str) -> dict:
+    return next(s for s in TOPOLOGY["shards"] if s["name"] == name)
+
+
+def service_of(shard: str, replica: str) -> str:
+    return f"{shard}-{replica}".replace("_", "-").lower()
+
+
+def wait_healthy(stack: Stack, timeout: float = 180) -> None:
+    url = f"https://127.0.0.1:{stack.https_port}/api/v1/health"
+    deadline, last = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        try:
+            r = requests.get(url, verify=str(stack.tls_dir / "ca.pem"),
+                             timeout=3)
+            if r.status_code == 200:
+                return
+            last = f"{r.status_code} {r.text}"
+        except requests.RequestException as e:
+            last = repr(e)
+        time.sleep(1)
+    ps = docker("stack", "ps", "--no-trunc", stack.name, check=False).stdout
+    raise AssertionError(f"the stack is not healthy after {timeout}s: "
+                         f"{last}\n{ps}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    if docker("info", check=False).returncode != 0:
+        pytest.fail("no Docker engine answers: install docker.io and start "
+                    "dockerd (docker/README.md)")
+    undo: list[list[str]] = []
+    root = tmp_path_factory.mktemp("stack")
+    st = Stack(f"agenda-t{secrets.token_hex(3)}", root, free_port(),
+               free_port())
+    try:
+        state = docker("info", "--format",
+                       "{{.Swarm.LocalNodeState}}").stdout.strip()
+        if state == "inactive":
+            had_bridge = docker("network", "inspect", "docker_gwbridge",
+                                check=False).returncode == 0
+            docker("swarm", "init", "--advertise-addr", advertise_addr())
+            undo.append(["swarm", "leave", "--force"])
+            if not had_bridge:   # made by swarm init, kept by leave
+                undo.append(["network", "rm", "docker_gwbridge"])
+        node = docker("info", "--format", "{{.Swarm.NodeID}}").stdout.strip()
+        labels = json.loads(docker("node", "inspect", "--format",
+                                   "{{json .Spec.Labels}}", node).stdout)
+        wanted = [f"agenda.server.{s['name']}" for s in TOPOLOGY["servers"]]
+        for label in wanted + ["agenda.edge"]:
+            if label not in labels:
+                docker("node", "update", "--label-add", f"{label}=true", node)
+                undo.insert(0, ["node", "update", "--label-rm", label, node])
+
+        subprocess.run([str(REPO / "config" / "dev-certs"), str(st.tls_dir)],
+                       check=True, capture_output=True, timeout=120)
+        subprocess.run([str(REPO / "docker" / "build-images"), "--tag", TAG],
+                       check=True, timeout=1800)
+        gen = subprocess.run(
+            ["/usr/bin/python3", str(REPO / "docker" / "gen-stack"),
+             "--out", str(root / "out"), "--tls-dir", str(st.tls_dir),
+             "--tag", TAG, "--https-port", str(st.https_port),
+             "--http-port", str(st.http_port)],
+            capture_output=True, text=True, timeout=60)
+        assert gen.returncode == 0, gen.stderr
+        undo.insert(0, ["stack", "rm", st.name])
+        docker("stack", "deploy", "-c", str(root / "out" / "stack.yml"),
+               st.name)
+        wait_healthy(st)
+        yield st
+    finally:
+        for cmd in undo:
+            docker(*cmd, check=False)
+            if cmd[:2] == ["stack", "rm"]:
+                remove_leftovers(st.name)
+
+
+def remove_leftovers(name: str, timeout: float = 90) -> None:
+    """stack rm returns before the containers are gone, and keeps the
+    volumes: wait, then remove the stack's volumes and networks."""
+    label = f"label=com.docker.stack.namespace={name}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not docker("ps", "-aq", "--filter", label,
+                      check=False).stdout.split():
+            break
+        time.sleep(1)
+    for _ in range(30):
+        vols = docker("volume", "ls", "-q", "--filter", label,
+                      check=False).stdout.split()
+        nets = docker("network", "ls", "-q", "--filter", label,
+                      check=False).stdout.split()
+        if not vols and not nets:
+            return
+        if vols:
+            docker("volume", "rm", *vols, check=False)
+        if nets:
+            docker("network", "rm", *nets, check=False)
+        time.sleep(1)
+
+
+def test_the_stack_serves_the_api_over_https(stack):
+    r = requests.get(f"https://127.0.0.1:{stack.https_port}/api/v1/health",
+                     verify=str(stack.tls_dir / "ca.pem"), timeout=5)
+    assert r.json() == {"status": "ok", "shards": len(TOPOLOGY["shards"])}
+    r = requests.get(f"http://127.0.0.1:{stack.http_port}/x",
+                     allow_redirects=False, timeout=5)
+    assert r.status_code == 301
+    assert r.headers["Location"] == \
+        f"https://127.0.0.1:{stack.https_port}/x"   # the Host asked for
+    page = requests.get(f"https://127.0.0.1:{stack.https_port}/",
+                        verify=str(stack.tls_dir / "ca.pem"), timeout=5)
+    assert page.status_code == 200 and "<html" in page.text.lower()
+
+    alice = Client(stack).register_login(uname("a"))
+    cal = me(alice)
+    r = alice.req("POST", f"/calendars/{cal}/events",
+                  event_body(title="in the swarm"))
+    assert r.status_code == 201, r.text
+    made = unwrap(r, "event")
+    r = alice.req("GET", "/agenda?from=2026-12-01T00:00:00Z"
+                         "&to=2026-12-02T00:00:00Z")
+    assert r.status_code == 200, r.text
+    assert [e["id"] for e in r.json()["events"]] == [made["id"]]
+    # another user reaches none of it
+    bob = Client(stack).register_login(uname("b"))
+    r = bob.req("GET", f"/calendars/{cal}/events/{made['id']}")
+    assert r.status_code in (403, 404), r.text
+
+
+def test_kill_the_leader_container_while_creating_events(stack):
+    """SIGKILL of the container running events_am's leader: the edge
+    follows the new leader within its retry budget, and Swarm starts the
+    replica again on its volume."""
+    c = Client(stack).register_login(uname("k"))   # 'k' -> events_am
+    cal = me(c)
+    assert cal < "n"
+    leader = stack.leader("events_am")
+    service = service_of("events_am", leader["name"])
+    old_container = stack.container(service)
+    before = stack.status("events_am", leader)
+
+    acked: dict[str, str] = {}
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def writer(w: int) -> None:
+        cl = Client(stack)
+        cl.token = c.token
+        i = 0
+        while not stop.is_set():
+            key = f"s{w}-{i}-{uuid.uuid4().hex[:8]}"
+            try:
+                r = cl.req("POST", f"/calendars/{cal}/events",
+                           event_body(title=f"swarm {key}"),
+                           headers={"Idempotency-Key": key}, timeout=20)
+            except requests.RequestException as e:
+                failures.append(f"{key}: {e!r}")
+                continue
+            if r.status_code == 201:
+                acked[unwrap(r, "event")["id"]] = key
+            else:
+                failures.append(f"{key}: {r.status_code} {r.text}")
+            i += 1
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.5)
+        docker("kill", "--signal", "KILL", old_container)
+        t0 = time.monotonic()
+        new = stack.leader("events_am", exclude=(leader["name"],))
+        elected = time.monotonic() - t0
+        time.sleep(2.0)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    print(f"{new['name']} leads after {elected:.2f}s; {len(acked)} acked")
+    assert not failures, failures[:5]
+    assert len(acked) > 10
+
+    items = list_all(c, cal)
+    titles = [e["title"] for e in items if e["title"].startswith("swarm ")]
+    assert len(titles) == len(set(titles)), "an event was created twice"
+    missing = set(acked) - {e["id"] for e in items}
+    assert not missing, f"acknowledged but not readable: {missing}"
+
+    # Swarm runs the replica again, in a new container on the same named
+    # volume, and it catches up with the leader as a follower.
+    deadline = time.monotonic() + 90
+    st, cid = None, ""
+    while time.monotonic() < deadline:
+        cid = stack.container(service)
+        st = stack.status("events_am", leader) if cid and \
+            cid != old_container else None
+        lead = stack.status("events_am", new)
+        if st and lead and st["role"] == "follower" and \
+                st["applied_index"] >= lead["commit_index"] - 5 and \
+                st["applied_index"] > before["applied_index"]:
+            break
+        time.sleep(1)
+    else:
+        pytest.fail(f"{service} did not come back and catch up: {st}")
+    assert volumes_of(cid) == volumes_of(old_container) == \
+        [f"{stack.name}_data-{service}"]
+
+
+def volumes_of(container: str) -> list[str]:
+    mounts = json.loads(docker("inspect", "--format", "{{json .Mounts}}",
+                               container).stdout)
+    return [m["Name"] for m in mounts if m["Type"] == "volume"]
