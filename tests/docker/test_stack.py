@@ -7,7 +7,9 @@ placement label.  Then, through the published HTTPS port of the edge
 container: the API works end to end; and the events_am leader's container
 is killed (SIGKILL) while clients create events: no request fails, none is
 applied twice, every acknowledged event is readable, and Swarm starts the
-replica again on its own volume, where it catches up as a follower.
+replica again on its own volume, where it catches up as a follower; and a
+notification subscriber loses nothing when the edge reloads nginx for a
+replica that came back at another address.
 
 The fixture starts only what is missing (a swarm, the node's labels) and
 takes back exactly that; the stack, its volumes and its networks are
@@ -32,7 +34,9 @@ import requests
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "edge"))
-from edge_client import Client, event_body, list_all, me, uname, unwrap  # noqa: E402
+import websocket  # noqa: E402  (Debian python3-websocket)
+from edge_client import (Client, event_body, list_all, me, uname,  # noqa: E402
+                         unwrap, ws_connect, ws_meta_message)
 
 TAG = "stacktest"
 TOPOLOGY = json.loads((REPO / "config" / "topology.json").read_text())
@@ -306,6 +310,85 @@ def test_kill_the_leader_container_while_creating_events(stack):
         pytest.fail(f"{service} did not come back and catch up: {st}")
     assert volumes_of(cid) == volumes_of(old_container) == \
         [f"{stack.name}_data-{service}"]
+
+
+def edge_reloads(stack: Stack) -> int:
+    r = docker("service", "logs", f"{stack.name}_edge", check=False)
+    return (r.stdout + r.stderr).count("addresses changed; reloading nginx")
+
+
+META = ["ws+meta.nchan"]   # nchan frames every message with its id
+
+
+def invitation(ws, event_id: str, timeout: float = 10) -> str | None:
+    """The id of the invitation.created message for event_id, or None if
+    the edge closed the connection first."""
+    ws.settimeout(timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            frame = ws.recv()
+        except websocket.WebSocketConnectionClosedException:
+            return None
+        if not frame:                      # a close frame
+            return None
+        msg_id, msg = ws_meta_message(frame)
+        if msg.get("type") == "invitation.created" and \
+                msg.get("id") == event_id:
+            return msg_id
+    pytest.fail(f"no invitation.created for {event_id}")
+
+
+def test_notifications_go_on_across_the_edge_reload(stack):
+    """A replica that Swarm starts again comes back at another address, and
+    the edge reloads nginx for it.  A subscriber connected after the reload
+    gets its invitations; one connected before either keeps getting them
+    or, if its old worker closes it, reconnects from the id of its last
+    message and gets what it missed: nothing is lost."""
+    alice = Client(stack).register_login(uname("a"))
+    bob = Client(stack).register_login(uname("b"))
+    cal, bob_name = me(alice), me(bob)
+    query = f"access_token={bob.token}"
+
+    def invite() -> str:
+        r = alice.req("POST", f"/calendars/{cal}/events",
+                      event_body(participants=[bob_name]))
+        assert r.status_code == 201, r.text
+        return unwrap(r, "event")["id"]
+
+    before = ws_connect(stack, query, subprotocols=META)
+    try:
+        time.sleep(0.3)
+        last = invitation(before, invite())
+        assert last, "the first invitation did not arrive"
+
+        reloads = edge_reloads(stack)
+        follower = next(r for r in shard_of("users")["replicas"]
+                        if r["name"] != stack.leader("users")["name"])
+        docker("kill", "--signal", "KILL",
+               stack.container(service_of("users", follower["name"])))
+        deadline = time.monotonic() + 90
+        while edge_reloads(stack) == reloads:
+            assert time.monotonic() < deadline, "the edge never reloaded"
+            time.sleep(1)
+
+        after = ws_connect(stack, query, subprotocols=META)
+        try:
+            time.sleep(0.3)
+            ev = invite()
+            assert invitation(after, ev), "closed without a reload"
+        finally:
+            after.close()
+        if invitation(before, ev) is None:
+            print("the reload closed the older subscription; resuming")
+            resumed = ws_connect(stack, f"{query}&last_event_id={last}",
+                                 subprotocols=META)
+            try:
+                assert invitation(resumed, ev), "closed again"
+            finally:
+                resumed.close()
+    finally:
+        before.close()
 
 
 def volumes_of(container: str) -> list[str]:
