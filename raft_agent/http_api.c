@@ -13,6 +13,7 @@
 #include "http_reply.h"
 #include "http_routes.h"
 #include "log.h"
+#include "tls.h"
 
 #define API_MAX_BODY (1u << 20)
 #define API_MAX_HEADERS (16u * 1024u)
@@ -22,6 +23,7 @@
 struct agenda_http_api {
     struct evhttp *http;
     struct agenda_node *node;
+    struct agenda_tls *tls;   /* borrowed; NULL: plain HTTP */
 };
 
 /* ---- routing --------------------------------------------------------------------- */
@@ -72,9 +74,18 @@ static void route(struct evhttp_request *req, void *arg)
     free(path);
 }
 
+/* evhttp's bufferevent for each accepted connection: TLS, which evhttp
+ * gives its socket (bufferevent_setfd) once it has accepted. */
+static struct bufferevent *tls_bev(struct event_base *base, void *arg)
+{
+    struct agenda_http_api *api = arg;
+    return agenda_tls_bev_new(api->tls, base, -1, false, NULL);
+}
+
 struct agenda_http_api *agenda_http_api_new(struct event_base *base,
                                             struct agenda_node *node,
-                                            const char *host, uint16_t port)
+                                            const char *host, uint16_t port,
+                                            struct agenda_tls *tls)
 {
     struct agenda_http_api *api = calloc(1, sizeof(*api));
     if (api == NULL)
@@ -92,6 +103,11 @@ struct agenda_http_api *agenda_http_api_new(struct event_base *base,
                                               EVHTTP_REQ_DELETE |
                                               EVHTTP_REQ_POST);
     evhttp_set_gencb(api->http, route, api);
+    /* With TLS a client must show a certificate from the internal CA; any
+     * it vouches for may call (tls.h). */
+    api->tls = tls;
+    if (tls != NULL)
+        evhttp_set_bevcb(api->http, tls_bev, api);
     struct evhttp_bound_socket *bound =
         evhttp_bind_socket_with_handle(api->http, host, port);
     if (bound == NULL) {

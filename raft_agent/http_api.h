@@ -29,11 +29,13 @@
 
 struct agenda_http_api;
 
-/* Bind host:port and serve node's API on base.  Returns NULL (logged) on
- * failure.  node is borrowed and must outlive the API. */
+/* Bind host:port and serve node's API on base, over mutually
+ * authenticated TLS when tls is not NULL (tls.h).  Returns NULL (logged)
+ * on failure.  node and tls are borrowed and must outlive the API. */
 struct agenda_http_api *agenda_http_api_new(struct event_base *base,
                                             struct agenda_node *node,
-                                            const char *host, uint16_t port);
+                                            const char *host, uint16_t port,
+                                            struct agenda_tls *tls);
 void agenda_http_api_free(struct agenda_http_api *api);
 
 #endif /* AGENDA_HTTP_API_H */

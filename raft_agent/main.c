@@ -31,6 +31,7 @@
 #include "http_api.h"
 #include "mux_sm.h"
 #include "log.h"
+#include "tls.h"
 #include "node.h"
 #include "topology.h"
 
@@ -227,10 +228,12 @@ struct identity {
     char data_dir[2048];
     const char *listen;
     const char *log_level;               /* NULL: the default */
+    struct agenda_tls *tls;              /* internal links, or NULL */
 };
 
 static void identity_free(struct identity *id)
 {
+    agenda_tls_free(id->tls);
     agenda_agent_config_free(id->config);
     agenda_topology_free(id->whole);
 }
@@ -283,6 +286,15 @@ static int identity_load(const struct options *o, struct identity *id)
         id->listen = id->self->host;
     if (o->log_level != NULL)
         id->log_level = o->log_level;
+    /* Loaded here so that --check also proves the certificates usable. */
+    if (id->topo->internal_tls_dir[0] != '\0') {
+        id->tls = agenda_tls_new(id->topo->internal_tls_dir, id->shard->name,
+                                 id->self->name, err, sizeof(err));
+        if (id->tls == NULL) {
+            fprintf(stderr, "raft_agent: internal_tls: %s\n", err);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -300,7 +312,9 @@ static void identity_print(const struct identity *id)
         if (r != id->self)
             printf(" %u=%s:%u", r->id, r->host, r->raft_port);
     }
-    printf("\n");
+    printf("\ninternal_tls %s\n", id->topo->internal_tls_dir[0] != '\0'
+                                      ? id->topo->internal_tls_dir
+                                      : "off");
 }
 
 int main(int argc, char **argv)
@@ -359,6 +373,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < shard->n_replicas; i++) {
         const struct agenda_replica *r = &shard->replicas[i];
         cfg.peers[i].id = r->id;
+        cfg.peers[i].name = r->name;
         cfg.peers[i].host = r->host;
         cfg.peers[i].raft_port = r->raft_port;
         cfg.peers[i].http_port = r->http_port;
@@ -373,13 +388,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "raft_agent: cannot create the event loop\n");
         goto out;
     }
+    cfg.tls = id.tls;
     a.node = agenda_node_new(a.base, &cfg, err, sizeof(err));
     if (a.node == NULL) {
         fprintf(stderr, "raft_agent: %s\n", err);
         goto out;
     }
     a.api = agenda_http_api_new(a.base, a.node, cfg.listen_host,
-                                self->http_port);
+                                self->http_port, id.tls);
     if (a.api == NULL)
         goto out;
     a.sigterm = evsignal_new(a.base, SIGTERM, on_signal, &a);

@@ -815,6 +815,7 @@ struct agenda_node *agenda_node_new(struct event_base *base,
     tc.id = cfg->id;
     tc.listen_host = cfg->listen_host;
     tc.seed = rc_cfg.seed;
+    tc.tls = cfg->tls;
     for (unsigned i = 0; i < cfg->n_peers; i++) {
         const struct agenda_node_peer *p = &cfg->peers[i];
         if (p->id == cfg->id) {
@@ -822,6 +823,7 @@ struct agenda_node *agenda_node_new(struct event_base *base,
             continue;
         }
         tc.peers[tc.n_peers].id = p->id;
+        tc.peers[tc.n_peers].name = p->name;
         tc.peers[tc.n_peers].host = p->host;
         tc.peers[tc.n_peers].port = p->raft_port;
         tc.n_peers++;

@@ -27,8 +27,11 @@
 #include "raft.h"
 #include "sm.h"
 
+struct agenda_tls;
+
 struct agenda_node_peer {
     raft_id id;
+    const char *name;               /* replica name (TLS identity) */
     const char *host;
     uint16_t raft_port;
     uint16_t http_port;
@@ -50,6 +53,7 @@ struct agenda_node_config {
     unsigned request_timeout_ms;    /* pending write/read give up after */
     const struct sm_ops *sm_ops;
     void *sm;                       /* state machine instance */
+    struct agenda_tls *tls;         /* peer links over TLS, or NULL */
 };
 
 /* Failure classes reported to completion callbacks. */

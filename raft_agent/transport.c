@@ -13,11 +13,13 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
 #include <event2/util.h>
 
 #include "bev_flush.h"
 #include "log.h"
+#include "tls.h"
 
 /* A HELLO is small; until one arrives a connection may not make us buffer
  * more than this (header included). */
@@ -81,6 +83,8 @@ struct peer {
     struct lookup *lookup;   /* DNS lookup in flight, or NULL */
     unsigned addr_turn;      /* which of a name's addresses to try next */
     struct event *resolve;   /* polls the lookup */
+    /* with TLS: the name its certificate must carry, both ways */
+    char cert_name[AGENDA_TLS_NAME_MAX + 1];
 };
 
 struct agenda_transport {
@@ -91,6 +95,7 @@ struct agenda_transport {
 
     struct agenda_hello hello; /* ours, sent on every outbound connection */
     raft_id id;
+    struct agenda_tls *tls;    /* borrowed; NULL: plain TCP */
     struct peer peers[RAFT_MAX_NODES];
     unsigned n_peers;
 
@@ -182,19 +187,30 @@ static void set_nodelay(struct bufferevent *bev)
 }
 
 /*
- * The one place bufferevents are made.  This is the TLS seam: with TLS,
- * wrap the socket with bufferevent_openssl_socket_new() here (state
- * BUFFEREVENT_SSL_ACCEPTING for inbound, CONNECTING for outbound) and
- * check the peer certificate against its HELLO id; nothing else in this
- * file depends on the bufferevent being a plain socket (with TLS,
- * agenda_transport_flush() leaves the writing to libevent: bev_flush.h).
+ * The one place bufferevents are made.  With TLS the socket is wrapped in
+ * a TLS bufferevent: outbound, the handshake requires the certificate of
+ * the peer dialled (to); inbound, conn_hello checks the client's against
+ * the node its HELLO names.  Nothing else in this file depends on the
+ * bufferevent being a plain socket (with TLS, agenda_transport_flush()
+ * leaves the writing to libevent: bev_flush.h).
  */
 static struct bufferevent *transport_bev_new(struct agenda_transport *t,
                                              evutil_socket_t fd,
-                                             bool outbound)
+                                             const struct peer *to)
 {
-    (void)outbound;
+    if (t->tls != NULL)
+        return agenda_tls_bev_new(t->tls, t->base, fd, to != NULL,
+                                  to != NULL ? to->cert_name : NULL);
     return bufferevent_socket_new(t->base, fd, BEV_OPT_CLOSE_ON_FREE);
+}
+
+/* Why a connection failed: the TLS reason when there is one. */
+static const char *bev_failure(struct bufferevent *bev)
+{
+    const char *tls = bev != NULL && bufferevent_openssl_get_ssl(bev)
+                          ? agenda_tls_error(bev) : "";
+    return tls[0] != '\0' ? tls
+                           : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
 }
 
 /* Free a bufferevent without any callback reaching us afterwards (freeing
@@ -266,9 +282,17 @@ static void conn_hello(struct conn *c, const struct agenda_frame *f)
         conn_reject(c, why);
         return;
     }
-    if (peer_find(t, h.node_id) == NULL) {
+    const struct peer *p = peer_find(t, h.node_id);
+    if (p == NULL) {
         snprintf(why, sizeof why, "node %u is not a configured peer",
                  (unsigned)h.node_id);
+        conn_reject(c, why);
+        return;
+    }
+    if (t->tls != NULL && !agenda_tls_peer_is(c->bev, p->cert_name)) {
+        snprintf(why, sizeof why, "it says it is node %u but its "
+                 "certificate does not name %s", (unsigned)h.node_id,
+                 p->cert_name);
         conn_reject(c, why);
         return;
     }
@@ -456,7 +480,6 @@ static void conn_readcb(struct bufferevent *bev, void *arg)
 static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
 {
     struct conn *c = arg;
-    (void)bev;
     if (what & BEV_EVENT_TIMEOUT) {
         conn_reject(c, "no HELLO in time");
         return;
@@ -464,7 +487,7 @@ static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_ERROR)
         agenda_log(AGENDA_LOG_INFO,
                    "transport: connection from %s failed: %s", c->addr,
-                   evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+                   bev_failure(bev));
     else if (what & BEV_EVENT_EOF)
         agenda_log(AGENDA_LOG_INFO,
                    "transport: connection from %s closed", c->addr);
@@ -501,7 +524,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
         return;
     }
     struct conn *c = calloc(1, sizeof *c);
-    struct bufferevent *bev = c ? transport_bev_new(t, fd, false) : NULL;
+    struct bufferevent *bev = c ? transport_bev_new(t, fd, NULL) : NULL;
     if (bev == NULL) {
         agenda_log(AGENDA_LOG_ERROR, "transport: out of memory on accept");
         free(c);
@@ -643,7 +666,7 @@ static void peer_eventcb(struct bufferevent *bev, short what, void *arg)
     } else if (what & BEV_EVENT_EOF) {
         peer_down(p, "closed by the peer");
     } else if (what & BEV_EVENT_ERROR) {
-        peer_down(p, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        peer_down(p, bev_failure(bev));
     }
 }
 
@@ -674,7 +697,7 @@ static bool parse_ip(const char *host, uint16_t port,
 static void peer_open(struct peer *p, const struct sockaddr *sa, int len)
 {
     struct agenda_transport *t = p->t;
-    struct bufferevent *bev = transport_bev_new(t, -1, true);
+    struct bufferevent *bev = transport_bev_new(t, -1, p);
     if (bev == NULL) {
         peer_down(p, "out of memory");
         return;
@@ -994,6 +1017,14 @@ static bool add_peers(struct agenda_transport *t,
             return false;
         }
         struct peer *p = &t->peers[t->n_peers];
+        if (t->tls != NULL &&
+            (cp->name == NULL ||
+             !agenda_tls_replica_name(p->cert_name, sizeof p->cert_name,
+                                      t->hello.shard, cp->name))) {
+            agenda_log(AGENDA_LOG_ERROR, "transport: peer %u: TLS needs "
+                       "its replica name", i);
+            return false;
+        }
         p->t = t;
         p->id = cp->id;
         p->port = cp->port;
@@ -1061,6 +1092,7 @@ agenda_transport_new(struct event_base *base,
         return NULL;
     t->base = base;
     t->id = cfg->id;
+    t->tls = cfg->tls;
     t->cb = *cb;
     t->cb_arg = cb_arg;
     t->max_payload = cfg->max_payload;

@@ -39,6 +39,7 @@
 #include "raft.h"
 
 struct agenda_transport;
+struct agenda_tls;
 
 /* Results of the send functions; agenda_transport_strerror() describes
  * each. */
@@ -57,6 +58,9 @@ const char *agenda_transport_strerror(int err);
 
 struct agenda_transport_peer {
     raft_id id;       /* nonzero, distinct; an entry equal to self is skipped */
+    /* The replica's name: with TLS its certificate must name
+     * <name>.<shard>.agenda (tls.h).  Unused without TLS. */
+    const char *name;
     /* An IP literal, or a DNS name resolved again before every connection
      * attempt, off the event loop (glibc getaddrinfo_a, which uses a
      * helper thread of its own); the first address returned is used. */
@@ -82,6 +86,9 @@ struct agenda_transport_config {
     size_t queue_limit;      /* bytes queued per peer before dropping */
     unsigned hello_timeout_ms; /* inbound connection must say HELLO */
     uint64_t seed;           /* jitter of the reconnect delays */
+    /* Mutually authenticated TLS on every connection (tls.h), or NULL for
+     * plain TCP.  Borrowed: it must outlive the transport. */
+    struct agenda_tls *tls;
 };
 
 /* Fill the tunables with defaults: max_payload

@@ -613,15 +613,39 @@ static int parse_one_shard(json_t *root, struct agenda_topology *t,
     return check_endpoints(t, 1, e);
 }
 
+/* Optional "internal_tls": {"dir": "<non-empty path>"}. */
+static int parse_internal_tls(json_t *root, struct agenda_topology *t,
+                              struct jc_err *e)
+{
+    static const char *const keys[] = { "dir", NULL };
+    json_t *tls = json_object_get(root, "internal_tls");
+
+    if (tls == NULL) {
+        return 0;
+    }
+    if (jc_want_object(tls, "internal_tls", e) ||
+        jc_check_keys(tls, "internal_tls", keys, NULL, e) ||
+        jc_get_string(tls, "internal_tls", "dir", 1, t->internal_tls_dir,
+                      AGENDA_TOPO_PATH_LEN_MAX, e) < 0) {
+        return -1;
+    }
+    if (t->internal_tls_dir[0] == '\0') {
+        jc_fail(e, "internal_tls.dir", "must not be empty");
+        return -1;
+    }
+    return 0;
+}
+
 int agenda_topology_parse_root(json_t *root, int one_shard,
                                const char *const *extra_keys,
                                struct agenda_topology *t, struct jc_err *e)
 {
     static const char *const whole[] = {
-        "version", "cluster", "raft", "data_dir", "servers", "shards", NULL
+        "version", "cluster", "raft", "data_dir", "internal_tls", "servers",
+        "shards", NULL
     };
     static const char *const part[] = {
-        "version", "cluster", "raft", "servers", "shard", NULL
+        "version", "cluster", "raft", "internal_tls", "servers", "shard", NULL
     };
     uint64_t v;
 
@@ -660,7 +684,8 @@ int agenda_topology_parse_root(json_t *root, int one_shard,
             break;
         }
     }
-    if (parse_raft(root, &t->raft, e) || parse_servers(root, t, e)) {
+    if (parse_internal_tls(root, t, e) || parse_raft(root, &t->raft, e) ||
+        parse_servers(root, t, e)) {
         return -1;
     }
     return one_shard ? parse_one_shard(root, t, e) : parse_shards(root, t, e);

@@ -86,6 +86,10 @@ struct agenda_topology {
     char cluster[AGENDA_TOPO_NAME_LEN_MAX + 1]; /* "" if not given */
     struct agenda_raft_timing raft;
     char data_dir[AGENDA_TOPO_PATH_LEN_MAX + 1]; /* relative to the cwd */
+    /* "internal_tls": {"dir": ...}: every internal link (agent <-> agent,
+     * edge -> agent) is mutually authenticated TLS with the certificates
+     * of that directory (raft_agent/tls.h); "" when links are plain. */
+    char internal_tls_dir[AGENDA_TOPO_PATH_LEN_MAX + 1];
     size_t n_servers;
     struct agenda_server *servers;    /* file order */
     size_t n_shards;

@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("AGENDA_BUILD") or REPO / "build" / "release")
 AGENT = BUILD / "raft_agent"
 GEN_AGENTS = REPO / "config" / "gen-agents"
+DEV_INTERNAL_CERTS = REPO / "config" / "dev-internal-certs"
 RESULTS = BUILD / "cluster-results.txt"
 
 # Fast timing: election timeout 100..200 ms, heartbeat every 20 ms.
@@ -178,6 +179,16 @@ class ClientError(Exception):
     pass
 
 
+class _CAOnlyAdapter(requests.adapters.HTTPAdapter):
+    """Checks an agent's certificate against the internal CA but not its
+    name: the harness dials agents by address, which their certificates do
+    not name (test_internal_tls.py checks the names)."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["assert_hostname"] = False
+        return super().init_poolmanager(*args, **kwargs)
+
+
 @dataclass
 class Replica:
     id: int
@@ -200,7 +211,7 @@ class Cluster:
     SHARD = "events_am"
 
     def __init__(self, root: Path, raft: dict | None = None, n: int = 3,
-                 log_level: str = "info"):
+                 log_level: str = "info", internal_tls: bool = False):
         if not AGENT.exists():
             pytest.fail(f"{AGENT} does not exist: build it with "
                         "`make build/release/raft_agent` or set AGENDA_BUILD")
@@ -235,6 +246,21 @@ class Cluster:
                 "servers": [{"name": f"server{i}", "host": "127.0.0.1"}
                             for i in (1, 2, 3)],
                 "shards": shards}
+        # Mutually authenticated TLS on every link: certificates from
+        # config/dev-internal-certs, and this test client is the edge.
+        self.tls_dir: Path | None = None
+        self.tls_kw: dict = {}
+        if internal_tls:
+            self.tls_dir = self.root / "internal-tls"
+            topo["internal_tls"] = {"dir": str(self.tls_dir)}
+            # before gen-agents, whose --check loads them
+            self.topology_path.write_text(json.dumps(topo))
+            subprocess.run([str(DEV_INTERNAL_CERTS), "--topology",
+                            str(self.topology_path)],
+                           check=True, capture_output=True, timeout=120)
+            self.tls_kw = {"cert": (str(self.tls_dir / "edge.pem"),
+                                    str(self.tls_dir / "edge.key")),
+                           "verify": str(self.tls_dir / "ca.pem")}
         self.agents_dir = self.root / "agents"
         self.write_topology(topo)
         self.replicas: dict[int, Replica] = {}
@@ -403,13 +429,27 @@ class Cluster:
 
     # -- HTTP --------------------------------------------------------------------------
 
+    def new_session(self) -> requests.Session:
+        """A session that can talk to the agents (with internal TLS, as
+        the edge)."""
+        s = requests.Session()
+        if self.tls_kw:
+            s.cert = self.tls_kw["cert"]
+            s.verify = self.tls_kw["verify"]
+            # REQUESTS_CA_BUNDLE would override the session's verify
+            s.trust_env = False
+            s.mount("https://", _CAOnlyAdapter())
+        return s
+
     def url(self, rid: int, path: str) -> str:
-        return f"http://{self.replicas[rid].addr}{path}"
+        scheme = "https" if self.tls_dir else "http"
+        return f"{scheme}://{self.replicas[rid].addr}{path}"
 
     def http(self, rid: int, method: str, path: str, timeout: float = 2.0,
              **kw) -> requests.Response:
-        return requests.request(method, self.url(rid, path),
-                                timeout=(1.0, timeout), **kw)
+        with self.new_session() as s:
+            return s.request(method, self.url(rid, path),
+                             timeout=(1.0, timeout), **kw)
 
     def status(self, rid: int, timeout: float = 1.0) -> dict | None:
         if not self.running(rid) or self.replicas[rid].paused:
@@ -524,7 +564,7 @@ class Client:
         self.budget = budget
         self.req_timeout = req_timeout
         self.nodes = list(nodes) if nodes else None
-        self.session = requests.Session()
+        self.session = cluster.new_session()
 
     def _nodes(self, nodes):
         return list(nodes or self.nodes or self.c.ids)
@@ -721,7 +761,7 @@ def verify_acked(cluster: Cluster, acks: list[Ack], ids=None,
         if a.key not in latest or a.index > latest[a.key].index:
             latest[a.key] = a
     cl = cluster.client(budget=20.0)
-    sess = requests.Session()
+    sess = cluster.new_session()
     missing = []
     for key, a in sorted(latest.items()):
         if linearizable:

@@ -226,3 +226,72 @@ def test_bad_input_is_refused_and_writes_nothing(tmp_path, tls, case):
     assert r.returncode == 1, r.stdout
     assert expect in r.stderr, r.stderr
     assert not (out / "stack.yml").exists()
+
+
+@pytest.fixture
+def tls_topology(tmp_path) -> tuple[Path, Path]:
+    """The shipped topology with internal TLS, and its certificates."""
+    topo = json.loads(TOPOLOGY.read_text())
+    d = tmp_path / "internal"
+    topo["internal_tls"] = {"dir": str(d)}
+    path = tmp_path / "tls-topology.json"
+    path.write_text(json.dumps(topo))
+    subprocess.run([str(REPO / "config" / "dev-internal-certs"),
+                    "--topology", str(path)], check=True,
+                   capture_output=True, timeout=120)
+    return path, d
+
+
+def test_internal_tls_gives_each_agent_its_own_certificate(tmp_path, tls,
+                                                           tls_topology):
+    topology, certs = tls_topology
+    out = tmp_path / "out"
+    r = gen(out, tls, topology=topology)
+    assert r.returncode == 0, r.stderr
+    doc = load(out)
+    topo = json.loads(topology.read_text())
+    for shard in topo["shards"]:
+        for rep in shard["replicas"]:
+            svc = doc["services"][service(shard["name"], rep["name"])]
+            base = f"{shard['name']}-{rep['name']}"
+            mine = {s["target"]: s for s in svc["secrets"]}
+            assert set(mine) == {"ca.pem", f"{base}.pem", f"{base}.key"}
+            for target, s in mine.items():
+                assert (s["mode"], s["uid"], s["gid"]) == \
+                    (0o400, "10001", "10001")   # the image's agenda user
+                assert Path(doc["secrets"][s["source"]]["file"]) == \
+                    certs / target
+            test = svc["healthcheck"]["test"]
+            assert test[-1].startswith("https://127.0.0.1:")
+            assert f"/run/secrets/{base}.key" in test
+    edge = {s["target"] for s in doc["services"]["edge"]["secrets"]}
+    assert edge == set(SECRETS) | {"ca.pem", "edge.pem", "edge.key"}
+    ctopo = json.loads((out / "topology.json").read_text())
+    assert ctopo["internal_tls"] == {"dir": "/run/secrets"}
+    agent = json.loads((out / "agents" / "users-node1.json").read_text())
+    assert agent["internal_tls"] == {"dir": "/run/secrets"}
+
+
+@pytest.mark.parametrize("case", ["missing-cert", "readable-key",
+                                  "check-with", "dir-without-tls"])
+def test_internal_tls_input_is_checked(tmp_path, tls, tls_topology, case):
+    topology, certs = tls_topology
+    args: list[str] = []
+    if case == "missing-cert":
+        (certs / "groups-node4.pem").unlink()
+        expect = "groups-node4.pem not found"
+    elif case == "readable-key":
+        os.chmod(certs / "users-node7.key", 0o640)
+        expect = "users-node7.key is readable by group or others"
+    elif case == "check-with":
+        args = ["--check-with", str(AGENT)]
+        expect = "exists only in their containers"
+    else:
+        topology = TOPOLOGY
+        args = ["--internal-tls-dir", str(certs)]
+        expect = "the topology has no internal_tls"
+    out = tmp_path / "out"
+    r = gen(out, tls, *args, topology=topology)
+    assert r.returncode == 1, r.stdout
+    assert expect in r.stderr, r.stderr
+    assert not (out / "stack.yml").exists()

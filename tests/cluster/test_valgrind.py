@@ -1,6 +1,7 @@
 """raft_agent is valgrind-clean: one replica of a working shard runs under
 memcheck through elections, writes, reads, a snapshot install and a graceful
-stop, and must report no error and no leak."""
+stop, and must report no error and no leak; with plain links and with
+internal TLS (every connection and the snapshot through OpenSSL)."""
 from __future__ import annotations
 
 import shutil
@@ -16,11 +17,14 @@ def reports(folder) -> str:
 
 @pytest.mark.skipif(shutil.which("valgrind") is None,
                     reason="valgrind is not installed (make deps)")
-def test_agent_under_valgrind(cluster_factory):
+@pytest.mark.parametrize("internal_tls", [False, True],
+                         ids=["plain", "internal-tls"])
+def test_agent_under_valgrind(cluster_factory, internal_tls):
     # Slow timing: memcheck makes the wrapped agent ~20x slower.
     c: Cluster = cluster_factory(raft={"tick_ms": 20, "election_ticks": 25,
                                        "heartbeat_ticks": 3,
-                                       "snapshot_threshold": 60})
+                                       "snapshot_threshold": 60},
+                                 internal_tls=internal_tls)
     vg_logs = c.root / "valgrind"
     vg_logs.mkdir()
     c.wrappers[1] = ["valgrind", "--error-exitcode=99", "--leak-check=full",

@@ -1,10 +1,12 @@
 """The Docker Swarm stack, deployed for real (make test-stack).
 
 The images are built (docker/build-images), the stack is generated from
-the repository's topology (docker/gen-stack) and deployed on this
-machine's Docker engine as a one-node swarm whose node carries every
+the repository's topology with internal TLS added (docker/gen-stack,
+certificates from config/dev-internal-certs as secrets) and deployed on
+this machine's Docker engine as a one-node swarm whose node carries every
 placement label.  Then, through the published HTTPS port of the edge
-container: the API works end to end; and the events_am leader's container
+container: the API works end to end, and the edge reaches the agents only
+over verified TLS; the events_am leader's container
 is killed (SIGKILL) while clients create events: no request fails, none is
 applied twice, every acknowledged event is readable, and Swarm starts the
 replica again on its own volume, where it catches up as a follower; and a
@@ -19,14 +21,11 @@ target says how to get one (docker/README.md).
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import socket
 import subprocess
 import sys
-import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -35,8 +34,8 @@ import requests
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "edge"))
 import websocket  # noqa: E402  (Debian python3-websocket)
-from edge_client import (Client, event_body, list_all, me, uname,  # noqa: E402
-                         unwrap, ws_connect, ws_meta_message)
+from edge_client import (Client, EventWriters, event_body, me,  # noqa: E402
+                         uname, unwrap, ws_connect, ws_meta_message)
 
 TAG = "stacktest"
 TOPOLOGY = json.loads((REPO / "config" / "topology.json").read_text())
@@ -79,11 +78,18 @@ class Stack:
         return ids[0] if ids else ""
 
     def status(self, shard: str, replica: dict) -> dict | None:
+        """The replica's /status, asked in its container with its own
+        certificate, checking its server's under its name."""
         cid = self.container(service_of(shard, replica["name"]))
         if not cid:
             return None
+        base = f"/run/secrets/{shard}-{replica['name']}"
+        name = f"{replica['name']}.{shard}.agenda"
+        port = replica["http_port"]
         r = docker("exec", cid, "curl", "-s", "--max-time", "2",
-                   f"http://127.0.0.1:{replica['http_port']}/status",
+                   "--cacert", "/run/secrets/ca.pem", "--cert",
+                   f"{base}.pem", "--key", f"{base}.key", "--resolve",
+                   f"{name}:{port}:127.0.0.1", f"https://{name}:{port}/status",
                    check=False, timeout=10)
         try:
             return json.loads(r.stdout) if r.returncode == 0 else None
@@ -159,11 +165,18 @@ def stack(tmp_path_factory):
 
         subprocess.run([str(REPO / "config" / "dev-certs"), str(st.tls_dir)],
                        check=True, capture_output=True, timeout=120)
+        topology = root / "topology.json"
+        topology.write_text(json.dumps(
+            dict(TOPOLOGY, internal_tls={"dir": str(root / "internal")})))
+        subprocess.run([str(REPO / "config" / "dev-internal-certs"),
+                        "--topology", str(topology)],
+                       check=True, capture_output=True, timeout=120)
         subprocess.run([str(REPO / "docker" / "build-images"), "--tag", TAG],
                        check=True, timeout=1800)
         gen = subprocess.run(
             ["/usr/bin/python3", str(REPO / "docker" / "gen-stack"),
              "--out", str(root / "out"), "--tls-dir", str(st.tls_dir),
+             "--topology", str(topology),
              "--tag", TAG, "--https-port", str(st.https_port),
              "--http-port", str(st.http_port)],
             capture_output=True, text=True, timeout=60)
@@ -233,6 +246,23 @@ def test_the_stack_serves_the_api_over_https(stack):
     assert r.status_code in (403, 404), r.text
 
 
+def test_the_edge_reaches_the_agents_only_over_verified_tls(stack):
+    edge = stack.container("edge")
+    conf = docker("exec", edge, "cat",
+                  "/var/lib/agenda-edge/nginx.conf").stdout
+    n = sum(len(s["replicas"]) for s in TOPOLOGY["shards"])
+    assert conf.count("proxy_ssl_verify on;") == n
+    assert "proxy_pass http://" not in conf
+    rep = shard_of("users")["replicas"][0]
+    url = f"{service_of('users', rep['name'])}:{rep['http_port']}/status"
+    plain = docker("exec", edge, "curl", "-sS", "--max-time", "3",
+                   f"http://{url}", check=False)
+    assert plain.returncode != 0, plain.stdout   # not plain HTTP
+    anonymous = docker("exec", edge, "curl", "-sS", "--max-time", "3",
+                       "-k", f"https://{url}", check=False)
+    assert anonymous.returncode != 0, anonymous.stdout   # no certificate
+
+
 def test_kill_the_leader_container_while_creating_events(stack):
     """SIGKILL of the container running events_am's leader: the edge
     follows the new leader within its retry budget, and Swarm starts the
@@ -245,52 +275,16 @@ def test_kill_the_leader_container_while_creating_events(stack):
     old_container = stack.container(service)
     before = stack.status("events_am", leader)
 
-    acked: dict[str, str] = {}
-    failures: list[str] = []
-    stop = threading.Event()
-
-    def writer(w: int) -> None:
-        cl = Client(stack)
-        cl.token = c.token
-        i = 0
-        while not stop.is_set():
-            key = f"s{w}-{i}-{uuid.uuid4().hex[:8]}"
-            try:
-                r = cl.req("POST", f"/calendars/{cal}/events",
-                           event_body(title=f"swarm {key}"),
-                           headers={"Idempotency-Key": key}, timeout=20)
-            except requests.RequestException as e:
-                failures.append(f"{key}: {e!r}")
-                continue
-            if r.status_code == 201:
-                acked[unwrap(r, "event")["id"]] = key
-            else:
-                failures.append(f"{key}: {r.status_code} {r.text}")
-            i += 1
-
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
-    for t in threads:
-        t.start()
-    try:
+    with EventWriters(stack, c.token, cal, prefix="swarm") as w:
         time.sleep(1.5)
         docker("kill", "--signal", "KILL", old_container)
         t0 = time.monotonic()
         new = stack.leader("events_am", exclude=(leader["name"],))
         elected = time.monotonic() - t0
         time.sleep(2.0)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(30)
-    print(f"{new['name']} leads after {elected:.2f}s; {len(acked)} acked")
-    assert not failures, failures[:5]
-    assert len(acked) > 10
-
-    items = list_all(c, cal)
-    titles = [e["title"] for e in items if e["title"].startswith("swarm ")]
-    assert len(titles) == len(set(titles)), "an event was created twice"
-    missing = set(acked) - {e["id"] for e in items}
-    assert not missing, f"acknowledged but not readable: {missing}"
+    print(f"{new['name']} leads after {elected:.2f}s; {len(w.acked)} acked")
+    assert len(w.acked) > 10
+    w.check(c)
 
     # Swarm runs the replica again, in a new container on the same named
     # volume, and it catches up with the leader as a follower.

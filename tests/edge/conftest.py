@@ -293,7 +293,7 @@ class Agents:
               ("groups", "groups", None), ("users", "users", None))
 
     def __init__(self, root: Path, replicas: int = 3, others: int = 1,
-                 raft: dict | None = None):
+                 raft: dict | None = None, internal_tls: bool = False):
         if not AGENT.is_file():
             pytest.exit(f"{AGENT} not found: run `make all` first", 2)
         self.root = root
@@ -322,6 +322,20 @@ class Agents:
                 "shards": shards}
         self.topology = root / "topology.json"
         (root / "logs").mkdir(parents=True, exist_ok=True)
+        # Internal TLS: the agents' certificates and the edge's, from
+        # config/dev-internal-certs; this harness calls them as the edge.
+        self.tls_context: ssl.SSLContext | None = None
+        if internal_tls:
+            d = root / "internal-tls"
+            topo["internal_tls"] = {"dir": str(d)}
+            self.topology.write_text(json.dumps(topo, indent=2))
+            subprocess.run([str(REPO / "config" / "dev-internal-certs"),
+                            "--topology", str(self.topology)], check=True,
+                           capture_output=True, timeout=120)
+            ctx = ssl.create_default_context(cafile=str(d / "ca.pem"))
+            ctx.check_hostname = False   # dialled by address
+            ctx.load_cert_chain(str(d / "edge.pem"), str(d / "edge.key"))
+            self.tls_context = ctx
         self.topology.write_text(json.dumps(topo, indent=2))
 
     def log_path(self, shard: str, rid: int) -> Path:
@@ -349,8 +363,11 @@ class Agents:
         if p is None or p.poll() is not None:
             return None
         try:
-            conn = http.client.HTTPConnection(
-                "127.0.0.1", self.http_ports[(shard, rid)], timeout=1)
+            port = self.http_ports[(shard, rid)]
+            conn = http.client.HTTPSConnection(
+                "127.0.0.1", port, timeout=1, context=self.tls_context) \
+                if self.tls_context else \
+                http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             try:
                 conn.request("GET", "/status")
                 resp = conn.getresponse()
@@ -417,13 +434,13 @@ class Agents:
 
 @contextlib.contextmanager
 def started_stack(request, tls_dir, name: str, generate: tuple,
-                  replicas: int = 3):
+                  replicas: int = 3, internal_tls: bool = False):
     """Agents for every shard (events_am with `replicas` replicas) and one
     nginx generated with `generate` in front of them, for the tests of a
     file (module-scoped fixtures): yields (agents, edge); everything is
     stopped by PID and removed at the end, even on failure."""
     root = _private_dir(f"agenda-{name}-agents-")
-    agents = Agents(root, replicas=replicas)
+    agents = Agents(root, replicas=replicas, internal_tls=internal_tls)
     e = Edge(_private_dir(f"agenda-{name}-"), tls_dir, agents.topology)
     request.module._agenda_shared_edge = e
     request.module._agenda_agents = agents

@@ -10,6 +10,7 @@ import hmac
 import http.client
 import json
 import ssl
+import threading
 import uuid
 
 import pytest
@@ -58,6 +59,72 @@ class Client:
         assert body["token_type"].lower() == "bearer"
         self.token = body["access_token"]
         return self
+
+
+class EventWriters:
+    """Clients creating events in one calendar until the block ends, as
+    during a failover: `acked` maps each created event's id to its title,
+    `failures` lists every request that did not end in 201.  With keyed,
+    each request carries its own Idempotency-Key; without, the edge's own
+    request id is what its retries keep.
+
+        with EventWriters(edge, token, cal) as w:
+            ...kill something...
+        assert not w.failures
+    """
+
+    def __init__(self, edge, token: str, cal: str, n: int = 4,
+                 keyed: bool = True, prefix: str = "failover"):
+        self.edge, self.token, self.cal = edge, token, cal
+        self.keyed, self.prefix = keyed, prefix
+        self.acked: dict[str, str] = {}
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._write, args=(w,))
+                         for w in range(n)]
+
+    def _write(self, w: int) -> None:
+        cl = Client(self.edge)
+        cl.token = self.token
+        i = 0
+        while not self._stop.is_set():
+            key = f"{self.prefix[0]}{w}-{i}-{uuid.uuid4().hex[:8]}"
+            title = f"{self.prefix} {key}"
+            try:
+                r = cl.req("POST", f"/calendars/{self.cal}/events",
+                           event_body(title=title),
+                           headers={"Idempotency-Key": key} if self.keyed
+                           else None, timeout=20)
+            except requests.RequestException as e:
+                self.failures.append(f"{key}: {e!r}")
+                continue
+            if r.status_code == 201:
+                self.acked[unwrap(r, "event")["id"]] = title
+            else:
+                self.failures.append(f"{key}: {r.status_code} {r.text}")
+            i += 1
+
+    def __enter__(self) -> "EventWriters":
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+
+    def check(self, client) -> list[dict]:
+        """Nothing failed, nothing was created twice, and every
+        acknowledged event is readable; returns the calendar's events."""
+        assert not self.failures, self.failures[:5]
+        items = list_all(client, self.cal)
+        titles = [e["title"] for e in items
+                  if e["title"].startswith(f"{self.prefix} ")]
+        assert len(titles) == len(set(titles)), "an event was created twice"
+        missing = set(self.acked) - {e["id"] for e in items}
+        assert not missing, f"acknowledged but not readable: {missing}"
+        return items
 
 
 def unwrap(resp, key):
@@ -182,9 +249,11 @@ def shard_op(agents, shard: str, command: bool, op: str, args: dict,
              actor=None):
     """One operation on a shard's leader (API.md), as the edge would."""
     rid = agents.wait_for_leader(shard)
-    conn = http.client.HTTPConnection("127.0.0.1",
-                                      agents.http_ports[(shard, rid)],
-                                      timeout=5)
+    port = agents.http_ports[(shard, rid)]
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=5,
+                                       context=agents.tls_context) \
+        if agents.tls_context else \
+        http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     body = json.dumps({"op": op, "actor": actor or {"user": "",
                                                      "role": "system"},
                        "args": args})

@@ -14,9 +14,9 @@ import uuid
 import pytest
 import requests
 
-from edge_client import (PASSWORD, Client, error_log, event_body, list_all,
-                         me, needs_ws, uname, unwrap, websocket, ws_connect,
-                         ws_meta_message, ws_status)
+from edge_client import (PASSWORD, Client, EventWriters, error_log,
+                         event_body, list_all, me, needs_ws, uname, unwrap,
+                         websocket, ws_connect, ws_meta_message, ws_status)
 
 
 # ---- the REST path ----------------------------------------------------------
@@ -271,53 +271,16 @@ def test_kill_leader_while_creating_events(stack, keyed):
     agents.revive("events_am")   # the first run killed one
     leader = agents.wait_for_leader("events_am")
 
-    acked: dict[str, str] = {}
-    failures: list[str] = []
-    stop = threading.Event()
-
-    def writer(w):
-        cl = Client(edge)
-        cl.token = c.token
-        i = 0
-        while not stop.is_set():
-            key = f"k{w}-{i}-{uuid.uuid4().hex[:8]}"
-            title = f"failover {key}"
-            try:
-                r = cl.req("POST", f"/calendars/{cal}/events",
-                           event_body(title=title),
-                           headers={"Idempotency-Key": key} if keyed
-                           else None, timeout=20)
-            except requests.RequestException as e:
-                failures.append(f"{key}: {e!r}")
-                continue
-            if r.status_code == 201:
-                acked[unwrap(r, "event")["id"]] = title
-            else:
-                failures.append(f"{key}: {r.status_code} {r.text}")
-            i += 1
-
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
-    for t in threads:
-        t.start()
-    time.sleep(1.0)
-    agents.kill("events_am", leader)
-    t0 = time.monotonic()
-    new = agents.wait_for_leader("events_am", exclude=(leader,))
-    time.sleep(1.5)
-    stop.set()
-    for t in threads:
-        t.join(30)
+    with EventWriters(edge, c.token, cal, keyed=keyed) as w:
+        time.sleep(1.0)
+        agents.kill("events_am", leader)
+        t0 = time.monotonic()
+        new = agents.wait_for_leader("events_am", exclude=(leader,))
+        time.sleep(1.5)
     print(f"new leader {new} after {time.monotonic() - t0:.2f}s; "
-          f"{len(acked)} events acked")
-    assert not failures, failures[:5]
-    assert len(acked) > 10
-
-    items = list_all(c, cal)
-    titles = [e["title"] for e in items if e["title"].startswith("failover")]
-    assert len(titles) == len(set(titles)), "an event was created twice"
-    ids = {e["id"] for e in items}
-    missing = set(acked) - ids
-    assert not missing, f"acknowledged but not readable: {missing}"
+          f"{len(w.acked)} events acked")
+    assert len(w.acked) > 10
+    w.check(c)
     assert "exited on signal" not in error_log(edge)
 
 

@@ -166,8 +166,8 @@ static const struct json_bad_case bad_cases[] = {
       "agent.data-dir: unknown key (allowed: node, data_dir, listen, "
       "log_level)" },
     { "whole-topology key", { "shards" }, { "[]" },
-      "shards: unknown key (allowed: version, cluster, raft, servers, "
-      "shard, agent)" },
+      "shards: unknown key (allowed: version, cluster, raft, internal_tls, "
+      "servers, shard, agent)" },
     { "top-level data_dir", { "data_dir" }, { "\"var/data\"" },
       "data_dir: unknown key" },
     { "no shard", { "shard" }, { NULL }, "shard: missing (required)" },

@@ -343,9 +343,26 @@ static void test_optional_fields_take_defaults(void **state)
     assert_int_equal(t->raft.snapshot_threshold, 10000);
     assert_int_equal(t->raft.map_size_mb, 1024);
     assert_string_equal(t->data_dir, "var/data");
+    assert_string_equal(t->internal_tls_dir, "");   /* plain links */
     assert_string_equal(t->cluster, "");
     assert_string_equal(t->shards[2].range_from, "");
     assert_string_equal(t->shards[2].range_to, "");
+    agenda_topology_free(t);
+}
+
+static void test_internal_tls_dir_is_read(void **state)
+{
+    json_t *root = json_loads(base_json, 0, NULL);
+    struct agenda_topology *t;
+    char *text;
+
+    (void)state;
+    json_patch(root, "internal_tls", "{\"dir\": \"var/tls/internal\"}");
+    text = json_dumps(root, 0);
+    json_decref(root);
+    t = parse_ok(text);
+    free(text);
+    assert_string_equal(t->internal_tls_dir, "var/tls/internal");
     agenda_topology_free(t);
 }
 
@@ -498,6 +515,17 @@ static const struct json_bad_case bad_cases[] = {
       "data_dir: must not be empty" },
     { "cluster not a name", { "cluster" }, { "\"a b\"" },
       "cluster: \"a b\" is not a valid name" },
+    { "internal_tls not an object", { "internal_tls" }, { "true" },
+      "internal_tls: must be a JSON object" },
+    { "internal_tls without dir", { "internal_tls" }, { "{}" },
+      "internal_tls.dir: missing (required)" },
+    { "internal_tls empty dir", { "internal_tls" }, { "{\"dir\": \"\"}" },
+      "internal_tls.dir: must not be empty" },
+    { "internal_tls dir not a string", { "internal_tls" },
+      { "{\"dir\": 1}" }, "internal_tls.dir: must be a string" },
+    { "internal_tls unknown key", { "internal_tls" },
+      { "{\"dir\": \"t\", \"verify\": false}" },
+      "internal_tls.verify: unknown key" },
 };
 
 static void test_invalid_topologies_name_their_path(void **state)
@@ -592,6 +620,7 @@ int main(void)
         cmocka_unit_test(test_five_shards_three_ranges_route),
         cmocka_unit_test(test_single_events_shard_takes_every_key),
         cmocka_unit_test(test_optional_fields_take_defaults),
+        cmocka_unit_test(test_internal_tls_dir_is_read),
         cmocka_unit_test(test_seven_replicas_allowed),
         cmocka_unit_test(test_invalid_topologies_name_their_path),
         cmocka_unit_test(test_malformed_json_is_rejected),

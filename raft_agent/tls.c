@@ -1,0 +1,170 @@
+/*
+ * tls.c — mutually authenticated TLS on the internal links; see tls.h.
+ */
+#include "tls.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+struct agenda_tls {
+    SSL_CTX *ctx;
+};
+
+bool agenda_tls_replica_name(char *out, size_t size, const char *shard,
+                             const char *replica)
+{
+    int n = snprintf(out, size, "%s.%s.agenda", replica, shard);
+    return n > 0 && (size_t)n < size;
+}
+
+static void openssl_reason(char *out, size_t size)
+{
+    unsigned long e = ERR_get_error();
+    const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
+    snprintf(out, size, "%s", r != NULL ? r : "unknown OpenSSL error");
+    ERR_clear_error();
+}
+
+/* A key others can read is no secret: refuse it as ssh and the edge do. */
+static bool key_private(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return false;
+    }
+    if (st.st_mode & 077) {
+        snprintf(err, errlen, "%s is readable by group or others "
+                 "(chmod 600)", path);
+        return false;
+    }
+    return true;
+}
+
+struct agenda_tls *agenda_tls_new(const char *dir, const char *shard,
+                                  const char *replica, char *err,
+                                  size_t errlen)
+{
+    char ca[4096], cert[4096], key[4096], why[256];
+    if (snprintf(ca, sizeof ca, "%s/ca.pem", dir) >= (int)sizeof ca ||
+        snprintf(cert, sizeof cert, "%s/%s-%s.pem", dir, shard, replica) >=
+            (int)sizeof cert ||
+        snprintf(key, sizeof key, "%s/%s-%s.key", dir, shard, replica) >=
+            (int)sizeof key) {
+        snprintf(err, errlen, "internal_tls.dir: path too long");
+        return NULL;
+    }
+    if (!key_private(key, err, errlen))
+        return NULL;
+
+    struct agenda_tls *tls = calloc(1, sizeof *tls);
+    SSL_CTX *ctx = tls != NULL ? SSL_CTX_new(TLS_method()) : NULL;
+    if (ctx == NULL) {
+        snprintf(err, errlen, "out of memory");
+        free(tls);
+        return NULL;
+    }
+    tls->ctx = ctx;
+    const char *failed = NULL, *file = NULL;
+    if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)) {
+        failed = "setting TLS 1.2 as the oldest version";
+    } else if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        failed = "loading the certificate";
+        file = cert;
+    } else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        failed = "loading the private key";
+        file = key;
+    } else if (SSL_CTX_check_private_key(ctx) != 1) {
+        failed = "the private key does not match the certificate";
+        file = key;
+    } else if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+        failed = "loading the CA";
+        file = ca;
+    }
+    if (failed != NULL) {
+        openssl_reason(why, sizeof why);
+        snprintf(err, errlen, "%s%s%s: %s", file ? file : "",
+                 file ? ": " : "", failed, why);
+        agenda_tls_free(tls);
+        return NULL;
+    }
+    /* Both ends show a certificate from the CA, or no link. */
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                       NULL);
+    SSL_CTX_set_verify_depth(ctx, 2);
+    /* Peer links last; the edge's keep-alive connections reconnect now and
+     * then and resume their sessions from the server's cache. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    return tls;
+}
+
+void agenda_tls_free(struct agenda_tls *tls)
+{
+    if (tls == NULL)
+        return;
+    SSL_CTX_free(tls->ctx);
+    free(tls);
+}
+
+struct bufferevent *agenda_tls_bev_new(struct agenda_tls *tls,
+                                       struct event_base *base,
+                                       evutil_socket_t fd, bool outbound,
+                                       const char *peer_name)
+{
+    SSL *ssl = SSL_new(tls->ctx);
+    if (ssl == NULL)
+        return NULL;
+    if (peer_name != NULL) {
+        /* checked in the handshake, against subjectAltName */
+        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        if (SSL_set1_host(ssl, peer_name) != 1) {
+            SSL_free(ssl);
+            return NULL;
+        }
+    }
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, fd, ssl,
+        outbound ? BUFFEREVENT_SSL_CONNECTING : BUFFEREVENT_SSL_ACCEPTING,
+        BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    /* A peer that closes without close_notify has still said all it
+     * meant to: frames carry their own lengths and checksums. */
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+bool agenda_tls_peer_is(struct bufferevent *bev, const char *name)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    if (ssl == NULL || SSL_get_verify_result(ssl) != X509_V_OK)
+        return false;
+    X509 *cert = SSL_get1_peer_certificate(ssl);
+    if (cert == NULL)
+        return false;
+    bool ok = X509_check_host(cert, name, strlen(name),
+                              X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+                                  X509_CHECK_FLAG_NEVER_CHECK_SUBJECT,
+                              NULL) == 1;
+    X509_free(cert);
+    return ok;
+}
+
+const char *agenda_tls_error(struct bufferevent *bev)
+{
+    unsigned long e = bufferevent_get_openssl_error(bev);
+    if (e == 0)
+        return "";
+    const char *r = ERR_reason_error_string(e);
+    return r != NULL ? r : "TLS error";
+}

@@ -1,0 +1,138 @@
+"""Internal links over mutually authenticated TLS ("internal_tls" in the
+topology, raft_agent/tls.h).
+
+A shard elects, replicates and answers with every link in TLS, with the
+certificates of config/dev-internal-certs.  The HTTP API refuses clients
+without a certificate from the internal CA (plain HTTP, no certificate,
+another CA) and keeps serving; its own certificate verifies against the CA
+under the replica's name and no other.  A replica that shows another
+replica's certificate, or one from another CA, never joins: its peers
+refuse its links and it applies nothing while the others commit.
+"""
+from __future__ import annotations
+
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+import requests
+
+from conftest import AGENT, DEV_INTERNAL_CERTS, Client
+
+
+def test_a_shard_replicates_over_mutual_tls(cluster_factory):
+    c = cluster_factory(internal_tls=True)
+    leader = c.start_all()
+    cl = Client(c)
+    ack = cl.put("over-tls", b"sealed")
+    assert ack.index > 0
+    for rid in c.ids:   # every follower applies it, so replication works
+        deadline = time.monotonic() + 10
+        while True:
+            r = c.http(rid, "GET", "/kv/over-tls",
+                       params={"consistency": "stale"})
+            if r.status_code == 200:
+                assert r.content == b"sealed"
+                break
+            assert time.monotonic() < deadline, f"node {rid}: {r.status_code}"
+            time.sleep(0.05)
+    check = subprocess.run([str(AGENT), "--config", str(c.agent_config(leader)),
+                            "--check"], capture_output=True, text=True,
+                           timeout=30)
+    assert check.returncode == 0, check.stderr
+    assert f"internal_tls {c.tls_dir}\n" in check.stdout
+
+
+def tls_context(c, cert: str | None = "edge", ca_dir=None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str((ca_dir or c.tls_dir) /
+                                                "ca.pem"))
+    if cert:
+        ctx.load_cert_chain(str(c.tls_dir / f"{cert}.pem"),
+                            str(c.tls_dir / f"{cert}.key"))
+    return ctx
+
+
+def handshake(c, port: int, ctx: ssl.SSLContext, name: str) -> dict:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname=name) as s:
+            return s.getpeercert()
+
+
+def test_the_api_wants_a_client_certificate_from_the_internal_ca(
+        cluster_factory, tmp_path):
+    c = cluster_factory(internal_tls=True)
+    c.start_all()
+    rep = c.replicas[1]
+    url = f"https://{rep.addr}/status"
+
+    with pytest.raises(requests.RequestException):   # plain HTTP
+        requests.get(f"http://{rep.addr}/status", timeout=3)
+    anonymous = c.new_session()        # trusts the CA, shows nothing
+    anonymous.cert = None
+    with pytest.raises(requests.exceptions.ConnectionError):  # SSLError too
+        anonymous.get(url, timeout=3)
+    other = tmp_path / "other-ca"
+    subprocess.run([str(DEV_INTERNAL_CERTS), "--topology",
+                    str(c.topology_path), str(other)], check=True,
+                   capture_output=True, timeout=120)
+    stranger = c.new_session()         # another CA's client certificate
+    stranger.cert = (str(other / "edge.pem"), str(other / "edge.key"))
+    with pytest.raises(requests.exceptions.ConnectionError):  # SSLError too
+        stranger.get(url, timeout=3)
+    assert c.new_session().get(url, timeout=3).status_code == 200
+
+    # its certificate is the CA's, for this replica's name only
+    name = "node1.events_am.agenda"
+    cert = handshake(c, rep.http_port, tls_context(c), name)
+    assert ("DNS", name) in cert["subjectAltName"]
+    with pytest.raises(ssl.SSLCertVerificationError):
+        handshake(c, rep.http_port, tls_context(c), "node2.events_am.agenda")
+    with pytest.raises(ssl.SSLCertVerificationError):   # not other's CA
+        handshake(c, rep.http_port, tls_context(c, ca_dir=other), name)
+    # the Raft port too, and the replicas' own certificates open it
+    cert = handshake(c, rep.raft_port, tls_context(c, "events_am-node2"),
+                     name)
+    assert ("DNS", name) in cert["subjectAltName"]
+
+    assert c.status(1)["healthy"], "the agent stopped serving"
+
+
+@pytest.mark.parametrize("impostor", ["another-replica", "another-ca"])
+def test_a_replica_without_its_own_certificate_never_joins(
+        cluster_factory, tmp_path, impostor):
+    c = cluster_factory(internal_tls=True)
+    mine = c.tls_dir / "events_am-node3"
+    if impostor == "another-replica":
+        source = c.tls_dir / "events_am-node2"
+        expect = "certificate does not name node3.events_am.agenda"
+    else:
+        other = tmp_path / "other-ca"
+        subprocess.run([str(DEV_INTERNAL_CERTS), "--topology",
+                        str(c.topology_path), str(other)], check=True,
+                       capture_output=True, timeout=120)
+        source = other / "events_am-node3"
+        expect = "certificate verify failed"
+    for ext in (".pem", ".key"):
+        shutil.copyfile(f"{source}{ext}", f"{mine}{ext}")
+
+    for rid in (1, 2):
+        c.start(rid)
+    c.wait_http([1, 2])
+    c.wait_for_leader(among=[1, 2])
+    c.start(3)
+    time.sleep(0.5)
+    for i in range(20):
+        Client(c, nodes=[1, 2]).put(f"k{i}", b"v")
+    time.sleep(1.0)
+
+    logs = c.log_tail(1, 400) + c.log_tail(2, 400)
+    assert expect in logs, logs[-3000:]
+    assert c.running(3), "the impostor is expected to run, alone"
+    applied = {rid: c.status(rid)["applied_index"] for rid in (1, 2)}
+    assert min(applied.values()) >= 20, applied
+    if impostor == "another-replica":   # its API is still the CA's
+        st = c.status(3)
+        assert st["applied_index"] == 0 and st["leader_id"] == 0, st
