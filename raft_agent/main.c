@@ -30,6 +30,7 @@
 #include "agent_config.h"
 #include "http_api.h"
 #include "mux_sm.h"
+#include "shard_identity.h"
 #include "log.h"
 #include "tls.h"
 #include "node.h"
@@ -370,6 +371,19 @@ int main(int argc, char **argv)
     sm.agenda.shard.range_from = shard->range_from;
     sm.agenda.shard.range_to = shard->range_to;
     cfg.sm = &sm;
+    /* ...and every replica of the shard must agree on them: see
+     * shard_identity.h. */
+    struct agenda_buf identity = {0};
+    if (agenda_shard_identity_encode(&identity,
+                                     agenda_shard_kind_name(shard->kind),
+                                     shard->range_from,
+                                     shard->range_to) != 0) {
+        fprintf(stderr, "raft_agent: out of memory\n");
+        identity_free(&id);
+        return 1;
+    }
+    cfg.identity = identity.data;
+    cfg.identity_len = identity.len;
     for (size_t i = 0; i < shard->n_replicas; i++) {
         const struct agenda_replica *r = &shard->replicas[i];
         cfg.peers[i].id = r->id;
@@ -390,6 +404,7 @@ int main(int argc, char **argv)
     }
     cfg.tls = id.tls;
     a.node = agenda_node_new(a.base, &cfg, err, sizeof(err));
+    agenda_buf_free(&identity);   /* the node keeps a copy */
     if (a.node == NULL) {
         fprintf(stderr, "raft_agent: %s\n", err);
         goto out;
@@ -411,6 +426,7 @@ int main(int argc, char **argv)
     event_base_dispatch(a.base);
     rc = 0;
 out:
+    agenda_buf_free(&identity);
     if (a.stop_poll != NULL)
         event_free(a.stop_poll);
     if (a.sigterm != NULL)

@@ -26,6 +26,7 @@
 
 #include "command.h"
 #include "log.h"
+#include "shard_identity.h"
 
 #define NODE_READY_PRIORITY 2 /* of 3: after all I/O of the turn */
 #define NODE_MAX_READY_ROUNDS 16
@@ -368,6 +369,29 @@ struct apply_result {
     size_t off, len; /* body in the batch's body buffer */
 };
 
+/* A new leader's no-op says what the shard is by its config
+ * (shard_identity.h).  A replica whose own config says otherwise would
+ * apply the same commands differently from then on: it stops before it
+ * applies anything of that term, and says why at every restart until its
+ * config is mended. */
+static void check_leader_identity(struct agenda_node *n,
+                                  const struct raft_entry *e)
+{
+    char theirs[1200];
+    enum agenda_identity_match m = agenda_shard_identity_compare(
+        e->data, e->len, n->identity.data, n->identity.len, theirs,
+        sizeof(theirs));
+    if (m != AGENDA_IDENTITY_DIFFERENT)
+        return; /* ours, or from an agent that does not say (upgrades) */
+    agenda_log(AGENDA_LOG_ERROR, "shard %s node %u: the leader of term %"
+               PRIu64 " runs this shard as %s, and this replica's config "
+               "says otherwise; every replica of a shard must have the same "
+               "kind and range (regenerate the configs from one topology: "
+               "config/gen-agents); exiting without applying index %"
+               PRIu64, n->cfg.shard, n->cfg.id, e->term, theirs, e->index);
+    exit(2);
+}
+
 /* Apply the committed entries of the batch into txn.  Returns 0 or an
  * LMDB/storage error (the caller aborts the transaction). */
 static int apply_entries(struct agenda_node *n, const struct raft_ready *rd,
@@ -377,6 +401,8 @@ static int apply_entries(struct agenda_node *n, const struct raft_ready *rd,
     *n_results = 0;
     for (size_t i = 0; i < rd->n_committed; i++) {
         const struct raft_entry *e = &rd->committed[i];
+        if (e->type == RAFT_ENTRY_NOOP)
+            check_leader_identity(n, e);
         if (e->type != RAFT_ENTRY_NORMAL)
             continue;
         bool dup = false;
@@ -769,6 +795,13 @@ struct agenda_node *agenda_node_new(struct event_base *base,
         goto fail;
     }
     n->cfg.data_dir = n->data_dir;
+    if (cfg->identity_len > 0 &&
+        agenda_buf_append(&n->identity, cfg->identity,
+                          cfg->identity_len) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    n->cfg.identity = n->identity.data;
     char serr[256];
     int rc = agenda_storage_open(cfg->data_dir, cfg->map_size, &n->st, serr,
                                  sizeof(serr));
@@ -797,6 +830,8 @@ struct agenda_node *agenda_node_new(struct event_base *base,
     rc_cfg.seed = agenda_node_now_ms() ^ ((uint64_t)getpid() << 20);
     rc_cfg.storage = agenda_storage_raft_ops();
     rc_cfg.storage_ctx = n->st;
+    rc_cfg.noop_data = n->identity.data;
+    rc_cfg.noop_len = n->identity.len;
     raft_term applied_term;
     agenda_storage_applied(n->st, &rc_cfg.applied, &applied_term);
     enum raft_err rerr;
@@ -880,6 +915,7 @@ void agenda_node_free(struct agenda_node *n)
     agenda_sessions_close(&n->sessions);
     agenda_buf_free(&n->scratch);
     agenda_buf_free(&n->result.body);
+    agenda_buf_free(&n->identity);
     free(n->data_dir);
     free(n);
 }

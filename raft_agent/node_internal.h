@@ -84,6 +84,7 @@ struct node_batch {
 struct agenda_node {
     struct agenda_node_config cfg;
     char *data_dir;
+    struct agenda_buf identity; /* cfg.identity's bytes (shard_identity.h) */
     struct event_base *base;
     struct agenda_storage *st;
     struct raft *raft;

@@ -344,7 +344,8 @@ static void become_leader(struct raft *r)
         r->prs[i].recent_active = true;
     /* The no-op lets the leader commit entries of earlier terms through an
      * entry of its own term (figure 8) and serve reads soon. */
-    if (append_local(r, RAFT_ENTRY_NOOP, NULL, 0, NULL) != RAFT_OK) {
+    if (append_local(r, RAFT_ENTRY_NOOP, r->cfg.noop_data, r->cfg.noop_len,
+                     NULL) != RAFT_OK) {
         become_follower(r, r->term, RAFT_NONE);
         return;
     }
@@ -1041,7 +1042,9 @@ struct raft *raft_new(const struct raft_config *c, enum raft_err *err)
         c->n_peers == 0 || c->n_peers > RAFT_MAX_NODES ||
         c->election_tick < 2 || c->heartbeat_tick == 0 ||
         c->heartbeat_tick >= c->election_tick || c->max_inflight == 0 ||
-        c->max_inflight > RAFT_MAX_INFLIGHT || c->max_msg_bytes == 0)
+        c->max_inflight > RAFT_MAX_INFLIGHT || c->max_msg_bytes == 0 ||
+        c->noop_len > c->max_entry_bytes ||
+        (c->noop_len > 0 && c->noop_data == NULL))
         goto fail;
     r = calloc(1, sizeof(*r));
     if (r == NULL) {

@@ -211,6 +211,12 @@ struct raft_config {
     raft_index applied;          /* state machine's applied index at start */
     const struct raft_storage *storage;
     void *storage_ctx;
+    /* Data of the no-op entry a new leader appends, at most
+     * max_entry_bytes; the core never reads it.  The agent puts its
+     * shard's identity there for the followers to compare with theirs.
+     * NULL with 0: an empty no-op.  Borrowed: must outlive the node. */
+    const void *noop_data;
+    size_t noop_len;
 };
 
 /* Fill defaults: election 10, heartbeat 1, 1 MiB messages, 256 in flight,

@@ -56,6 +56,11 @@ bool sim_node_up(const struct sim *s, raft_id id)
     return id >= 1 && id <= s->p.n_nodes && s->nodes[id].r != NULL;
 }
 
+/* What every simulated leader puts in its no-op (raft_config.noop_data),
+ * as the agent puts its shard's identity: followers check it arrives
+ * whole, through crashes, truncations and snapshots. */
+static const char sim_noop_data[] = "sim shard identity";
+
 static struct raft_config node_config(const struct sim *s,
                                       struct sim_node *n)
 {
@@ -76,6 +81,8 @@ static struct raft_config node_config(const struct sim *s,
     c.applied = n->disk.applied;
     c.storage = &sim_disk_storage;
     c.storage_ctx = &n->disk;
+    c.noop_data = sim_noop_data;
+    c.noop_len = sizeof(sim_noop_data) - 1;
     return c;
 }
 
@@ -603,6 +610,10 @@ static int apply_entry(struct sim *s, struct sim_node *n,
     } else if (e->type != RAFT_ENTRY_NOOP) {
         return sim_inv_fail(&s->inv, "n%u applies entry type %u at %" PRIu64,
                             n->id, e->type, e->index);
+    } else if (e->len != sizeof(sim_noop_data) - 1 ||
+               memcmp(e->data, sim_noop_data, e->len) != 0) {
+        return sim_inv_fail(&s->inv, "n%u applies a no-op at %" PRIu64
+                            " without the leader's data", n->id, e->index);
     }
     d->applied = e->index;
     d->applied_term = e->term;
