@@ -16,10 +16,14 @@ ports, then prints "bench <name> <value> <unit>" lines:
   - notification latency: with 1,000 WebSocket subscribers connected, time
     from a create's response to the invitee's message, p50/p99.  nginx
     publishes before it answers, so a message can arrive before this
-    client has read the response: such a time is negative.
+    client has read the response: such a time is negative;
+  - creations at 64 connections again on a second cluster whose internal
+    links are all mutually authenticated TLS (the topology's internal_tls),
+    with where their CPU goes: the price of encrypting the inside.
 Every process is stopped by PID, even on failure.
 """
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -98,18 +102,19 @@ def edge_pids(edge):
         return [master]
 
 
-def bench_creates(edge, agents, seconds, creators):
+def bench_creates(edge, agents, seconds, creators, conns=(4, 64, 256),
+                  name="edge_event_create"):
     """Creations by `creators` users, every other one on each side of the
     a-m / n-z split of the default topology, each in their own
     calendar."""
     url = f"https://127.0.0.1:{edge.https_port}"
     users = []
     for i in range(creators):
-        name = f"{'cp'[i % 2]}{uuid.uuid4().hex[:8]}"
-        users.append(f"{name}:{Api(edge).register_login(name).token}")
+        user = f"{'cp'[i % 2]}{uuid.uuid4().hex[:8]}"
+        users.append(f"{user}:{Api(edge).register_login(user).token}")
     env = {"AGENDA_USERS": ",".join(users)}
     agent_pids = [p.pid for p in agents.procs.values()]
-    for run, c in enumerate((4, 64, 256)):
+    for run, c in enumerate(conns):
         nginx_pids = edge_pids(edge)
         cpu0 = (cpu_seconds(nginx_pids), cpu_seconds(agent_pids))
         rps, p50, p99, errors = run_wrk(url, "edge_create.lua", c, seconds,
@@ -119,14 +124,14 @@ def bench_creates(edge, agents, seconds, creators):
         # (TLS, JWT, the flow, publishing) and every agent of every shard
         # (the leader and both followers apply it)
         events = max(rps * seconds, 1)
-        bench(f"edge_event_create_c{c}_cpu_nginx",
+        bench(f"{name}_c{c}_cpu_nginx",
               round((cpu1[0] - cpu0[0]) / events * 1e6), "us/event")
-        bench(f"edge_event_create_c{c}_cpu_agents",
+        bench(f"{name}_c{c}_cpu_agents",
               round((cpu1[1] - cpu0[1]) / events * 1e6), "us/event")
-        bench(f"edge_event_create_c{c}_throughput", round(rps), "events/s")
-        bench(f"edge_event_create_c{c}_p50", p50, "ms")
-        bench(f"edge_event_create_c{c}_p99", p99, "ms")
-        bench(f"edge_event_create_c{c}_errors", errors, "responses")
+        bench(f"{name}_c{c}_throughput", round(rps), "events/s")
+        bench(f"{name}_c{c}_p50", p50, "ms")
+        bench(f"{name}_c{c}_p99", p99, "ms")
+        bench(f"{name}_c{c}_errors", errors, "responses")
 
 
 def bench_sustained_creates(edge, warm_seconds, seconds):
@@ -256,24 +261,15 @@ def owner_name(api):
     return api.req("GET", "/me").json()["user"]["username"]
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=int, default=10)
-    ap.add_argument("--rounds", type=int, default=50)
-    ap.add_argument("--skip-creates", action="store_true")
-    ap.add_argument("--sustain", type=int, default=310,
-                    help="seconds of creations before the sustained "
-                         "measurement (0: none); over the five-minute "
-                         "session window")
-    ap.add_argument("--creators", type=int, default=4,
-                    help="users creating events (1: one calendar, one "
-                         "shard; more: both events shards)")
-    args = ap.parse_args()
+@contextlib.contextmanager
+def edge_stack(internal_tls=False):
+    """Every shard (three replicas each) and one nginx in front, on free
+    ports, removed afterwards: (agents, edge)."""
     tls = _private_dir("agenda-bench-tls-")
     root = _private_dir("agenda-bench-agents-")
     # production-like timing and room: the tests' tiny maps and frequent
     # snapshots would make the benchmark measure compaction
-    agents = Agents(root, replicas=3, others=3,
+    agents = Agents(root, replicas=3, others=3, internal_tls=internal_tls,
                     raft={"tick_ms": 25, "election_ticks": 8,
                           "heartbeat_ticks": 2, "snapshot_threshold": 100000,
                           "map_size_mb": 4096})
@@ -287,6 +283,32 @@ def main():
         edge.generate("--workers", "2", "--worker-connections", "4096",
                       "--auth-rate", "1000r/s", "--auth-burst", "2000")
         edge.start()
+        yield agents, edge
+    finally:
+        if edge is not None:
+            edge.stop()
+            shutil.rmtree(edge.root, ignore_errors=True)
+        agents.stop_all()
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(tls, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=50)
+    ap.add_argument("--skip-creates", action="store_true")
+    ap.add_argument("--sustain", type=int, default=310,
+                    help="seconds of creations before the sustained "
+                         "measurement (0: none); over the five-minute "
+                         "session window")
+    ap.add_argument("--creators", type=int, default=4,
+                    help="users creating events (1: one calendar, one "
+                         "shard; more: both events shards)")
+    ap.add_argument("--skip-internal-tls", action="store_true",
+                    help="no creations over internal TLS links")
+    args = ap.parse_args()
+    with edge_stack() as (agents, edge):
         owner = Api(edge).register_login(f"bench{uuid.uuid4().hex[:8]}")
         if not args.skip_creates:
             bench_creates(edge, agents, args.seconds, args.creators)
@@ -299,13 +321,12 @@ def main():
         bench_notifications(edge, owner, invitees, args.rounds)
         if not args.skip_creates and args.sustain > 0:
             bench_sustained_creates(edge, args.sustain, 2 * args.seconds)
-    finally:
-        if edge is not None:
-            edge.stop()
-            shutil.rmtree(edge.root, ignore_errors=True)
-        agents.stop_all()
-        shutil.rmtree(root, ignore_errors=True)
-        shutil.rmtree(tls, ignore_errors=True)
+    if not args.skip_creates and not args.skip_internal_tls:
+        # the same creations with every internal link mutually
+        # authenticated TLS (config/README.md, "Internal TLS")
+        with edge_stack(internal_tls=True) as (agents, edge):
+            bench_creates(edge, agents, args.seconds, args.creators,
+                          conns=(64,), name="edge_internal_tls_event_create")
 
 
 if __name__ == "__main__":
