@@ -31,6 +31,16 @@ struct agenda_http_api {
 static void route(struct evhttp_request *req, void *arg)
 {
     struct agenda_http_api *api = arg;
+    if (api->tls != NULL &&
+        !agenda_tls_client_allowed(api->tls,
+                                   evhttp_connection_get_bufferevent(
+                                       evhttp_request_get_connection(req)))) {
+        /* a plain connection (had TLS set-up failed) or a certificate
+         * that is neither the edge's nor this replica's own */
+        http_reply_error(req, 403, "forbidden_client",
+                         "this API serves the edge (edge.agenda) only");
+        return;
+    }
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *raw = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
     if (raw == NULL) {
@@ -103,8 +113,8 @@ struct agenda_http_api *agenda_http_api_new(struct event_base *base,
                                               EVHTTP_REQ_DELETE |
                                               EVHTTP_REQ_POST);
     evhttp_set_gencb(api->http, route, api);
-    /* With TLS a client must show a certificate from the internal CA; any
-     * it vouches for may call (tls.h). */
+    /* With TLS a client must show the edge's certificate, or this
+     * replica's own (its health check), from the internal CA (tls.h). */
     api->tls = tls;
     if (tls != NULL)
         evhttp_set_bevcb(api->http, tls_bev, api);

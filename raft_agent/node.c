@@ -369,29 +369,6 @@ struct apply_result {
     size_t off, len; /* body in the batch's body buffer */
 };
 
-/* A new leader's no-op says what the shard is by its config
- * (shard_identity.h).  A replica whose own config says otherwise would
- * apply the same commands differently from then on: it stops before it
- * applies anything of that term, and says why at every restart until its
- * config is mended. */
-static void check_leader_identity(struct agenda_node *n,
-                                  const struct raft_entry *e)
-{
-    char theirs[1200];
-    enum agenda_identity_match m = agenda_shard_identity_compare(
-        e->data, e->len, n->identity.data, n->identity.len, theirs,
-        sizeof(theirs));
-    if (m != AGENDA_IDENTITY_DIFFERENT)
-        return; /* ours, or from an agent that does not say (upgrades) */
-    agenda_log(AGENDA_LOG_ERROR, "shard %s node %u: the leader of term %"
-               PRIu64 " runs this shard as %s, and this replica's config "
-               "says otherwise; every replica of a shard must have the same "
-               "kind and range (regenerate the configs from one topology: "
-               "config/gen-agents); exiting without applying index %"
-               PRIu64, n->cfg.shard, n->cfg.id, e->term, theirs, e->index);
-    exit(2);
-}
-
 /* Apply the committed entries of the batch into txn.  Returns 0 or an
  * LMDB/storage error (the caller aborts the transaction). */
 static int apply_entries(struct agenda_node *n, const struct raft_ready *rd,
@@ -401,8 +378,19 @@ static int apply_entries(struct agenda_node *n, const struct raft_ready *rd,
     *n_results = 0;
     for (size_t i = 0; i < rd->n_committed; i++) {
         const struct raft_entry *e = &rd->committed[i];
-        if (e->type == RAFT_ENTRY_NOOP)
-            check_leader_identity(n, e);
+        if (e->type == RAFT_ENTRY_NOOP && e->len > 0 &&
+            agenda_shard_identity_compare(e->data, e->len, n->identity.data,
+                                          n->identity.len, NULL, 0) ==
+                AGENDA_IDENTITY_SAME) {
+            /* the state is now this shard's by a leader's word too;
+             * snapshots carry the record to replicas that never see
+             * this no-op (check_stored_identity) */
+            int rc = agenda_storage_identity_put(n->st, txn,
+                                                 n->identity.data,
+                                                 n->identity.len);
+            if (rc != 0)
+                return rc;
+        }
         if (e->type != RAFT_ENTRY_NORMAL)
             continue;
         bool dup = false;
@@ -702,11 +690,52 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- transport callbacks ------------------------------------------------- */
 
+/* A new leader's no-op says what the shard is by its config
+ * (shard_identity.h).  A replica whose own config says otherwise would
+ * apply the same commands differently: it neither appends nor answers
+ * anything of that leader's term.  Checked on arrival, not on apply, so
+ * that the odd one out never helps commit anything: when it is a follower
+ * the others go on without it; when it leads, it hears from no quorum,
+ * steps down (check-quorum) and the others elect one of their own.
+ * Returns true when m is to be dropped. */
+static bool refuse_other_identity(struct agenda_node *n,
+                                  const struct raft_msg *m)
+{
+    if (m->term == n->refused_term && m->from == n->refused_leader &&
+        m->term != 0)
+        return true;
+    if (m->type != RAFT_MSG_APPEND || n->identity.len == 0)
+        return false;
+    for (uint32_t i = 0; i < m->n_entries; i++) {
+        const struct raft_entry *e = &m->entries[i];
+        char theirs[1200];
+        if (e->type != RAFT_ENTRY_NOOP ||
+            agenda_shard_identity_compare(e->data, e->len, n->identity.data,
+                                          n->identity.len, theirs,
+                                          sizeof(theirs)) !=
+                AGENDA_IDENTITY_DIFFERENT)
+            continue; /* ours, or an agent's that does not say (upgrades) */
+        agenda_log(AGENDA_LOG_ERROR, "shard %s node %u: node %u, leader of "
+                   "term %" PRIu64 ", runs this shard as %s, and this "
+                   "replica's config says otherwise; refusing everything it "
+                   "sends in that term.  Every replica of a shard must have "
+                   "the same kind and range: regenerate the configs from one "
+                   "topology (config/gen-agents)", n->cfg.shard, n->cfg.id,
+                   m->from, m->term, theirs);
+        n->refused_leader = m->from;
+        n->refused_term = m->term;
+        return true;
+    }
+    return false;
+}
+
 static void on_msg(void *arg, const struct raft_msg *m)
 {
     struct agenda_node *n = arg;
     if (n->batch.rd != NULL)
         return; /* frozen: Raft recovers the lost message */
+    if (refuse_other_identity(n, m))
+        return;
     if (m->type == RAFT_MSG_SNAPSHOT) {
         node_snapshot_on_msg(n, m);
     } else {
@@ -746,12 +775,43 @@ static void on_drain(void *arg, raft_id peer)
 
 /* ---- lifecycle -------------------------------------------------------------- */
 
+/* Whether the stored state was applied as the shard this replica's config
+ * describes (shard_identity.h): data restored or copied from another
+ * shard, a config edited since, or a snapshot from a leader whose
+ * identity this replica never saw in a no-op, are refused here. */
+static int check_stored_identity(struct agenda_node *n, MDB_txn *txn)
+{
+    const uint8_t *stored;
+    size_t len;
+    char theirs[1200];
+    int rc = agenda_storage_identity_get(n->st, txn, &stored, &len);
+    if (rc <= 0 || n->identity.len == 0)
+        return rc;
+    if (agenda_shard_identity_compare(stored, len, n->identity.data,
+                                      n->identity.len, theirs,
+                                      sizeof(theirs)) !=
+        AGENDA_IDENTITY_DIFFERENT)
+        return 0;
+    agenda_log(AGENDA_LOG_ERROR, "shard %s node %u: the state in %s was "
+               "applied as a shard of %s, and this replica's config says "
+               "otherwise; every replica of a shard must have the same kind "
+               "and range: regenerate the configs from one topology "
+               "(config/gen-agents)", n->cfg.shard, n->cfg.id,
+               n->cfg.data_dir, theirs);
+    return AGENDA_STORAGE_INVALID;
+}
+
 static int open_state_machine(struct agenda_node *n)
 {
     MDB_txn *txn;
     int rc = agenda_storage_apply_begin(n->st, &txn);
     if (rc != 0)
         return rc;
+    rc = check_stored_identity(n, txn);
+    if (rc != 0) {
+        agenda_storage_apply_abort(n->st, txn);
+        return rc;
+    }
     rc = n->cfg.sm_ops->open(n->cfg.sm, txn);
     if (rc == 0)
         rc = agenda_sessions_open(&n->sessions, txn);

@@ -85,6 +85,10 @@ struct agenda_node {
     struct agenda_node_config cfg;
     char *data_dir;
     struct agenda_buf identity; /* cfg.identity's bytes (shard_identity.h) */
+    /* The leader and term whose no-op said this shard is something else:
+     * everything they send is dropped (see refuse_other_identity). */
+    raft_id refused_leader;
+    raft_term refused_term;
     struct event_base *base;
     struct agenda_storage *st;
     struct raft *raft;

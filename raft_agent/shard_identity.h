@@ -3,11 +3,19 @@
  *
  * A replica applies commands by the kind and key range in its own config
  * (router/agent_config.h): replicas of one shard whose files disagreed
- * would accept different calendars and diverge without a word.  So a new
- * leader puts its identity in the no-op entry it appends
- * (raft_config.noop_data) and every replica, applying that no-op,
- * compares it with its own.  A difference stops the replica before it
- * applies anything under that leader (node.c).
+ * would accept different calendars and diverge without a word.  So
+ * (node.c):
+ *   - a new leader puts its identity in the no-op entry it appends
+ *     (raft_config.noop_data), and a replica receiving a no-op that says
+ *     otherwise appends and answers nothing of that leader's term: the
+ *     odd one out never helps commit anything, whether it follows (the
+ *     others go on without it) or leads (it hears from no quorum and
+ *     steps down);
+ *   - applying a no-op that agrees records the identity with the state,
+ *     so that snapshots carry it, and opening the state (at start, after
+ *     installing a snapshot) refuses one recorded as another shard's:
+ *     a config edited between runs, or a replica that catches up by a
+ *     snapshot and never sees the no-op.
  *
  * The encoding is "agenda-shard-identity/1 " followed by compact JSON
  * {"kind","from","to"} with sorted keys, so equal identities are equal

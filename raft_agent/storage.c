@@ -121,6 +121,34 @@ static int meta_get(MDB_txn *txn, MDB_dbi meta, const char *key,
     return 1;
 }
 
+int agenda_storage_identity_get(struct agenda_storage *s, MDB_txn *txn,
+                                const uint8_t **data, size_t *len)
+{
+    MDB_val k = { strlen(STORAGE_KEY_IDENTITY),
+                  (void *)(uintptr_t)STORAGE_KEY_IDENTITY };
+    MDB_val v;
+    int rc = mdb_get(txn, s->meta_dbi, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != MDB_SUCCESS)
+        return storage_fail(s, "reading the shard identity", rc);
+    *data = v.mv_data;
+    *len = v.mv_size;
+    return 1;
+}
+
+int agenda_storage_identity_put(struct agenda_storage *s, MDB_txn *txn,
+                                const uint8_t *data, size_t len)
+{
+    MDB_val k = { strlen(STORAGE_KEY_IDENTITY),
+                  (void *)(uintptr_t)STORAGE_KEY_IDENTITY };
+    MDB_val v = { len, (void *)(uintptr_t)data };
+    int rc = mdb_put(txn, s->meta_dbi, &k, &v, 0);
+    return rc == MDB_SUCCESS ? AGENDA_STORAGE_OK
+                             : storage_fail(s, "storing the shard identity",
+                                            rc);
+}
+
 int storage_meta_read(MDB_txn *txn, MDB_dbi meta, struct storage_meta *m)
 {
     const uint8_t *p;

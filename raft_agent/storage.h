@@ -172,6 +172,17 @@ int agenda_storage_batch_begin(struct agenda_storage *s,
                                const struct raft_entry *ents, size_t n,
                                MDB_txn **txn);
 
+/*
+ * The shard identity (shard_identity.h) the stored state was applied
+ * under, in txn (any transaction of s).  get: 1 with *data and *len
+ * borrowed from txn, 0 when none is stored (older data), or an error.
+ * put: in an apply transaction, 0 or an error.  Snapshots carry it.
+ */
+int agenda_storage_identity_get(struct agenda_storage *s, MDB_txn *txn,
+                                const uint8_t **data, size_t *len);
+int agenda_storage_identity_put(struct agenda_storage *s, MDB_txn *txn,
+                                const uint8_t *data, size_t len);
+
 /* Abandon an apply transaction: nothing of it is stored. */
 void agenda_storage_apply_abort(struct agenda_storage *s, MDB_txn *txn);
 

@@ -20,6 +20,7 @@
 #define STORAGE_KEY_HARD_STATE "hard_state"
 #define STORAGE_KEY_SNAPSHOT "snapshot"
 #define STORAGE_KEY_APPLIED "applied"
+#define STORAGE_KEY_IDENTITY "shard_identity"
 
 #define STORAGE_HS_SIZE 20    /* term u64, vote u32, commit u64 */
 #define STORAGE_PAIR_SIZE 16  /* index u64, term u64 */

@@ -16,6 +16,7 @@
 
 struct agenda_tls {
     SSL_CTX *ctx;
+    char self[AGENDA_TLS_NAME_MAX + 1]; /* this replica's certificate name */
 };
 
 bool agenda_tls_replica_name(char *out, size_t size, const char *shard,
@@ -73,6 +74,12 @@ struct agenda_tls *agenda_tls_new(const char *dir, const char *shard,
         return NULL;
     }
     tls->ctx = ctx;
+    if (!agenda_tls_replica_name(tls->self, sizeof tls->self, shard,
+                                 replica)) {
+        snprintf(err, errlen, "shard or replica name too long");
+        agenda_tls_free(tls);
+        return NULL;
+    }
     const char *failed = NULL, *file = NULL;
     if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)) {
         failed = "setting TLS 1.2 as the oldest version";
@@ -100,8 +107,17 @@ struct agenda_tls *agenda_tls_new(const char *dir, const char *shard,
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
                        NULL);
     SSL_CTX_set_verify_depth(ctx, 2);
-    /* Peer links last; the edge's keep-alive connections reconnect now and
-     * then and resume their sessions from the server's cache. */
+    /* The edge resumes sessions when it opens another connection (nginx's
+     * proxy_ssl_session_reuse); with client certificates required,
+     * OpenSSL refuses any resumption in a context without a session id
+     * context, failing that handshake. */
+    static const unsigned char sid_ctx[] = "agenda-internal";
+    if (SSL_CTX_set_session_id_context(ctx, sid_ctx,
+                                       sizeof(sid_ctx) - 1) != 1) {
+        snprintf(err, errlen, "cannot set the session id context");
+        agenda_tls_free(tls);
+        return NULL;
+    }
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     return tls;
 }
@@ -124,7 +140,8 @@ struct bufferevent *agenda_tls_bev_new(struct agenda_tls *tls,
         return NULL;
     if (peer_name != NULL) {
         /* checked in the handshake, against subjectAltName */
-        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_WILDCARDS |
+                                   X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
         if (SSL_set1_host(ssl, peer_name) != 1) {
             SSL_free(ssl);
             return NULL;
@@ -153,11 +170,18 @@ bool agenda_tls_peer_is(struct bufferevent *bev, const char *name)
     if (cert == NULL)
         return false;
     bool ok = X509_check_host(cert, name, strlen(name),
-                              X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+                              X509_CHECK_FLAG_NO_WILDCARDS |
                                   X509_CHECK_FLAG_NEVER_CHECK_SUBJECT,
                               NULL) == 1;
     X509_free(cert);
     return ok;
+}
+
+bool agenda_tls_client_allowed(const struct agenda_tls *tls,
+                               struct bufferevent *bev)
+{
+    return bev != NULL && (agenda_tls_peer_is(bev, AGENDA_TLS_EDGE_NAME) ||
+                           agenda_tls_peer_is(bev, tls->self));
 }
 
 const char *agenda_tls_error(struct bufferevent *bev)

@@ -13,9 +13,10 @@
  * Raft peers prove who they are: an outbound connection requires the
  * server's certificate to name the peer it dialled, and an inbound one is
  * accepted only when the client certificate names the replica its HELLO
- * claims.  The internal HTTP API takes any client the CA vouches for (the
- * edge's edge.agenda, a replica, an operator's tool): the CA is the
- * deployment's own and signs nothing else.
+ * claims.  The internal HTTP API answers the edge (edge.agenda) and this
+ * replica's own certificate (its health check) only: a replica trusts the
+ * acting user the edge names, so no other replica's key may speak for
+ * users.
  *
  * No globals: the context lives in struct agenda_tls, owned by main.
  */
@@ -30,6 +31,9 @@
 
 /* Longest certificate name: two topology names, two dots and "agenda". */
 #define AGENDA_TLS_NAME_MAX (63 + 1 + 63 + 1 + 6)
+
+/* The edge's certificate name (config/dev-internal-certs). */
+#define AGENDA_TLS_EDGE_NAME "edge.agenda"
 
 struct agenda_tls;
 
@@ -58,6 +62,12 @@ struct bufferevent *agenda_tls_bev_new(struct agenda_tls *tls,
 /* Whether bev's peer sent a certificate, verified against the CA, that
  * names name. */
 bool agenda_tls_peer_is(struct bufferevent *bev, const char *name);
+
+/* Whether bev's peer may call the internal HTTP API: a verified
+ * certificate of the edge or of this replica itself.  False for a plain
+ * socket bufferevent. */
+bool agenda_tls_client_allowed(const struct agenda_tls *tls,
+                               struct bufferevent *bev);
 
 /* The OpenSSL reason of bev's last failure, or "" when there is none:
  * a handshake that failed says why (unknown CA, name mismatch, ...). */

@@ -5,12 +5,16 @@ A shard elects, replicates and answers with every link in TLS, with the
 certificates of config/dev-internal-certs.  The HTTP API refuses clients
 without a certificate from the internal CA (plain HTTP, no certificate,
 another CA) and keeps serving; its own certificate verifies against the CA
-under the replica's name and no other.  A replica that shows another
-replica's certificate, or one from another CA, never joins: its peers
-refuse its links and it applies nothing while the others commit.
+under the replica's name and no other.  Only the edge and the replica
+itself may call that API: another replica's certificate is refused (403).
+A client resumes its TLS session on a new connection (as nginx does).  A
+replica that shows another replica's certificate, or one from another CA,
+never joins: its peers refuse its links and it applies nothing while the
+others commit.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import ssl
@@ -20,7 +24,7 @@ import time
 import pytest
 import requests
 
-from conftest import AGENT, DEV_INTERNAL_CERTS, Client
+from conftest import AGENT, DEV_INTERNAL_CERTS, REPO, Client
 
 
 def test_a_shard_replicates_over_mutual_tls(cluster_factory):
@@ -83,6 +87,16 @@ def test_the_api_wants_a_client_certificate_from_the_internal_ca(
     with pytest.raises(requests.exceptions.ConnectionError):  # SSLError too
         stranger.get(url, timeout=3)
     assert c.new_session().get(url, timeout=3).status_code == 200
+    # another replica's certificate, from the same CA, may not speak for
+    # users: only the edge's and the replica's own (its health check)
+    for cert, status in (("events_am-node2", 403), ("events_am-node1", 200)):
+        s = c.new_session()
+        s.cert = (str(c.tls_dir / f"{cert}.pem"),
+                  str(c.tls_dir / f"{cert}.key"))
+        r = s.get(url, timeout=3)
+        assert r.status_code == status, (cert, r.text)
+        if status == 403:
+            assert r.json()["error"]["code"] == "forbidden_client"
 
     # its certificate is the CA's, for this replica's name only
     name = "node1.events_am.agenda"
@@ -136,3 +150,71 @@ def test_a_replica_without_its_own_certificate_never_joins(
     if impostor == "another-replica":   # its API is still the CA's
         st = c.status(3)
         assert st["applied_index"] == 0 and st["leader_id"] == 0, st
+
+
+def test_a_client_resumes_its_session_on_a_new_connection(cluster_factory):
+    """nginx reuses TLS sessions (proxy_ssl_session_reuse) whenever it
+    opens another connection to an agent: with client certificates
+    required, a server without a session id context fails that handshake,
+    so every connection after the first would fail."""
+    c = cluster_factory(internal_tls=True)
+    c.start_all()
+    rep = c.replicas[2]
+    ctx = tls_context(c)
+    name = "node2.events_am.agenda"
+    session = None
+    reused = []
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", rep.http_port),
+                                      timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname=name,
+                                 session=session) as s:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n"
+                          b"Connection: close\r\n\r\n")
+                answer = b""
+                while chunk := s.recv(4096):
+                    answer += chunk
+                assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+                reused.append(s.session_reused)
+                session = s.session   # a TLS 1.3 ticket arrives with data
+    assert reused[0] is False and all(reused[1:]), reused
+
+
+def test_dev_internal_certs_keeps_repairs_and_refuses(tmp_path):
+    """Run twice, it keeps what is valid; a key that no longer matches its
+    certificate (an interrupted run) is issued again; a topology where two
+    replicas would share a file is refused."""
+    topo = json.loads((REPO / "config" / "topology.json").read_text())
+    path = tmp_path / "topology.json"
+    path.write_text(json.dumps(topo))
+    d = tmp_path / "certs"
+
+    def run(topology=path):
+        return subprocess.run([str(DEV_INTERNAL_CERTS), "--topology",
+                               str(topology), str(d)],
+                              capture_output=True, text=True, timeout=120)
+
+    assert run().returncode == 0
+    again = run()
+    assert again.returncode == 0 and again.stdout == "", again.stdout
+    shutil.copyfile(d / "users-node4.key", d / "users-node1.key")
+    repaired = run()
+    assert repaired.stdout.split("wrote ")[1].split(" in ")[0].split() == \
+        ["users-node1.pem", "users-node1.key"], repaired.stdout
+    check = subprocess.run(["openssl", "x509", "-in", str(d / "users-node1.pem"),
+                            "-noout", "-pubkey"], capture_output=True,
+                           text=True, check=True).stdout
+    key = subprocess.run(["openssl", "pkey", "-in",
+                          str(d / "users-node1.key"), "-pubout"],
+                         capture_output=True, text=True, check=True).stdout
+    assert check == key
+
+    topo["shards"][0]["name"] = "a-b"
+    topo["shards"][0]["replicas"][0]["name"] = "c"
+    topo["shards"][1]["name"] = "a"
+    topo["shards"][1]["replicas"][0]["name"] = "b-c"
+    clash = tmp_path / "clash.json"
+    clash.write_text(json.dumps(topo))
+    r = run(clash)
+    assert r.returncode != 0 and "would both use a-b-c.pem" in r.stderr, \
+        r.stderr

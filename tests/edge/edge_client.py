@@ -11,6 +11,7 @@ import http.client
 import json
 import ssl
 import threading
+import time
 import uuid
 
 import pytest
@@ -97,6 +98,7 @@ class EventWriters:
                            else None, timeout=20)
             except requests.RequestException as e:
                 self.failures.append(f"{key}: {e!r}")
+                time.sleep(0.05)
                 continue
             if r.status_code == 201:
                 self.acked[unwrap(r, "event")["id"]] = title
@@ -113,6 +115,8 @@ class EventWriters:
         self._stop.set()
         for t in self._threads:
             t.join(30)
+        stuck = [t for t in self._threads if t.is_alive()]
+        assert not stuck, f"{len(stuck)} writers still running after 30 s"
 
     def check(self, client) -> list[dict]:
         """Nothing failed, nothing was created twice, and every
