@@ -295,3 +295,41 @@ def test_internal_tls_input_is_checked(tmp_path, tls, tls_topology, case):
     assert r.returncode == 1, r.stdout
     assert expect in r.stderr, r.stderr
     assert not (out / "stack.yml").exists()
+
+
+def test_object_names_fit_swarm_with_a_stack_prefix(tmp_path, tls,
+                                                     tls_topology):
+    """Swarm names configs and secrets "<stack>_<name>" in at most 64
+    characters: with the longest service names a topology allows, every
+    name leaves room for a stack name of 16."""
+    topology, certs = tls_topology
+    topo = json.loads(topology.read_text())
+    topo["shards"][2]["name"] = "g" * 40               # the groups shard
+    for i, r in enumerate(topo["shards"][2]["replicas"]):
+        r["name"] = f"replica{i}" + "x" * 12
+    long_topology = tmp_path / "long.json"
+    long_topology.write_text(json.dumps(topo))
+    subprocess.run([str(REPO / "config" / "dev-internal-certs"),
+                    "--topology", str(long_topology)], check=True,
+                   capture_output=True, timeout=120)
+    out = tmp_path / "out"
+    r = gen(out, tls, topology=long_topology)
+    assert r.returncode == 0, r.stderr
+    doc = load(out)
+    names = list(doc["configs"]) + list(doc["secrets"])
+    assert max(len(n) for n in names) <= 64 - len("agenda-t0123456_"), \
+        max(names, key=len)
+    assert len(set(names)) == len(names)
+
+
+def test_a_server_name_that_is_not_a_name_is_refused(tmp_path, tls):
+    topo = json.loads(TOPOLOGY.read_text())
+    topo["servers"][0]["name"] = "s1 == true"
+    for shard in topo["shards"]:
+        for r in shard["replicas"]:
+            if r["server"] == "server1":
+                r["server"] = "s1 == true"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(topo))
+    r = gen(tmp_path / "out", tls, topology=bad)
+    assert r.returncode == 1 and "is not a valid name" in r.stderr, r.stderr
