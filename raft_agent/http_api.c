@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
 
 #include "http_reply.h"
@@ -32,13 +33,14 @@ static void route(struct evhttp_request *req, void *arg)
 {
     struct agenda_http_api *api = arg;
     if (api->tls != NULL &&
-        !agenda_tls_client_allowed(api->tls,
-                                   evhttp_connection_get_bufferevent(
-                                       evhttp_request_get_connection(req)))) {
-        /* a plain connection (had TLS set-up failed) or a certificate
-         * that is neither the edge's nor this replica's own */
+        bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(
+            evhttp_request_get_connection(req))) == NULL) {
+        /* evhttp falls back to a plain socket when the TLS bufferevent
+         * could not be made: never serve such a connection.  Who may call
+         * is checked in the handshake (agenda_tls_api_bev_new). */
         http_reply_error(req, 403, "forbidden_client",
-                         "this API serves the edge (edge.agenda) only");
+                         "this API serves the edge (edge.agenda) over TLS "
+                         "only");
         return;
     }
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
@@ -89,7 +91,7 @@ static void route(struct evhttp_request *req, void *arg)
 static struct bufferevent *tls_bev(struct event_base *base, void *arg)
 {
     struct agenda_http_api *api = arg;
-    return agenda_tls_bev_new(api->tls, base, -1, false, NULL);
+    return agenda_tls_api_bev_new(api->tls, base);
 }
 
 struct agenda_http_api *agenda_http_api_new(struct event_base *base,

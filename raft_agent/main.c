@@ -404,7 +404,6 @@ int main(int argc, char **argv)
     }
     cfg.tls = id.tls;
     a.node = agenda_node_new(a.base, &cfg, err, sizeof(err));
-    agenda_buf_free(&identity);   /* the node keeps a copy */
     if (a.node == NULL) {
         fprintf(stderr, "raft_agent: %s\n", err);
         goto out;
@@ -426,7 +425,6 @@ int main(int argc, char **argv)
     event_base_dispatch(a.base);
     rc = 0;
 out:
-    agenda_buf_free(&identity);
     if (a.stop_poll != NULL)
         event_free(a.stop_poll);
     if (a.sigterm != NULL)
@@ -435,6 +433,7 @@ out:
         event_free(a.sigint);
     agenda_http_api_free(a.api);
     agenda_node_free(a.node);
+    agenda_buf_free(&identity);   /* the node borrowed it */
     if (a.base != NULL)
         event_base_free(a.base);
     identity_free(&id);

@@ -379,15 +379,15 @@ static int apply_entries(struct agenda_node *n, const struct raft_ready *rd,
     for (size_t i = 0; i < rd->n_committed; i++) {
         const struct raft_entry *e = &rd->committed[i];
         if (e->type == RAFT_ENTRY_NOOP && e->len > 0 &&
-            agenda_shard_identity_compare(e->data, e->len, n->identity.data,
-                                          n->identity.len, NULL, 0) ==
+            agenda_shard_identity_compare(e->data, e->len, n->cfg.identity,
+                                          n->cfg.identity_len, NULL, 0) ==
                 AGENDA_IDENTITY_SAME) {
             /* the state is now this shard's by a leader's word too;
              * snapshots carry the record to replicas that never see
              * this no-op (check_stored_identity) */
             int rc = agenda_storage_identity_put(n->st, txn,
-                                                 n->identity.data,
-                                                 n->identity.len);
+                                                 n->cfg.identity,
+                                                 n->cfg.identity_len);
             if (rc != 0)
                 return rc;
         }
@@ -704,14 +704,14 @@ static bool refuse_other_identity(struct agenda_node *n,
     if (m->term == n->refused_term && m->from == n->refused_leader &&
         m->term != 0)
         return true;
-    if (m->type != RAFT_MSG_APPEND || n->identity.len == 0)
+    if (m->type != RAFT_MSG_APPEND || n->cfg.identity_len == 0)
         return false;
     for (uint32_t i = 0; i < m->n_entries; i++) {
         const struct raft_entry *e = &m->entries[i];
         char theirs[1200];
         if (e->type != RAFT_ENTRY_NOOP ||
-            agenda_shard_identity_compare(e->data, e->len, n->identity.data,
-                                          n->identity.len, theirs,
+            agenda_shard_identity_compare(e->data, e->len, n->cfg.identity,
+                                          n->cfg.identity_len, theirs,
                                           sizeof(theirs)) !=
                 AGENDA_IDENTITY_DIFFERENT)
             continue; /* ours, or an agent's that does not say (upgrades) */
@@ -785,10 +785,10 @@ static int check_stored_identity(struct agenda_node *n, MDB_txn *txn)
     size_t len;
     char theirs[1200];
     int rc = agenda_storage_identity_get(n->st, txn, &stored, &len);
-    if (rc <= 0 || n->identity.len == 0)
+    if (rc <= 0 || n->cfg.identity_len == 0)
         return rc;
-    if (agenda_shard_identity_compare(stored, len, n->identity.data,
-                                      n->identity.len, theirs,
+    if (agenda_shard_identity_compare(stored, len, n->cfg.identity,
+                                      n->cfg.identity_len, theirs,
                                       sizeof(theirs)) !=
         AGENDA_IDENTITY_DIFFERENT)
         return 0;
@@ -855,13 +855,6 @@ struct agenda_node *agenda_node_new(struct event_base *base,
         goto fail;
     }
     n->cfg.data_dir = n->data_dir;
-    if (cfg->identity_len > 0 &&
-        agenda_buf_append(&n->identity, cfg->identity,
-                          cfg->identity_len) != 0) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
-    n->cfg.identity = n->identity.data;
     char serr[256];
     int rc = agenda_storage_open(cfg->data_dir, cfg->map_size, &n->st, serr,
                                  sizeof(serr));
@@ -890,8 +883,8 @@ struct agenda_node *agenda_node_new(struct event_base *base,
     rc_cfg.seed = agenda_node_now_ms() ^ ((uint64_t)getpid() << 20);
     rc_cfg.storage = agenda_storage_raft_ops();
     rc_cfg.storage_ctx = n->st;
-    rc_cfg.noop_data = n->identity.data;
-    rc_cfg.noop_len = n->identity.len;
+    rc_cfg.noop_data = cfg->identity;
+    rc_cfg.noop_len = cfg->identity_len;
     raft_term applied_term;
     agenda_storage_applied(n->st, &rc_cfg.applied, &applied_term);
     enum raft_err rerr;
@@ -975,7 +968,6 @@ void agenda_node_free(struct agenda_node *n)
     agenda_sessions_close(&n->sessions);
     agenda_buf_free(&n->scratch);
     agenda_buf_free(&n->result.body);
-    agenda_buf_free(&n->identity);
     free(n->data_dir);
     free(n);
 }

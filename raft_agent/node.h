@@ -55,8 +55,9 @@ struct agenda_node_config {
     void *sm;                       /* state machine instance */
     struct agenda_tls *tls;         /* peer links over TLS, or NULL */
     /* This shard's identity (shard_identity.h): in the no-op of every
-     * term this node leads, and compared with other leaders'.  Copied;
-     * NULL with 0: empty no-ops, nothing compared. */
+     * term this node leads, and compared with other leaders'.  Borrowed:
+     * must outlive the node.  NULL with 0: empty no-ops, nothing
+     * compared. */
     const uint8_t *identity;
     size_t identity_len;
 };

@@ -84,7 +84,6 @@ struct node_batch {
 struct agenda_node {
     struct agenda_node_config cfg;
     char *data_dir;
-    struct agenda_buf identity; /* cfg.identity's bytes (shard_identity.h) */
     /* The leader and term whose no-op said this shard is something else:
      * everything they send is dropped (see refuse_other_identity). */
     raft_id refused_leader;

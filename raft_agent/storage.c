@@ -105,8 +105,9 @@ uint32_t storage_get_u32(const uint8_t *p)
 
 /* Fetch key from meta: 1 found (size checked against want), 0 absent,
  * negative error. */
-static int meta_get(MDB_txn *txn, MDB_dbi meta, const char *key,
-                    size_t want, const uint8_t **out)
+/* 1 with the record of key (borrowed from txn), 0 if none, or an error. */
+static int meta_get_any(MDB_txn *txn, MDB_dbi meta, const char *key,
+                        const uint8_t **out, size_t *len)
 {
     MDB_val k = { strlen(key), (void *)(uintptr_t)key };
     MDB_val v;
@@ -115,38 +116,18 @@ static int meta_get(MDB_txn *txn, MDB_dbi meta, const char *key,
         return 0;
     if (rc != MDB_SUCCESS)
         return agenda_storage_map_mdb(rc);
-    if (v.mv_size != want)
-        return AGENDA_STORAGE_CORRUPT;
     *out = v.mv_data;
-    return 1;
-}
-
-int agenda_storage_identity_get(struct agenda_storage *s, MDB_txn *txn,
-                                const uint8_t **data, size_t *len)
-{
-    MDB_val k = { strlen(STORAGE_KEY_IDENTITY),
-                  (void *)(uintptr_t)STORAGE_KEY_IDENTITY };
-    MDB_val v;
-    int rc = mdb_get(txn, s->meta_dbi, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc != MDB_SUCCESS)
-        return storage_fail(s, "reading the shard identity", rc);
-    *data = v.mv_data;
     *len = v.mv_size;
     return 1;
 }
 
-int agenda_storage_identity_put(struct agenda_storage *s, MDB_txn *txn,
-                                const uint8_t *data, size_t len)
+/* meta_get_any for a record of exactly want bytes. */
+static int meta_get(MDB_txn *txn, MDB_dbi meta, const char *key,
+                    size_t want, const uint8_t **out)
 {
-    MDB_val k = { strlen(STORAGE_KEY_IDENTITY),
-                  (void *)(uintptr_t)STORAGE_KEY_IDENTITY };
-    MDB_val v = { len, (void *)(uintptr_t)data };
-    int rc = mdb_put(txn, s->meta_dbi, &k, &v, 0);
-    return rc == MDB_SUCCESS ? AGENDA_STORAGE_OK
-                             : storage_fail(s, "storing the shard identity",
-                                            rc);
+    size_t len = 0;
+    int rc = meta_get_any(txn, meta, key, out, &len);
+    return rc == 1 && len != want ? AGENDA_STORAGE_CORRUPT : rc;
 }
 
 int storage_meta_read(MDB_txn *txn, MDB_dbi meta, struct storage_meta *m)
@@ -195,6 +176,21 @@ static int meta_put(MDB_txn *txn, MDB_dbi meta, const char *key,
     MDB_val k = { strlen(key), (void *)(uintptr_t)key };
     MDB_val v = { len, (void *)(uintptr_t)val };
     return mdb_put(txn, meta, &k, &v, 0);
+}
+
+int agenda_storage_identity_get(struct agenda_storage *s, MDB_txn *txn,
+                                const uint8_t **data, size_t *len)
+{
+    return meta_get_any(txn, s->meta_dbi, STORAGE_KEY_IDENTITY, data, len);
+}
+
+int agenda_storage_identity_put(struct agenda_storage *s, MDB_txn *txn,
+                                const uint8_t *data, size_t len)
+{
+    int rc = meta_put(txn, s->meta_dbi, STORAGE_KEY_IDENTITY, data, len);
+    return rc == MDB_SUCCESS ? AGENDA_STORAGE_OK
+                             : storage_fail(s, "storing the shard identity",
+                                            rc);
 }
 
 int storage_meta_put_hs(MDB_txn *txn, MDB_dbi meta,

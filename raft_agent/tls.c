@@ -130,22 +130,22 @@ void agenda_tls_free(struct agenda_tls *tls)
     free(tls);
 }
 
-struct bufferevent *agenda_tls_bev_new(struct agenda_tls *tls,
-                                       struct event_base *base,
-                                       evutil_socket_t fd, bool outbound,
-                                       const char *peer_name)
+/* A TLS bufferevent whose handshake requires the peer's certificate to
+ * name name1 or name2 (subjectAltName; NULL: any the CA signed). */
+static struct bufferevent *tls_bev(struct agenda_tls *tls,
+                                   struct event_base *base,
+                                   evutil_socket_t fd, bool outbound,
+                                   const char *name1, const char *name2)
 {
     SSL *ssl = SSL_new(tls->ctx);
     if (ssl == NULL)
         return NULL;
-    if (peer_name != NULL) {
-        /* checked in the handshake, against subjectAltName */
-        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_WILDCARDS |
-                                   X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
-        if (SSL_set1_host(ssl, peer_name) != 1) {
-            SSL_free(ssl);
-            return NULL;
-        }
+    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_WILDCARDS |
+                               X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
+    if ((name1 != NULL && SSL_set1_host(ssl, name1) != 1) ||
+        (name2 != NULL && SSL_add1_host(ssl, name2) != 1)) {
+        SSL_free(ssl);
+        return NULL;
     }
     struct bufferevent *bev = bufferevent_openssl_socket_new(
         base, fd, ssl,
@@ -177,11 +177,18 @@ bool agenda_tls_peer_is(struct bufferevent *bev, const char *name)
     return ok;
 }
 
-bool agenda_tls_client_allowed(const struct agenda_tls *tls,
-                               struct bufferevent *bev)
+struct bufferevent *agenda_tls_bev_new(struct agenda_tls *tls,
+                                       struct event_base *base,
+                                       evutil_socket_t fd, bool outbound,
+                                       const char *peer_name)
 {
-    return bev != NULL && (agenda_tls_peer_is(bev, AGENDA_TLS_EDGE_NAME) ||
-                           agenda_tls_peer_is(bev, tls->self));
+    return tls_bev(tls, base, fd, outbound, peer_name, NULL);
+}
+
+struct bufferevent *agenda_tls_api_bev_new(struct agenda_tls *tls,
+                                           struct event_base *base)
+{
+    return tls_bev(tls, base, -1, false, AGENDA_TLS_EDGE_NAME, tls->self);
 }
 
 const char *agenda_tls_error(struct bufferevent *bev)

@@ -13,8 +13,9 @@
  * Raft peers prove who they are: an outbound connection requires the
  * server's certificate to name the peer it dialled, and an inbound one is
  * accepted only when the client certificate names the replica its HELLO
- * claims.  The internal HTTP API answers the edge (edge.agenda) and this
- * replica's own certificate (its health check) only: a replica trusts the
+ * claims.  The internal HTTP API's handshake accepts the edge's
+ * certificate (edge.agenda) and this replica's own (its health check)
+ * only: a replica trusts the
  * acting user the edge names, so no other replica's key may speak for
  * users.
  *
@@ -63,11 +64,12 @@ struct bufferevent *agenda_tls_bev_new(struct agenda_tls *tls,
  * names name. */
 bool agenda_tls_peer_is(struct bufferevent *bev, const char *name);
 
-/* Whether bev's peer may call the internal HTTP API: a verified
- * certificate of the edge or of this replica itself.  False for a plain
- * socket bufferevent. */
-bool agenda_tls_client_allowed(const struct agenda_tls *tls,
-                               struct bufferevent *bev);
+/* A bufferevent for a connection the internal HTTP API accepts (evhttp
+ * gives it its socket): the handshake fails unless the client's
+ * certificate is the edge's or this replica's own, so that is checked
+ * once per connection, not per request. */
+struct bufferevent *agenda_tls_api_bev_new(struct agenda_tls *tls,
+                                           struct event_base *base);
 
 /* The OpenSSL reason of bev's last failure, or "" when there is none:
  * a handshake that failed says why (unknown CA, name mismatch, ...). */

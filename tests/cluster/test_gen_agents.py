@@ -180,3 +180,18 @@ def test_malformed_topologies_and_options_are_reported(tmp_path):
     assert r.returncode == 1 and "--listen" in r.stderr
     r = gen(tmp_path / "agents", "--log-level", "loud")
     assert r.returncode == 2 and "--log-level" in r.stderr
+
+
+def test_a_file_the_agent_refuses_replaces_nothing(tmp_path):
+    """The whole topology passes; one written file does not (a data root
+    longer than an agent reads): the refusal names that file, and the
+    directory keeps its earlier configs, with no temporary left."""
+    out = tmp_path / "agents"
+    assert gen(out, "--check-with", str(AGENT)).returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    r = gen(out, "--check-with", str(AGENT), "--data-root",
+            "/" + "d" * 1100)
+    assert r.returncode == 1, r.stderr
+    assert ".json refused by the agent" in r.stderr, r.stderr
+    assert "agent.data_dir: too long" in r.stderr, r.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -225,7 +225,7 @@ def test_bad_input_is_refused_and_writes_nothing(tmp_path, tls, case):
     r = gen(out, tls, *args, topology=topology)
     assert r.returncode == 1, r.stdout
     assert expect in r.stderr, r.stderr
-    assert not (out / "stack.yml").exists()
+    assert not out.exists(), sorted(out.iterdir())
 
 
 @pytest.fixture
@@ -294,7 +294,7 @@ def test_internal_tls_input_is_checked(tmp_path, tls, tls_topology, case):
     r = gen(out, tls, *args, topology=topology)
     assert r.returncode == 1, r.stdout
     assert expect in r.stderr, r.stderr
-    assert not (out / "stack.yml").exists()
+    assert not out.exists(), sorted(out.iterdir())
 
 
 def test_object_names_fit_swarm_with_a_stack_prefix(tmp_path, tls,

@@ -326,9 +326,10 @@ class Agents:
         # config/dev-internal-certs; this harness calls them as the edge.
         self.tls_context: ssl.SSLContext | None = None
         if internal_tls:
+            topo["internal_tls"] = {"dir": str(root / "internal-tls")}
+        self.topology.write_text(json.dumps(topo, indent=2))
+        if internal_tls:
             d = root / "internal-tls"
-            topo["internal_tls"] = {"dir": str(d)}
-            self.topology.write_text(json.dumps(topo, indent=2))
             subprocess.run([str(REPO / "config" / "dev-internal-certs"),
                             "--topology", str(self.topology)], check=True,
                            capture_output=True, timeout=120)
@@ -336,7 +337,6 @@ class Agents:
             ctx.check_hostname = False   # dialled by address
             ctx.load_cert_chain(str(d / "edge.pem"), str(d / "edge.key"))
             self.tls_context = ctx
-        self.topology.write_text(json.dumps(topo, indent=2))
 
     def log_path(self, shard: str, rid: int) -> Path:
         return self.root / "logs" / f"{shard}-{rid}.log"

@@ -53,9 +53,11 @@ static void test_a_different_kind_or_range_is_reported(void **state)
     (void)state;
     assert_int_equal(agenda_shard_identity_encode(&mine, "events", "", "n"),
                      0);
-    static const char *const others[][3] = {
-        { "events", "", "m" }, { "events", "a", "n" }, { "groups", "", "n" },
-        { "events", "", "" },
+    static const char *const others[][4] = {
+        { "events", "", "m", "kind \"events\", range [\"\", \"m\")" },
+        { "events", "a", "n", "kind \"events\", range [\"a\", \"n\")" },
+        { "groups", "", "n", "kind \"groups\", range [\"\", \"n\")" },
+        { "events", "", "", "kind \"events\", range [\"\", \"\")" },
     };
     for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
         assert_int_equal(agenda_shard_identity_encode(&theirs, others[i][0],
@@ -66,8 +68,8 @@ static void test_a_different_kind_or_range_is_reported(void **state)
                                                        mine.len, why,
                                                        sizeof(why)),
                          AGENDA_IDENTITY_DIFFERENT);
+        assert_string_equal(why, others[i][3]);
     }
-    assert_string_equal(why, "kind \"events\", range [\"\", \"\")");
     /* a leader's values are logged escaped, whatever they hold */
     assert_int_equal(compare_text("agenda-shard-identity/1 {\"kind\":"
                                   "\"events\",\"from\":\"\\n\\u001bx\\u00e9\","
