@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "json_scan.h"
 #include "json_text.h"
 #include "render.h"
 #include "validate.h"
@@ -107,6 +108,35 @@ static void key_target_seq(struct agenda_key *k, const char *target,
 }
 
 /*
+ * The target of a stored change (a feed word, see agenda_feed_append_text)
+ * into out: scanned for (every creation trims one change, and the change
+ * holds the whole event), parsed when the scan cannot tell.  Returns 0, or
+ * MDB_CORRUPTED when the record has no valid target.
+ */
+static int change_target(const char *text, size_t len,
+                         char out[FEED_TARGET_MAX + 1])
+{
+    const char *t;
+    size_t n;
+    json_t *change = NULL;
+    if (agenda_json_scan_string(text, len, "target", &t, &n) != 1) {
+        json_error_t jerr;
+        change = json_loadb(text, len, 0, &jerr);
+        json_t *target = json_object_get(change, "target");
+        t = json_string_value(target);
+        n = json_string_length(target);
+    }
+    int rc = MDB_CORRUPTED;
+    if (t != NULL && n <= FEED_TARGET_MAX && memchr(t, '\0', n) == NULL) {
+        memcpy(out, t, n);
+        out[n] = '\0';
+        rc = feed_word_valid(out, FEED_TARGET_MAX) ? 0 : MDB_CORRUPTED;
+    }
+    json_decref(change);
+    return rc;
+}
+
+/*
  * Delete the oldest changes while more than the shard's limit are kept, at
  * most FEED_TRIM_PER_APPEND of them, and raise the floor past them.
  */
@@ -133,18 +163,14 @@ static int feed_trim(struct agenda_ctx *c, uint64_t head)
             break;
         }
         uint64_t seq = agenda_key_u64_decode(k.mv_data);
-        json_error_t jerr;
-        json_t *change = json_loadb(v.mv_data, v.mv_size, 0, &jerr);
-        const char *target =
-            json_string_value(json_object_get(change, "target"));
-        if (target == NULL || seq <= floor || seq > head) {
-            json_decref(change);
+        char target[FEED_TARGET_MAX + 1];
+        if (change_target(v.mv_data, v.mv_size, target) != 0 ||
+            seq <= floor || seq > head) {
             rc = MDB_CORRUPTED;
             break;
         }
         struct agenda_key tk;
         key_target_seq(&tk, target, seq);
-        json_decref(change);
         MDB_val tv = agenda_key_val(&tk);
         rc = tk.bad ? MDB_CORRUPTED : mdb_del(c->txn, c->db->feed_by_target,
                                               &tv, NULL);
