@@ -19,7 +19,10 @@ ports, then prints "bench <name> <value> <unit>" lines:
     client has read the response: such a time is negative;
   - creations at 64 connections again on a second cluster whose internal
     links are all mutually authenticated TLS (the topology's internal_tls),
-    with where their CPU goes: the price of encrypting the inside.
+    with where their CPU goes: the price of encrypting the inside;
+  - and on a third whose nginx runs two workers instead of one: the price
+    of nchan's channels living in one worker each (every publish from the
+    other worker crosses between them).
 Every process is stopped by PID, even on failure.
 """
 import argparse
@@ -262,9 +265,13 @@ def owner_name(api):
 
 
 @contextlib.contextmanager
-def edge_stack(internal_tls=False):
+def edge_stack(internal_tls=False, workers=1):
     """Every shard (three replicas each) and one nginx in front, on free
-    ports, removed afterwards: (agents, edge)."""
+    ports, removed afterwards: (agents, edge).  One nginx worker by
+    default: on two cores shared with twelve agents a second worker costs
+    more than it gives, because nchan keeps each channel in one worker and
+    every publish from the other one crosses between them (see
+    edge_2_workers_event_create)."""
     tls = _private_dir("agenda-bench-tls-")
     root = _private_dir("agenda-bench-agents-")
     # production-like timing and room: the tests' tiny maps and frequent
@@ -280,7 +287,8 @@ def edge_stack(internal_tls=False):
         agents.start_all()
         edge = Edge(_private_dir("agenda-bench-edge-"), tls,
                     agents.topology)
-        edge.generate("--workers", "2", "--worker-connections", "4096",
+        edge.generate("--workers", str(workers),
+                      "--worker-connections", "4096",
                       "--auth-rate", "1000r/s", "--auth-burst", "2000")
         edge.start()
         yield agents, edge
@@ -307,6 +315,8 @@ def main():
                          "shard; more: both events shards)")
     ap.add_argument("--skip-internal-tls", action="store_true",
                     help="no creations over internal TLS links")
+    ap.add_argument("--skip-two-workers", action="store_true",
+                    help="no creations through a two-worker nginx")
     args = ap.parse_args()
     with edge_stack() as (agents, edge):
         owner = Api(edge).register_login(f"bench{uuid.uuid4().hex[:8]}")
@@ -327,6 +337,10 @@ def main():
         with edge_stack(internal_tls=True) as (agents, edge):
             bench_creates(edge, agents, args.seconds, args.creators,
                           conns=(64,), name="edge_internal_tls_event_create")
+    if not args.skip_creates and not args.skip_two_workers:
+        with edge_stack(workers=2) as (agents, edge):
+            bench_creates(edge, agents, args.seconds, args.creators,
+                          conns=(64,), name="edge_2_workers_event_create")
 
 
 if __name__ == "__main__":
