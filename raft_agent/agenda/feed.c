@@ -13,9 +13,14 @@
  *   feed_by_target     target 0 seq (8B BE) -> ""
  *
  * Everything lives in the replicated LMDB databases, so tokens survive
- * snapshots, restarts and leader changes.  At most feed_keep changes are
- * kept; each append deletes a bounded number of the oldest ones, so the
- * cost of a command never depends on the size of the feed.
+ * snapshots, restarts and leader changes.  At most feed_keep changes, and
+ * a slack of a 128th more, are kept: the append that passes the slack
+ * deletes the oldest ones down to feed_keep.  Deleting one change per
+ * append rewrote the first pages of both databases in every commit (a
+ * tenth of the creations a shard could make once its feed was full);
+ * deleting a slack's worth at once rewrites them once per slack.  The
+ * number deleted by one append is bounded, so the cost of a command never
+ * depends on the size of the feed.
  */
 #include "agenda.h"
 
@@ -31,8 +36,14 @@
 #define FEED_TARGET_MAX 100
 #define FEED_TYPE_MAX 64
 #define FEED_ID_MAX 200
-/* Oldest changes removed per append: above 1 so the feed shrinks back to
- * its limit even when commands append several changes each. */
+/* The slack is feed_keep / FEED_SLACK_DIV changes, at most FEED_SLACK_MAX
+ * (781 with the default limit: a few milliseconds of deleting, once in
+ * that many appends). */
+#define FEED_SLACK_DIV 128
+#define FEED_SLACK_MAX 1024
+/* Oldest changes removed by one append beyond the slack: above 1 so the
+ * feed shrinks back to its limit even when commands append several
+ * changes each, or the limit is lowered. */
 #define FEED_TRIM_PER_APPEND 4
 
 static const char meta_seq[] = "feed_seq";
@@ -139,23 +150,27 @@ static int change_target(const char *text, size_t len,
 }
 
 /*
- * Delete the oldest changes while more than the shard's limit are kept, at
- * most FEED_TRIM_PER_APPEND of them, and raise the floor past them.
+ * When more than the shard's limit and its slack are kept, delete the
+ * oldest changes down to the limit (at most the slack and
+ * FEED_TRIM_PER_APPEND of them) and raise the floor past them.
  */
 static int feed_trim(struct agenda_ctx *c, uint64_t head)
 {
     uint64_t keep = c->shard->feed_keep != 0 ? c->shard->feed_keep
                                              : AGENDA_FEED_KEEP;
+    uint64_t slack = keep / FEED_SLACK_DIV < FEED_SLACK_MAX
+                         ? keep / FEED_SLACK_DIV : FEED_SLACK_MAX;
     uint64_t floor;
     int rc = meta_get_u64(c, meta_floor, &floor);
-    if (rc != 0 || head - floor <= keep)
+    if (rc != 0 || head - floor <= keep + slack)
         return rc;
     uint64_t old_floor = floor;
     MDB_cursor *cur;
     rc = mdb_cursor_open(c->txn, c->db->feed, &cur);
     if (rc != 0)
         return rc;
-    for (int i = 0; i < FEED_TRIM_PER_APPEND && head - floor > keep; i++) {
+    for (uint64_t i = 0;
+         i < slack + FEED_TRIM_PER_APPEND && head - floor > keep; i++) {
         MDB_val k, v;
         rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
         if (rc != 0)

@@ -277,6 +277,32 @@ static void test_old_changes_expire(void **state)
     json_decref(b);
 }
 
+/* A large limit has a slack (a 128th of it): the feed grows past the limit
+ * by that much, then one append deletes the oldest down to the limit. */
+static void test_trimming_waits_for_the_slack(void **state)
+{
+    struct agenda_fx *fx = *state;
+    fx->sm.shard.feed_keep = 256; /* slack 2 */
+    for (int i = 0; i < 258; i++)
+        append(fx, i % 2 ? "calendar:alice" : "calendar:bob", "event.created",
+               "e");
+    assert_int_equal(count_entries(fx, fx->sm.db.feed), 258);
+    assert_int_equal(list(fx, "calendar:bob", 0, 1), 200);
+    append(fx, "calendar:alice", "event.created", "e");
+    assert_int_equal(count_entries(fx, fx->sm.db.feed), 256);
+    assert_int_equal(count_entries(fx, fx->sm.db.feed_by_target), 256);
+    /* the three oldest went at once: tokens below 3 expired */
+    assert_int_equal(list(fx, "calendar:bob", 2, 0), 410);
+    assert_int_equal(list(fx, "calendar:bob", 3, 1), 200);
+    json_t *b = agenda_fx_body(fx);
+    assert_int_equal(change_seq(b, 0), 5);
+    json_decref(b);
+    /* and nothing more until the slack is passed again */
+    for (int i = 0; i < 2; i++)
+        append(fx, "calendar:alice", "event.created", "e");
+    assert_int_equal(count_entries(fx, fx->sm.db.feed), 258);
+}
+
 /* Who may read which target. */
 static void test_authorization(void **state)
 {
@@ -467,6 +493,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_paging_and_since, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_trimming_waits_for_the_slack,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_changes_expire, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_authorization, setup, teardown),
