@@ -120,11 +120,11 @@ static void key_target_seq(struct agenda_key *k, const char *target,
 
 /*
  * The target of a stored change (a feed word, see agenda_feed_append_text)
- * into out: scanned for (every creation trims one change), parsed when the
- * scan cannot tell.  Returns 0, or MDB_CORRUPTED when the record has no
- * valid target.  A record damaged elsewhere than around its target is
- * trimmed like any other (it is the oldest, on its way out); every
- * replica decides the same, as it runs the same scan on the same bytes.
+ * into out: scanned for (json_scan.h), parsed when the scan cannot tell.
+ * Returns 0, or MDB_CORRUPTED when the record has no valid target.  A
+ * record damaged elsewhere than around its target is trimmed like any
+ * other (it is among the oldest, on its way out); every replica decides
+ * the same, as it runs the same scan on the same bytes.
  */
 static int change_target(const char *text, size_t len,
                          char out[FEED_TARGET_MAX + 1])

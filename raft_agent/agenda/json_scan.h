@@ -2,12 +2,13 @@
  * json_scan.h — one member of a stored JSON object, read without building
  * the object.
  *
- * Trimming the change feed needs only the "target" of the oldest change,
- * and the change holds the whole event it describes: parsing it with
- * jansson to read one short string was a tenth of an agent's CPU once the
- * feed was full (every creation trims).  The scan walks the text once,
- * allocates nothing, and says "parse it yourself" whenever the answer is
- * not plain: records on disk are untrusted.
+ * Trimming the change feed needs only the "target" of each change it
+ * deletes: building the whole change with jansson (an object, a hash
+ * table, a string per member) to read one short string was a twentieth of
+ * an agent's CPU once the feed was full, when every creation trimmed one.
+ * The scan walks the text once, allocates nothing, and says "parse it
+ * yourself" whenever the answer is not plain: records on disk are
+ * untrusted.
  */
 #ifndef AGENDA_JSON_SCAN_H
 #define AGENDA_JSON_SCAN_H
