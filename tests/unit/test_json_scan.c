@@ -42,7 +42,8 @@ static void found_cases(void **state)
         {"{\"a\":\"q\\\"}\",\"target\":\"t\"}", "t"},
         /* escaped names other than \u cannot spell "target" */
         {"{\"a\\\"b\\/\":1,\"target\":\"t\"}", "t"},
-        {"{\"a\":[\"]\",\"}\"],\"b\":null,\"c\":true,\"target\":\"caf\xc3\xa9\"}",
+        {"{\"a\":[\"]\",\"}\"],\"b\":null,\"c\":true,"
+         "\"target\":\"caf\xc3\xa9\"}",
          "caf\xc3\xa9"},
     };
     (void)state;
