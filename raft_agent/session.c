@@ -15,8 +15,13 @@
 /* A key of sessions_log: big-endian time (sorts by time) ‖ request id. */
 #define TIME_KEY_MAX (8 + AGENDA_REQUEST_ID_MAX)
 
-/* How many expired ids one command may forget (bounded work per apply). */
-#define EXPIRE_PER_APPLY 16
+/* Expired ids are forgotten in batches: once the oldest is EXPIRE_SLACK_MS
+ * past the retention, a command forgets every expired one, at most
+ * EXPIRE_BATCH (bounded work per apply).  Forgetting one id per command
+ * rewrote the first pages of sessions_log in every commit; a batch
+ * rewrites them once. */
+#define EXPIRE_SLACK_MS 1000
+#define EXPIRE_BATCH 1024
 
 static void put_u64(uint8_t *p, uint64_t v)
 {
@@ -195,8 +200,9 @@ int agenda_sessions_lookup(struct agenda_sessions *s, MDB_txn *txn,
     return rc != 0 ? rc : decode_result(&v, res);
 }
 
-/* Forgets at most EXPIRE_PER_APPLY ids older than the retention, oldest
- * first: the first rows of sessions_log. */
+/* When the oldest id is EXPIRE_SLACK_MS past the retention, forgets at
+ * most EXPIRE_BATCH ids older than the retention, oldest first: the first
+ * rows of sessions_log. */
 static int expire_old(struct agenda_sessions *s, MDB_txn *txn, uint64_t now)
 {
     if (now < s->retention_ms)
@@ -207,7 +213,13 @@ static int expire_old(struct agenda_sessions *s, MDB_txn *txn, uint64_t now)
     if (rc != 0)
         return rc;
     MDB_val k, v;
-    for (int n = 0; n < EXPIRE_PER_APPLY; n++) {
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    if (rc == 0 && time_key_valid(&k) &&
+        key_time(&k) + EXPIRE_SLACK_MS >= cutoff) {
+        mdb_cursor_close(cur); /* not yet a batch to forget */
+        return 0;
+    }
+    for (int n = 0; n < EXPIRE_BATCH; n++) {
         rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
         if (rc == MDB_NOTFOUND) {
             rc = 0;

@@ -227,8 +227,9 @@ static void test_ids_expire_after_retention(void **state)
     struct agenda_buf e = {0};
     make_cmd(&e, "old", 1000, AGENDA_KV_OP_PUT, "a", "1");
     apply(f, 1, &e);
-    /* a command stamped after the retention window forgets "old" */
-    make_cmd(&e, "new", 1000 + AGENDA_SESSION_RETENTION_MS + 1,
+    /* a command stamped a second after the retention window (ids are
+     * forgotten in batches) forgets "old" */
+    make_cmd(&e, "new", 1000 + AGENDA_SESSION_RETENTION_MS + 1001,
              AGENDA_KV_OP_PUT, "b", "2");
     apply(f, 2, &e);
     MDB_txn *txn;
@@ -238,6 +239,51 @@ static void test_ids_expire_after_retention(void **state)
     assert_int_equal(agenda_sessions_lookup(&f->sessions, txn, "new",
                                             &f->res), 0);
     mdb_txn_abort(txn);
+    agenda_buf_free(&e);
+}
+
+/* Ids are forgotten in batches: within a second past the retention they
+ * are still remembered; then one command forgets every expired one, up to
+ * 1,024 of them, and never the unexpired. */
+static void test_ids_are_forgotten_in_batches(void **state)
+{
+    struct fixture *f = *state;
+    struct agenda_buf e = {0};
+    char id[32];
+    uint64_t index = 1;
+    for (int i = 0; i < 1100; i++) {
+        snprintf(id, sizeof(id), "old-%d", i);
+        make_cmd(&e, id, 1000 + (uint64_t)i / 100, AGENDA_KV_OP_PUT, "a",
+                 "1");
+        apply(f, index++, &e);
+    }
+    make_cmd(&e, "young", 5000, AGENDA_KV_OP_PUT, "a", "1");
+    apply(f, index++, &e);
+    /* the oldest is a second past the retention, not more: kept */
+    make_cmd(&e, "t1", 1000 + AGENDA_SESSION_RETENTION_MS + 1000,
+             AGENDA_KV_OP_PUT, "b", "2");
+    apply(f, index++, &e);
+    assert_int_equal(lookup(f, "old-0"), 0);
+    assert_int_equal(lookup(f, "old-1099"), 0);
+    /* past the slack: 1,024 go at once, oldest first */
+    make_cmd(&e, "t2", 1000 + AGENDA_SESSION_RETENTION_MS + 1001,
+             AGENDA_KV_OP_PUT, "b", "2");
+    apply(f, index++, &e);
+    assert_int_equal(lookup(f, "old-0"), MDB_NOTFOUND);
+    assert_int_equal(lookup(f, "old-1023"), MDB_NOTFOUND);
+    assert_int_equal(lookup(f, "old-1024"), 0);
+    /* the rest expired too, but wait for their own second of slack */
+    make_cmd(&e, "t3", 1010 + AGENDA_SESSION_RETENTION_MS + 1000,
+             AGENDA_KV_OP_PUT, "b", "2");
+    apply(f, index++, &e);
+    assert_int_equal(lookup(f, "old-1024"), 0);
+    make_cmd(&e, "t4", 1010 + AGENDA_SESSION_RETENTION_MS + 1001,
+             AGENDA_KV_OP_PUT, "b", "2");
+    apply(f, index++, &e);
+    assert_int_equal(lookup(f, "old-1024"), MDB_NOTFOUND);
+    assert_int_equal(lookup(f, "old-1099"), MDB_NOTFOUND);
+    assert_int_equal(lookup(f, "young"), 0);
+    assert_int_equal(lookup(f, "t1"), 0);
     agenda_buf_free(&e);
 }
 
@@ -359,7 +405,7 @@ static void test_expiry_takes_effect_only_when_committed(void **state)
     MDB_txn *txn;
     make_cmd(&old, "old", 1000, AGENDA_KV_OP_PUT, "a", "1");
     apply(f, 1, &old);
-    make_cmd(&e, "late", 1000 + AGENDA_SESSION_RETENTION_MS + 1,
+    make_cmd(&e, "late", 1000 + AGENDA_SESSION_RETENTION_MS + 1001,
              AGENDA_KV_OP_PUT, "b", "2");
     assert_int_equal(mdb_txn_begin(f->env, NULL, 0, &txn), 0);
     assert_false(apply_in(f, txn, 2, &e));
@@ -433,8 +479,8 @@ static void test_times_going_backwards(void **state)
     assert_false(apply(f, 2, &b));
     assert_true(apply(f, 3, &a));
     assert_true(apply(f, 4, &b));
-    /* past "behind"'s retention, not yet "ahead"'s */
-    make_cmd(&e, "later", 20000 + AGENDA_SESSION_RETENTION_MS + 1,
+    /* a second past "behind"'s retention, not yet "ahead"'s */
+    make_cmd(&e, "later", 20000 + AGENDA_SESSION_RETENTION_MS + 1001,
              AGENDA_KV_OP_PUT, "c", "3");
     assert_false(apply(f, 5, &e));
     assert_int_equal(lookup(f, "behind"), MDB_NOTFOUND);
@@ -490,6 +536,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_is_applied_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_failed_result_is_remembered,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ids_are_forgotten_in_batches,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_ids_expire_after_retention,
                                         setup, teardown),
