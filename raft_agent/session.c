@@ -15,12 +15,16 @@
 /* A key of sessions_log: big-endian time (sorts by time) ‖ request id. */
 #define TIME_KEY_MAX (8 + AGENDA_REQUEST_ID_MAX)
 
-/* Expired ids are forgotten in batches: once the oldest is EXPIRE_SLACK_MS
- * past the retention, a command forgets every expired one, at most
- * EXPIRE_BATCH (bounded work per apply).  Forgetting one id per command
- * rewrote the first pages of sessions_log in every commit; a batch
- * rewrites them once. */
-#define EXPIRE_SLACK_MS 1000
+/* Expired ids are forgotten in batches: a command forgets the ids older
+ * than its cutoff rounded down to a multiple of EXPIRE_STEP_MS, at most
+ * EXPIRE_BATCH of them (bounded work per apply), so the commands of one
+ * step after the first find nothing to forget.  Forgetting up to 16 ids
+ * per command (about one) rewrote the first pages of sessions_log in
+ * every commit; a batch rewrites them once a step.  The cutoff is the
+ * leader's time in the command, the same on every replica: replicas
+ * forget the same ids whatever they forgot before (an older agent, during
+ * a rolling upgrade, forgot at every command). */
+#define EXPIRE_STEP_MS 250
 #define EXPIRE_BATCH 1024
 
 static void put_u64(uint8_t *p, uint64_t v)
@@ -200,25 +204,19 @@ int agenda_sessions_lookup(struct agenda_sessions *s, MDB_txn *txn,
     return rc != 0 ? rc : decode_result(&v, res);
 }
 
-/* When the oldest id is EXPIRE_SLACK_MS past the retention, forgets at
- * most EXPIRE_BATCH ids older than the retention, oldest first: the first
- * rows of sessions_log. */
+/* Forgets at most EXPIRE_BATCH ids older than the retention, rounded down
+ * to a step, oldest first: the first rows of sessions_log. */
 static int expire_old(struct agenda_sessions *s, MDB_txn *txn, uint64_t now)
 {
     if (now < s->retention_ms)
         return 0;
     uint64_t cutoff = now - s->retention_ms;
+    cutoff -= cutoff % EXPIRE_STEP_MS;
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, s->log, &cur);
     if (rc != 0)
         return rc;
     MDB_val k, v;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    if (rc == 0 && time_key_valid(&k) &&
-        key_time(&k) + EXPIRE_SLACK_MS >= cutoff) {
-        mdb_cursor_close(cur); /* not yet a batch to forget */
-        return 0;
-    }
     for (int n = 0; n < EXPIRE_BATCH; n++) {
         rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
         if (rc == MDB_NOTFOUND) {

@@ -14,13 +14,13 @@
  *
  * Everything lives in the replicated LMDB databases, so tokens survive
  * snapshots, restarts and leader changes.  At most feed_keep changes, and
- * a slack of a 128th more, are kept: the append that passes the slack
+ * a slack of a 128th more, are kept: once in slack + 1 appends, one
  * deletes the oldest ones down to feed_keep.  Deleting one change per
- * append rewrote the first pages of both databases in every commit (a
- * tenth of the creations a shard could make once its feed was full);
- * deleting a slack's worth at once rewrites them once per slack.  The
- * number deleted by one append is bounded, so the cost of a command never
- * depends on the size of the feed.
+ * append rewrote the first pages of both databases in every commit (6-7%
+ * of the creations a shard could make once its feed was full); deleting a
+ * slack's worth at once rewrites them once per slack.  The number deleted
+ * by one append is bounded, so the cost of a command never depends on the
+ * size of the feed.
  */
 #include "agenda.h"
 
@@ -150,9 +150,13 @@ static int change_target(const char *text, size_t len,
 }
 
 /*
- * When more than the shard's limit and its slack are kept, delete the
- * oldest changes down to the limit (at most the slack and
- * FEED_TRIM_PER_APPEND of them) and raise the floor past them.
+ * When the head is a multiple of slack + 1, or more than the shard's limit
+ * and its slack are kept, delete the oldest changes down to the limit (at
+ * most the slack and FEED_TRIM_PER_APPEND of them) and raise the floor
+ * past them.  Trimming at multiples of the head, which every replica
+ * reaches, and not only when a replica's own count passes the slack,
+ * brings replicas whose floors differ back together: those that ran an
+ * older agent, which trimmed at every append, during a rolling upgrade.
  */
 static int feed_trim(struct agenda_ctx *c, uint64_t head)
 {
@@ -162,7 +166,8 @@ static int feed_trim(struct agenda_ctx *c, uint64_t head)
                          ? keep / FEED_SLACK_DIV : FEED_SLACK_MAX;
     uint64_t floor;
     int rc = meta_get_u64(c, meta_floor, &floor);
-    if (rc != 0 || head - floor <= keep + slack)
+    if (rc != 0 || head - floor <= keep ||
+        (head % (slack + 1) != 0 && head - floor <= keep + slack))
         return rc;
     uint64_t old_floor = floor;
     MDB_cursor *cur;

@@ -27,10 +27,14 @@
  * other case: the caller must then parse the text fully to know whether
  * the member is missing, differently spelled or the text malformed.
  *
- * The scan checks structure (quotes, brackets, separators, nesting up to
- * a fixed depth), not everything a parser checks (UTF-8, the spelling of
- * numbers and literals): whenever jansson accepts text, 1 means jansson
- * reads the same string for key.
+ * The scan checks the top level's structure (names, colons, commas, the
+ * closing brace, nothing after it); inside the other members' values it
+ * only pairs quotes and counts brackets (up to a fixed depth), without
+ * matching their kinds or checking separators.  It checks neither escape
+ * sequences nor UTF-8, nor the spelling of numbers and literals, nor the
+ * range of integers.  So it may answer 1 for text jansson refuses; but
+ * whenever jansson accepts text, 1 means jansson reads the same string
+ * for key.
  */
 int agenda_json_scan_string(const char *text, size_t len, const char *key,
                             const char **val, size_t *val_len);

@@ -48,7 +48,8 @@
 #define AGENDA_PURGE_BATCH 100        /* events one calendar.purge deletes */
 
 /* Change feed and audit */
-#define AGENDA_FEED_KEEP 100000       /* changes kept per shard */
+#define AGENDA_FEED_KEEP 100000       /* changes kept per shard (and a
+                                       * slack between trims: feed.c) */
 #define AGENDA_AUDIT_PAGE_MAX 500
 
 /* Global roles of users; "system" is the edge itself (login, lookups). */

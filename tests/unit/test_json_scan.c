@@ -106,6 +106,34 @@ static void depth(void **state)
     }
 }
 
+/* The text is len bytes, not a C string: every proper prefix of a valid
+ * object, in a buffer of exactly its size, is incomplete (ASan sees any
+ * read past it). */
+static void prefixes_are_incomplete(void **state)
+{
+    static const char text[] =
+        "{\"a\":[\"x\",{\"b\":1}],\"target\":\"user:ana\",\"c\":\"q\\\"\"}";
+    const char *v;
+    size_t n;
+    (void)state;
+    for (size_t len = 0; len < sizeof(text) - 1; len++) {
+        char *buf = malloc(len > 0 ? len : 1);
+        assert_non_null(buf);
+        memcpy(buf, text, len);
+        if (agenda_json_scan_string(buf, len, "target", &v, &n) != 0)
+            fail_msg("answered for the first %zu bytes", len);
+        free(buf);
+    }
+    char *whole = malloc(sizeof(text) - 1);
+    assert_non_null(whole);
+    memcpy(whole, text, sizeof(text) - 1);
+    assert_int_equal(agenda_json_scan_string(whole, sizeof(text) - 1,
+                                             "target", &v, &n), 1);
+    assert_int_equal(n, 8);
+    assert_memory_equal(v, "user:ana", 8);
+    free(whole);
+}
+
 static uint64_t next(uint64_t *x)
 {
     *x ^= *x << 13;
@@ -171,7 +199,9 @@ static void random_objects_agree_with_jansson(void **state)
     int answered = 0, left = 0;
     (void)state;
     for (int round = 0; round < 20000; round++) {
-        json_t *o = random_value(&x, 4);
+        /* from depth 2: other members hold containers too, which the
+         * scan must skip before it reaches "target" */
+        json_t *o = random_value(&x, 2);
         if (!json_is_object(o)) {
             json_decref(o);
             o = json_object();
@@ -211,6 +241,7 @@ int main(void)
         cmocka_unit_test(found_cases),
         cmocka_unit_test(left_to_the_parser),
         cmocka_unit_test(depth),
+        cmocka_unit_test(prefixes_are_incomplete),
         cmocka_unit_test(random_objects_agree_with_jansson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -227,8 +227,8 @@ static void test_ids_expire_after_retention(void **state)
     struct agenda_buf e = {0};
     make_cmd(&e, "old", 1000, AGENDA_KV_OP_PUT, "a", "1");
     apply(f, 1, &e);
-    /* a command stamped a second after the retention window (ids are
-     * forgotten in batches) forgets "old" */
+    /* a command stamped past the retention window and the step of the
+     * batches forgets "old" */
     make_cmd(&e, "new", 1000 + AGENDA_SESSION_RETENTION_MS + 1001,
              AGENDA_KV_OP_PUT, "b", "2");
     apply(f, 2, &e);
@@ -242,9 +242,11 @@ static void test_ids_expire_after_retention(void **state)
     agenda_buf_free(&e);
 }
 
-/* Ids are forgotten in batches: within a second past the retention they
- * are still remembered; then one command forgets every expired one, up to
- * 1,024 of them, and never the unexpired. */
+/* Ids are forgotten in batches: the cutoff (command time less the
+ * retention) moves in steps of 250 ms, so ids up to a step past the
+ * retention are still remembered; then one command forgets every expired
+ * one, up to 1,024 of them, the next ones the rest, and never the
+ * unexpired. */
 static void test_ids_are_forgotten_in_batches(void **state)
 {
     struct fixture *f = *state;
@@ -259,26 +261,22 @@ static void test_ids_are_forgotten_in_batches(void **state)
     }
     make_cmd(&e, "young", 5000, AGENDA_KV_OP_PUT, "a", "1");
     apply(f, index++, &e);
-    /* the oldest is a second past the retention, not more: kept */
-    make_cmd(&e, "t1", 1000 + AGENDA_SESSION_RETENTION_MS + 1000,
-             AGENDA_KV_OP_PUT, "b", "2");
+    /* 240 ms past the retention of the oldest: the cutoff is still 1000 */
+    make_cmd(&e, "t1", 1240 + AGENDA_SESSION_RETENTION_MS, AGENDA_KV_OP_PUT,
+             "b", "2");
     apply(f, index++, &e);
     assert_int_equal(lookup(f, "old-0"), 0);
     assert_int_equal(lookup(f, "old-1099"), 0);
-    /* past the slack: 1,024 go at once, oldest first */
-    make_cmd(&e, "t2", 1000 + AGENDA_SESSION_RETENTION_MS + 1001,
-             AGENDA_KV_OP_PUT, "b", "2");
+    /* the cutoff steps to 1250: 1,024 go at once, oldest first */
+    make_cmd(&e, "t2", 1250 + AGENDA_SESSION_RETENTION_MS, AGENDA_KV_OP_PUT,
+             "b", "2");
     apply(f, index++, &e);
     assert_int_equal(lookup(f, "old-0"), MDB_NOTFOUND);
     assert_int_equal(lookup(f, "old-1023"), MDB_NOTFOUND);
     assert_int_equal(lookup(f, "old-1024"), 0);
-    /* the rest expired too, but wait for their own second of slack */
-    make_cmd(&e, "t3", 1010 + AGENDA_SESSION_RETENTION_MS + 1000,
-             AGENDA_KV_OP_PUT, "b", "2");
-    apply(f, index++, &e);
-    assert_int_equal(lookup(f, "old-1024"), 0);
-    make_cmd(&e, "t4", 1010 + AGENDA_SESSION_RETENTION_MS + 1001,
-             AGENDA_KV_OP_PUT, "b", "2");
+    /* the next command, in the same step, forgets the rest */
+    make_cmd(&e, "t3", 1251 + AGENDA_SESSION_RETENTION_MS, AGENDA_KV_OP_PUT,
+             "b", "2");
     apply(f, index++, &e);
     assert_int_equal(lookup(f, "old-1024"), MDB_NOTFOUND);
     assert_int_equal(lookup(f, "old-1099"), MDB_NOTFOUND);
@@ -479,7 +477,7 @@ static void test_times_going_backwards(void **state)
     assert_false(apply(f, 2, &b));
     assert_true(apply(f, 3, &a));
     assert_true(apply(f, 4, &b));
-    /* a second past "behind"'s retention, not yet "ahead"'s */
+    /* past "behind"'s retention and a step, not yet "ahead"'s */
     make_cmd(&e, "later", 20000 + AGENDA_SESSION_RETENTION_MS + 1001,
              AGENDA_KV_OP_PUT, "c", "3");
     assert_false(apply(f, 5, &e));
