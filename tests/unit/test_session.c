@@ -242,6 +242,16 @@ static void test_ids_expire_after_retention(void **state)
     agenda_buf_free(&e);
 }
 
+/* Apply a put under request id at time t, as the next log entry. */
+static void put_at(struct fixture *f, uint64_t *index, const char *id,
+                   uint64_t t)
+{
+    struct agenda_buf e = {0};
+    make_cmd(&e, id, t, AGENDA_KV_OP_PUT, "k", "v");
+    apply(f, (*index)++, &e);
+    agenda_buf_free(&e);
+}
+
 /* Ids are forgotten in batches: the cutoff (command time less the
  * retention) moves in steps of 250 ms, so ids up to a step past the
  * retention are still remembered; then one command forgets every expired
@@ -250,39 +260,29 @@ static void test_ids_expire_after_retention(void **state)
 static void test_ids_are_forgotten_in_batches(void **state)
 {
     struct fixture *f = *state;
-    struct agenda_buf e = {0};
+    const uint64_t r = AGENDA_SESSION_RETENTION_MS;
     char id[32];
     uint64_t index = 1;
     for (int i = 0; i < 1100; i++) {
         snprintf(id, sizeof(id), "old-%d", i);
-        make_cmd(&e, id, 1000 + (uint64_t)i / 100, AGENDA_KV_OP_PUT, "a",
-                 "1");
-        apply(f, index++, &e);
+        put_at(f, &index, id, 1000 + (uint64_t)i / 100);
     }
-    make_cmd(&e, "young", 5000, AGENDA_KV_OP_PUT, "a", "1");
-    apply(f, index++, &e);
+    put_at(f, &index, "young", 5000);
     /* 240 ms past the retention of the oldest: the cutoff is still 1000 */
-    make_cmd(&e, "t1", 1240 + AGENDA_SESSION_RETENTION_MS, AGENDA_KV_OP_PUT,
-             "b", "2");
-    apply(f, index++, &e);
+    put_at(f, &index, "t1", 1240 + r);
     assert_int_equal(lookup(f, "old-0"), 0);
     assert_int_equal(lookup(f, "old-1099"), 0);
     /* the cutoff steps to 1250: 1,024 go at once, oldest first */
-    make_cmd(&e, "t2", 1250 + AGENDA_SESSION_RETENTION_MS, AGENDA_KV_OP_PUT,
-             "b", "2");
-    apply(f, index++, &e);
+    put_at(f, &index, "t2", 1250 + r);
     assert_int_equal(lookup(f, "old-0"), MDB_NOTFOUND);
     assert_int_equal(lookup(f, "old-1023"), MDB_NOTFOUND);
     assert_int_equal(lookup(f, "old-1024"), 0);
     /* the next command, in the same step, forgets the rest */
-    make_cmd(&e, "t3", 1251 + AGENDA_SESSION_RETENTION_MS, AGENDA_KV_OP_PUT,
-             "b", "2");
-    apply(f, index++, &e);
+    put_at(f, &index, "t3", 1251 + r);
     assert_int_equal(lookup(f, "old-1024"), MDB_NOTFOUND);
     assert_int_equal(lookup(f, "old-1099"), MDB_NOTFOUND);
     assert_int_equal(lookup(f, "young"), 0);
     assert_int_equal(lookup(f, "t1"), 0);
-    agenda_buf_free(&e);
 }
 
 static void test_malformed_entries_change_nothing(void **state)
