@@ -153,10 +153,10 @@ static int change_target(const char *text, size_t len,
  * When the head is a multiple of slack + 1, or more than the shard's limit
  * and its slack are kept, delete the oldest changes down to the limit (at
  * most the slack and FEED_TRIM_PER_APPEND of them) and raise the floor
- * past them.  Trimming at multiples of the head, which every replica
- * reaches, and not only when a replica's own count passes the slack,
- * brings replicas whose floors differ back together: those that ran an
- * older agent, which trimmed at every append, during a rolling upgrade.
+ * past them.  Trimming at heads every replica reaches, not only when a
+ * replica's own count passes the slack, brings replicas whose floors
+ * differ back together: those that ran an older agent, which trimmed at
+ * every append, during a rolling upgrade.
  */
 static int feed_trim(struct agenda_ctx *c, uint64_t head)
 {
