@@ -39,8 +39,8 @@ static void route(struct evhttp_request *req, void *arg)
          * could not be made: never serve such a connection.  Who may call
          * is checked in the handshake (agenda_tls_api_bev_new). */
         http_reply_error(req, 403, "forbidden_client",
-                         "this API serves the edge (edge.agenda) over TLS "
-                         "only");
+                         "this API serves the edge ("
+                         AGENDA_TLS_EDGE_NAME ") over TLS only");
         return;
     }
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);

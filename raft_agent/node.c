@@ -369,6 +369,25 @@ struct apply_result {
     size_t off, len; /* body in the batch's body buffer */
 };
 
+/* What to tell an operator whose replica's identity differs. */
+#define IDENTITY_ADVICE                                                     \
+    "every replica of a shard must have the same kind and range: "         \
+    "regenerate the configs from one topology (config/gen-agents)"
+
+/* How data (a no-op's, or the stored record) compares with this replica's
+ * identity (UNKNOWN when it has none); for DIFFERENT, what data says goes
+ * to theirs (AGENDA_SHARD_IDENTITY_WHY_MAX bytes) when not NULL. */
+static enum agenda_identity_match compare_identity(
+    const struct agenda_node *n, const uint8_t *data, size_t len,
+    char *theirs)
+{
+    return agenda_shard_identity_compare(data, len, n->cfg.identity,
+                                         n->cfg.identity_len, theirs,
+                                         theirs != NULL
+                                             ? AGENDA_SHARD_IDENTITY_WHY_MAX
+                                             : 0);
+}
+
 /* Apply the committed entries of the batch into txn.  Returns 0 or an
  * LMDB/storage error (the caller aborts the transaction). */
 static int apply_entries(struct agenda_node *n, const struct raft_ready *rd,
@@ -379,8 +398,7 @@ static int apply_entries(struct agenda_node *n, const struct raft_ready *rd,
     for (size_t i = 0; i < rd->n_committed; i++) {
         const struct raft_entry *e = &rd->committed[i];
         if (e->type == RAFT_ENTRY_NOOP && e->len > 0 &&
-            agenda_shard_identity_compare(e->data, e->len, n->cfg.identity,
-                                          n->cfg.identity_len, NULL, 0) ==
+            compare_identity(n, e->data, e->len, NULL) ==
                 AGENDA_IDENTITY_SAME) {
             /* the state is now this shard's by a leader's word too;
              * snapshots carry the record to replicas that never see
@@ -708,20 +726,17 @@ static bool refuse_other_identity(struct agenda_node *n,
         return false;
     for (uint32_t i = 0; i < m->n_entries; i++) {
         const struct raft_entry *e = &m->entries[i];
-        char theirs[1200];
+        char theirs[AGENDA_SHARD_IDENTITY_WHY_MAX];
         if (e->type != RAFT_ENTRY_NOOP ||
-            agenda_shard_identity_compare(e->data, e->len, n->cfg.identity,
-                                          n->cfg.identity_len, theirs,
-                                          sizeof(theirs)) !=
+            compare_identity(n, e->data, e->len, theirs) !=
                 AGENDA_IDENTITY_DIFFERENT)
             continue; /* ours, or an agent's that does not say (upgrades) */
         agenda_log(AGENDA_LOG_ERROR, "shard %s node %u: node %u, leader of "
-                   "term %" PRIu64 ", runs this shard as %s, and this "
-                   "replica's config says otherwise; refusing everything it "
-                   "sends in that term.  Every replica of a shard must have "
-                   "the same kind and range: regenerate the configs from one "
-                   "topology (config/gen-agents)", n->cfg.shard, n->cfg.id,
-                   m->from, m->term, theirs);
+                   "term %" PRIu64 ", sends the no-op of term %" PRIu64
+                   ", whose leader ran this shard as %s, and this replica's "
+                   "config says otherwise; refusing everything it sends in "
+                   "that term.  " IDENTITY_ADVICE, n->cfg.shard, n->cfg.id,
+                   m->from, m->term, e->term, theirs);
         n->refused_leader = m->from;
         n->refused_term = m->term;
         return true;
@@ -783,20 +798,15 @@ static int check_stored_identity(struct agenda_node *n, MDB_txn *txn)
 {
     const uint8_t *stored;
     size_t len;
-    char theirs[1200];
+    char theirs[AGENDA_SHARD_IDENTITY_WHY_MAX];
     int rc = agenda_storage_identity_get(n->st, txn, &stored, &len);
-    if (rc <= 0 || n->cfg.identity_len == 0)
+    if (rc <= 0)
         return rc;
-    if (agenda_shard_identity_compare(stored, len, n->cfg.identity,
-                                      n->cfg.identity_len, theirs,
-                                      sizeof(theirs)) !=
-        AGENDA_IDENTITY_DIFFERENT)
+    if (compare_identity(n, stored, len, theirs) != AGENDA_IDENTITY_DIFFERENT)
         return 0;
     agenda_log(AGENDA_LOG_ERROR, "shard %s node %u: the state in %s was "
                "applied as a shard of %s, and this replica's config says "
-               "otherwise; every replica of a shard must have the same kind "
-               "and range: regenerate the configs from one topology "
-               "(config/gen-agents)", n->cfg.shard, n->cfg.id,
+               "otherwise; " IDENTITY_ADVICE, n->cfg.shard, n->cfg.id,
                n->cfg.data_dir, theirs);
     return AGENDA_STORAGE_INVALID;
 }

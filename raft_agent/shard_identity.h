@@ -41,6 +41,10 @@
 int agenda_shard_identity_encode(struct agenda_buf *out, const char *kind,
                                  const char *from, const char *to);
 
+/* Room for compare's description of an identity (two range bounds of at
+ * most 256 bytes, escaped). */
+#define AGENDA_SHARD_IDENTITY_WHY_MAX 1200
+
 enum agenda_identity_match {
     AGENDA_IDENTITY_SAME = 0,
     AGENDA_IDENTITY_DIFFERENT,  /* a readable identity that is not ours */
@@ -49,7 +53,8 @@ enum agenda_identity_match {
 
 /* Compares a no-op's data with our own encoded identity.  For DIFFERENT,
  * why (when not NULL) says what the leader's is, e.g. "kind events,
- * range [\"\", \"m\")", truncated to whylen. */
+ * range [\"\", \"m\")", truncated to whylen
+ * (AGENDA_SHARD_IDENTITY_WHY_MAX holds any the topology allows). */
 enum agenda_identity_match agenda_shard_identity_compare(
     const uint8_t *data, size_t len, const uint8_t *mine, size_t mine_len,
     char *why, size_t whylen);

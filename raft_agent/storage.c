@@ -103,8 +103,6 @@ uint32_t storage_get_u32(const uint8_t *p)
     return v;
 }
 
-/* Fetch key from meta: 1 found (size checked against want), 0 absent,
- * negative error. */
 /* 1 with the record of key (borrowed from txn), 0 if none, or an error. */
 static int meta_get_any(MDB_txn *txn, MDB_dbi meta, const char *key,
                         const uint8_t **out, size_t *len)

@@ -37,8 +37,7 @@
 #define FEED_TYPE_MAX 64
 #define FEED_ID_MAX 200
 /* The slack is feed_keep / FEED_SLACK_DIV changes, at most FEED_SLACK_MAX
- * (781 with the default limit: a few milliseconds of deleting, once in
- * that many appends). */
+ * (781 with the default limit, deleted by one append in 782). */
 #define FEED_SLACK_DIV 128
 #define FEED_SLACK_MAX 1024
 /* Oldest changes removed by one append beyond the slack: above 1 so the

@@ -29,6 +29,16 @@ static bool at(const struct scan *s, char ch)
     return s->i < s->n && s->p[s->i] == ch;
 }
 
+/* Past white space, ch: step over it (true), or stay before it. */
+static bool eat(struct scan *s, char ch)
+{
+    skip_space(s);
+    if (!at(s, ch))
+        return false;
+    s->i++;
+    return true;
+}
+
 /* How a string is spelled: its bytes are its value; or it has escapes,
  * and those spell only characters that need them (" \ / b f n r t); or
  * one is \u, which spells any character. */
@@ -118,15 +128,10 @@ int agenda_json_scan_string(const char *text, size_t len, const char *key,
     size_t v0 = 0, vn = 0;
     enum spelling how;
 
-    skip_space(&s);
-    if (!at(&s, '{'))
+    if (!eat(&s, '{'))
         return 0;
-    s.i++;
-    skip_space(&s);
-    if (at(&s, '}')) {
-        s.i++;
-    } else {
-        for (;;) {
+    if (!eat(&s, '}')) {
+        do {
             skip_space(&s);
             if (!at(&s, '"'))
                 return 0;
@@ -136,10 +141,8 @@ int agenda_json_scan_string(const char *text, size_t len, const char *key,
             /* a name with other escapes holds characters key has not */
             bool named = how == PLAIN && s.i - 1 - k0 == key_len &&
                          memcmp(text + k0, key, key_len) == 0;
-            skip_space(&s);
-            if (!at(&s, ':'))
+            if (!eat(&s, ':'))
                 return 0;
-            s.i++;
             skip_space(&s);
             if (at(&s, '"')) {
                 size_t start = s.i + 1;
@@ -156,16 +159,9 @@ int agenda_json_scan_string(const char *text, size_t len, const char *key,
                 if (named)
                     found = -1;
             }
-            skip_space(&s);
-            if (at(&s, ',')) {
-                s.i++;
-                continue;
-            }
-            if (!at(&s, '}'))
-                return 0;
-            s.i++;
-            break;
-        }
+        } while (eat(&s, ','));
+        if (!eat(&s, '}'))
+            return 0;
     }
     skip_space(&s);
     if (s.i != s.n || found != 1)

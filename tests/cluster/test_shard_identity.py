@@ -76,12 +76,11 @@ def test_a_replica_with_another_range_stays_out_until_mended(
         time.sleep(0.1)
     refusers = [rid for rid in c.ids
                 if "config says otherwise" in c.log_tail(rid, 200)]
-    print(f"odd {odd}: refused by {refusers}")
     if odd == 3:                 # it never led: only it refuses
         assert refusers == [3], refusers
     for rid in refusers:         # each names the other side's range
         theirs = '["", "n")' if rid == odd else '["", "m")'
-        assert f'runs this shard as kind "events", range {theirs}' in \
+        assert f'ran this shard as kind "events", range {theirs}' in \
             c.log_tail(rid, 200), (rid, c.log_tail(rid, 30))
     applied = c.status(odd)["applied_index"]
     assert applied < c.status(others[0])["applied_index"], applied

@@ -227,9 +227,9 @@ static void test_ids_expire_after_retention(void **state)
     struct agenda_buf e = {0};
     make_cmd(&e, "old", 1000, AGENDA_KV_OP_PUT, "a", "1");
     apply(f, 1, &e);
-    /* a command stamped past the retention window and the step of the
-     * batches forgets "old" */
-    make_cmd(&e, "new", 1000 + AGENDA_SESSION_RETENTION_MS + 1001,
+    /* a command stamped past the retention window and one step of the
+     * batches (250 ms, session.c) forgets "old" */
+    make_cmd(&e, "new", 1000 + AGENDA_SESSION_RETENTION_MS + 251,
              AGENDA_KV_OP_PUT, "b", "2");
     apply(f, 2, &e);
     MDB_txn *txn;
@@ -403,7 +403,7 @@ static void test_expiry_takes_effect_only_when_committed(void **state)
     MDB_txn *txn;
     make_cmd(&old, "old", 1000, AGENDA_KV_OP_PUT, "a", "1");
     apply(f, 1, &old);
-    make_cmd(&e, "late", 1000 + AGENDA_SESSION_RETENTION_MS + 1001,
+    make_cmd(&e, "late", 1000 + AGENDA_SESSION_RETENTION_MS + 251,
              AGENDA_KV_OP_PUT, "b", "2");
     assert_int_equal(mdb_txn_begin(f->env, NULL, 0, &txn), 0);
     assert_false(apply_in(f, txn, 2, &e));
@@ -478,7 +478,7 @@ static void test_times_going_backwards(void **state)
     assert_true(apply(f, 3, &a));
     assert_true(apply(f, 4, &b));
     /* past "behind"'s retention and a step, not yet "ahead"'s */
-    make_cmd(&e, "later", 20000 + AGENDA_SESSION_RETENTION_MS + 1001,
+    make_cmd(&e, "later", 20000 + AGENDA_SESSION_RETENTION_MS + 251,
              AGENDA_KV_OP_PUT, "c", "3");
     assert_false(apply(f, 5, &e));
     assert_int_equal(lookup(f, "behind"), MDB_NOTFOUND);
