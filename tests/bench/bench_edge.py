@@ -120,9 +120,9 @@ def bench_creates(edge, agents, seconds, creators, conns=(4, 64, 256),
     agent_pids = [p.pid for p in agents.procs.values()]
     for run, c in enumerate(conns):
         # not measured: nginx opens the connections to the agents this
-        # load needs (with internal TLS a handshake each, a tail of 100-200
-        # ms in the first second) before the clock starts, as a running
-        # edge has them open
+        # load needs (with internal TLS a handshake each: p99 94-159 ms
+        # when measured cold, 28-48 ms warm) before the clock starts, as a
+        # running edge has them open
         run_wrk(url, "edge_create.lua", c, WARMUP_SECONDS,
                 dict(env, **create_epoch(20 + run)))
         nginx_pids = edge_pids(edge)

@@ -94,9 +94,7 @@ def test_one_service_per_replica_placed_on_its_server(tmp_path, tls):
         assert host == name
         assert (mine["http_port"], mine["raft_port"]) == \
             (rep["http_port"], rep["raft_port"])
-        ok = subprocess.run([str(AGENT), "--config", str(path), "--check"],
-                            capture_output=True, text=True, timeout=30)
-        assert ok.returncode == 0, ok.stderr
+    # (each file was checked by raft_agent --check: --check-with above)
 
     # the shipped topology follows table 3: a shard's replicas on distinct
     # servers, hence on distinct Swarm nodes
