@@ -53,6 +53,33 @@ def test_one_upstream_per_shard_with_keepalive(make_edge):
                          % s["name"], conf)
 
 
+def test_host_addresses_place_named_agents(make_edge, tmp_path):
+    """--host-address NAME=IP puts the address in the upstreams (the Swarm
+    edge resolves the agents' names itself, docker/edge-entrypoint); other
+    names stay; a pair that is not HOST=IP is refused."""
+    topo = json.loads(TOPOLOGY.read_text())
+    for server in topo["servers"]:
+        server["host"] = f"{server['name']}.example"
+    path = tmp_path / "named.json"
+    path.write_text(json.dumps(topo))
+    e = make_edge(topology=path)
+    e.generate("--host-address", "server1.example=10.0.0.7",
+               "--host-address", "SERVER2.example=::1")
+    placed = {"server1": "10.0.0.7", "server2": "[::1]"}
+    conf = e.conf.read_text()
+    for shard in topo["shards"]:
+        m = re.search(r"upstream agenda_%s \{(.*?)\}" % shard["name"], conf,
+                      re.S)
+        assert re.findall(r"server (\S+);", m.group(1)) == [
+            f"{placed.get(r['server'], r['server'] + '.example')}:"
+            f"{r['http_port']}" for r in shard["replicas"]]
+    for bad in ("server1.example=not-an-ip", "=10.0.0.1",
+                "server1.example", "bad!name=10.0.0.1"):
+        with pytest.raises(subprocess.CalledProcessError) as err:
+            e.generate("--host-address", bad)
+        assert "--host-address" in err.value.stderr, bad
+
+
 def mutate(topo: dict, how: str) -> dict:
     if how == "port":
         topo["shards"][1]["replicas"][2]["raft_port"] = 70000
