@@ -81,6 +81,7 @@ class EventWriters:
         self.acked: dict[str, str] = {}
         self.failures: list[str] = []
         self._stop = threading.Event()
+        self._acked_changed = threading.Condition()
         self._threads = [threading.Thread(target=self._write, args=(w,))
                          for w in range(n)]
 
@@ -101,10 +102,26 @@ class EventWriters:
                 time.sleep(0.05)
                 continue
             if r.status_code == 201:
-                self.acked[unwrap(r, "event")["id"]] = title
+                with self._acked_changed:
+                    self.acked[unwrap(r, "event")["id"]] = title
+                    self._acked_changed.notify_all()
             else:
                 self.failures.append(f"{key}: {r.status_code} {r.text}")
             i += 1
+
+    def wait_for_acks(self, more: int, timeout: float = 30.0) -> int:
+        """Block until `more` creations beyond those acknowledged so far
+        are acknowledged (progress, rather than a fixed sleep that a slow
+        machine may spend without one); returns the new total.  Fails
+        with the writers' failures when they stall instead."""
+        with self._acked_changed:
+            target = len(self.acked) + more
+            if not self._acked_changed.wait_for(
+                    lambda: len(self.acked) >= target, timeout):
+                raise AssertionError(
+                    f"{len(self.acked)} of {target} creations acknowledged "
+                    f"after {timeout} s; failures: {self.failures[:5]}")
+            return len(self.acked)
 
     def __enter__(self) -> "EventWriters":
         for t in self._threads:

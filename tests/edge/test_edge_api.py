@@ -272,14 +272,15 @@ def test_kill_leader_while_creating_events(stack, keyed):
     leader = agents.wait_for_leader("events_am")
 
     with EventWriters(edge, c.token, cal, keyed=keyed) as w:
-        time.sleep(1.0)
+        w.wait_for_acks(10)
         agents.kill("events_am", leader)
         t0 = time.monotonic()
         new = agents.wait_for_leader("events_am", exclude=(leader,))
-        time.sleep(1.5)
+        # writes go on through the new leader, and some were in flight
+        # when the old one died
+        w.wait_for_acks(20)
     print(f"new leader {new} after {time.monotonic() - t0:.2f}s; "
           f"{len(w.acked)} events acked")
-    assert len(w.acked) > 10
     w.check(c)
     assert "exited on signal" not in error_log(edge)
 

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import subprocess
-import time
 
 import pytest
 
@@ -63,11 +62,10 @@ def test_failover_over_tls_links(tls_stack):
     cal = me(c)
     leader = agents.wait_for_leader("events_am")
     with EventWriters(edge, c.token, cal, n=2, prefix="tls") as w:
-        time.sleep(1.0)
+        w.wait_for_acks(5)
         agents.kill("events_am", leader)
         agents.wait_for_leader("events_am", exclude=(leader,))
-        time.sleep(1.5)
-    assert len(w.acked) > 5
+        w.wait_for_acks(10)
     w.check(c)
 
 
