@@ -641,6 +641,7 @@ failed:
 static char *
 ngx_http_agenda_init_jwt(ngx_conf_t *cf, ngx_http_agenda_main_conf_t *amcf)
 {
+    int                        rc;
     ngx_str_t                  sign, verify;
     enum agenda_jwt_alg        alg;
     struct agenda_jwt_config  *jwt;
@@ -727,6 +728,26 @@ ngx_http_agenda_init_jwt(ngx_conf_t *cf, ngx_http_agenda_main_conf_t *amcf)
     jwt->audience = (const char *) amcf->jwt_audience.data;
     jwt->ttl_s = (unsigned) amcf->jwt_ttl;
     jwt->leeway_s = (unsigned) amcf->jwt_leeway;
+
+    /*
+     * the checks above only catch what a message can name precisely; this
+     * one signs and verifies a probe token, so that a key that would make
+     * every login fail (an HS384/HS512 secret shorter than its hash, a
+     * small or wrong-type RSA/EC key, keys that are not a pair) stops
+     * "nginx -t" instead
+     */
+
+    rc = agenda_jwt_config_check(jwt);
+
+    if (rc != AGENDA_JWT_OK) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "the keys in \"agenda_jwt_key_file\" do not work "
+                      "with %V (%s): an HMAC secret needs at least as many "
+                      "bytes as its hash, RS256 an RSA key pair of 2048 "
+                      "bits or more, ES256 a P-256 key pair",
+                      &amcf->jwt_alg, agenda_jwt_strerror(rc));
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }

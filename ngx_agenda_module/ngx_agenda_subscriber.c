@@ -24,7 +24,9 @@
  *      headers on a websocket.  The parameter is what browsers can do
  *      safely here: the connection is TLS only, the token is short-lived,
  *      the generated configuration keeps the query string out of the
- *      access log of this location, and a websocket URL is never a page
+ *      access log of this location, the guard blanks the parameter in the
+ *      request line that error log lines quote (before step 1, so that
+ *      no refusal logs it), and a websocket URL is never a page
  *      that could leak it through Referer.  (Smuggling it in
  *      Sec-WebSocket-Protocol would need nchan to echo that protocol,
  *      which it does not, so browsers would drop the connection.)  The
@@ -73,6 +75,7 @@ static ngx_int_t ngx_http_agenda_group_channel(u_char *p, size_t len);
 static ngx_int_t ngx_http_agenda_msgid_valid(u_char *p, size_t len);
 static ngx_int_t ngx_http_agenda_arg(ngx_http_request_t *r, char *name,
     size_t len, ngx_str_t *value);
+static void ngx_http_agenda_redact_tokens(ngx_http_request_t *r);
 static ngx_table_elt_t *ngx_http_agenda_find_header(ngx_http_request_t *r,
     char *name, size_t len, ngx_table_elt_t *after);
 static ngx_int_t ngx_http_agenda_channel_variable(ngx_http_request_t *r,
@@ -280,7 +283,7 @@ ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
 {
     int                           rc;
     u_char                       *p, *dst, *src;
-    ngx_str_t                     value, token, own;
+    ngx_str_t                     value, token, query_token, own;
     ngx_table_elt_t              *h;
     struct agenda_jwt_claims      claims;
     ngx_http_agenda_main_conf_t  *amcf;
@@ -288,6 +291,26 @@ ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
     amcf = ngx_http_get_module_main_conf(r, ngx_http_agenda_module);
 
     *code = "bad_request";
+
+    /* 0. a token in the query string is copied, then blanked where the
+     *    error log would quote it, before anything can be logged */
+
+    ngx_str_null(&query_token);
+
+    if (ngx_http_agenda_arg(r, "access_token", 12, &value) == NGX_OK) {
+        p = ngx_pnalloc(r->pool, value.len + 1);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        dst = p;
+        src = value.data;
+        ngx_unescape_uri(&dst, &src, value.len, NGX_UNESCAPE_URI);
+        query_token.data = p;
+        query_token.len = dst - p;
+    }
+
+    ngx_http_agenda_redact_tokens(r);
 
     /* 1. message ids, before nchan parses them */
 
@@ -361,17 +384,8 @@ ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
             token.len = value.len - 7;
         }
 
-    } else if (ngx_http_agenda_arg(r, "access_token", 12, &value) == NGX_OK) {
-        p = ngx_pnalloc(r->pool, value.len + 1);
-        if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        dst = p;
-        src = value.data;
-        ngx_unescape_uri(&dst, &src, value.len, NGX_UNESCAPE_URI);
-        token.data = p;
-        token.len = dst - p;
+    } else {
+        token = query_token;
     }
 
     if (token.len == 0 || token.len > AGENDA_JWT_MAX_TOKEN) {
@@ -517,6 +531,45 @@ ngx_http_agenda_arg(ngx_http_request_t *r, char *name, size_t len,
     ngx_str_t *value)
 {
     return ngx_http_arg(r, (u_char *) name, len, value);
+}
+
+
+/*
+ * Overwrite with '*' the value of every access_token parameter in place.
+ * nginx keeps the query string in the buffer of the request line, which
+ * every error log line about this request quotes ("request: ..."): an
+ * upstream refusing a connection during an election would otherwise write
+ * the token to error.log.  The token was copied before; nothing after this
+ * guard (nchan reads last_event_id, the channel comes from the context)
+ * reads it there.
+ */
+
+static void
+ngx_http_agenda_redact_tokens(ngx_http_request_t *r)
+{
+    u_char  *p, *last;
+
+    static const size_t  name_len = sizeof("access_token=") - 1;
+
+    p = r->args.data;
+    last = p + r->args.len;
+
+    while (p != NULL && p < last) {
+
+        if ((size_t) (last - p) >= name_len
+            && ngx_strncasecmp(p, (u_char *) "access_token=", name_len) == 0)
+        {
+            for (p += name_len; p < last && *p != '&'; p++) {
+                *p = '*';
+            }
+        }
+
+        p = ngx_strlchr(p, last, '&');
+
+        if (p != NULL) {
+            p++;
+        }
+    }
 }
 
 

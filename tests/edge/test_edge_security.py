@@ -647,6 +647,41 @@ def test_es256_tokens_and_the_algorithm_confusion_attacks(es256_edge):
         assert status(tok) == 401, name
 
 
+@pytest.mark.parametrize("case", ["hs384-32-byte-secret", "es256-not-a-pair",
+                                  "es256-rsa-key", "rs256-1024-bits"])
+def test_nginx_refuses_jwt_keys_that_would_fail_every_login(make_edge,
+                                                            tmp_path, case):
+    """`nginx -t` signs and verifies a probe token with the configured
+    keys, so keys that pass gen-nginx's file checks but could never sign
+    or verify stop the configuration instead of answering every login
+    500 and every token 401."""
+    alg = case.split("-")[0].upper()
+    priv, pub = tmp_path / "jwt.pem", tmp_path / "jwt.pub"
+    if case == "hs384-32-byte-secret":   # HS384 wants 48 bytes or more
+        priv.write_bytes(b"k" * 32)
+    elif case == "es256-not-a-pair":
+        other = tmp_path / "other.pem"
+        for k in (priv, other):
+            openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout",
+                    "-out", str(k))
+        openssl("ec", "-in", str(other), "-pubout", "-out", str(pub))
+    else:
+        bits = "1024" if case == "rs256-1024-bits" else "2048"
+        openssl("genrsa", "-out", str(priv), bits)
+        openssl("rsa", "-in", str(priv), "-pubout", "-out", str(pub))
+    args = ["--jwt-alg", alg, "--jwt-key-file", str(priv)]
+    for k in (priv, pub):
+        if k.exists():
+            k.chmod(0o600)
+    if pub.exists():
+        args += ["--jwt-public-key-file", str(pub)]
+    e = make_edge()
+    e.generate(*args)
+    out = e.check()
+    assert out.returncode != 0, out.stderr
+    assert "do not work with " + alg in out.stderr, out.stderr
+
+
 def test_gen_nginx_refuses_jwt_keys_and_timeouts_nginx_would_not_take(
         make_edge, tmp_path):
     e = make_edge()
@@ -694,6 +729,34 @@ def test_malformed_authorization_headers_are_401(stack, auth):
     r = Client(edge).req("GET", "/me", headers={"Authorization": auth},
                          token=False)
     assert r.status_code == 401, r.text
+
+
+@needs_ws
+def test_the_error_log_never_holds_a_subscription_token(stack, make_edge):
+    """Every error log line about a request quotes its request line, query
+    string included: the guard blanks access_token there before anything
+    is logged.  An edge logging at info, where each refused subscription
+    is a line, sees refusals before and after the token check and a
+    subscription that works with the blanked parameter."""
+    agents, _ = stack
+    e = make_edge(agents.topology)
+    e.generate("--log-level", "info")
+    e.start()
+    c = Client(e).register_login(uname("elog"))
+    other = Client(e).register_login(uname("elog"))
+    bad = attack_tokens(e, other.token)["tampered-payload"]
+    assert ws_status(e, f"access_token={c.token}",
+                     origin="https://elsewhere.example") == 403
+    assert ws_status(e, f"last_event_id=1:&access_token={c.token}") == 400
+    assert ws_status(e, f"channel=user/{me(other)}&ACCESS_TOKEN={c.token}") \
+        == 403
+    assert ws_status(e, f"access_token={bad}") == 401
+    assert ws_status(e, f"x=1&access_token={c.token}") == 101
+    text = (e.root / "logs" / "error.log").read_text(errors="replace")
+    assert "subscription refused" in text and "access_token=***" in text
+    assert "ACCESS_TOKEN=***" in text
+    for tok in (c.token, bad, c.token.split(".")[2], bad.split(".")[2]):
+        assert tok not in text
 
 
 @needs_ws
