@@ -28,11 +28,12 @@ void http_status(struct agenda_node *node, struct evhttp_request *req)
             continue;
         json_t *p = json_pack("{s:i}", "id", (int)ps->id);
         if (info.raft.role == RAFT_LEADER)
-            json_object_update(p, json_pack("{s:I,s:I,s:b,s:b}", "match_index",
-                                            (json_int_t)ps->match,
-                                            "next_index", (json_int_t)ps->next,
-                                            "active", ps->recent_active,
-                                            "snapshotting", ps->snapshotting));
+            json_object_update_new(
+                p, json_pack("{s:I,s:I,s:b,s:b}", "match_index",
+                             (json_int_t)ps->match, "next_index",
+                             (json_int_t)ps->next, "active",
+                             ps->recent_active, "snapshotting",
+                             ps->snapshotting));
         json_array_append_new(peers, p);
     }
     json_t *j = json_pack(

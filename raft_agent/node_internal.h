@@ -46,6 +46,7 @@ enum snap_send_state {
 struct snap_send {
     enum snap_send_state state;
     raft_term term;         /* leader term of the core's SNAPSHOT message */
+    raft_index want;        /* the snapshot index that message asked for */
     uint64_t offset;
     uint64_t last_progress_ms;
 };

@@ -126,6 +126,12 @@ static void copy_done_cb(evutil_socket_t fd, short what, void *arg)
     for (unsigned i = 0; i < n->cfg.n_peers; i++) {
         if (n->send[i].state != SNAP_SEND_WAIT_FILE)
             continue;
+        /* the copy began before this follower's request, and the log was
+         * compacted past it since: this follower would be sent back to
+         * where the log no longer reaches.  It keeps waiting: the next
+         * tick starts a newer copy once no stream reads this one. */
+        if (n->file.meta.index < n->send[i].want)
+            continue;
         n->send[i].state = SNAP_SEND_STREAMING;
         n->send[i].offset = 0;
         n->send[i].last_progress_ms = node_mono_ms();
@@ -217,6 +223,7 @@ void node_snapshot_request(struct agenda_node *n, const struct raft_msg *m)
     if (s->state != SNAP_SEND_IDLE)
         return;
     s->term = m->term;
+    s->want = m->snapshot.index;
     s->last_progress_ms = node_mono_ms();
     agenda_log(AGENDA_LOG_INFO, "shard %s node %u: follower %u needs a "
                "snapshot (log starts after %" PRIu64 ")", n->cfg.shard,

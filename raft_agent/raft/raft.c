@@ -589,9 +589,13 @@ static void handle_snapshot(struct raft *r, const struct raft_msg *m)
         return;
     }
     if (raft_log_match(&r->log, s->index, s->term)) {
-        /* We already hold everything the snapshot covers. */
+        /* We already hold everything the snapshot covers.  Only that much
+         * is known to match the leader's log: the entries after it were
+         * never compared with the leader's, so acknowledging them (our last
+         * index) would let the leader count them as replicated here and
+         * tell us to commit entries of an older term it does not have. */
         commit_to(r, s->index);
-        respond(r, m, RAFT_MSG_APPEND_RESP, raft_log_last(&r->log), false);
+        respond(r, m, RAFT_MSG_APPEND_RESP, r->log.committed, false);
         return;
     }
     raft_log_restore(&r->log, s);
