@@ -123,6 +123,10 @@ struct agenda_node {
     struct event *copy_ev;
     int copy_rc;
     struct raft_snapshot_meta copy_meta;
+    int copy_fd;              /* the copy, open for streaming; -1: none */
+    int copy_errno;           /* why copy_fd is -1 after a made copy */
+    uint64_t copy_size;
+    uint32_t copy_crc;
 
     struct agenda_buf scratch;
     struct sm_result result;

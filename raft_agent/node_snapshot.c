@@ -79,8 +79,21 @@ static void *copy_main(void *arg)
 {
     struct copy_job *job = arg;
     struct agenda_node *n = job->n;
+    n->copy_fd = -1;
     n->copy_rc = agenda_storage_snapshot_create(n->st, job->path,
                                                 &n->copy_meta);
+    if (n->copy_rc == 0) {
+        /* its checksum here too: reading the whole file on the event loop
+         * would hold the leader's heartbeats for as long as that takes */
+        int f = open(job->path, O_RDONLY | O_CLOEXEC);
+        if (f < 0 || file_crc(f, &n->copy_size, &n->copy_crc) != 0) {
+            n->copy_errno = errno;
+            if (f >= 0)
+                close(f);
+            f = -1;
+        }
+        n->copy_fd = f;
+    }
     free(job);
     char one = 1;
     while (write(n->copy_pipe[1], &one, 1) < 0 && errno == EINTR)
@@ -89,6 +102,18 @@ static void *copy_main(void *arg)
 }
 
 static void stream_more(struct agenda_node *n, unsigned slot);
+
+/* Wait for the copy thread; a copy nobody took is closed. */
+static void copy_join(struct agenda_node *n)
+{
+    if (!n->copy_running)
+        return;
+    pthread_join(n->copy_thread, NULL);
+    n->copy_running = false;
+    if (n->copy_fd >= 0)
+        close(n->copy_fd);
+    n->copy_fd = -1;
+}
 
 static void copy_done_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -101,23 +126,24 @@ static void copy_done_cb(evutil_socket_t fd, short what, void *arg)
         return;
     pthread_join(n->copy_thread, NULL);
     n->copy_running = false;
+    int f = n->copy_fd;
+    n->copy_fd = -1;
     if (n->copy_rc != 0) {
         agenda_log(AGENDA_LOG_ERROR, "shard %s node %u: snapshot copy "
                    "failed: %s", n->cfg.shard, n->cfg.id,
                    agenda_storage_strerror(n->copy_rc));
         return; /* waiting streams time out and the core retries */
     }
-    char path[1024];
-    node_snapshot_file_path(n, path, sizeof(path), SNAP_SEND_FILE);
-    int f = open(path, O_RDONLY | O_CLOEXEC);
-    if (f < 0 || file_crc(f, &n->file.size, &n->file.crc) != 0) {
+    if (f < 0) {
+        char path[1024];
+        node_snapshot_file_path(n, path, sizeof(path), SNAP_SEND_FILE);
         agenda_log(AGENDA_LOG_ERROR, "cannot read snapshot %s: %s", path,
-                   strerror(errno));
-        if (f >= 0)
-            close(f);
+                   strerror(n->copy_errno));
         return;
     }
     n->file.fd = f;
+    n->file.size = n->copy_size;
+    n->file.crc = n->copy_crc;
     n->file.valid = true;
     n->file.meta = n->copy_meta;
     agenda_log(AGENDA_LOG_INFO, "shard %s node %u: snapshot at index %"
@@ -431,11 +457,7 @@ int node_snapshot_install(struct agenda_node *n,
     if (!r->complete || r->meta.index != meta->index ||
         r->meta.term != meta->term)
         return AGENDA_STORAGE_INVALID;
-    if (n->copy_running) {
-        /* Rare: we led recently and a copy is still running. */
-        pthread_join(n->copy_thread, NULL);
-        n->copy_running = false;
-    }
+    copy_join(n); /* rare: we led recently and a copy is still running */
     if (n->file.fd >= 0) {
         close(n->file.fd);
         n->file.fd = -1;
@@ -502,6 +524,7 @@ void node_snapshot_tick(struct agenda_node *n)
 
 int node_snapshot_init(struct agenda_node *n)
 {
+    n->copy_fd = -1;
     if (pipe2(n->copy_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
         return -1;
     n->copy_ev = event_new(n->base, n->copy_pipe[0], EV_READ | EV_PERSIST,
@@ -517,10 +540,7 @@ int node_snapshot_init(struct agenda_node *n)
 
 void node_snapshot_free(struct agenda_node *n)
 {
-    if (n->copy_running) {
-        pthread_join(n->copy_thread, NULL);
-        n->copy_running = false;
-    }
+    copy_join(n);
     if (n->copy_ev != NULL)
         event_free(n->copy_ev);
     n->copy_ev = NULL;
