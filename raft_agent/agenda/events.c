@@ -1077,6 +1077,7 @@ struct page_walk {
     struct agenda_ctx *c;
     json_t *items;
     size_t limit;
+    size_t bytes;          /* of items, as JSON (AGENDA_PAGE_BYTES_MAX) */
     const char *user;      /* list_participant: whose responses */
     const char *filter;    /* list_participant: only this response */
     bool more;
@@ -1101,8 +1102,19 @@ static int page_visit(void *arg, const struct agenda_ev_hit *h)
     }
     json_t *o = agenda_ev_render(h->event,
                                  full_view(w->c, h->calendar, h->event));
-    if (o == NULL || (response != NULL && set_str(o, "response", response)) ||
-        json_array_append(w->items, o) != 0) {
+    if (o == NULL || (response != NULL && set_str(o, "response", response))) {
+        json_decref(o);
+        return ENOMEM;
+    }
+    size_t bytes = agenda_json_text_bound(o) + 1; /* and its comma */
+    if (json_array_size(w->items) > 0 &&
+        w->bytes + bytes > AGENDA_PAGE_BYTES_MAX) {
+        json_decref(o); /* the next page starts with it */
+        w->more = true;
+        return 1;
+    }
+    w->bytes += bytes;
+    if (json_array_append(w->items, o) != 0) {
         json_decref(o);
         return ENOMEM;
     }

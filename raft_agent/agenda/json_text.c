@@ -189,3 +189,61 @@ int agenda_json_text_value(struct agenda_buf *b, const json_t *v,
         b->len = len;
     return rc;
 }
+
+/* ---- sizes ---------------------------------------------------------------- */
+
+/* The bytes agenda_json_text_strn() writes for s: quotes and escapes. */
+static size_t str_bound(const char *s, size_t n)
+{
+    size_t out = 2;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\' || ch == '\b' || ch == '\f' ||
+            ch == '\n' || ch == '\r' || ch == '\t')
+            out += 2;
+        else if (ch < 0x20)
+            out += 6; /* \u00XX */
+        else
+            out += 1;
+    }
+    return out;
+}
+
+static size_t value_bound(const json_t *v, int depth)
+{
+    const char *key;
+    const json_t *m;
+    size_t out;
+    if (v == NULL || depth > TEXT_MAX_DEPTH)
+        return 0;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        out = 2;
+        json_object_foreach((json_t *)(uintptr_t)v, key, m)
+            out += str_bound(key, strlen(key)) + 2 +
+                   value_bound(m, depth + 1);
+        return out;
+    case JSON_ARRAY:
+        out = 2;
+        for (size_t i = 0; i < json_array_size(v); i++)
+            out += 1 + value_bound(json_array_get(v, i), depth + 1);
+        return out;
+    case JSON_STRING:
+        return str_bound(json_string_value(v), json_string_length(v));
+    case JSON_INTEGER:
+        return 20; /* -9223372036854775808 */
+    case JSON_REAL:
+        return 32; /* jansson's "%.17g", with an exponent */
+    case JSON_TRUE:
+    case JSON_NULL:
+        return 4;
+    case JSON_FALSE:
+        return 5;
+    }
+    return 0;
+}
+
+size_t agenda_json_text_bound(const json_t *v)
+{
+    return value_bound(v, 0);
+}

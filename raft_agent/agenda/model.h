@@ -43,6 +43,10 @@
 #define AGENDA_TIME_MAX_MS (253402300799999LL) /* 9999-12-31T23:59:59.999Z */
 #define AGENDA_RANGE_MAX_MS (366LL * 24 * 3600 * 1000) /* list windows */
 #define AGENDA_PAGE_MAX 500           /* items per page */
+/* A page also ends before its events would pass this many bytes of JSON:
+ * 500 events of the largest size are ~40 MB, and the edge reads a shard's
+ * answer into a 2 MiB buffer (config/gen-nginx). */
+#define AGENDA_PAGE_BYTES_MAX (1024 * 1024)
 #define AGENDA_PAGE_DEFAULT 100
 #define AGENDA_CONFLICTS_MAX 20       /* overlapping events reported */
 #define AGENDA_PURGE_BATCH 100        /* events one calendar.purge deletes */

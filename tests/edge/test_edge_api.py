@@ -593,3 +593,33 @@ def test_no_alert_and_no_worker_crash_in_the_error_log(stack):
     for bad in ("[alert]", "[crit]", "[emerg]", "exited on signal",
                 "subrequests cycle", "too big subrequest response"):
         assert bad not in log, [l for l in log.splitlines() if bad in l][:5]
+
+
+
+def test_pages_of_the_largest_events_fit_what_the_edge_reads(stack):
+    """70 events with the longest description (8000 four-byte characters)
+    are 2.3 MB of JSON, more than the edge reads of one shard answer
+    (subrequest_output_buffer_size 2m: a longer one makes nginx close the
+    client's connection): the shards end a page before 1 MiB, so a list
+    of up to 500 answers a first page with a cursor, paging sees every
+    event, and the agenda's fan-out answers too."""
+    _, edge = stack
+    c = Client(edge).register_login(uname("big"))
+    cal = me(c)
+    headers = {"Authorization": f"Bearer {c.token}",
+               "Content-Type": "application/json"}
+    for i in range(70):
+        body = json.dumps(event_body(i, description="\U0001F600" * 8000),
+                          ensure_ascii=False).encode()
+        assert len(body) < 65536  # the edge's body limit
+        r = c.s.post(f"{c.base}/calendars/{cal}/events", data=body,
+                     headers=headers, timeout=15)
+        assert r.status_code == 201, r.text
+    window = "from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z"
+    r = c.req("GET", f"/calendars/{cal}/events?{window}&limit=500")
+    assert r.status_code == 200, r.text
+    assert 1 < len(r.json()["events"]) < 70 and r.json()["next_cursor"]
+    assert len(r.content) < 1100 * 1024
+    assert len(list_all(c, cal)) == 70
+    r = c.req("GET", f"/agenda?{window}")
+    assert r.status_code == 200, r.text[:300]

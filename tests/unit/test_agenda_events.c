@@ -1498,6 +1498,57 @@ static uint64_t rng_next(uint64_t *s)
 }
 
 /*
+ * Pages end by size too: 60 events with the longest description (8000
+ * four-byte characters) are ~2 MB of JSON, more than the edge reads of one
+ * shard answer (2 MiB), so a page of up to 500 stops before 1 MiB of
+ * events; walking the pages still sees every event once, for the owner's
+ * list and the participant's.
+ */
+static void test_pages_end_before_a_mebibyte(void **state)
+{
+    (void)state;
+    struct agenda_fx *fx = new_shard();
+    enum { N = 60 };
+    static char extra[40000];
+    size_t o = (size_t)snprintf(extra, sizeof(extra),
+                                ",\"participants\":[\"bob\"],"
+                                "\"description\":\"");
+    for (int i = 0; i < AGENDA_DESCRIPTION_MAX; i++) {
+        memcpy(extra + o, "\xf0\x9f\x98\x80", 4);
+        o += 4;
+    }
+    snprintf(extra + o, sizeof(extra) - o, "\"");
+    for (unsigned i = 0; i < N; i++)
+        expect(fx, create(fx, ALICE, "alice", i + 1, T0 + i * HOUR / 4,
+                          T0 + i * HOUR / 4 + HOUR, extra),
+               201, "");
+    const char *op[2] = {"event.list", "event.list_participant"};
+    const char *key[2] = {"calendar", "user"};
+    const char *owner[2] = {"alice", "bob"};
+    for (int w = 0; w < 2; w++) {
+        expect(fx, run(fx, ADMIN, op[w],
+                       "{\"%s\":\"%s\",\"from\":\"%s\",\"to\":\"%s\","
+                       "\"limit\":500}",
+                       key[w], owner[w], ts(T0), ts(T0 + DAY)),
+               200, "");
+        json_t *b = body(fx);
+        size_t first = json_array_size(json_object_get(b, "events"));
+        assert_true(first > 1 && first < N);
+        assert_true(json_is_string(json_object_get(b, "next_cursor")));
+        json_decref(b);
+        assert_true(fx->res.body.len <= AGENDA_PAGE_BYTES_MAX + 1024);
+        json_t *ids = list_all(fx, ADMIN, op[w], key[w], owner[w], T0,
+                               T0 + DAY, 500);
+        assert_int_equal(json_array_size(ids), N);
+        for (unsigned i = 0; i < N; i++)
+            assert_string_equal(json_string_value(json_array_get(ids, i)),
+                                eid(i + 1));
+        json_decref(ids);
+    }
+    agenda_fx_free(fx);
+}
+
+/*
  * A calendar of 10 000 events (written directly through the index layer in
  * one transaction, as create does), next to another busy calendar: range
  * queries return exactly the events a brute-force scan says overlap.
@@ -1973,6 +2024,7 @@ int main(void)
         cmocka_unit_test(test_all_day),
         cmocka_unit_test(test_group_calendar),
         cmocka_unit_test(test_freebusy),
+        cmocka_unit_test(test_pages_end_before_a_mebibyte),
         cmocka_unit_test(test_large_calendar),
         cmocka_unit_test(test_random_sequences),
         cmocka_unit_test(test_check_detects_damage),
