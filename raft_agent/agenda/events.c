@@ -1218,6 +1218,7 @@ struct busy_walk {
     const char *user;      /* participations: whose response counts */
     int64_t from;
     int64_t to;
+    bool too_many;         /* over AGENDA_FREEBUSY_MAX: refused */
 };
 
 static int busy_visit(void *arg, const struct agenda_ev_hit *h)
@@ -1226,6 +1227,10 @@ static int busy_visit(void *arg, const struct agenda_ev_hit *h)
     if (w->user != NULL && strcmp(h->response, "accepted") != 0 &&
         strcmp(h->response, "tentative") != 0)
         return 0;
+    if (w->n == AGENDA_FREEBUSY_MAX) {
+        w->too_many = true;
+        return 1;
+    }
     if (w->n == w->cap) {
         size_t cap = w->cap == 0 ? 64 : 2 * w->cap;
         struct busy *v = realloc(w->v, cap * sizeof(*v));
@@ -1262,9 +1267,16 @@ static int ev_freebusy(struct agenda_ctx *c)
         rc = agenda_ev_walk_index(c->txn, c->db, AGENDA_EV_BY_CAL, user,
                                   w.from, w.to, busy_visit, &w);
     w.user = user;
-    if (rc == 0)
+    if (rc == 0 && !w.too_many)
         rc = agenda_ev_walk_index(c->txn, c->db, AGENDA_EV_BY_PART, user,
                                   w.from, w.to, busy_visit, &w);
+    if (rc == 0 && w.too_many) {
+        free(w.v);
+        return agenda_fail(c, 413, "range_too_large",
+                           "'%s' has more than %d events between 'from' and "
+                           "'to'; ask for a shorter window",
+                           user, AGENDA_FREEBUSY_MAX);
+    }
     json_t *list = rc == 0 ? json_array() : NULL;
     if (rc == 0 && list == NULL)
         rc = ENOMEM;

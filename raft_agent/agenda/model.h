@@ -49,6 +49,10 @@
 #define AGENDA_PAGE_BYTES_MAX (1024 * 1024)
 #define AGENDA_PAGE_DEFAULT 100
 #define AGENDA_CONFLICTS_MAX 20       /* overlapping events reported */
+/* Events a free/busy answer may be made of: a window holding more is
+ * refused (413), so that the walk and the answer stay bounded (merged
+ * intervals of ~62 bytes each: well under the edge's 2 MiB). */
+#define AGENDA_FREEBUSY_MAX 10000
 #define AGENDA_PURGE_BATCH 100        /* events one calendar.purge deletes */
 
 /* Change feed and audit */

@@ -1621,6 +1621,21 @@ static void test_large_calendar(void **state)
             json_decref(ids);
         }
     }
+    /* free/busy is made of at most AGENDA_FREEBUSY_MAX events (alice has
+     * exactly that many in the year): one more is refused, a shorter
+     * window still answers */
+    assert_int_equal(N, AGENDA_FREEBUSY_MAX);
+#define FB "{\"user\":\"alice\",\"from\":\"%s\",\"to\":\"%s\"}"
+    expect(fx, run(fx, CAROL, "event.freebusy", FB, ts(T0),
+                   ts(T0 + 366 * DAY)),
+           200, "");
+    expect(fx, create(fx, ALICE, "alice", N + 1, T0, T0 + HOUR, ""), 201, "");
+    expect(fx, run(fx, CAROL, "event.freebusy", FB, ts(T0),
+                   ts(T0 + 366 * DAY)),
+           413, "range_too_large");
+    expect(fx, run(fx, CAROL, "event.freebusy", FB, ts(T0), ts(T0 + DAY)),
+           200, "");
+#undef FB
     agenda_fx_free(fx);
 }
 
