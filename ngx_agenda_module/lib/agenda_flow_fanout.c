@@ -236,20 +236,27 @@ static int span_cmp(const void *a, const void *b)
     return (x->end > y->end) - (x->end < y->end);
 }
 
-/* The union of answers [first, first + n) as [{start, end}], sorted. */
-static json_t *merge_busy(struct agenda_flow *f, size_t first, size_t n)
+/* user's busy intervals in answer i (one per events shard). */
+static json_t *busy_in(struct agenda_flow *f, size_t i, const char *user)
+{
+    return json_object_get(json_object_get(f->ans[i].json, "users"), user);
+}
+
+/* The union of user's intervals in answers [0, n) as [{start, end}],
+ * sorted. */
+static json_t *merge_busy(struct agenda_flow *f, size_t n, const char *user)
 {
     size_t total = 0, k = 0, j;
     struct span *s;
     json_t *out = json_array(), *b;
 
-    for (size_t i = first; i < first + n; i++)
-        total += json_array_size(json_object_get(f->ans[i].json, "busy"));
+    for (size_t i = 0; i < n; i++)
+        total += json_array_size(busy_in(f, i, user));
     s = calloc(total + 1, sizeof *s);
     if (s == NULL || out == NULL)
         goto fail;
-    for (size_t i = first; i < first + n; i++) {
-        json_array_foreach(json_object_get(f->ans[i].json, "busy"), j, b) {
+    for (size_t i = 0; i < n; i++) {
+        json_array_foreach(busy_in(f, i, user), j, b) {
             const char *st = json_string_value(json_object_get(b, "start"));
             const char *en = json_string_value(json_object_get(b, "end"));
             struct span sp;
@@ -340,14 +347,14 @@ void flow_h_freebusy(struct agenda_flow *f)
             if (*p == ',')
                 p++;
         }
+        /* one call per events shard for all the users: a call per user
+         * and shard would pass agenda_max_calls with enough users */
         flow_calls_begin(f);
-        json_array_foreach(users, i, u) {
-            for (size_t s = 0; s < t->n_events; s++) {
-                args = json_pack("{s:O, s:s, s:s}", "user", u,
-                                 "from", flow_param(f, "from"),
-                                 "to", flow_param(f, "to"));
-                flow_call(f, t->events[s], false, "event.freebusy", args);
-            }
+        for (size_t s = 0; s < t->n_events; s++) {
+            args = json_pack("{s:O, s:s, s:s}", "users", users,
+                             "from", flow_param(f, "from"),
+                             "to", flow_param(f, "to"));
+            flow_call(f, t->events[s], false, "event.freebusy", args);
         }
         flow_calls_emit(f);
         f->stage = 1;
@@ -359,7 +366,7 @@ void flow_h_freebusy(struct agenda_flow *f)
     n = t->n_events;
     per = flow_obj(f);
     json_array_foreach(users, i, u) {
-        json_t *busy = merge_busy(f, i * n, n);
+        json_t *busy = merge_busy(f, n, json_string_value(u));
 
         if (busy == NULL)
             return;

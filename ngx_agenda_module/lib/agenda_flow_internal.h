@@ -31,7 +31,7 @@
 #define FLOW_MAX_PARAMS 16     /* query parameters */
 #define FLOW_MAX_HEADERS 6
 #define FLOW_SEGMENT_MAX 128   /* bytes of one path segment */
-#define FLOW_FREEBUSY_USERS 20 /* users in one /freebusy */
+#define FLOW_FREEBUSY_USERS AGENDA_FREEBUSY_USERS /* one /freebusy: one call */
 #define FLOW_TOKEN_MAX 4096    /* sync tokens and audit cursors */
 #define FLOW_FANOUT_LIMIT 500  /* items asked from each shard */
 

@@ -1253,41 +1253,38 @@ static int cmp_busy(const void *a, const void *b)
     return (x->end > y->end) - (x->end < y->end);
 }
 
-static int ev_freebusy(struct agenda_ctx *c)
+/* The merged busy intervals of user in [w->from, w->to), appended to
+ * *out (a new array); w->v is reused, w->n counts on across users so that
+ * AGENDA_FREEBUSY_MAX bounds the whole answer (w->too_many, *out NULL). */
+static int busy_of(struct agenda_ctx *c, const char *user,
+                   struct busy_walk *w, json_t **out)
 {
-    static const char *const allowed[] = {"user", "from", "to", NULL};
-    char user[AGENDA_USERNAME_MAX + 1];
-    struct busy_walk w = {0};
-    if (!agenda_args_only(c, allowed) ||
-        !agenda_arg_username(c, "user", user) ||
-        !arg_window(c, &w.from, &w.to))
-        return 0;
+    size_t first = w->n;
     int rc = 0;
+    *out = NULL;
+    w->user = NULL;
     if (in_shard(c, user))
         rc = agenda_ev_walk_index(c->txn, c->db, AGENDA_EV_BY_CAL, user,
-                                  w.from, w.to, busy_visit, &w);
-    w.user = user;
-    if (rc == 0 && !w.too_many)
+                                  w->from, w->to, busy_visit, w);
+    w->user = user;
+    if (rc == 0 && !w->too_many)
         rc = agenda_ev_walk_index(c->txn, c->db, AGENDA_EV_BY_PART, user,
-                                  w.from, w.to, busy_visit, &w);
-    if (rc == 0 && w.too_many) {
-        free(w.v);
-        return agenda_fail(c, 413, "range_too_large",
-                           "'%s' has more than %d events between 'from' and "
-                           "'to'; ask for a shorter window",
-                           user, AGENDA_FREEBUSY_MAX);
-    }
-    json_t *list = rc == 0 ? json_array() : NULL;
-    if (rc == 0 && list == NULL)
-        rc = ENOMEM;
-    if (rc == 0 && w.n > 0)
-        qsort(w.v, w.n, sizeof(w.v[0]), cmp_busy);
-    for (size_t i = 0; i < w.n && rc == 0;) {
+                                  w->from, w->to, busy_visit, w);
+    if (rc != 0 || w->too_many)
+        return rc;
+    json_t *list = json_array();
+    if (list == NULL)
+        return ENOMEM;
+    struct busy *v = w->v + first;
+    size_t n = w->n - first;
+    if (n > 0)
+        qsort(v, n, sizeof(v[0]), cmp_busy);
+    for (size_t i = 0; i < n && rc == 0;) {
         /* merge everything overlapping or touching this interval */
-        int64_t start = w.v[i].start, end = w.v[i].end;
-        for (i++; i < w.n && w.v[i].start <= end; i++)
-            if (w.v[i].end > end)
-                end = w.v[i].end;
+        int64_t start = v[i].start, end = v[i].end;
+        for (i++; i < n && v[i].start <= end; i++)
+            if (v[i].end > end)
+                end = v[i].end;
         json_t *o = json_object();
         if (o == NULL || agenda_render_time(o, "start", start) != 0 ||
             agenda_render_time(o, "end", end) != 0 ||
@@ -1295,12 +1292,90 @@ static int ev_freebusy(struct agenda_ctx *c)
             rc = ENOMEM;
         json_decref(o);
     }
-    free(w.v);
     if (rc != 0) {
         json_decref(list);
         return rc;
     }
-    json_t *body = json_pack("{s:s,s:o}", "user", user, "busy", list);
+    *out = list;
+    return 0;
+}
+
+/* users: 1..AGENDA_FREEBUSY_USERS usernames, folded, unique, into names. */
+static bool arg_users(struct agenda_ctx *c,
+                      char names[][AGENDA_USERNAME_MAX + 1], size_t *n)
+{
+    json_t *list = json_object_get(c->args, "users"), *u;
+    size_t i;
+    *n = 0;
+    if (!json_is_array(list) || json_array_size(list) == 0 ||
+        json_array_size(list) > AGENDA_FREEBUSY_USERS) {
+        agenda_fail(c, 400, "invalid_field",
+                    "'users' must be an array of 1 to %d usernames",
+                    AGENDA_FREEBUSY_USERS);
+        return false;
+    }
+    json_array_foreach(list, i, u) {
+        const char *s = json_string_value(u);
+        if (s == NULL || agenda_username_fold(s, names[*n]) != 0) {
+            agenda_fail(c, 400, "invalid_field",
+                        "'users' must be an array of usernames");
+            return false;
+        }
+        bool dup = false;
+        for (size_t k = 0; k < *n && !dup; k++)
+            dup = strcmp(names[k], names[*n]) == 0;
+        if (!dup)
+            (*n)++;
+    }
+    return true;
+}
+
+/* One user ("user": answer {user, from, to, busy}) or several ("users":
+ * answer {from, to, users: {name: busy}}, one call per shard for the
+ * edge's /freebusy). */
+static int ev_freebusy(struct agenda_ctx *c)
+{
+    static const char *const allowed[] = {"user", "users", "from", "to",
+                                          NULL};
+    char names[AGENDA_FREEBUSY_USERS][AGENDA_USERNAME_MAX + 1];
+    size_t n = 1;
+    bool several = json_object_get(c->args, "users") != NULL;
+    struct busy_walk w = {0};
+    if (!agenda_args_only(c, allowed))
+        return 0;
+    if (several && json_object_get(c->args, "user") != NULL)
+        return agenda_fail(c, 400, "invalid_field",
+                           "give 'user' or 'users', not both");
+    if (several ? !arg_users(c, names, &n)
+                : !agenda_arg_username(c, "user", names[0]))
+        return 0;
+    if (!arg_window(c, &w.from, &w.to))
+        return 0;
+    json_t *per = json_object(), *busy = NULL;
+    int rc = per == NULL ? ENOMEM : 0;
+    for (size_t i = 0; i < n && rc == 0 && !w.too_many; i++) {
+        rc = busy_of(c, names[i], &w, &busy);
+        if (rc == 0 && busy != NULL &&
+            json_object_set_new(per, names[i], busy) != 0)
+            rc = ENOMEM;
+    }
+    free(w.v);
+    if (rc == 0 && w.too_many) {
+        json_decref(per);
+        return agenda_fail(c, 413, "range_too_large",
+                           "more than %d events between 'from' and 'to'; "
+                           "ask for a shorter window",
+                           AGENDA_FREEBUSY_MAX);
+    }
+    json_t *body = NULL;
+    if (rc == 0)
+        body = several
+                   ? json_pack("{s:O}", "users", per)
+                   : json_pack("{s:s,s:O}", "user", names[0], "busy",
+                               json_object_get(per, names[0]));
+    json_decref(per);
+    if (rc != 0)
+        return rc;
     if (body == NULL || agenda_render_time(body, "from", w.from) != 0 ||
         agenda_render_time(body, "to", w.to) != 0) {
         json_decref(body);

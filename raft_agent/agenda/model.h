@@ -53,6 +53,7 @@
  * refused (413), so that the walk and the answer stay bounded (merged
  * intervals of ~62 bytes each: well under the edge's 2 MiB). */
 #define AGENDA_FREEBUSY_MAX 10000
+#define AGENDA_FREEBUSY_USERS 20      /* users of one free/busy query */
 #define AGENDA_PURGE_BATCH 100        /* events one calendar.purge deletes */
 
 /* Change feed and audit */

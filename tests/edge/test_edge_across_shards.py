@@ -162,6 +162,28 @@ def test_freebusy_gathers_both_shards_and_shows_times_only(stack):
         assert r.json()["error"]["code"] == code, (query, r.text)
 
 
+def test_freebusy_of_the_most_users_is_one_call_per_shard(stack,
+                                                          make_edge):
+    """20 users, on an edge without the auth cache (every request asks
+    the users shard about the token): one call per events shard for all
+    of them.  A call per user and shard was 40 calls plus the token's,
+    past agenda_max_calls (40): 503 for every such request."""
+    w = spread(stack)
+    agents, _ = stack
+    e = make_edge(agents.topology)
+    e.generate("--auth-cache-ttl", "0")
+    e.start()
+    c = Client(e).register_login(uname("fb"))
+    twenty = [w["a"], w["z"]] + [uname("u") for _ in range(18)]
+    r = c.req("GET", f"/freebusy?users={','.join(twenty)}&" + DAY)
+    assert r.status_code == 200, r.text
+    busy = r.json()["users"]
+    assert sorted(busy) == sorted(twenty)
+    assert busy[w["z"]] == [{"start": at(10)[0], "end": at(10)[1]},
+                            {"start": at(12)[0], "end": at(12)[1]}], r.text
+    assert all(busy[u] == [] for u in twenty[2:])
+
+
 def test_users_by_prefix_for_invitation_pickers(stack):
     _, edge = stack
     stem = "p" + uuid.uuid4().hex[:8]

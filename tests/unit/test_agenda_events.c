@@ -1484,6 +1484,43 @@ static void test_freebusy(void **state)
                    "\"title\":true}",
                    ts(T0), ts(T0 + DAY)),
            400, "unknown_field");
+
+    /* several users at once (the edge's one call per shard): the same
+     * intervals per user, a repeated name once, bob's own 14-21 */
+    expect(fx, run(fx, DAVE, "event.freebusy",
+                   "{\"users\":[\"Alice\",\"bob\",\"alice\",\"carol\"],"
+                   "\"from\":\"%s\",\"to\":\"%s\"}",
+                   ts(T0), ts(T0 + DAY)),
+           200, "");
+    b = body(fx);
+    json_t *users = json_object_get(b, "users");
+    assert_int_equal(json_object_size(users), 3);
+    assert_int_equal(json_array_size(json_object_get(users, "alice")), 4);
+    assert_int_equal(json_array_size(json_object_get(users, "bob")), 4);
+    assert_int_equal(json_array_size(json_object_get(users, "carol")), 0);
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_array_get(json_object_get(users, "alice"), 1), "end")),
+        "2026-12-01T12:00:00Z");
+    assert_null(json_object_get(b, "busy"));
+    assert_non_null(json_object_get(b, "from"));
+    json_decref(b);
+    static const char *const bad_users[] = {
+        "[]", "\"alice\"", "[\"al\"]", "[5]",
+        "[\"u01\",\"u02\",\"u03\",\"u04\",\"u05\",\"u06\",\"u07\","
+        "\"u08\",\"u09\",\"u10\",\"u11\",\"u12\",\"u13\",\"u14\","
+        "\"u15\",\"u16\",\"u17\",\"u18\",\"u19\",\"u20\",\"u21\"]",
+    };
+    for (size_t k = 0; k < sizeof(bad_users) / sizeof(bad_users[0]); k++)
+        expect(fx, run(fx, DAVE, "event.freebusy",
+                       "{\"users\":%s,\"from\":\"%s\",\"to\":\"%s\"}",
+                       bad_users[k], ts(T0), ts(T0 + DAY)),
+               400, "invalid_field");
+    expect(fx, run(fx, DAVE, "event.freebusy",
+                   "{\"user\":\"alice\",\"users\":[\"bob\"],\"from\":\"%s\","
+                   "\"to\":\"%s\"}",
+                   ts(T0), ts(T0 + DAY)),
+           400, "invalid_field");
     agenda_fx_free(fx);
 }
 
