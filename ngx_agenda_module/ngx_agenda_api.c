@@ -1676,9 +1676,10 @@ ngx_http_agenda_respond(ngx_http_request_t *r, ngx_http_agenda_ctx_t *ctx,
 
 
 /*
- * Publishes n through the internal nchan publisher location.  The
- * subrequest is in memory so nchan's answer never reaches the client, and
- * waited so that it is drained before the response (see the top).
+ * Publishes n (or deletes its channel: n->close) through the internal
+ * nchan publisher location.  The subrequest is in memory so nchan's
+ * answer never reaches the client, and waited so that it is drained
+ * before the response (see the top).
  */
 
 static void
@@ -1691,7 +1692,7 @@ ngx_http_agenda_publish(ngx_http_request_t *r,
     ngx_http_request_t          *sr;
     ngx_http_post_subrequest_t  *ps;
 
-    if (n->channel == NULL || n->message == NULL) {
+    if (n->channel == NULL || (n->message == NULL && !n->close)) {
         return;
     }
 
@@ -1750,12 +1751,26 @@ ngx_http_agenda_publish(ngx_http_request_t *r,
         return;
     }
 
-    body.data = (u_char *) n->message;
-    body.len = ngx_strlen(n->message);
+    if (n->close) {
+        ngx_str_set(&body, "");
+
+    } else {
+        body.data = (u_char *) n->message;
+        body.len = ngx_strlen(n->message);
+    }
 
     if (ngx_http_agenda_set_body(sr, &body) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "agenda: cannot publish to \"%s\"", n->channel);
+        return;
+    }
+
+    if (n->close) {
+
+        /* nchan deletes the channel and closes its subscribers (410) */
+
+        sr->method = NGX_HTTP_DELETE;
+        ngx_str_set(&sr->method_name, "DELETE");
     }
 }
 

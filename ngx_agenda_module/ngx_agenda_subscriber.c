@@ -45,6 +45,12 @@
  *      the shards answer, this handler returns NGX_AGAIN; nginx posts the
  *      request when a subrequest finishes and the phase engine calls it
  *      again.  No answer within the retry budget is 503.
+ *
+ * A subscription is checked once, here.  What would refuse it later ends
+ * it instead: the REST flows delete a group's channel when the group loses
+ * a member or is deleted, and a user's channel when the password changes
+ * (struct agenda_flow_notification.close); nchan closes the subscribers
+ * and each must come through this guard again.
  */
 
 

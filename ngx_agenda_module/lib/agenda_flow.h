@@ -140,7 +140,13 @@ struct agenda_flow_header {
 
 struct agenda_flow_notification {
     const char *channel;         /* "user/alice", "group/0123..." */
-    const char *message;         /* JSON text */
+    const char *message;         /* JSON text; NULL when close */
+    /* Instead of a message: delete the channel, which disconnects its
+     * subscribers (nchan closes them with 410).  They subscribe again
+     * through the guard, so one who may no longer read it (removed from
+     * the group, token revoked) is refused.  After the messages before
+     * it in the list, which are delivered first. */
+    bool close;
 };
 
 struct agenda_flow_action {

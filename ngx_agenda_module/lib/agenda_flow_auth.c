@@ -546,6 +546,9 @@ void flow_h_me_password(struct agenda_flow *f)
         flow_notify(f, channel,
                     flow_note_msg(f, "user.password_changed", f->user, NULL,
                                   users_shard(f), f->ans[0].json));
+        /* subscriptions made with the revoked tokens end; the caller's
+         * client subscribes again with the new one */
+        flow_close_channel(f, channel);
         flow_respond(f, 200, answer);
         return;
     }

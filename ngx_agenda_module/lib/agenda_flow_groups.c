@@ -82,6 +82,18 @@ static void notify_group_of(struct agenda_flow *f, const char *type,
     }
 }
 
+/* After the group lost a member or was deleted: its subscribers are
+ * disconnected and subscribe again through the guard, which refuses
+ * whoever is no longer a member (the others resume; their messages up to
+ * now were delivered before). */
+static void close_group_channel(struct agenda_flow *f)
+{
+    char channel[64];
+
+    snprintf(channel, sizeof channel, "group/%s", f->seg[0]);
+    flow_close_channel(f, channel);
+}
+
 /* The same about the groups shard's answer (answer 0). */
 static void notify_group(struct agenda_flow *f, const char *type,
                          const char *user)
@@ -277,6 +289,7 @@ static void purge_step(struct agenda_flow *f)
     notify_members(f, "group.deleted", json_object_get(f->scratch, "answer"),
                    json_object_get(json_object_get(f->scratch, "answer"),
                                    "members"));
+    close_group_channel(f);
     body = json_deep_copy(json_object_get(f->scratch, "answer"));
     if (body == NULL) {
         f->oom = true;
@@ -433,8 +446,10 @@ void flow_h_member_delete(struct agenda_flow *f)
             purge_begin(f, "group.member_removed", user);
             return;
         }
-        if (flow_ok(f, 0))
+        if (flow_ok(f, 0)) {
             notify_group(f, "group.member_removed", user);
+            close_group_channel(f);
+        }
         answer(f, 200);
         return;
     default:

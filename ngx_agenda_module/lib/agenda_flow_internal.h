@@ -195,6 +195,9 @@ void flow_header(struct agenda_flow *f, const char *name, const char *value);
 void flow_etag(struct agenda_flow *f, json_t *obj);
 /* Add a notification; msg is stolen. */
 void flow_notify(struct agenda_flow *f, const char *channel, json_t *msg);
+/* Disconnect channel's subscribers after the notifications so far (struct
+ * agenda_flow_notification.close). */
+void flow_close_channel(struct agenda_flow *f, const char *channel);
 /* {type, id, calendar, actor, time, shard, sync_token} for a change. */
 json_t *flow_note_msg(struct agenda_flow *f, const char *type,
                       const char *id, const char *calendar,

@@ -453,21 +453,20 @@ void flow_etag(struct agenda_flow *f, json_t *obj)
     flow_header(f, "ETag", tag);
 }
 
-void flow_notify(struct agenda_flow *f, const char *channel, json_t *msg)
+/* Append a notification: channel with message m (taken; NULL with
+ * close). */
+static void note_push(struct agenda_flow *f, const char *channel, char *m,
+                      bool close)
 {
     struct agenda_flow_notification *n;
-    char *c, *m;
+    char *c;
 
-    if (msg == NULL) {
-        f->oom = true;
-        return;
-    }
     if (f->n_notes == f->cap_notes) {
         size_t cap = f->cap_notes == 0 ? 4 : 2 * f->cap_notes;
 
         n = realloc(f->notes, cap * sizeof *n);
         if (n == NULL) {
-            json_decref(msg);
+            free(m);
             f->oom = true;
             return;
         }
@@ -475,17 +474,37 @@ void flow_notify(struct agenda_flow *f, const char *channel, json_t *msg)
         f->cap_notes = cap;
     }
     c = strdup(channel);
-    m = flow_json_text(msg, false, NULL);
-    json_decref(msg);
-    if (c == NULL || m == NULL) {
-        free(c);
+    if (c == NULL) {
         free(m);
         f->oom = true;
         return;
     }
     f->notes[f->n_notes].channel = c;
     f->notes[f->n_notes].message = m;
+    f->notes[f->n_notes].close = close;
     f->n_notes++;
+}
+
+void flow_notify(struct agenda_flow *f, const char *channel, json_t *msg)
+{
+    char *m;
+
+    if (msg == NULL) {
+        f->oom = true;
+        return;
+    }
+    m = flow_json_text(msg, false, NULL);
+    json_decref(msg);
+    if (m == NULL) {
+        f->oom = true;
+        return;
+    }
+    note_push(f, channel, m, false);
+}
+
+void flow_close_channel(struct agenda_flow *f, const char *channel)
+{
+    note_push(f, channel, NULL, true);
 }
 
 json_t *flow_note_msg(struct agenda_flow *f, const char *type,

@@ -1011,6 +1011,69 @@ def test_a_group_member_receives_group_events(stack):
         ws.close()
 
 
+def ws_closed(ws, timeout=5.0) -> bool:
+    """Whether the server closes ws within timeout (reading past any
+    message before the close)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ws.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            opcode, _ = ws.recv_data(control_frame=True)
+        except websocket.WebSocketTimeoutException:
+            return False
+        except websocket.WebSocketConnectionClosedException:
+            return True
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return True
+    return False
+
+
+@needs_ws
+def test_removed_members_and_revoked_tokens_lose_their_subscriptions(stack):
+    """A member removed from a group is told, then every subscription to
+    the group's channel is closed: subscribing again goes through the
+    guard, which refuses the former member and lets the others back in.
+    A password change does the same to the user's own channel: the tokens
+    it revoked cannot subscribe again, the new one can."""
+    _, edge = stack
+    lead = Client(edge).register_login(uname("l"))
+    mem = Client(edge).register_login(uname("m"))
+    gid = unwrap(lead.req("POST", "/groups", {"name": "Kicks"}),
+                 "group")["id"]
+    assert lead.req("POST", f"/groups/{gid}/members",
+                    {"user": me(mem)}).status_code == 201
+    group = f"channel=group/{gid}"
+    ws_mem = ws_connect(edge, f"access_token={mem.token}&{group}")
+    ws_lead = ws_connect(edge, f"access_token={lead.token}&{group}")
+    try:
+        time.sleep(0.2)
+        r = lead.req("DELETE", f"/groups/{gid}/members/{me(mem)}")
+        assert r.status_code == 200, r.text
+        assert recv_until(ws_mem, "group.member_removed")["user"] == me(mem)
+        assert ws_closed(ws_mem)
+        assert ws_closed(ws_lead)
+    finally:
+        ws_mem.close()
+        ws_lead.close()
+    assert ws_status(edge, f"access_token={mem.token}&{group}") == 403
+    assert ws_status(edge, f"access_token={lead.token}&{group}") == 101
+
+    ws_own = ws_connect(edge, f"access_token={mem.token}")
+    try:
+        time.sleep(0.2)
+        r = mem.req("POST", "/me/password",
+                    {"current_password": PASSWORD,
+                     "new_password": "another horse battery staple"})
+        assert r.status_code == 200, r.text
+        fresh = r.json()["access_token"]
+        assert recv_until(ws_own, "user.password_changed")
+        assert ws_closed(ws_own)
+    finally:
+        ws_own.close()
+    assert ws_status(edge, f"access_token={mem.token}") == 401
+    assert ws_status(edge, f"access_token={fresh}") == 101
+
+
 @needs_ws
 def test_group_channel_refusals(world):
     w = world

@@ -37,6 +37,7 @@
     "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$"               \
     "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
 #define FH_MAX_CALLS 64
+#define FH_CLOSE "(close)" /* what a channel closing reads as in notes */
 
 static const char fh_topology[] =
     "{\"version\":1,\"cluster\":\"t\",\"raft\":{\"tick_ms\":25,"
@@ -350,8 +351,12 @@ FH_FN int fh_run(struct fh *h, const struct agenda_flow_request *req)
             for (size_t i = 0; i < a->n_notifications && i < 16; i++) {
                 snprintf(h->notes[i][0], 512, "%s",
                          a->notifications[i].channel);
+                if (a->notifications[i].close)
+                    assert_null(a->notifications[i].message);
                 snprintf(h->notes[i][1], 512, "%s",
-                         a->notifications[i].message);
+                         a->notifications[i].close
+                             ? FH_CLOSE
+                             : a->notifications[i].message);
                 h->n_notes++;
             }
             /* RESPOND is final and stable */
@@ -395,6 +400,25 @@ FH_FN const char *fh_actor(const struct fh *h, size_t i, const char *name)
 {
     return json_string_value(json_object_get(
         json_object_get(h->calls[i].req, "actor"), name));
+}
+
+/* Whether channel's subscribers are disconnected, after every message
+ * before that in the list (the messages to it after are counted). */
+FH_FN bool fh_closed(const struct fh *h, const char *channel,
+                     size_t *messages_after)
+{
+    bool closed = false;
+
+    *messages_after = 0;
+    for (size_t i = 0; i < h->n_notes; i++) {
+        if (strcmp(h->notes[i][0], channel) != 0)
+            continue;
+        if (strcmp(h->notes[i][1], FH_CLOSE) == 0)
+            closed = true;
+        else if (closed)
+            (*messages_after)++;
+    }
+    return closed;
 }
 
 /* Whether a notification went to channel with "type": type. */

@@ -563,6 +563,10 @@ static void test_password_change(void **state)
                                        &cl), 0);
     assert_int_equal(cl.token_version, 2);
     assert_true(fh_notified(&h, "user/alice", "user.password_changed"));
+    /* subscriptions made with the revoked tokens are disconnected */
+    size_t after;
+    assert_true(fh_closed(&h, "user/alice", &after));
+    assert_int_equal(after, 0);
     fh_done(&h);
 }
 

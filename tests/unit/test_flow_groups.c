@@ -186,6 +186,34 @@ static void test_member_notifications(void **state)
     assert_string_equal(fh_header(&h, "ETag"), "\"2\"");
     assert_true(fh_notified(&h, "group/" GID, "group.member_added"));
     assert_true(fh_notified(&h, "user/bob", "group.member_added"));
+    size_t after;
+    assert_false(fh_closed(&h, "group/" GID, &after));
+    fh_done(&h);
+
+    /* a member removed, or leaving: told first, then the group's
+     * subscribers are disconnected (they subscribe again through the
+     * guard, which refuses the former member) */
+    static const char *const removals[] = {G "/members/bob",
+                                           G "/members/alice"};
+    for (size_t i = 0; i < 2; i++) {
+        struct agenda_flow_request d = {.method = "DELETE",
+                                        .path = removals[i]};
+        fh_init(&h, FH_SCRIPT(s_ok));
+        d.authorization = fh_bearer(&h, "alice", 1);
+        assert_int_equal(fh_run(&h, &d), 200);
+        assert_true(fh_notified(&h, "group/" GID, "group.member_removed"));
+        assert_true(fh_closed(&h, "group/" GID, &after));
+        assert_int_equal(after, 0);
+        assert_false(fh_closed(&h, "user/bob", &after));
+        fh_done(&h);
+    }
+    /* refused: nothing told, nobody disconnected */
+    struct agenda_flow_request d = {.method = "DELETE",
+                                    .path = G "/members/bob"};
+    fh_init(&h, FH_SCRIPT(s_err));
+    d.authorization = fh_bearer(&h, "alice", 1);
+    assert_int_equal(fh_run(&h, &d), 409);
+    assert_false(fh_closed(&h, "group/" GID, &after));
     fh_done(&h);
 }
 
@@ -255,6 +283,9 @@ static void test_delete_empties_the_group_calendar(void **state)
     assert_true(fh_notified(&h, "group/" GID, "group.deleted"));
     assert_true(fh_notified(&h, "user/alice", "group.deleted"));
     assert_true(fh_notified(&h, "user/bob", "group.deleted"));
+    size_t after;
+    assert_true(fh_closed(&h, "group/" GID, &after));
+    assert_int_equal(after, 0);
     fh_done(&h);
 
     /* a rename reaches the members' own channels too */
