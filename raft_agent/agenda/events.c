@@ -1275,8 +1275,8 @@ static int busy_of(struct agenda_ctx *c, const char *user,
     json_t *list = json_array();
     if (list == NULL)
         return ENOMEM;
-    struct busy *v = w->v + first;
     size_t n = w->n - first;
+    struct busy *v = n > 0 ? w->v + first : NULL; /* w->v NULL: none yet */
     if (n > 0)
         qsort(v, n, sizeof(v[0]), cmp_busy);
     for (size_t i = 0; i < n && rc == 0;) {
