@@ -105,6 +105,7 @@ struct agenda_flow {
     int stage;
     int cal_stage;
     unsigned n_commands;            /* derives idempotency keys */
+    bool idem_generated;            /* idem drawn by the edge, not given */
     const char *cal_raw;            /* the calendar asked for (default:
                                        the first path segment) */
     char cal[AGENDA_CALENDAR_MAX + 1];

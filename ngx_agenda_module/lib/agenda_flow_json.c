@@ -119,8 +119,10 @@ static int grow_calls(struct agenda_flow *f)
  * maps to the same keys (applied once), while equal keys of two clients
  * (anonymous ones too: registrations) or of two different requests never
  * collide, so nobody is ever answered with somebody else's result.
- * Without a client key the command gets a random one, kept for the
- * edge's own retries of it.
+ * Without a client key, the first command draws a random one for the
+ * whole request and the answer names it in an Idempotency-Key header: a
+ * client told its outcome is unknown (503) can retry with it and is
+ * answered with the first result instead of having it applied twice.
  */
 static char *derive_key(struct agenda_flow *f)
 {
@@ -135,12 +137,14 @@ static char *derive_key(struct agenda_flow *f)
         return NULL;
     f->n_commands++;
     if (f->idem == NULL) {
-        k[0] = 'r';
-        if (flow_random_hex(k + 1, 40) != 0) {
+        f->idem = malloc(33);
+        if (f->idem == NULL || flow_random_hex(f->idem, 32) != 0) {
+            free(f->idem);
+            f->idem = NULL;
             free(k);
             return NULL;
         }
-        return k;
+        f->idem_generated = true; /* see respond_text() */
     }
     snprintf(n, sizeof n, "%u", f->n_commands);
     ctx = EVP_MD_CTX_new();
@@ -292,6 +296,8 @@ static void respond_text(struct agenda_flow *f, int status, char *text,
     }
     f->act.body = text;
     f->act.body_len = len;
+    if (f->idem_generated) /* the key a retry of this request should use */
+        flow_header(f, "Idempotency-Key", f->idem);
     f->act.n_headers = f->n_headers;
     f->act.headers = f->headers;
     f->act.n_notifications = f->n_notes;

@@ -45,6 +45,32 @@ def test_register_login_create_list_and_agenda(stack):
     assert ev["id"] in r.text
 
 
+def test_a_write_without_a_key_names_the_one_to_retry_with(stack):
+    """A write sent without Idempotency-Key is answered with the key the
+    edge drew for it: a client that did not learn the outcome (a 503, a
+    lost connection) retries with it and gets the first result, not a
+    second event."""
+    _, edge = stack
+    c = Client(edge).register_login(uname("k"))
+    cal = me(c)
+    r = c.req("POST", f"/calendars/{cal}/events", event_body(7))
+    assert r.status_code == 201, r.text
+    key = r.headers.get("Idempotency-Key")
+    assert key and re.fullmatch(r"[0-9a-f]{32}", key), r.headers
+    first = unwrap(r, "event")["id"]
+    r = c.req("POST", f"/calendars/{cal}/events", event_body(7),
+              headers={"Idempotency-Key": key})
+    assert r.status_code == 201, r.text
+    assert unwrap(r, "event")["id"] == first
+    assert "Idempotency-Key" not in r.headers  # the client's own
+    assert [e["id"] for e in list_all(c, cal)] == [first]
+    # another keyless write is another key, and another event
+    r = c.req("POST", f"/calendars/{cal}/events", event_body(7))
+    assert r.status_code == 201, r.text
+    assert r.headers["Idempotency-Key"] != key
+    assert len(list_all(c, cal)) == 2
+
+
 def replica_counters(agents, shard, name):
     """{replica id: value of the counter `name`} from each replica's
     /metrics."""

@@ -515,15 +515,27 @@ static void test_idempotency_keys(void **state)
     r.idempotency_key = "bad key";
     assert_int_equal(fh_run(&h, &r), 400);
     assert_string_equal(fh_code(&h), "bad_idempotency_key");
-    /* no client key: a fresh random one each time, 'r' and 160 bits */
+    /* no client key: a fresh random one each time, named in the answer;
+     * a retry with it (after an unknown outcome) derives the same key */
+    char given[80];
     r.idempotency_key = NULL;
     assert_int_equal(fh_run(&h, &r), 200);
     strcpy(k1, h.calls[1].key);
+    assert_non_null(fh_header(&h, "Idempotency-Key"));
+    strcpy(given, fh_header(&h, "Idempotency-Key"));
+    assert_int_equal(strlen(given), 32);
+    assert_int_equal(strspn(given, "0123456789abcdef"), 32);
     assert_int_equal(fh_run(&h, &r), 200);
     assert_string_not_equal(h.calls[1].key, k1);
+    assert_string_not_equal(fh_header(&h, "Idempotency-Key"), given);
     assert_int_equal(strlen(k1), 41);
-    assert_int_equal(k1[0], 'r');
+    assert_int_equal(k1[0], 'k');
     assert_int_equal(strspn(k1 + 1, "0123456789abcdef"), 40);
+    r.idempotency_key = given;
+    assert_int_equal(fh_run(&h, &r), 200);
+    assert_string_equal(h.calls[1].key, k1);
+    /* a client's own key is not repeated back */
+    assert_null(fh_header(&h, "Idempotency-Key"));
     fh_done(&h);
 }
 
