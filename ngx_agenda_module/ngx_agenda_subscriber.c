@@ -288,7 +288,7 @@ ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
     ngx_http_agenda_sub_ctx_t *ctx, const char **code, const char **message)
 {
     int                           rc;
-    u_char                       *p, *dst, *src;
+    u_char                       *p, *dst;
     ngx_str_t                     value, token, query_token, own;
     ngx_table_elt_t              *h;
     struct agenda_jwt_claims      claims;
@@ -303,17 +303,10 @@ ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
 
     ngx_str_null(&query_token);
 
-    if (ngx_http_agenda_arg(r, "access_token", 12, &value) == NGX_OK) {
-        p = ngx_pnalloc(r->pool, value.len + 1);
-        if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+    rc = ngx_http_agenda_arg(r, "access_token", 12, &query_token);
 
-        dst = p;
-        src = value.data;
-        ngx_unescape_uri(&dst, &src, value.len, NGX_UNESCAPE_URI);
-        query_token.data = p;
-        query_token.len = dst - p;
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ngx_http_agenda_redact_tokens(r);
@@ -337,22 +330,14 @@ ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
         }
     }
 
-    if (ngx_http_agenda_arg(r, "last_event_id", 13, &value) == NGX_OK) {
-        if (value.len > NGX_HTTP_AGENDA_MSGID_MAX * 3) {
-            *message = "last_event_id is too long";
-            return NGX_HTTP_BAD_REQUEST;
-        }
+    rc = ngx_http_agenda_arg(r, "last_event_id", 13, &value);
 
-        p = ngx_pnalloc(r->pool, value.len);
-        if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
-        dst = p;
-        src = value.data;
-        ngx_unescape_uri(&dst, &src, value.len, NGX_UNESCAPE_URI);
-
-        if (!ngx_http_agenda_msgid_valid(p, dst - p)) {
+    if (rc == NGX_OK) {
+        if (!ngx_http_agenda_msgid_valid(value.data, value.len)) {
             *message = "last_event_id must be <time>:<tag>, two decimal "
                        "numbers";
             return NGX_HTTP_BAD_REQUEST;
@@ -430,18 +415,14 @@ ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
     ctx->channel = own;
     ngx_str_set(&ctx->path, "/me");
 
-    if (ngx_http_agenda_arg(r, "channel", 7, &value) != NGX_OK) {
-        return NGX_OK;
+    rc = ngx_http_agenda_arg(r, "channel", 7, &value);
+
+    if (rc != NGX_OK) {
+        return rc == NGX_ERROR ? NGX_HTTP_INTERNAL_SERVER_ERROR : NGX_OK;
     }
 
-    p = ngx_pnalloc(r->pool, value.len + 1);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    dst = p;
-    src = value.data;
-    ngx_unescape_uri(&dst, &src, value.len, NGX_UNESCAPE_URI);
+    p = value.data;
+    dst = p + value.len;
 
     if ((size_t) (dst - p) == own.len
         && ngx_strncmp(p, own.data, own.len) == 0)
@@ -530,13 +511,37 @@ ngx_http_agenda_msgid_valid(u_char *p, size_t len)
 }
 
 
-/* The raw (still escaped) value of the first query parameter name. */
+/*
+ * The first query parameter name, URL-decoded (as nchan decodes the ones
+ * it reads) into a copy in the request pool: NGX_OK, NGX_DECLINED when
+ * there is none, NGX_ERROR without memory.
+ */
 
 static ngx_int_t
 ngx_http_agenda_arg(ngx_http_request_t *r, char *name, size_t len,
     ngx_str_t *value)
 {
-    return ngx_http_arg(r, (u_char *) name, len, value);
+    u_char     *p, *dst, *src;
+    ngx_str_t   raw;
+
+    if (ngx_http_arg(r, (u_char *) name, len, &raw) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    p = ngx_pnalloc(r->pool, raw.len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    dst = p;
+    src = raw.data;
+    ngx_unescape_uri(&dst, &src, raw.len, NGX_UNESCAPE_URI);
+    *dst = '\0';
+
+    value->data = p;
+    value->len = dst - p;
+
+    return NGX_OK;
 }
 
 
