@@ -195,6 +195,11 @@ static void check_answer(const struct agenda_flow_action *a)
     for (size_t i = 0; i < a->n_headers; i++)
         CHECK(a->headers[i].name != NULL && a->headers[i].value != NULL);
     for (size_t i = 0; i < a->n_notifications; i++) {
+        CHECK(a->notifications[i].channel != NULL);
+        if (a->notifications[i].close) { /* the channel is deleted */
+            CHECK(a->notifications[i].message == NULL);
+            continue;
+        }
         j = json_loads(a->notifications[i].message, 0, NULL);
         CHECK(json_is_object(j));
         json_decref(j);
