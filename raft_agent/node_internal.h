@@ -43,12 +43,22 @@ enum snap_send_state {
     SNAP_SEND_WAIT_DONE   /* all sent, waiting for the follower's ack */
 };
 
+/* How a transfer ended, kept while the core may not be told (a ready
+ * batch is taken) until the next tick without one. */
+enum snap_report {
+    SNAP_REPORT_NONE = 0,
+    SNAP_REPORT_DONE,       /* the follower has the file */
+    SNAP_REPORT_FAILED
+};
+
 struct snap_send {
     enum snap_send_state state;
     raft_term term;         /* leader term of the core's SNAPSHOT message */
     raft_index want;        /* the snapshot index that message asked for */
     uint64_t offset;
     uint64_t last_progress_ms;
+    enum snap_report report;
+    struct raft_snapshot_meta report_meta; /* SNAP_REPORT_DONE: what */
 };
 
 /* The snapshot file this leader streams (shared by all followers). */

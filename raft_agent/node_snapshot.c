@@ -189,16 +189,58 @@ static void start_copy(struct agenda_node *n)
 
 /* ---- leader side ------------------------------------------------------------ */
 
-static void stream_abort(struct agenda_node *n, unsigned slot, bool report)
+/* Tell the core how the transfer to slot ended: done (the follower has
+ * the file of meta: it is told to install it) or failed.  Nothing when
+ * this node no longer leads the term the core asked in. */
+static void tell_core(struct agenda_node *n, unsigned slot, bool done,
+                      const struct raft_snapshot_meta *meta)
+{
+    struct snap_send *s = &n->send[slot];
+    raft_id peer = n->cfg.peers[slot].id;
+    struct raft_status st;
+    raft_status(n->raft, &st);
+    if (st.role != RAFT_LEADER || st.term != s->term)
+        return;
+    if (done) {
+        struct raft_msg m = {
+            .type = RAFT_MSG_SNAPSHOT,
+            .from = n->cfg.id,
+            .to = peer,
+            .term = s->term,
+            .snapshot = *meta,
+            .commit = st.commit,
+        };
+        agenda_transport_send_msg(n->tr, &m);
+        n->snapshots_sent++;
+    } else {
+        n->snapshots_failed++;
+    }
+    raft_report_snapshot(n->raft, peer, done);
+}
+
+/* tell_core() now, or at the next tick when a ready batch is taken (the
+ * core may not be called then; the outcome was lost before, leaving the
+ * follower paused until the term changed). */
+static void report(struct agenda_node *n, unsigned slot, bool done)
+{
+    struct snap_send *s = &n->send[slot];
+    if (n->batch.rd == NULL) {
+        s->report = SNAP_REPORT_NONE;
+        tell_core(n, slot, done, &n->file.meta);
+        return;
+    }
+    s->report = done ? SNAP_REPORT_DONE : SNAP_REPORT_FAILED;
+    s->report_meta = n->file.meta;
+}
+
+static void stream_abort(struct agenda_node *n, unsigned slot, bool failed)
 {
     struct snap_send *s = &n->send[slot];
     if (s->state == SNAP_SEND_STREAMING || s->state == SNAP_SEND_WAIT_DONE)
         n->file.users--;
     s->state = SNAP_SEND_IDLE;
-    if (report && n->batch.rd == NULL) {
-        raft_report_snapshot(n->raft, n->cfg.peers[slot].id, false);
-        n->snapshots_failed++;
-    }
+    if (failed)
+        report(n, slot, false);
 }
 
 static void stream_more(struct agenda_node *n, unsigned slot)
@@ -250,6 +292,7 @@ void node_snapshot_request(struct agenda_node *n, const struct raft_msg *m)
         return;
     s->term = m->term;
     s->want = m->snapshot.index;
+    s->report = SNAP_REPORT_NONE; /* asked again: that outcome is moot */
     s->last_progress_ms = node_mono_ms();
     agenda_log(AGENDA_LOG_INFO, "shard %s node %u: follower %u needs a "
                "snapshot (log starts after %" PRIu64 ")", n->cfg.shard,
@@ -296,27 +339,11 @@ void node_snapshot_on_ack(struct agenda_node *n, raft_id from,
                    from);
         stream_abort(n, (unsigned)slot, true);
         break;
-    case AGENDA_SNAP_DONE: {
-        struct raft_status st;
-        raft_status(n->raft, &st);
+    case AGENDA_SNAP_DONE:
         n->file.users--;
         s->state = SNAP_SEND_IDLE;
-        if (st.role != RAFT_LEADER || st.term != s->term ||
-            n->batch.rd != NULL)
-            break;
-        struct raft_msg m = {
-            .type = RAFT_MSG_SNAPSHOT,
-            .from = n->cfg.id,
-            .to = from,
-            .term = s->term,
-            .snapshot = n->file.meta,
-            .commit = st.commit,
-        };
-        agenda_transport_send_msg(n->tr, &m);
-        raft_report_snapshot(n->raft, from, true);
-        n->snapshots_sent++;
+        report(n, (unsigned)slot, true);
         break;
-    }
     default:
         break;
     }
@@ -379,6 +406,14 @@ void node_snapshot_on_chunk(struct agenda_node *n, raft_id from,
         return;
     }
     if (!same) {
+        /* the received file is waiting to be installed (its batch kept,
+         * to be retried after a full disk): another transfer must not
+         * replace it, or the install finds the wrong file and stops */
+        if (n->batch.rd != NULL && n->batch.rd->snapshot != NULL &&
+            !n->batch.installed) {
+            send_ack(n, from, c->index, 0, AGENDA_SNAP_FAILED);
+            return;
+        }
         if (c->offset != 0) {
             /* Joining in the middle of an unknown transfer: restart. */
             send_ack(n, from, c->index, 0, AGENDA_SNAP_CONTINUE);
@@ -504,6 +539,11 @@ void node_snapshot_tick(struct agenda_node *n)
     uint64_t now = node_mono_ms();
     for (unsigned i = 0; i < n->cfg.n_peers; i++) {
         struct snap_send *s = &n->send[i];
+        if (s->report != SNAP_REPORT_NONE && n->batch.rd == NULL) {
+            bool done = s->report == SNAP_REPORT_DONE;
+            s->report = SNAP_REPORT_NONE;
+            tell_core(n, i, done, &s->report_meta);
+        }
         if (s->state == SNAP_SEND_IDLE)
             continue;
         if (st.role != RAFT_LEADER || st.term != s->term) {
