@@ -498,7 +498,8 @@ int node_snapshot_install(struct agenda_node *n,
         n->file.fd = -1;
         n->file.valid = false;
     }
-    close(r->fd);
+    if (r->fd >= 0)
+        close(r->fd);
     r->fd = -1;
     char path[1024];
     node_snapshot_file_path(n, path, sizeof(path), SNAP_RECV_FILE);
@@ -506,6 +507,13 @@ int node_snapshot_install(struct agenda_node *n,
      * failure here is an I/O problem: the caller exits and a restart
      * recovers from the untouched durable state. */
     int rc = agenda_storage_snapshot_install(n->st, path, NULL);
+    if (rc == AGENDA_STORAGE_FULL || rc == AGENDA_STORAGE_BUSY) {
+        /* refused before the swap, the file kept: the batch is retried
+         * (node.c), and installs it then (on_chunk keeps other transfers
+         * off it meanwhile) */
+        n->snapshots_failed++;
+        return rc;
+    }
     if (rc == 0) {
         rc = node_reopen_state_machine(n);
         /* The snapshot is in place but cannot be opened (an older format
