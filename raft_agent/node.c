@@ -32,6 +32,7 @@
 #define NODE_MAX_READY_ROUNDS 16
 #define NODE_RETRY_MS 200
 #define NODE_MAX_QUEUED_OPS 100000
+#define NODE_APPEND_BYTES (256 * 1024) /* entry bytes per APPEND message */
 
 static const char *const fail_messages[] = {
     [AGENDA_NODE_OK] = "ok",
@@ -883,7 +884,15 @@ struct agenda_node *agenda_node_new(struct event_base *base,
     }
 
     struct raft_config rc_cfg;
+    struct agenda_transport_config tc;
+    agenda_transport_config_defaults(&tc);
     raft_config_defaults(&rc_cfg);
+    /* What may be in flight to one follower fits what the transport
+     * queues for it: the core copies every APPEND it sends, and with the
+     * defaults (256 of 1 MiB) a follower far behind made the leader copy
+     * up to 256 MiB, past 16 MiB only to be dropped. */
+    rc_cfg.max_msg_bytes = NODE_APPEND_BYTES;
+    rc_cfg.max_inflight = (unsigned)(tc.queue_limit / NODE_APPEND_BYTES);
     rc_cfg.id = cfg->id;
     for (unsigned i = 0; i < cfg->n_peers; i++)
         rc_cfg.peers[i] = cfg->peers[i].id;
@@ -906,8 +915,6 @@ struct agenda_node *agenda_node_new(struct event_base *base,
         goto fail;
     }
 
-    struct agenda_transport_config tc;
-    agenda_transport_config_defaults(&tc);
     tc.cluster = cfg->cluster;
     tc.shard = cfg->shard;
     tc.id = cfg->id;
