@@ -50,7 +50,10 @@
  * it instead: the REST flows delete a group's channel when the group loses
  * a member or is deleted, and a user's channel when the password changes
  * (struct agenda_flow_notification.close); nchan closes the subscribers
- * and each must come through this guard again.
+ * and each must come through this guard again.  And every subscription
+ * ends when its token expires (ngx_http_agenda_subscriber_arm()), which
+ * bounds what those cannot reach: a group subscription made with a token
+ * that a password change revoked.
  */
 
 
@@ -67,6 +70,8 @@ typedef struct {
     ngx_str_t               token;
     ngx_http_agenda_ctx_t  *check;     /* the shards' check, once started */
     ngx_uint_t              allowed;   /* unsigned:1 */
+    time_t                  expires;   /* the token's exp and leeway */
+    ngx_event_t             expire;    /* then the subscription ends */
 } ngx_http_agenda_sub_ctx_t;
 
 
@@ -75,6 +80,10 @@ static ngx_int_t ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
     ngx_http_agenda_sub_ctx_t *ctx, const char **code, const char **message);
 static ngx_int_t ngx_http_agenda_subscriber_checked(ngx_http_request_t *r,
     ngx_http_agenda_sub_ctx_t *ctx, ngx_int_t status);
+static ngx_int_t ngx_http_agenda_subscriber_arm(ngx_http_request_t *r,
+    ngx_http_agenda_sub_ctx_t *ctx);
+static void ngx_http_agenda_subscriber_expired(ngx_event_t *ev);
+static void ngx_http_agenda_subscriber_disarm(void *data);
 static ngx_int_t ngx_http_agenda_subscriber_refuse(ngx_http_request_t *r,
     ngx_int_t status, const char *code, const char *message);
 static ngx_int_t ngx_http_agenda_group_channel(u_char *p, size_t len);
@@ -218,6 +227,10 @@ ngx_http_agenda_subscriber_checked(ngx_http_request_t *r,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
+        if (ngx_http_agenda_subscriber_arm(r, ctx) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         ctx->allowed = 1;
         return NGX_DECLINED;
     }
@@ -238,6 +251,80 @@ ngx_http_agenda_subscriber_checked(ngx_http_request_t *r,
     return ngx_http_agenda_subscriber_refuse(r, NGX_HTTP_FORBIDDEN,
                "forbidden", "you may only subscribe to your own channel "
                "and to those of your groups");
+}
+
+
+/*
+ * A subscription lasts as long as the token it was made with (and the
+ * leeway a token is given): then its connection is ended, and the client
+ * subscribes again with a valid token through this guard.  So a revoked
+ * token (a password change) or a membership lost while nobody closed the
+ * channel (see struct agenda_flow_notification.close) keeps a
+ * subscription for at most a token's lifetime, as it keeps REST access.
+ */
+
+static ngx_int_t
+ngx_http_agenda_subscriber_arm(ngx_http_request_t *r,
+    ngx_http_agenda_sub_ctx_t *ctx)
+{
+    time_t               left;
+    ngx_pool_cleanup_t  *cln;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_agenda_subscriber_disarm;
+    cln->data = &ctx->expire;
+
+    left = ctx->expires - ngx_time();
+
+    if (left < 1) {
+        left = 1;
+    }
+
+    ctx->expire.handler = ngx_http_agenda_subscriber_expired;
+    ctx->expire.data = r->connection;
+    ctx->expire.log = r->connection->log;
+    ctx->expire.cancelable = 1;   /* no reason to delay a graceful stop */
+
+    ngx_add_timer(&ctx->expire, (ngx_msec_t) left * 1000);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_agenda_subscriber_expired(ngx_event_t *ev)
+{
+    ngx_connection_t  *c = ev->data;
+
+    ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                  "agenda: the subscription's access token expired");
+
+    /*
+     * Closed as if the client had gone: its read event reports the hang
+     * up, and nchan forgets the subscriber and ends the request the way
+     * it does for every client that disconnects.
+     */
+
+    if (shutdown(c->fd, SHUT_RDWR) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, c->log, ngx_socket_errno,
+                      "agenda: shutdown() of an expired subscription "
+                      "failed");
+    }
+}
+
+
+static void
+ngx_http_agenda_subscriber_disarm(void *data)
+{
+    ngx_event_t  *ev = data;
+
+    if (ev->timer_set) {
+        ngx_del_timer(ev);
+    }
 }
 
 
@@ -404,6 +491,7 @@ ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
     /* 4. the channel, and what the shards must confirm (5.) */
 
     ctx->token = token;
+    ctx->expires = (time_t) claims.exp + (time_t) amcf->jwt.leeway_s;
 
     own.data = ngx_pnalloc(r->pool, sizeof("user/") - 1 + sizeof(claims.sub));
     if (own.data == NULL) {

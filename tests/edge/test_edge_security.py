@@ -1075,6 +1075,32 @@ def test_removed_members_and_revoked_tokens_lose_their_subscriptions(stack):
 
 
 @needs_ws
+def test_a_subscription_ends_with_its_token(stack, make_edge):
+    """A subscription lives as long as the token it was made with (plus
+    the leeway, none here): tokens of 3 s, a subscription that gets its
+    messages meanwhile, closed once the token has expired; the same
+    token cannot subscribe again, a fresh one can."""
+    agents, _ = stack
+    e = make_edge(agents.topology)
+    e.generate("--jwt-ttl", "3s", "--jwt-leeway", "0s")
+    e.start()
+    c = Client(e).register_login(uname("ttl"))
+    ws = ws_connect(e, f"access_token={c.token}")
+    try:
+        r = c.req("POST", f"/calendars/{me(c)}/events", event_body(1))
+        assert r.status_code == 201, r.text
+        assert recv_until(ws, "event.created")  # open until then
+        assert ws_closed(ws, timeout=10)
+    finally:
+        ws.close()
+    assert ws_status(e, f"access_token={c.token}") == 401
+    fresh = Client(e).register_login(uname("ttl"))
+    assert ws_status(e, f"access_token={fresh.token}") == 101
+    log = error_log(e)
+    assert "[alert]" not in log and "exited on signal" not in log, log
+
+
+@needs_ws
 def test_group_channel_refusals(world):
     w = world
     edge, gid = w["edge"], w["gid"]
