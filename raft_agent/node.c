@@ -224,8 +224,10 @@ enum agenda_node_fail agenda_node_write(struct agenda_node *n,
     if (f != AGENDA_NODE_OK)
         return f;
     agenda_buf_reset(&n->scratch);
-    if (agenda_command_encode(&n->scratch, request_id, agenda_node_now_ms(),
-                              payload, len) != 0)
+    uint64_t stamp = agenda_leader_clock_stamp(&n->clock, agenda_node_now_ms(),
+                                               node_mono_ms());
+    if (agenda_command_encode(&n->scratch, request_id, stamp, payload,
+                              len) != 0)
         return AGENDA_NODE_UNAVAILABLE;
     struct agenda_node_op *op = calloc(1, sizeof(*op));
     if (op == NULL)
@@ -391,10 +393,23 @@ static enum agenda_identity_match compare_identity(
 
 /* Apply the committed entries of the batch into txn.  Returns 0 or an
  * LMDB/storage error (the caller aborts the transaction). */
+/* The leader of this term stamped e: its time anchors this node's own
+ * stamps (leader_clock.h) should it lead next.  Entries of earlier terms
+ * (a log replayed, a follower catching up) were stamped long ago. */
+static void observe_stamp(struct agenda_node *n, const struct raft_entry *e,
+                          raft_term term)
+{
+    struct agenda_command cmd;
+    if (e->term == term && agenda_command_decode(e->data, e->len, &cmd) == 0)
+        agenda_leader_clock_observe(&n->clock, cmd.time_ms, node_mono_ms());
+}
+
 static int apply_entries(struct agenda_node *n, const struct raft_ready *rd,
                          MDB_txn *txn, struct apply_result *results,
                          size_t *n_results, struct agenda_buf *bodies)
 {
+    struct raft_status st;
+    raft_status(n->raft, &st);
     *n_results = 0;
     for (size_t i = 0; i < rd->n_committed; i++) {
         const struct raft_entry *e = &rd->committed[i];
@@ -412,6 +427,7 @@ static int apply_entries(struct agenda_node *n, const struct raft_ready *rd,
         }
         if (e->type != RAFT_ENTRY_NORMAL)
             continue;
+        observe_stamp(n, e, st.term);
         bool dup = false;
         n->result.status = 0;
         int rc = agenda_sessions_apply(&n->sessions, n->cfg.sm_ops, n->cfg.sm,

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdio.h>
 
+#include "leader_clock.h"
 #include "node.h"
 #include "session.h"
 #include "storage.h"
@@ -104,6 +105,7 @@ struct agenda_node {
     struct raft *raft;
     struct agenda_transport *tr;
     struct agenda_sessions sessions;
+    struct agenda_leader_clock clock; /* the time stamped on writes */
 
     struct event *tick_ev;
     struct event *ready_ev;   /* lowest priority: end of the loop turn */

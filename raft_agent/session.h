@@ -7,7 +7,8 @@
  * again to a new leader — is not applied again but answered with the stored
  * result.  Ids are remembered for `retention_ms` of leader time (the time
  * stamped in the commands, so every replica forgets the same ids at the same
- * log position), and up to a quarter of a second longer: ids are forgotten
+ * log position; it follows the wall clock only at a bounded rate, see
+ * leader_clock.h), and up to a quarter of a second longer: ids are forgotten
  * in batches, bounded per command so apply stays cheap (session.c).
  *
  * Database (in the agent's environment): "sessions_log", big-endian time ‖
