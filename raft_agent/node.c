@@ -224,7 +224,9 @@ enum agenda_node_fail agenda_node_write(struct agenda_node *n,
     if (f != AGENDA_NODE_OK)
         return f;
     agenda_buf_reset(&n->scratch);
-    uint64_t stamp = agenda_leader_clock_stamp(&n->clock, agenda_node_now_ms(),
+    /* a stamp counts only once proposed (a follower refuses the write) */
+    struct agenda_leader_clock clock = n->clock;
+    uint64_t stamp = agenda_leader_clock_stamp(&clock, agenda_node_now_ms(),
                                                node_mono_ms());
     if (agenda_command_encode(&n->scratch, request_id, stamp, payload,
                               len) != 0)
@@ -238,6 +240,7 @@ enum agenda_node_fail agenda_node_write(struct agenda_node *n,
         free(op);
         return map_raft_err(rv);
     }
+    n->clock = clock;
     n->proposals++;
     op->kind = NODE_OP_WRITE;
     op->wcb = cb;
@@ -391,8 +394,6 @@ static enum agenda_identity_match compare_identity(
                                              : 0);
 }
 
-/* Apply the committed entries of the batch into txn.  Returns 0 or an
- * LMDB/storage error (the caller aborts the transaction). */
 /* The leader of this term stamped e: its time anchors this node's own
  * stamps (leader_clock.h) should it lead next.  Entries of earlier terms
  * (a log replayed, a follower catching up) were stamped long ago. */
@@ -404,6 +405,8 @@ static void observe_stamp(struct agenda_node *n, const struct raft_entry *e,
         agenda_leader_clock_observe(&n->clock, cmd.time_ms, node_mono_ms());
 }
 
+/* Apply the committed entries of the batch into txn.  Returns 0 or an
+ * LMDB/storage error (the caller aborts the transaction). */
 static int apply_entries(struct agenda_node *n, const struct raft_ready *rd,
                          MDB_txn *txn, struct apply_result *results,
                          size_t *n_results, struct agenda_buf *bodies)
