@@ -298,6 +298,8 @@ ngx_http_agenda_subscriber_arm(ngx_http_request_t *r,
 static void
 ngx_http_agenda_subscriber_expired(ngx_event_t *ev)
 {
+    ngx_err_t          err;
+    ngx_uint_t         level;
     ngx_connection_t  *c = ev->data;
 
     ngx_log_error(NGX_LOG_INFO, c->log, 0,
@@ -310,7 +312,13 @@ ngx_http_agenda_subscriber_expired(ngx_event_t *ev)
      */
 
     if (shutdown(c->fd, SHUT_RDWR) == -1) {
-        ngx_log_error(NGX_LOG_ALERT, c->log, ngx_socket_errno,
+        err = ngx_socket_errno;
+
+        /* ENOTCONN: the client's reset came first, and is being read */
+
+        level = (err == NGX_ENOTCONN) ? NGX_LOG_INFO : NGX_LOG_ALERT;
+
+        ngx_log_error(level, c->log, err,
                       "agenda: shutdown() of an expired subscription "
                       "failed");
     }

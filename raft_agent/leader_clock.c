@@ -12,8 +12,6 @@ static void anchor(struct agenda_leader_clock *c, uint64_t t,
 void agenda_leader_clock_observe(struct agenda_leader_clock *c, uint64_t t,
                                  uint64_t mono_ms)
 {
-    if (c->known && t <= c->last_ms)
-        return; /* this node's own stamps, or older news */
     anchor(c, t, mono_ms);
     c->last_ms = t;
 }

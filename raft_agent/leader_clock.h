@@ -10,9 +10,10 @@
  * would be forgotten for as long, so the table would grow without bound.
  *
  * So a stamp follows the wall clock only as fast as the monotonic clock
- * allows: from an anchor (a stamp, or the newest command seen applied here
- * while its leader led the current term) it may advance between 15/16 and
- * 17/16 of the monotonic time elapsed, and it never goes backwards.  A
+ * allows: from an anchor (its own last stamp, or the latest command of the
+ * current term's leader applied here as a follower) it may advance between
+ * 15/16 and 17/16 of the monotonic time elapsed, and never goes back below
+ * that anchor.  A
  * clock that jumps moves stamps by at most a 16th of the time since, and
  * request ids stay remembered between 16/17 and 16/15 of five minutes.  A
  * clock that is merely off (a new leader's, by some milliseconds) is
@@ -37,11 +38,15 @@ struct agenda_leader_clock {
     bool known;              /* the fields below are set */
     uint64_t anchor_ms;      /* a command time ... */
     uint64_t anchor_mono_ms; /* ... and the monotonic time it was had */
-    uint64_t last_ms;        /* the newest command time seen or stamped */
+    uint64_t last_ms;        /* the last command time stamped or followed */
 };
 
-/* A command stamped t was applied at monotonic time mono_ms, in the term
- * of the leader that stamped it: a newer one becomes the anchor. */
+/* A follower applied a command stamped t by the leader of the current
+ * term, at monotonic time mono_ms: that leader's time is the reference
+ * from now on, even below what this node saw before (a leader that just
+ * restarted, its clock right, after one whose stamps had drifted ahead:
+ * keeping the higher line would step stamps forward at the next failover
+ * and forget ids early).  A leader does not observe its own stamps. */
 void agenda_leader_clock_observe(struct agenda_leader_clock *c, uint64_t t,
                                  uint64_t mono_ms);
 

@@ -394,14 +394,16 @@ static enum agenda_identity_match compare_identity(
                                              : 0);
 }
 
-/* The leader of this term stamped e: its time anchors this node's own
- * stamps (leader_clock.h) should it lead next.  Entries of earlier terms
- * (a log replayed, a follower catching up) were stamped long ago. */
+/* The leader of this term stamped e: on a follower, its time anchors this
+ * node's own stamps (leader_clock.h) should it lead next.  Entries of
+ * earlier terms (a log replayed, a follower catching up) were stamped long
+ * ago; a leader knows its own stamps. */
 static void observe_stamp(struct agenda_node *n, const struct raft_entry *e,
-                          raft_term term)
+                          const struct raft_status *st)
 {
     struct agenda_command cmd;
-    if (e->term == term && agenda_command_decode(e->data, e->len, &cmd) == 0)
+    if (st->role != RAFT_LEADER && e->term == st->term &&
+        agenda_command_decode(e->data, e->len, &cmd) == 0)
         agenda_leader_clock_observe(&n->clock, cmd.time_ms, node_mono_ms());
 }
 
@@ -430,7 +432,7 @@ static int apply_entries(struct agenda_node *n, const struct raft_ready *rd,
         }
         if (e->type != RAFT_ENTRY_NORMAL)
             continue;
-        observe_stamp(n, e, st.term);
+        observe_stamp(n, e, &st);
         bool dup = false;
         n->result.status = 0;
         int rc = agenda_sessions_apply(&n->sessions, n->cfg.sm_ops, n->cfg.sm,

@@ -4,7 +4,8 @@
  * follow a good wall clock exactly, follow a wall clock that jumps only at
  * 15/16 to 17/16 of the monotonic time, never go backwards, catch up with
  * a clock that was merely off (also when commands come every millisecond),
- * and a node that saw its former leader's stamps starts from them.
+ * and a node that followed its former leader's stamps starts from them,
+ * even when that leader's time went back.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -110,15 +111,34 @@ static void test_a_new_leader_starts_from_the_stamps_it_applied(void **state)
     (void)state;
     for (uint64_t el = 0; el <= 10000; el += 10)
         agenda_leader_clock_observe(&c, T0 + el, M0 + el);
-    /* older news (its own stamps applied, a replay) moves nothing */
-    agenda_leader_clock_observe(&c, T0, M0 + 10000);
     assert_int_equal(c.anchor_ms, T0 + 10000);
     uint64_t t = agenda_leader_clock_stamp(&c, T0 + 2 * HOUR, M0 + 10500);
     assert_true(t >= T0 + 10500 - 500 / 16 && t <= T0 + 10500 + 500 / 16);
-    /* and never below the newest stamp it applied */
+    /* and a leader's stamps never go below its anchor */
     struct agenda_leader_clock d = {0};
     agenda_leader_clock_observe(&d, T0 + HOUR, M0);
     assert_int_equal(agenda_leader_clock_stamp(&d, T0, M0), T0 + HOUR);
+}
+
+/* Leader A's clock ran ahead: its stamps drifted 5 minutes ahead of real
+ * time (80 minutes at 17/16).  A restarts, its clock now right, and leads
+ * again stamping real time.  Follower B follows A's new, lower line: when
+ * B leads next, its stamps continue from it, with no step of 5 minutes
+ * forward (which would forget the ids of those 5 minutes at once). */
+static void test_a_follower_follows_a_leader_whose_time_went_back(
+    void **state)
+{
+    struct agenda_leader_clock b = {0};
+    (void)state;
+    const uint64_t drift = 5 * 60 * 1000, span = 16 * drift;
+    for (uint64_t el = 0; el <= span; el += 1000)  /* A's first term */
+        agenda_leader_clock_observe(&b, T0 + el + el / 16, M0 + el);
+    for (uint64_t el = span + 1000; el <= span + 60000; el += 1000)
+        agenda_leader_clock_observe(&b, T0 + el, M0 + el); /* A again */
+    uint64_t last = T0 + span + 60000;
+    uint64_t t = agenda_leader_clock_stamp(&b, T0 + span + 61000,
+                                           M0 + span + 61000); /* B leads */
+    assert_true(t >= last && t <= last + 1000 + 1000 / 16 + 1);
 }
 
 int main(void)
@@ -129,6 +149,8 @@ int main(void)
         cmocka_unit_test(test_a_jump_moves_stamps_by_a_sixteenth_at_most),
         cmocka_unit_test(test_a_clock_off_is_caught_up_with),
         cmocka_unit_test(test_a_new_leader_starts_from_the_stamps_it_applied),
+        cmocka_unit_test(
+            test_a_follower_follows_a_leader_whose_time_went_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
