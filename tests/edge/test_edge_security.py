@@ -955,14 +955,21 @@ def test_group_member_rights_versus_leader_rights(world):
     assert r.status_code == 404, r.text
 
 
-def test_a_member_may_leave_but_the_last_leader_may_not(stack):
-    _, edge = stack
+def group_of_two(edge, name):
+    """A new group (its leader, one member, its id)."""
     lead = Client(edge).register_login(uname("l"))
     mem = Client(edge).register_login(uname("m"))
-    r = lead.req("POST", "/groups", {"name": "Leavers"})
+    r = lead.req("POST", "/groups", {"name": name})
+    assert r.status_code == 201, r.text
     gid = unwrap(r, "group")["id"]
     assert lead.req("POST", f"/groups/{gid}/members",
                     {"user": me(mem)}).status_code == 201
+    return lead, mem, gid
+
+
+def test_a_member_may_leave_but_the_last_leader_may_not(stack):
+    _, edge = stack
+    lead, mem, gid = group_of_two(edge, "Leavers")
     r = lead.req("DELETE", f"/groups/{gid}/members/{me(lead)}")
     assert r.status_code == 409, r.text
     r = mem.req("DELETE", f"/groups/{gid}/members/{me(mem)}")
@@ -990,13 +997,8 @@ def recv_until(ws, kind: str, timeout=5.0) -> dict:
 @needs_ws
 def test_a_group_member_receives_group_events(stack):
     _, edge = stack
-    lead = Client(edge).register_login(uname("l"))
-    mem = Client(edge).register_login(uname("m"))
+    lead, mem, gid = group_of_two(edge, "Notified")
     new = Client(edge).register_login(uname("n"))
-    gid = unwrap(lead.req("POST", "/groups", {"name": "Notified"}),
-                 "group")["id"]
-    assert lead.req("POST", f"/groups/{gid}/members",
-                    {"user": me(mem)}).status_code == 201
     ws = ws_connect(edge, f"access_token={mem.token}&channel=group/{gid}")
     try:
         time.sleep(0.2)
@@ -1036,12 +1038,7 @@ def test_removed_members_and_revoked_tokens_lose_their_subscriptions(stack):
     A password change does the same to the user's own channel: the tokens
     it revoked cannot subscribe again, the new one can."""
     _, edge = stack
-    lead = Client(edge).register_login(uname("l"))
-    mem = Client(edge).register_login(uname("m"))
-    gid = unwrap(lead.req("POST", "/groups", {"name": "Kicks"}),
-                 "group")["id"]
-    assert lead.req("POST", f"/groups/{gid}/members",
-                    {"user": me(mem)}).status_code == 201
+    lead, mem, gid = group_of_two(edge, "Kicks")
     group = f"channel=group/{gid}"
     ws_mem = ws_connect(edge, f"access_token={mem.token}&{group}")
     ws_lead = ws_connect(edge, f"access_token={lead.token}&{group}")
