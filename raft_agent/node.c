@@ -394,17 +394,29 @@ static enum agenda_identity_match compare_identity(
                                              : 0);
 }
 
-/* The leader of this term stamped e: on a follower, its time anchors this
- * node's own stamps (leader_clock.h) should it lead next.  Entries of
- * earlier terms (a log replayed, a follower catching up) were stamped long
- * ago; a leader knows its own stamps. */
-static void observe_stamp(struct agenda_node *n, const struct raft_entry *e,
-                          const struct raft_status *st)
+/* On a follower, the newest command the leader of this term stamped in
+ * the batch anchors this node's own stamps (leader_clock.h) should it
+ * lead next; one per batch is enough, the latest.  Entries of earlier
+ * terms (a log replayed, a follower catching up) were stamped long ago; a
+ * leader knows its own stamps. */
+static void observe_stamps(struct agenda_node *n, const struct raft_ready *rd)
 {
-    struct agenda_command cmd;
-    if (st->role != RAFT_LEADER && e->term == st->term &&
-        agenda_command_decode(e->data, e->len, &cmd) == 0)
-        agenda_leader_clock_observe(&n->clock, cmd.time_ms, node_mono_ms());
+    struct raft_status st;
+    raft_status(n->raft, &st);
+    if (st.role == RAFT_LEADER)
+        return;
+    for (size_t i = rd->n_committed; i-- > 0;) {
+        const struct raft_entry *e = &rd->committed[i];
+        struct agenda_command cmd;
+        if (e->term != st.term)
+            return;
+        if (e->type == RAFT_ENTRY_NORMAL &&
+            agenda_command_decode(e->data, e->len, &cmd) == 0) {
+            agenda_leader_clock_observe(&n->clock, cmd.time_ms,
+                                        node_mono_ms());
+            return;
+        }
+    }
 }
 
 /* Apply the committed entries of the batch into txn.  Returns 0 or an
@@ -413,8 +425,7 @@ static int apply_entries(struct agenda_node *n, const struct raft_ready *rd,
                          MDB_txn *txn, struct apply_result *results,
                          size_t *n_results, struct agenda_buf *bodies)
 {
-    struct raft_status st;
-    raft_status(n->raft, &st);
+    observe_stamps(n, rd);
     *n_results = 0;
     for (size_t i = 0; i < rd->n_committed; i++) {
         const struct raft_entry *e = &rd->committed[i];
@@ -432,7 +443,6 @@ static int apply_entries(struct agenda_node *n, const struct raft_ready *rd,
         }
         if (e->type != RAFT_ENTRY_NORMAL)
             continue;
-        observe_stamp(n, e, &st);
         bool dup = false;
         n->result.status = 0;
         int rc = agenda_sessions_apply(&n->sessions, n->cfg.sm_ops, n->cfg.sm,
