@@ -98,13 +98,16 @@ int64_t agenda_ev_end(const json_t *ev)
     return json_integer_value(json_object_get(ev, "end"));
 }
 
+/* The record at key, checked; *len (may be NULL) its stored size. */
 static int load_key(MDB_txn *txn, const struct agenda_db *db, MDB_val key,
-                    json_t **out)
+                    json_t **out, size_t *len)
 {
     MDB_val v;
     int rc = mdb_get(txn, db->events, &key, &v);
     if (rc != 0)
         return rc;
+    if (len != NULL)
+        *len = v.mv_size;
     json_t *ev = json_loadb(v.mv_data, v.mv_size, JSON_REJECT_DUPLICATES,
                             NULL);
     if (ev == NULL || !shape_ok(ev)) {
@@ -115,15 +118,16 @@ static int load_key(MDB_txn *txn, const struct agenda_db *db, MDB_val key,
     return 0;
 }
 
-int agenda_ev_load(MDB_txn *txn, const struct agenda_db *db,
-                   const char *calendar, const char *id, json_t **out)
+static int load_record(MDB_txn *txn, const struct agenda_db *db,
+                       const char *calendar, const char *id, json_t **out,
+                       size_t *len)
 {
     struct agenda_key k;
     agenda_evkey_event(&k, calendar, id);
     if (k.bad)
         return MDB_NOTFOUND;
     json_t *ev;
-    int rc = load_key(txn, db, agenda_key_val(&k), &ev);
+    int rc = load_key(txn, db, agenda_key_val(&k), &ev, len);
     if (rc != 0)
         return rc;
     if (strcmp(json_string_value(json_object_get(ev, "calendar")),
@@ -134,6 +138,12 @@ int agenda_ev_load(MDB_txn *txn, const struct agenda_db *db,
     }
     *out = ev;
     return 0;
+}
+
+int agenda_ev_load(MDB_txn *txn, const struct agenda_db *db,
+                   const char *calendar, const char *id, json_t **out)
+{
+    return load_record(txn, db, calendar, id, out, NULL);
 }
 
 /* The value as raise_max writes it (and every agent has written it),
@@ -287,7 +297,7 @@ int agenda_ev_index_rewrite_values(MDB_txn *txn, const struct agenda_db *db)
     MDB_val k, v;
     while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
         json_t *ev;
-        rc = load_key(txn, db, k, &ev);
+        rc = load_key(txn, db, k, &ev, NULL);
         if (rc == 0) {
             /* same keys: the puts only replace the values */
             rc = index_all(txn, db, ev, true);
@@ -434,7 +444,7 @@ static int walk(MDB_txn *txn, const struct agenda_db *db,
         hit.id = id;
         json_t *ev = NULL;
         if (load) {
-            rc = agenda_ev_load(txn, db, cal, id, &ev);
+            rc = load_record(txn, db, cal, id, &ev, &hit.record_len);
             if (rc == MDB_NOTFOUND)
                 rc = MDB_CORRUPTED;
             if (rc != 0)
@@ -573,7 +583,7 @@ int agenda_events_check_indexes(MDB_txn *txn, const struct agenda_db *db,
             break;
         }
         json_t *ev;
-        rc = load_key(txn, db, k, &ev);
+        rc = load_key(txn, db, k, &ev, NULL);
         if (rc == MDB_CORRUPTED) {
             rc = WHY("record %s/%s is malformed", cal, id);
             break;

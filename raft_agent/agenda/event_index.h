@@ -95,6 +95,7 @@ struct agenda_ev_hit {
     const char *response;  /* ev_by_part: the owner's response (static) */
     const json_t *event;   /* the record, borrowed for the callback; NULL
                               in agenda_ev_walk_index */
+    size_t record_len;     /* its stored JSON text's bytes (with event) */
     const uint8_t *pos;    /* the index key after its owner prefix: where */
     size_t pos_len;        /* a paging cursor resumes (agenda_ev_walk) */
 };

@@ -1072,6 +1072,11 @@ static int ev_get(struct agenda_ctx *c)
     return body == NULL ? ENOMEM : agenda_reply(c, 200, body);
 }
 
+/* Bytes an event's rendering may add to its stored record (see
+ * page_visit): 4 times x 13 more characters, 40 for "response", 36 for the
+ * busy view, rounded up. */
+#define EVENT_RENDER_EXTRA 256
+
 /* One page of a range walk. */
 struct page_walk {
     struct agenda_ctx *c;
@@ -1106,7 +1111,10 @@ static int page_visit(void *arg, const struct agenda_ev_hit *h)
         json_decref(o);
         return ENOMEM;
     }
-    size_t bytes = agenda_json_text_bound(o) + 1; /* and its comma */
+    /* what it renders to is at most its stored text (the same strings,
+     * written the same way) and what rendering adds: four times as ISO
+     * text, "response" or the busy view's two members, its comma */
+    size_t bytes = h->record_len + EVENT_RENDER_EXTRA;
     if (json_array_size(w->items) > 0 &&
         w->bytes + bytes > AGENDA_PAGE_BYTES_MAX) {
         json_decref(o); /* the next page starts with it */

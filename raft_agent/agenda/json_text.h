@@ -42,14 +42,6 @@ int agenda_json_text_strn(struct agenda_buf *b, const char *s, size_t n);
 int agenda_json_text_value(struct agenda_buf *b, const json_t *v,
                            bool sort_keys);
 
-/*
- * At least as many bytes as agenda_json_text_value(v) appends, without
- * writing them: exact for strings, keys and punctuation (one byte of
- * separator is counted per member even for the first), 20 per integer.
- * For what must fit a size before it is rendered (pages of events).
- */
-size_t agenda_json_text_bound(const json_t *v);
-
 /* Append v in decimal, as jansson writes integers (without printf). */
 int agenda_json_text_int(struct agenda_buf *b, int64_t v);
 

@@ -44,8 +44,9 @@
 #define AGENDA_RANGE_MAX_MS (366LL * 24 * 3600 * 1000) /* list windows */
 #define AGENDA_PAGE_MAX 500           /* items per page */
 /* A page also ends before its events would pass this many bytes of JSON:
- * 500 events of the largest size are ~40 MB, and the edge reads a shard's
- * answer into a 2 MiB buffer (config/gen-nginx). */
+ * an event whose description is 8000 four-byte characters is ~32 KB, so
+ * 500 of them ~16 MB, and the edge reads a shard's answer into a 2 MiB
+ * buffer (config/gen-nginx). */
 #define AGENDA_PAGE_BYTES_MAX (1024 * 1024)
 #define AGENDA_PAGE_DEFAULT 100
 #define AGENDA_CONFLICTS_MAX 20       /* overlapping events reported */

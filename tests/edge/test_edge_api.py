@@ -624,7 +624,7 @@ def test_no_alert_and_no_worker_crash_in_the_error_log(stack):
 
 def test_pages_of_the_largest_events_fit_what_the_edge_reads(stack):
     """70 events with the longest description (8000 four-byte characters)
-    are 2.3 MB of JSON, more than the edge reads of one shard answer
+    are about 2.3 MB of JSON, more than the edge reads of one shard answer
     (subrequest_output_buffer_size 2m: a longer one makes nginx close the
     client's connection): the shards end a page before 1 MiB, so a list
     of up to 500 answers a first page with a cursor, paging sees every
