@@ -79,7 +79,7 @@ static void *copy_main(void *arg)
 {
     struct copy_job *job = arg;
     struct agenda_node *n = job->n;
-    n->copy_fd = -1;
+    /* copy_fd is -1 here: every join and the init leave it so */
     n->copy_rc = agenda_storage_snapshot_create(n->st, job->path,
                                                 &n->copy_meta);
     if (n->copy_rc == 0) {

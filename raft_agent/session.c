@@ -217,8 +217,10 @@ static int expire_old(struct agenda_sessions *s, MDB_txn *txn, uint64_t now)
     if (rc != 0)
         return rc;
     MDB_val k, v;
+    MDB_cursor_op op = MDB_FIRST; /* then MDB_NEXT: see feed.c trimming */
     for (int n = 0; n < EXPIRE_BATCH; n++) {
-        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        rc = mdb_cursor_get(cur, &k, &v, op);
+        op = MDB_NEXT;
         if (rc == MDB_NOTFOUND) {
             rc = 0;
             break;

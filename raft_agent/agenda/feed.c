@@ -173,10 +173,14 @@ static int feed_trim(struct agenda_ctx *c, uint64_t head)
     rc = mdb_cursor_open(c->txn, c->db->feed, &cur);
     if (rc != 0)
         return rc;
+    /* from the first row on; after a delete the cursor stands on the row
+     * that followed, which MDB_NEXT then returns (no new descent) */
+    MDB_cursor_op op = MDB_FIRST;
     for (uint64_t i = 0;
          i < slack + FEED_TRIM_PER_APPEND && head - floor > keep; i++) {
         MDB_val k, v;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        rc = mdb_cursor_get(cur, &k, &v, op);
+        op = MDB_NEXT;
         if (rc != 0)
             break;
         if (k.mv_size != 8) {
