@@ -24,7 +24,8 @@
  * entry expires: for up to agenda_auth_cache_ttl a revoked token still
  * works on this edge.  That is the price of the saved round; 0 disables
  * the cache (every request asks the shard, revocation is immediate
- * everywhere).
+ * everywhere).  Open subscriptions read the versions too, to end those
+ * made with a token revoked since (ngx_http_agenda_auth_cache_revoked()).
  *
  * Times are ngx_current_msec, shared by the workers.  An entry whose
  * remaining life exceeds the time to live (the clock went back, or a
@@ -517,4 +518,58 @@ ngx_http_agenda_auth_forget(void *data, const char *user)
     }
 
     ngx_shmtx_unlock(&c->shpool->mutex);
+}
+
+
+/*
+ * Whether this edge knows that user's tokens of token_version were
+ * revoked: the entry, fresh or not, holds a higher version.  Freshness
+ * does not matter here because versions only grow: an old entry's version
+ * is still a lower bound of the account's.  Read only, so that watching
+ * subscriptions neither keeps entries alive nor reorders them.
+ */
+
+ngx_uint_t
+ngx_http_agenda_auth_cache_revoked(ngx_http_agenda_auth_cache_t *c,
+    u_char *user, size_t len, uint64_t token_version)
+{
+    uint32_t                      hash;
+    ngx_uint_t                    revoked;
+    ngx_http_agenda_auth_node_t  *an;
+
+    if (c == NULL || c->sh == NULL || len == 0 || len > 255) {
+        return 0;
+    }
+
+    hash = ngx_crc32_short(user, len);
+
+    ngx_shmtx_lock(&c->shpool->mutex);
+
+    an = ngx_http_agenda_auth_find(c, hash, user, len);
+
+    revoked = (an != NULL && an->token_version > token_version);
+
+    ngx_shmtx_unlock(&c->shpool->mutex);
+
+    return revoked;
+}
+
+
+/*
+ * How often a subscription asks ngx_http_agenda_auth_cache_revoked():
+ * half the time to live, because an entry stays at least that long after
+ * a store (only a full zone evicts fresh entries), so a revocation stored
+ * here is seen at least once; at most a second, so that it is seen
+ * promptly whatever the time to live; and no less than 100 ms, so that
+ * many subscriptions cost little.
+ */
+
+ngx_msec_t
+ngx_http_agenda_auth_cache_recheck(ngx_http_agenda_auth_cache_t *c)
+{
+    ngx_msec_t  t;
+
+    t = ngx_min(c->ttl / 2, 1000);
+
+    return ngx_max(t, 100);
 }

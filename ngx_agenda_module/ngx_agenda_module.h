@@ -118,6 +118,9 @@ ngx_int_t ngx_http_agenda_auth_cache_init_conf(ngx_conf_t *cf,
     ngx_http_agenda_main_conf_t *amcf);
 const struct agenda_auth_cache *ngx_http_agenda_auth_cache(
     ngx_http_request_t *r);
+ngx_uint_t ngx_http_agenda_auth_cache_revoked(ngx_http_agenda_auth_cache_t *c,
+    u_char *user, size_t len, uint64_t token_version);
+ngx_msec_t ngx_http_agenda_auth_cache_recheck(ngx_http_agenda_auth_cache_t *c);
 
 /* ngx_agenda_health.c */
 ngx_int_t ngx_http_agenda_health_handler(ngx_http_request_t *r);

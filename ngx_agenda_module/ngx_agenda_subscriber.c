@@ -51,13 +51,16 @@
  * a member or is deleted, and a user's channel when the password changes
  * (struct agenda_flow_notification.close); nchan closes the subscribers
  * and each must come through this guard again.  And every subscription
- * ends when its token expires (ngx_http_agenda_subscriber_arm()), which
- * bounds what those cannot reach: a group subscription made with a token
- * that a password change revoked.
+ * is watched (ngx_http_agenda_subscriber_arm()): it ends when its token
+ * expires, or when this edge learns that the token was revoked, which
+ * reaches what deleting channels cannot: a group subscription made with a
+ * token that a password change revoked.
  */
 
 
 #include "ngx_agenda_module.h"
+
+#include "validate.h"
 
 
 #define NGX_HTTP_AGENDA_MSGID_MAX  64
@@ -71,7 +74,11 @@ typedef struct {
     ngx_http_agenda_ctx_t  *check;     /* the shards' check, once started */
     ngx_uint_t              allowed;   /* unsigned:1 */
     time_t                  expires;   /* the token's exp and leeway */
-    ngx_event_t             expire;    /* then the subscription ends */
+    ngx_str_t               user;      /* the token's sub, folded */
+    uint64_t                token_version;
+    ngx_http_agenda_auth_cache_t  *cache;  /* NULL: none on this edge */
+    ngx_connection_t       *connection;
+    ngx_event_t             watch;     /* ends the subscription, see arm */
 } ngx_http_agenda_sub_ctx_t;
 
 
@@ -82,7 +89,11 @@ static ngx_int_t ngx_http_agenda_subscriber_checked(ngx_http_request_t *r,
     ngx_http_agenda_sub_ctx_t *ctx, ngx_int_t status);
 static ngx_int_t ngx_http_agenda_subscriber_arm(ngx_http_request_t *r,
     ngx_http_agenda_sub_ctx_t *ctx);
-static void ngx_http_agenda_subscriber_expired(ngx_event_t *ev);
+static void ngx_http_agenda_subscriber_schedule(
+    ngx_http_agenda_sub_ctx_t *ctx);
+static void ngx_http_agenda_subscriber_watch(ngx_event_t *ev);
+static void ngx_http_agenda_subscriber_end(ngx_http_agenda_sub_ctx_t *ctx,
+    const char *why);
 static void ngx_http_agenda_subscriber_disarm(void *data);
 static ngx_int_t ngx_http_agenda_subscriber_refuse(ngx_http_request_t *r,
     ngx_int_t status, const char *code, const char *message);
@@ -255,20 +266,33 @@ ngx_http_agenda_subscriber_checked(ngx_http_request_t *r,
 
 
 /*
- * A subscription lasts as long as the token it was made with (and the
- * leeway a token is given): then its connection is ended, and the client
- * subscribes again with a valid token through this guard.  So a revoked
- * token (a password change) or a membership lost while nobody closed the
- * channel (see struct agenda_flow_notification.close) keeps a
- * subscription for at most a token's lifetime, as it keeps REST access.
+ * A subscription is watched while it lasts, and ended (its client then
+ * subscribes again through this guard) as soon as the token it was made
+ * with is no longer valid:
+ *
+ *   - when the token expires (its exp and the leeway a token is given);
+ *   - when this edge learns that the token was revoked: the auth cache
+ *     holds a higher token version for its user.  A password change made
+ *     here stores the new version at once, so a group subscription made
+ *     with a stolen token ends within ngx_http_agenda_auth_cache_recheck()
+ *     of the change (a user's own channel is deleted at once).  A change
+ *     made through another edge is seen here when this edge next learns
+ *     the user's version (a request of that user), or never: then expiry
+ *     bounds it, as it bounds REST access there for the cache's time to
+ *     live.
+ *
+ * A membership lost while nobody closed the group's channel (see struct
+ * agenda_flow_notification.close) is bounded by expiry as well.
  */
 
 static ngx_int_t
 ngx_http_agenda_subscriber_arm(ngx_http_request_t *r,
     ngx_http_agenda_sub_ctx_t *ctx)
 {
-    time_t               left;
-    ngx_pool_cleanup_t  *cln;
+    ngx_pool_cleanup_t           *cln;
+    ngx_http_agenda_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agenda_module);
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
@@ -276,7 +300,29 @@ ngx_http_agenda_subscriber_arm(ngx_http_request_t *r,
     }
 
     cln->handler = ngx_http_agenda_subscriber_disarm;
-    cln->data = &ctx->expire;
+    cln->data = &ctx->watch;
+
+    ctx->cache = amcf->auth_cache;
+    ctx->connection = r->connection;
+
+    ctx->watch.handler = ngx_http_agenda_subscriber_watch;
+    ctx->watch.data = ctx;
+    ctx->watch.log = r->connection->log;
+    ctx->watch.cancelable = 1;   /* no reason to delay a graceful stop */
+
+    ngx_http_agenda_subscriber_schedule(ctx);
+
+    return NGX_OK;
+}
+
+
+/* The next look: at the token's expiry, or sooner to ask the cache. */
+
+static void
+ngx_http_agenda_subscriber_schedule(ngx_http_agenda_sub_ctx_t *ctx)
+{
+    time_t      left;
+    ngx_msec_t  delay;
 
     left = ctx->expires - ngx_time();
 
@@ -284,26 +330,48 @@ ngx_http_agenda_subscriber_arm(ngx_http_request_t *r,
         left = 1;
     }
 
-    ctx->expire.handler = ngx_http_agenda_subscriber_expired;
-    ctx->expire.data = r->connection;
-    ctx->expire.log = r->connection->log;
-    ctx->expire.cancelable = 1;   /* no reason to delay a graceful stop */
+    delay = (ngx_msec_t) left * 1000;
 
-    ngx_add_timer(&ctx->expire, (ngx_msec_t) left * 1000);
+    if (ctx->cache != NULL) {
+        delay = ngx_min(delay, ngx_http_agenda_auth_cache_recheck(ctx->cache));
+    }
 
-    return NGX_OK;
+    ngx_add_timer(&ctx->watch, delay);
 }
 
 
 static void
-ngx_http_agenda_subscriber_expired(ngx_event_t *ev)
+ngx_http_agenda_subscriber_watch(ngx_event_t *ev)
+{
+    ngx_http_agenda_sub_ctx_t *ctx = ev->data;
+
+    if (ngx_time() >= ctx->expires) {
+        ngx_http_agenda_subscriber_end(ctx,
+            "the subscription's access token expired");
+        return;
+    }
+
+    if (ngx_http_agenda_auth_cache_revoked(ctx->cache, ctx->user.data,
+                                           ctx->user.len, ctx->token_version))
+    {
+        ngx_http_agenda_subscriber_end(ctx,
+            "the subscription's access token was revoked");
+        return;
+    }
+
+    ngx_http_agenda_subscriber_schedule(ctx);
+}
+
+
+static void
+ngx_http_agenda_subscriber_end(ngx_http_agenda_sub_ctx_t *ctx,
+    const char *why)
 {
     ngx_err_t          err;
     ngx_uint_t         level;
-    ngx_connection_t  *c = ev->data;
+    ngx_connection_t  *c = ctx->connection;
 
-    ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                  "agenda: the subscription's access token expired");
+    ngx_log_error(NGX_LOG_INFO, c->log, 0, "agenda: %s", why);
 
     /*
      * Closed as if the client had gone: its read event reports the hang
@@ -319,8 +387,7 @@ ngx_http_agenda_subscriber_expired(ngx_event_t *ev)
         level = (err == NGX_ENOTCONN) ? NGX_LOG_INFO : NGX_LOG_ALERT;
 
         ngx_log_error(level, c->log, err,
-                      "agenda: shutdown() of an expired subscription "
-                      "failed");
+                      "agenda: shutdown() of an ended subscription failed");
     }
 }
 
@@ -500,6 +567,21 @@ ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
 
     ctx->token = token;
     ctx->expires = (time_t) claims.exp + (time_t) amcf->jwt.leeway_s;
+    ctx->token_version = claims.token_version;
+
+    /* the auth cache's key for the user (see the subscription's watch) */
+
+    ctx->user.data = ngx_pnalloc(r->pool, AGENDA_USERNAME_MAX + 1);
+    if (ctx->user.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (agenda_username_fold(claims.sub, (char *) ctx->user.data) != 0) {
+        *message = "the access token is not valid";
+        return NGX_HTTP_UNAUTHORIZED;
+    }
+
+    ctx->user.len = ngx_strlen(ctx->user.data);
 
     own.data = ngx_pnalloc(r->pool, sizeof("user/") - 1 + sizeof(claims.sub));
     if (own.data == NULL) {

@@ -1072,6 +1072,36 @@ def test_removed_members_and_revoked_tokens_lose_their_subscriptions(stack):
 
 
 @needs_ws
+def test_a_password_change_ends_group_subscriptions_of_revoked_tokens(stack):
+    """A group's channel stays open for its other members when one of them
+    changes their password, but that member's subscription made with the
+    revoked token ends soon after (the edge watches its auth cache), and
+    the revoked token cannot subscribe again; the leader's stays open."""
+    _, edge = stack
+    lead, mem, gid = group_of_two(edge, "Stolen")
+    group = f"channel=group/{gid}"
+    ws_mem = ws_connect(edge, f"access_token={mem.token}&{group}")
+    ws_lead = ws_connect(edge, f"access_token={lead.token}&{group}")
+    try:
+        time.sleep(0.2)
+        r = mem.req("POST", "/me/password",
+                    {"current_password": PASSWORD,
+                     "new_password": "another horse battery staple"})
+        assert r.status_code == 200, r.text
+        fresh = r.json()["access_token"]
+        assert ws_closed(ws_mem, timeout=5)
+        assert not ws_closed(ws_lead, timeout=1.5)
+        r = lead.req("PATCH", f"/groups/{gid}", {"name": "Still heard"})
+        assert r.status_code == 200, r.text
+        assert recv_until(ws_lead, "group.updated")["id"] == gid
+    finally:
+        ws_mem.close()
+        ws_lead.close()
+    assert ws_status(edge, f"access_token={mem.token}&{group}") == 401
+    assert ws_status(edge, f"access_token={fresh}&{group}") == 101
+
+
+@needs_ws
 def test_a_subscription_ends_with_its_token(stack, make_edge):
     """A subscription lives as long as the token it was made with (plus
     the leeway, none here): tokens of 3 s, a subscription that gets its
