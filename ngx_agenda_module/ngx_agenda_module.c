@@ -88,6 +88,7 @@ static char *ngx_http_agenda_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_agenda_set_cstr(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static void ngx_http_agenda_key_cleanup(void *data);
+static void ngx_http_agenda_pkey_cleanup(void *data);
 static ngx_int_t ngx_http_agenda_read_key(ngx_conf_t *cf, ngx_str_t *file,
     ngx_str_t *key);
 static char *ngx_http_agenda_init_jwt(ngx_conf_t *cf,
@@ -643,6 +644,7 @@ ngx_http_agenda_init_jwt(ngx_conf_t *cf, ngx_http_agenda_main_conf_t *amcf)
 {
     int                        rc;
     ngx_str_t                  sign, verify;
+    ngx_pool_cleanup_t        *cln;
     enum agenda_jwt_alg        alg;
     struct agenda_jwt_config  *jwt;
 
@@ -749,7 +751,31 @@ ngx_http_agenda_init_jwt(ngx_conf_t *cf, ngx_http_agenda_main_conf_t *amcf)
         return NGX_CONF_ERROR;
     }
 
+    /* RS256/ES256: the public key parsed once, see agenda_jwt_sig.h */
+
+    if (alg == AGENDA_JWT_RS256 || alg == AGENDA_JWT_ES256) {
+        cln = ngx_pool_cleanup_add(cf->pool, 0);
+        if (cln == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        jwt->verify_pkey = agenda_jwt_key_load(jwt);
+        if (jwt->verify_pkey == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        cln->handler = ngx_http_agenda_pkey_cleanup;
+        cln->data = jwt->verify_pkey;
+    }
+
     return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_agenda_pkey_cleanup(void *data)
+{
+    EVP_PKEY_free(data);
 }
 
 

@@ -19,19 +19,23 @@
  *      read differently by two parsers are an old trick);
  *   4. signature: for HS* we first compare the HMAC ourselves in constant
  *      time (libjwt 1.10.2 compares with strcmp(), which leaks how much of
- *      a forged MAC is right); then jwt_decode() with the configured
- *      verify key, and jwt_get_alg() must still be the configured one;
+ *      a forged MAC is right), for RS256/ES256 we first verify with the
+ *      key parsed once (agenda_jwt_sig.h), when the caller gave it; then
+ *      jwt_decode() with the configured verify key, and jwt_get_alg()
+ *      must still be the configured one;
  *   5. claims, read from our own parse of the payload bytes that libjwt
  *      has just verified.
  *
  * Keys: agenda_jwt_config_check() parses and checks them once; each call
  * re-checks only what costs nothing (presence, an HMAC secret's length).
  *
- * Cost: HS256 verifies in ~25 us; RS256/ES256 in ~1 ms, most of it
- * libjwt parsing the PEM key again on every call (its 1.10.2 API takes
- * the key as text), so HS256 is the better choice for a busy edge.
+ * Cost: HS256 verifies in ~25 us; a valid RS256/ES256 token in ~1 ms,
+ * most of it libjwt parsing the PEM key again on every call (its 1.10.2
+ * API takes the key as text), so HS256 is the better choice for a busy
+ * edge.  A forged one is refused by the pre-check of step 4 before that.
  */
 #include "agenda_jwt.h"
+#include "agenda_jwt_sig.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -164,11 +168,11 @@ static bool key_present(const struct alg_info *ai, const unsigned char *key,
 }
 
 /*
- * What agenda_jwt_config_check adds: a PEM public (verify) or private
- * (sign) key of the right type — RSA of >= 2048 bits, EC on P-256.
+ * A PEM public (verify) or private (sign) key of the right type for ai —
+ * RSA of >= 2048 bits, EC on P-256 — parsed; NULL when it is not one.
  */
-static bool key_usable(const struct alg_info *ai, const unsigned char *key,
-                       size_t len, bool private_key)
+static EVP_PKEY *key_parse(const struct alg_info *ai, const unsigned char *key,
+                           size_t len, bool private_key)
 {
     BIO *bio;
     EVP_PKEY *pkey;
@@ -176,26 +180,41 @@ static bool key_usable(const struct alg_info *ai, const unsigned char *key,
     char group[32];
     size_t glen = 0;
 
-    if (!key_present(ai, key, len))
-        return false;
-    if (ai->hmac_len != 0)
-        return true;
+    if (ai->hmac_len != 0 || !key_present(ai, key, len))
+        return NULL;
     bio = BIO_new_mem_buf(key, (int)len);
     if (bio == NULL)
-        return false;
+        return NULL;
     pkey = private_key ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL)
                        : PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
     BIO_free(bio);
     if (pkey == NULL)
-        return false;
+        return NULL;
     if (ai->alg == AGENDA_JWT_RS256)
         ok = EVP_PKEY_is_a(pkey, "RSA") && EVP_PKEY_get_bits(pkey) >= 2048;
     else if (ai->alg == AGENDA_JWT_ES256)
         ok = EVP_PKEY_is_a(pkey, "EC")
              && EVP_PKEY_get_group_name(pkey, group, sizeof group, &glen) == 1
              && strcmp(group, "prime256v1") == 0;
+    if (!ok) {
+        EVP_PKEY_free(pkey);
+        return NULL;
+    }
+    return pkey;
+}
+
+/* What agenda_jwt_config_check adds: the key parses (key_parse()), or is
+ * an HMAC secret long enough. */
+static bool key_usable(const struct alg_info *ai, const unsigned char *key,
+                       size_t len, bool private_key)
+{
+    EVP_PKEY *pkey;
+
+    if (ai->hmac_len != 0)
+        return key_present(ai, key, len);
+    pkey = key_parse(ai, key, len, private_key);
     EVP_PKEY_free(pkey);
-    return ok;
+    return pkey != NULL;
 }
 
 /* The configuration apart from the key: alg known, iss/aud present,
@@ -620,6 +639,13 @@ int agenda_jwt_verify(const struct agenda_jwt_config *cfg, const char *token,
         rc = check_hmac(cfg, ai, &s, buf, sig_len);
         if (rc != AGENDA_JWT_OK)
             goto done;
+    } else if (cfg->verify_pkey != NULL
+               && !agenda_jwt_sig_valid(cfg->verify_pkey, ai->alg,
+                                        (const unsigned char *)s.head,
+                                        s.head_len + 1 + s.body_len, buf,
+                                        (size_t)sig_len)) {
+        rc = AGENDA_JWT_BAD_SIGNATURE;
+        goto done;
     }
     memcpy(copy, token, len);
     copy[len] = '\0';
@@ -661,4 +687,13 @@ int agenda_jwt_config_check(const struct agenda_jwt_config *cfg)
     if (rc == AGENDA_JWT_NOMEM)
         return rc;
     return rc == AGENDA_JWT_OK ? AGENDA_JWT_OK : AGENDA_JWT_BAD_KEY;
+}
+
+EVP_PKEY *agenda_jwt_key_load(const struct agenda_jwt_config *cfg)
+{
+    const struct alg_info *ai = config_usable(cfg);
+
+    if (ai == NULL)
+        return NULL;
+    return key_parse(ai, cfg->verify_key, cfg->verify_key_len, false);
 }

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/types.h>
+
 #define AGENDA_JWT_MAX_TOKEN 4096 /* longer bearer tokens are refused */
 
 enum agenda_jwt_err {
@@ -60,6 +62,10 @@ struct agenda_jwt_config {
     const char *audience;            /* "aud", required and checked */
     unsigned ttl_s;                  /* lifetime of issued tokens */
     unsigned leeway_s;               /* clock skew allowed on exp/nbf/iat */
+    /* RS256/ES256: verify_key parsed once (agenda_jwt_key_load()), which
+     * agenda_jwt_verify() checks signatures with before libjwt does;
+     * NULL: libjwt alone, ~1 ms per token (see agenda_jwt_sig.h) */
+    EVP_PKEY *verify_pkey;
 };
 
 /*
@@ -73,6 +79,13 @@ struct agenda_jwt_config {
  * or BAD_SIGNATURE (verify).  Returns AGENDA_JWT_OK or AGENDA_JWT_BAD_KEY.
  */
 int agenda_jwt_config_check(const struct agenda_jwt_config *cfg);
+
+/*
+ * cfg's verify key parsed, for cfg->verify_pkey: a new key (free it with
+ * EVP_PKEY_free()) for RS256 and ES256 keys that agenda_jwt_config_check()
+ * accepts, NULL otherwise (HMAC secrets have nothing to parse).
+ */
+EVP_PKEY *agenda_jwt_key_load(const struct agenda_jwt_config *cfg);
 
 /* What a valid token says. */
 struct agenda_jwt_claims {

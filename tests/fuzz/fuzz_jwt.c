@@ -12,6 +12,8 @@
  *   - the claims are well formed (sub, role, jti, tv, iat <= nbf < exp,
  *     a lifetime of at most a day, not expired at NOW);
  *   - the other configuration refuses it (one algorithm per config);
+ *   - ES256 with the public key parsed once (agenda_jwt_sig.h) answers
+ *     exactly as libjwt alone does;
  *   - verify is deterministic (the same answer twice);
  *   - verifying through the token memo (agenda_jwt_memo.h, one memo kept
  *     across inputs, so slots collide) answers exactly as verify does,
@@ -88,6 +90,20 @@ static struct agenda_jwt_config es_config(void)
     return c;
 }
 
+/* es_config() with its public key parsed (once; the process ends). */
+static struct agenda_jwt_config es_parsed_config(void)
+{
+    static EVP_PKEY *key;
+    struct agenda_jwt_config c = es_config();
+
+    if (key == NULL) {
+        key = agenda_jwt_key_load(&c);
+        CHECK(key != NULL);
+    }
+    c.verify_pkey = key;
+    return c;
+}
+
 static void check_claims(const struct agenda_jwt_claims *c)
 {
     size_t sub = strlen(c->sub), jti = strlen(c->jti), i;
@@ -143,6 +159,7 @@ static void check_memo(const struct agenda_jwt_config *cfg, const char *tok,
 static void check_token(const char *tok, size_t len)
 {
     struct agenda_jwt_config hs = hs_config(), es = es_config();
+    struct agenda_jwt_config es_parsed = es_parsed_config();
     struct agenda_jwt_claims c, again;
     int rh, re;
 
@@ -160,6 +177,7 @@ static void check_token(const char *tok, size_t len)
     CHECK(re != AGENDA_JWT_BAD_KEY && re != AGENDA_JWT_NOMEM);
     if (re == AGENDA_JWT_OK)
         check_claims(&c);
+    CHECK(agenda_jwt_verify(&es_parsed, tok, len, NOW, &again) == re);
     CHECK(rh != AGENDA_JWT_OK || re != AGENDA_JWT_OK);
 }
 

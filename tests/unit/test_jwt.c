@@ -16,11 +16,15 @@
 
 #include <cmocka.h>
 #include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
 #include "agenda_jwt.h"
+#include "agenda_jwt_sig.h"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -62,6 +66,11 @@ static const char secret64[] =
 /* Generated keys, PEM, NUL-terminated (lengths exclude the NUL). */
 static char *ec_priv, *ec_pub, *rsa_priv, *rsa_pub;
 
+/* The public keys parsed (agenda_jwt_key_load), and whether config()
+ * hands them to verification: the tests marked PARSED run both ways. */
+static EVP_PKEY *ec_parsed, *rsa_parsed;
+static int use_parsed;
+
 static char *pem_of(EVP_PKEY *k, int private_key)
 {
     BIO *b = BIO_new(BIO_s_mem());
@@ -84,6 +93,8 @@ static char *pem_of(EVP_PKEY *k, int private_key)
     return out;
 }
 
+static struct agenda_jwt_config config(enum agenda_jwt_alg alg);
+
 static int make_keys(void **state)
 {
     EVP_PKEY *ec = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
@@ -98,6 +109,15 @@ static int make_keys(void **state)
     rsa_pub = pem_of(rsa, 0);
     EVP_PKEY_free(ec);
     EVP_PKEY_free(rsa);
+    {
+        struct agenda_jwt_config e = config(AGENDA_JWT_ES256);
+        struct agenda_jwt_config r = config(AGENDA_JWT_RS256);
+
+        ec_parsed = agenda_jwt_key_load(&e);
+        rsa_parsed = agenda_jwt_key_load(&r);
+    }
+    if (ec_parsed == NULL || rsa_parsed == NULL)
+        return -1;
     return 0;
 }
 
@@ -108,6 +128,23 @@ static int free_keys(void **state)
     free(ec_pub);
     free(rsa_priv);
     free(rsa_pub);
+    EVP_PKEY_free(ec_parsed);
+    EVP_PKEY_free(rsa_parsed);
+    return 0;
+}
+
+static int parsed_on(void **state)
+{
+    (void)state;
+    use_parsed = 1;
+    snprintf(row, sizeof row, "(none)");
+    return 0;
+}
+
+static int parsed_off(void **state)
+{
+    (void)state;
+    use_parsed = 0;
     return 0;
 }
 
@@ -135,6 +172,10 @@ static struct agenda_jwt_config config(enum agenda_jwt_alg alg)
     c.sign_key_len = strlen(sign);
     c.verify_key = (const unsigned char *)verify;
     c.verify_key_len = strlen(verify);
+    if (use_parsed && alg == AGENDA_JWT_RS256)
+        c.verify_pkey = rsa_parsed;
+    else if (use_parsed && alg == AGENDA_JWT_ES256)
+        c.verify_pkey = ec_parsed;
     return c;
 }
 
@@ -975,6 +1016,140 @@ static void issued_token_lifetime(void **state)
     }
 }
 
+/* ---- the parsed public key (agenda_jwt_sig.h) ---------------------------- */
+
+/* Each check can refuse on its own: the pre-check with the parsed key
+ * (the PEM is right), and libjwt with the PEM (the parsed key is right). */
+static void parsed_key_and_libjwt_both_decide(void **state)
+{
+    static const enum agenda_jwt_alg some[] = {
+        AGENDA_JWT_RS256, AGENDA_JWT_ES256,
+    };
+    EVP_PKEY *other_ec = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    EVP_PKEY *other_rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    struct agenda_jwt_claims cl;
+    size_t i;
+
+    (void)state;
+    assert_non_null(other_ec);
+    assert_non_null(other_rsa);
+    for (i = 0; i < COUNT(some); i++) {
+        int rsa = some[i] == AGENDA_JWT_RS256;
+        struct agenda_jwt_config c = config(some[i]);
+        EVP_PKEY *right = agenda_jwt_key_load(&c);
+        EVP_PKEY *wrong = rsa ? other_rsa : other_ec;
+        char *wrong_pem = pem_of(wrong, 0);
+        char *tok = NULL;
+
+        ROW("%s", rsa ? "RS256" : "ES256");
+        assert_non_null(right);
+        ERR_EQ(agenda_jwt_issue(&c, "alice", "user", 1, NOW, JTI, &tok),
+               AGENDA_JWT_OK);
+        c.verify_pkey = right;
+        ERR_EQ(verify_str(&c, tok, NOW, &cl), AGENDA_JWT_OK);
+        c.verify_pkey = wrong;
+        ERR_EQ(verify_str(&c, tok, NOW, &cl), AGENDA_JWT_BAD_SIGNATURE);
+        EQ(ERR_peek_error(), 0);
+        c.verify_pkey = right;
+        c.verify_key = (const unsigned char *)wrong_pem;
+        c.verify_key_len = strlen(wrong_pem);
+        ERR_EQ(verify_str(&c, tok, NOW, &cl), AGENDA_JWT_BAD_SIGNATURE);
+        ERR_clear_error(); /* libjwt's own refusal leaves errors queued */
+        free(tok);
+        free(wrong_pem);
+        EVP_PKEY_free(right);
+    }
+
+    ROW("nothing to parse");
+    {
+        struct agenda_jwt_config c = config(AGENDA_JWT_HS256);
+
+        assert_null(agenda_jwt_key_load(&c));
+        c = config(AGENDA_JWT_ES256);
+        c.verify_key = (const unsigned char *)rsa_pub;
+        c.verify_key_len = strlen(rsa_pub);
+        assert_null(agenda_jwt_key_load(&c));
+        c = config(AGENDA_JWT_RS256);
+        c.verify_key = (const unsigned char *)rsa_priv; /* not a PUBKEY */
+        c.verify_key_len = strlen(rsa_priv);
+        assert_null(agenda_jwt_key_load(&c));
+        assert_null(agenda_jwt_key_load(NULL));
+    }
+    EVP_PKEY_free(other_ec);
+    EVP_PKEY_free(other_rsa);
+}
+
+/* A signature of data by the private key in pem, as OpenSSL writes it
+ * (DER for ECDSA); its length. */
+static size_t openssl_sign(const char *pem, const char *data,
+                           unsigned char *sig, size_t room)
+{
+    BIO *b = BIO_new_mem_buf(pem, -1);
+    EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    size_t n = room;
+
+    assert_non_null(k);
+    assert_non_null(md);
+    assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k), 1);
+    assert_int_equal(EVP_DigestSign(md, sig, &n, (const unsigned char *)data,
+                                    strlen(data)),
+                     1);
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(k);
+    BIO_free(b);
+    return n;
+}
+
+/* The forms of signature agenda_jwt_sig_valid() takes and refuses. */
+static void signature_forms(void **state)
+{
+    static const char data[] = "header.payload";
+    const unsigned char *p;
+    unsigned char der[128], jws[64], rs[512];
+    const BIGNUM *r, *sv;
+    ECDSA_SIG *es;
+    size_t der_len, rs_len;
+
+    (void)state;
+    ROW("ES256");
+    der_len = openssl_sign(ec_priv, data, der, sizeof der);
+    p = der;
+    es = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+    assert_non_null(es);
+    ECDSA_SIG_get0(es, &r, &sv);
+    assert_int_equal(BN_bn2binpad(r, jws, 32), 32);
+    assert_int_equal(BN_bn2binpad(sv, jws + 32, 32), 32);
+    ECDSA_SIG_free(es);
+#define VALID(key, alg, d, sig, n)                                          \
+    agenda_jwt_sig_valid((key), (alg), (const unsigned char *)(d),          \
+                         strlen(d), (sig), (n))
+    assert_true(VALID(ec_parsed, AGENDA_JWT_ES256, data, jws, 64));
+    assert_false(VALID(ec_parsed, AGENDA_JWT_ES256, "header.payloaD", jws,
+                       64));
+    assert_false(VALID(ec_parsed, AGENDA_JWT_ES256, data, der, der_len));
+    assert_false(VALID(ec_parsed, AGENDA_JWT_ES256, data, jws, 63));
+    assert_false(VALID(rsa_parsed, AGENDA_JWT_ES256, data, jws, 64));
+    assert_false(VALID(ec_parsed, AGENDA_JWT_RS256, data, jws, 64));
+    assert_false(VALID(ec_parsed, AGENDA_JWT_HS256, data, jws, 64));
+    assert_false(VALID(NULL, AGENDA_JWT_ES256, data, jws, 64));
+    jws[5] ^= 1;
+    assert_false(VALID(ec_parsed, AGENDA_JWT_ES256, data, jws, 64));
+    memset(jws, 0, sizeof jws); /* r = s = 0: never a signature */
+    assert_false(VALID(ec_parsed, AGENDA_JWT_ES256, data, jws, 64));
+
+    ROW("RS256");
+    rs_len = openssl_sign(rsa_priv, data, rs, sizeof rs);
+    assert_int_equal(rs_len, 256);
+    assert_true(VALID(rsa_parsed, AGENDA_JWT_RS256, data, rs, rs_len));
+    assert_false(VALID(rsa_parsed, AGENDA_JWT_RS256, data, rs, rs_len - 1));
+    assert_false(VALID(ec_parsed, AGENDA_JWT_RS256, data, rs, rs_len));
+    rs[100] ^= 0x80;
+    assert_false(VALID(rsa_parsed, AGENDA_JWT_RS256, data, rs, rs_len));
+#undef VALID
+    EQ(ERR_peek_error(), 0);
+}
+
 static void names_and_messages(void **state)
 {
     int e, f;
@@ -1009,6 +1184,8 @@ static int clear_row(void **state)
 }
 
 #define TEST(f) cmocka_unit_test_setup(f, clear_row)
+#define PARSED(f)                                                           \
+    {#f " (parsed key)", f, parsed_on, parsed_off, NULL}
 
 int main(void)
 {
@@ -1025,6 +1202,13 @@ int main(void)
         TEST(issue_refuses_bad_arguments),
         TEST(issued_token_lifetime),
         TEST(names_and_messages),
+        TEST(parsed_key_and_libjwt_both_decide),
+        TEST(signature_forms),
+        PARSED(round_trip_every_alg),
+        PARSED(tokens_do_not_cross_algorithms),
+        PARSED(attack_table),
+        PARSED(tampered_payload_is_refused),
+        PARSED(issued_token_lifetime),
     };
 
     return cmocka_run_group_tests(tests, make_keys, free_keys);
