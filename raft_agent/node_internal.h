@@ -10,6 +10,7 @@
 #include "leader_clock.h"
 #include "node.h"
 #include "session.h"
+#include "snapshot_vet.h"
 #include "storage.h"
 #include "transport.h"
 
@@ -76,6 +77,7 @@ struct snap_file {
 struct snap_recv {
     bool active;
     bool complete;          /* whole file here and checked */
+    struct snapshot_vet vet; /* whole file here, being checked */
     raft_id from;
     struct raft_snapshot_meta meta;
     uint64_t total;

@@ -9,7 +9,9 @@
  * so memory stays bounded whatever the snapshot size.  The follower writes
  * chunks at their offsets and checks the CRC-32C of the whole file; a chunk
  * at an unexpected offset is answered with the offset it needs, so a
- * transfer interrupted by a reconnection resumes where it stopped.
+ * transfer interrupted by a reconnection resumes where it stopped.  Then a
+ * child process reads the whole file (snapshot_vet.h) before this one
+ * does, and the follower acknowledges it or refuses it by its verdict.
  *
  * Only when the follower acknowledges the complete file (SNAP_ACK DONE)
  * does the leader send the core's SNAPSHOT message (with its term); the
@@ -35,6 +37,11 @@
 #define SNAP_STALL_MS 15000            /* give up on a silent transfer */
 #define SNAP_SEND_FILE "snapshot-send.mdb"
 #define SNAP_RECV_FILE "snapshot-recv.mdb"
+#define SNAP_VETTED_FILE "snapshot-vetted.mdb" /* what gets installed */
+/* How long the child of snapshot_vet.h may read a received file: a walk
+ * reads several hundred MB/s, so this only ends a child that hangs. */
+#define SNAP_VET_MIN_MS 30000
+#define SNAP_VET_BYTES_PER_MS 10000 /* 10 MB/s more */
 
 void node_snapshot_file_path(const struct agenda_node *n, char *buf,
                              size_t len, const char *name)
@@ -351,12 +358,27 @@ void node_snapshot_on_ack(struct agenda_node *n, raft_id from,
 
 /* ---- follower side --------------------------------------------------------- */
 
+/* Remove what a transfer leaves in the data directory. */
+static void recv_unlink(const struct agenda_node *n)
+{
+    static const char *const files[] = {
+        SNAP_RECV_FILE, SNAP_VETTED_FILE, SNAP_VETTED_FILE ".tmp"};
+    char path[1024];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        node_snapshot_file_path(n, path, sizeof(path), files[i]);
+        unlink(path);
+    }
+}
+
 static void recv_reset(struct agenda_node *n)
 {
+    snapshot_vet_cancel(&n->recv.vet);
     if (n->recv.fd >= 0)
         close(n->recv.fd);
+    recv_unlink(n);
     memset(&n->recv, 0, sizeof(n->recv));
     n->recv.fd = -1;
+    snapshot_vet_init(&n->recv.vet);
 }
 
 static void send_ack(struct agenda_node *n, raft_id to, raft_index index,
@@ -366,6 +388,8 @@ static void send_ack(struct agenda_node *n, raft_id to, raft_index index,
         .index = index, .next_offset = next, .status = status};
     agenda_transport_send_snap_ack(n->tr, to, &a);
 }
+
+static void recv_checked(const struct snapshot_vet_result *res, void *arg);
 
 static bool recv_start(struct agenda_node *n, raft_id from,
                        const struct agenda_snap_chunk *c)
@@ -405,6 +429,8 @@ void node_snapshot_on_chunk(struct agenda_node *n, raft_id from,
         send_ack(n, from, c->index, r->total, AGENDA_SNAP_DONE);
         return;
     }
+    if (same && snapshot_vet_running(&r->vet))
+        return; /* the file is whole: the answer comes with the check's */
     if (!same) {
         /* the received file is waiting to be installed (its batch kept,
          * to be retried after a full disk): another transfer must not
@@ -456,21 +482,57 @@ void node_snapshot_on_chunk(struct agenda_node *n, raft_id from,
     }
     /* Check the file now, while refusing it costs nothing: once the core
      * has stepped the SNAPSHOT message it has dropped its log in memory,
-     * and a failed install can only be undone by a restart. */
-    char path[1024];
-    struct raft_snapshot_meta got;
-    node_snapshot_file_path(n, path, sizeof(path), SNAP_RECV_FILE);
-    int rc = agenda_storage_snapshot_check(path, &got);
-    if (rc != 0 || got.index != r->meta.index || got.term != r->meta.term) {
-        agenda_log(AGENDA_LOG_WARN, "snapshot from %u refused: %s", from,
-                   rc != 0 ? agenda_storage_strerror(rc)
-                           : "its content does not match its header");
+     * and a failed install can only be undone by a restart.  A child
+     * reads it first and writes the copy to install (snapshot_vet.h);
+     * recv_checked() answers. */
+    char in[1024], out[1024];
+    node_snapshot_file_path(n, in, sizeof(in), SNAP_RECV_FILE);
+    node_snapshot_file_path(n, out, sizeof(out), SNAP_VETTED_FILE);
+    if (snapshot_vet_start(&r->vet, n->base, in, out,
+                           SNAP_VET_MIN_MS + r->total / SNAP_VET_BYTES_PER_MS,
+                           recv_checked, n) != 0) {
+        agenda_log(AGENDA_LOG_ERROR, "cannot check the snapshot from %u: "
+                   "%s", from, strerror(errno));
         recv_reset(n);
         send_ack(n, from, c->index, 0, AGENDA_SNAP_FAILED);
+    }
+}
+
+/* The child's verdict on the received file (node_snapshot_on_chunk). */
+static void recv_checked(const struct snapshot_vet_result *res, void *arg)
+{
+    struct agenda_node *n = arg;
+    struct snap_recv *r = &n->recv;
+    char why[160] = "";
+
+    if (res->outcome == SNAPSHOT_VET_TIMEOUT)
+        snprintf(why, sizeof why, "reading it took too long");
+    else if (res->outcome == SNAPSHOT_VET_CRASHED)
+        snprintf(why, sizeof why, "reading it crashed the checking process "
+                 "(signal %d)", res->signal);
+    else if (res->rc != 0)
+        snprintf(why, sizeof why, "%s", agenda_storage_strerror(res->rc));
+    else if (res->meta.index != r->meta.index ||
+             res->meta.term != r->meta.term)
+        snprintf(why, sizeof why, "its content does not match its header");
+    if (why[0] != '\0') {
+        raft_id from = r->from;
+        raft_index index = r->meta.index;
+        agenda_log(AGENDA_LOG_WARN, "snapshot from %u refused: %s", from,
+                   why);
+        n->snapshots_failed++;
+        recv_reset(n);
+        send_ack(n, from, index, 0, AGENDA_SNAP_FAILED);
         return;
     }
+    /* the vetted copy is what gets installed: the received file goes */
+    close(r->fd);
+    r->fd = -1;
+    char in[1024];
+    node_snapshot_file_path(n, in, sizeof(in), SNAP_RECV_FILE);
+    unlink(in);
     r->complete = true;
-    send_ack(n, from, c->index, r->total, AGENDA_SNAP_DONE);
+    send_ack(n, r->from, r->meta.index, r->total, AGENDA_SNAP_DONE);
 }
 
 void node_snapshot_on_msg(struct agenda_node *n, const struct raft_msg *m)
@@ -502,7 +564,7 @@ int node_snapshot_install(struct agenda_node *n,
         close(r->fd);
     r->fd = -1;
     char path[1024];
-    node_snapshot_file_path(n, path, sizeof(path), SNAP_RECV_FILE);
+    node_snapshot_file_path(n, path, sizeof(path), SNAP_VETTED_FILE);
     /* The file was checked on arrival (node_snapshot_on_chunk), so a
      * failure here is an I/O problem: the caller exits and a restart
      * recovers from the untouched durable state. */
@@ -580,9 +642,7 @@ int node_snapshot_init(struct agenda_node *n)
     if (n->copy_ev == NULL || event_add(n->copy_ev, NULL) != 0)
         return -1;
     /* Leftovers of a transfer cut short by a crash are useless. */
-    char path[1024];
-    node_snapshot_file_path(n, path, sizeof(path), SNAP_RECV_FILE);
-    unlink(path);
+    recv_unlink(n);
     return 0;
 }
 

@@ -229,14 +229,29 @@ int agenda_storage_snapshot_create(struct agenda_storage *s,
 /*
  * Validate a received snapshot file without touching any environment: the
  * same checks as agenda_storage_snapshot_install() (LMDB format, length,
- * format version, every record walked, applied meta present).  *meta gets
- * the applied index/term the file covers.  Returns 0, AGENDA_STORAGE_CORRUPT,
- * AGENDA_STORAGE_VERSION or another negative error.  The receiver calls it
- * before telling the sender the transfer is complete, so that a bad file is
- * refused while the Raft core has not yet been told about it.
+ * format version, every record walked and every page of its key and value
+ * read, applied meta present).  *meta gets the applied index/term the file
+ * covers.  Returns 0, AGENDA_STORAGE_CORRUPT, AGENDA_STORAGE_VERSION or
+ * another negative error.  The receiver calls it before telling the sender
+ * the transfer is complete, so that a bad file is refused while the Raft
+ * core has not yet been told about it, and in a child process
+ * (snapshot_vet.h): pages LMDB cannot parse can crash whoever reads them.
  */
 int agenda_storage_snapshot_check(const char *path,
                                   struct raft_snapshot_meta *meta);
+
+/*
+ * What the receiver of a snapshot does before it acknowledges the file (in
+ * a child process, see snapshot_vet.h): check in as snapshot_check() does,
+ * then write out, a compacted copy of in made by LMDB from its trees alone
+ * (so that no free list or unreachable page of the peer's file is ever
+ * used: LMDB would hand such pages out again and trust what they say),
+ * synced, and check that too.  out is what gets installed.  *meta gets
+ * the applied index/term.  Returns 0 or the first error; on failure out
+ * does not exist (nor out.tmp).
+ */
+int agenda_storage_snapshot_vet(const char *in, const char *out,
+                                struct raft_snapshot_meta *meta);
 
 /*
  * Replace the environment by the snapshot file at path (as written by
