@@ -192,6 +192,38 @@ static int sync_dir_of(const char *path)
     return r;
 }
 
+/* path + ".tmp", malloc'd (NULL when out of memory). */
+static char *tmp_name(const char *path)
+{
+    size_t n = strlen(path);
+    char *tmp = malloc(n + sizeof(".tmp"));
+    if (tmp != NULL) {
+        memcpy(tmp, path, n);
+        memcpy(tmp + n, ".tmp", sizeof(".tmp"));
+    }
+    return tmp;
+}
+
+/* A compacted copy of env written to tmp and synced.  When env is a file
+ * from a peer (untrusted), LMDB failing to read it is the file's fault,
+ * whatever error it picked, except running out of room. */
+static int compact_copy(MDB_env *env, const char *tmp, bool untrusted)
+{
+    int r = AGENDA_STORAGE_OK;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return agenda_storage_map_mdb(errno);
+    int rc = mdb_env_copyfd2(env, fd, MDB_CP_COMPACT);
+    if (rc != MDB_SUCCESS)
+        r = untrusted && rc != ENOSPC && rc != EFBIG
+                ? AGENDA_STORAGE_CORRUPT
+                : agenda_storage_map_mdb(rc);
+    else if (fsync(fd) != 0)
+        r = agenda_storage_map_mdb(errno);
+    close(fd);
+    return r;
+}
+
 int agenda_storage_snapshot_create(struct agenda_storage *s,
                                    const char *path,
                                    struct raft_snapshot_meta *meta)
@@ -201,10 +233,8 @@ int agenda_storage_snapshot_create(struct agenda_storage *s,
     if (atomic_exchange(&s->copying, 1) != 0)
         return AGENDA_STORAGE_BUSY;
     MDB_env *env = s->env;
-    size_t n = strlen(path);
-    char *tmp = malloc(n + sizeof(".tmp"));
+    char *tmp = tmp_name(path);
     int r = AGENDA_STORAGE_OK;
-    int fd = -1;
     struct storage_meta m;
 
     if (env == NULL) {
@@ -215,24 +245,8 @@ int agenda_storage_snapshot_create(struct agenda_storage *s,
         r = AGENDA_STORAGE_NOMEM;
         goto out;
     }
-    memcpy(tmp, path, n);
-    memcpy(tmp + n, ".tmp", sizeof(".tmp"));
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        r = agenda_storage_map_mdb(errno);
+    if ((r = compact_copy(env, tmp, false)) != AGENDA_STORAGE_OK)
         goto out;
-    }
-    int rc = mdb_env_copyfd2(env, fd, MDB_CP_COMPACT);
-    if (rc != MDB_SUCCESS) {
-        r = agenda_storage_map_mdb(rc);
-        goto out;
-    }
-    if (fsync(fd) != 0) {
-        r = agenda_storage_map_mdb(errno);
-        goto out;
-    }
-    close(fd);
-    fd = -1;
     /* The copy's read txn started after our call: ask the copy itself
      * what it contains. */
     if ((r = copy_inspect(tmp, false, &m)) != AGENDA_STORAGE_OK)
@@ -247,8 +261,6 @@ int agenda_storage_snapshot_create(struct agenda_storage *s,
         meta->term = m.applied_term;
     }
 out:
-    if (fd >= 0)
-        close(fd);
     if (r != AGENDA_STORAGE_OK && tmp != NULL)
         unlink(tmp);
     free(tmp);
@@ -326,40 +338,20 @@ int agenda_storage_snapshot_vet(const char *in, const char *out,
     struct raft_snapshot_meta got = {0, 0};
     MDB_env *env = NULL;
     char *tmp = NULL;
-    int fd = -1, rc;
 
     if (in == NULL || out == NULL || meta == NULL)
         return AGENDA_STORAGE_INVALID;
     int r = agenda_storage_snapshot_check(in, &got);
     if (r != AGENDA_STORAGE_OK)
         return r;
-    size_t n = strlen(out);
-    tmp = malloc(n + sizeof(".tmp"));
-    if (tmp == NULL)
+    if ((tmp = tmp_name(out)) == NULL)
         return AGENDA_STORAGE_NOMEM;
-    memcpy(tmp, out, n);
-    memcpy(tmp + n, ".tmp", sizeof(".tmp"));
     if ((r = copy_open(in, MDB_RDONLY, 0, &env)) != AGENDA_STORAGE_OK)
         goto out;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        r = agenda_storage_map_mdb(errno);
-        goto out;
-    }
     /* LMDB writes the copy from the trees alone: the input's free list and
      * any page no tree reaches are left behind */
-    rc = mdb_env_copyfd2(env, fd, MDB_CP_COMPACT);
-    if (rc != MDB_SUCCESS) {
-        r = rc == ENOSPC || rc == EFBIG ? agenda_storage_map_mdb(rc)
-                                        : AGENDA_STORAGE_CORRUPT;
+    if ((r = compact_copy(env, tmp, true)) != AGENDA_STORAGE_OK)
         goto out;
-    }
-    if (fsync(fd) != 0) {
-        r = agenda_storage_map_mdb(errno);
-        goto out;
-    }
-    close(fd);
-    fd = -1;
     if (rename(tmp, out) != 0) {
         r = agenda_storage_map_mdb(errno);
         goto out;
@@ -372,8 +364,6 @@ int agenda_storage_snapshot_vet(const char *in, const char *out,
     if (r != AGENDA_STORAGE_OK)
         unlink(out);
 out:
-    if (fd >= 0)
-        close(fd);
     if (env != NULL)
         mdb_env_close(env);
     if (r != AGENDA_STORAGE_OK)

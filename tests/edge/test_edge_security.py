@@ -1030,6 +1030,15 @@ def ws_closed(ws, timeout=5.0) -> bool:
     return False
 
 
+def change_password(c: Client) -> str:
+    """c's password changed (from PASSWORD): the new access token."""
+    r = c.req("POST", "/me/password",
+              {"current_password": PASSWORD,
+               "new_password": "another horse battery staple"})
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
+
+
 @needs_ws
 def test_removed_members_and_revoked_tokens_lose_their_subscriptions(stack):
     """A member removed from a group is told, then every subscription to
@@ -1058,11 +1067,7 @@ def test_removed_members_and_revoked_tokens_lose_their_subscriptions(stack):
     ws_own = ws_connect(edge, f"access_token={mem.token}")
     try:
         time.sleep(0.2)
-        r = mem.req("POST", "/me/password",
-                    {"current_password": PASSWORD,
-                     "new_password": "another horse battery staple"})
-        assert r.status_code == 200, r.text
-        fresh = r.json()["access_token"]
+        fresh = change_password(mem)
         assert recv_until(ws_own, "user.password_changed")
         assert ws_closed(ws_own)
     finally:
@@ -1084,11 +1089,7 @@ def test_a_password_change_ends_group_subscriptions_of_revoked_tokens(stack):
     ws_lead = ws_connect(edge, f"access_token={lead.token}&{group}")
     try:
         time.sleep(0.2)
-        r = mem.req("POST", "/me/password",
-                    {"current_password": PASSWORD,
-                     "new_password": "another horse battery staple"})
-        assert r.status_code == 200, r.text
-        fresh = r.json()["access_token"]
+        fresh = change_password(mem)
         assert ws_closed(ws_mem, timeout=5)
         assert not ws_closed(ws_lead, timeout=1.5)
         r = lead.req("PATCH", f"/groups/{gid}", {"name": "Still heard"})

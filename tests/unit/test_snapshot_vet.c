@@ -18,7 +18,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +30,8 @@
 
 #include "snapshot_vet.h"
 #include "storage.h"
+
+#include "../env_dir.h"
 
 #define PAGE 4096
 #define TIMEOUT_MS 20000
@@ -45,15 +46,6 @@ struct fx {
     bool answered;
     struct snapshot_vet_result res;
 };
-
-static int rm_one(const char *p, const struct stat *sb, int flag,
-                  struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
 
 /* A log of 3 entries, applied, and 200 records in "sm", one of 40 KB. */
 static void make_snapshot(struct fx *f)
@@ -112,7 +104,7 @@ static int teardown(void **state)
     struct fx *f = *state;
 
     event_base_free(f->base);
-    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    test_dir_remove_all(f->dir);
     free(f);
     return 0;
 }
@@ -234,6 +226,7 @@ static void test_a_missing_file_is_the_checks_answer(void **state)
 #define PAGE_PTRS 16   /* u16 offsets of the nodes */
 #define P_LEAF 0x02
 #define P_NOT_NODES (0x04 | 0x08 | 0x20) /* overflow, meta, LEAF2 */
+#define MAX_PAGES 64   /* the test snapshot has about 20 */
 #define NODE_FLAGS 4   /* u16 */
 #define F_SUBDATA 0x02 /* a database's record: LMDB reads its fixed size */
 
@@ -242,55 +235,37 @@ static unsigned u16_at(const uint8_t *p)
     return (unsigned)p[0] | (unsigned)p[1] << 8;
 }
 
+/* Damage page p of a snapshot in copy; false: this page is left out. */
+typedef bool (*damage_fn)(uint8_t *copy, size_t p);
+
 /*
- * Why a crash cannot be ruled out by reading alone: a leaf node states
- * its value's size, and LMDB hands out a value of that size without
- * comparing it with the page.  Each leaf page's first record is made to
- * claim 2 GB (but a database's own record, whose size LMDB never reads):
- * reading that value runs off the map, so the child faults — a receiver
- * reading the file itself would have died — or the check refuses the
- * record (the meta records have fixed sizes), and this process lives on.
- * (Under AddressSanitizer the fault is a report and exit status 1 rather
- * than the signal: a crash without a signal.  The reports are kept off
- * the test's output.)
+ * Vet the snapshot with each page damaged in turn: res[p] gets the answer
+ * for page p (pages 2.. ; meta pages 0 and 1 are left alone), tried[p]
+ * whether it was damaged at all.  The children's fault reports (a
+ * sanitizer's) are kept off the test's output.
  */
-static void test_a_value_past_its_page_crashes_only_the_child(void **state)
+static void vet_each_page(struct fx *f, damage_fn damage,
+                          struct snapshot_vet_result *res, bool *tried,
+                          size_t *pages)
 {
-    struct fx *f = *state;
     uint8_t *orig, *copy;
-    size_t len = read_all(f->snap, &orig), pages = len / PAGE;
-    struct snapshot_vet_result *res;
-    bool *leaf;
-    unsigned crashed = 0, leaves = 0;
+    size_t len = read_all(f->snap, &orig), broken = 0;
     int quiet = open("/dev/null", O_WRONLY), saved = dup(STDERR_FILENO);
 
-    assert_true(len % PAGE == 0 && pages > 4);
+    *pages = len / PAGE;
+    assert_true(len % PAGE == 0 && *pages > 4 && *pages <= MAX_PAGES);
     assert_true(quiet >= 0 && saved >= 0);
     copy = malloc(len);
-    res = calloc(pages, sizeof *res);
-    leaf = calloc(pages, sizeof *leaf);
     assert_non_null(copy);
-    assert_non_null(res);
-    assert_non_null(leaf);
     /* no assertion until stderr is back: cmocka reports failures there */
-    size_t broken = 0;
     dup2(quiet, STDERR_FILENO);
-    for (size_t p = 2; p < pages && broken == 0; p++) {
-        const uint8_t *pg = orig + p * PAGE;
-        unsigned flags = u16_at(pg + PAGE_FLAGS), node;
+    for (size_t p = 2; p < *pages && broken == 0; p++) {
         int fd;
 
-        if (!(flags & P_LEAF) || (flags & P_NOT_NODES)
-            || u16_at(pg + PAGE_LOWER) <= PAGE_PTRS)
-            continue;
-        node = u16_at(pg + PAGE_PTRS);
-        if (node < PAGE_PTRS || node + 8 > PAGE
-            || (u16_at(pg + node + NODE_FLAGS) & F_SUBDATA))
-            continue;
-        leaf[p] = true;
         memcpy(copy, orig, len);
-        /* mn_lo, mn_hi: the value's size, 0x7fffffff */
-        memcpy(copy + p * PAGE + node, "\xff\xff\xff\x7f", 4);
+        tried[p] = damage(copy, p);
+        if (!tried[p])
+            continue;
         fd = open(f->bad, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         if (fd < 0 || write(fd, copy, len) != (ssize_t)len
             || !try_vet(f, f->bad))
@@ -303,14 +278,68 @@ static void test_a_value_past_its_page_crashes_only_the_child(void **state)
     close(saved);
     close(quiet);
     assert_int_equal(broken, 0);
+    free(copy);
+    free(orig);
+}
+
+/* The first record of a leaf page (but a database's own record, whose
+ * size LMDB never reads) claims a value of 0x7fffffff bytes. */
+static bool oversized_value(uint8_t *copy, size_t p)
+{
+    uint8_t *pg = copy + p * PAGE;
+    unsigned flags = u16_at(pg + PAGE_FLAGS), node;
+
+    if (!(flags & P_LEAF) || (flags & P_NOT_NODES)
+        || u16_at(pg + PAGE_LOWER) <= PAGE_PTRS)
+        return false;
+    node = u16_at(pg + PAGE_PTRS);
+    if (node < PAGE_PTRS || node + 8 > PAGE
+        || (u16_at(pg + node + NODE_FLAGS) & F_SUBDATA))
+        return false;
+    memcpy(pg + node, "\xff\xff\xff\x7f", 4); /* mn_lo, mn_hi */
+    return true;
+}
+
+/* Bytes flipped across the whole page. */
+static bool flipped_bytes(uint8_t *copy, size_t p)
+{
+    for (size_t i = 16; i < PAGE; i += 7)
+        copy[p * PAGE + i] ^= 0x5a;
+    return true;
+}
+
+static bool crash_signal(const struct snapshot_vet_result *r)
+{
+    /* 0: under AddressSanitizer a fault is a report and exit status 1 */
+    return r->signal == SIGSEGV || r->signal == SIGBUS
+           || r->signal == SIGABRT || r->signal == 0;
+}
+
+/*
+ * Why a crash cannot be ruled out by reading alone: a leaf node states
+ * its value's size, and LMDB hands out a value of that size without
+ * comparing it with the page.  Each leaf page's first record is made to
+ * claim 2 GB: reading that value runs off the map, so the child faults —
+ * a receiver reading the file itself would have died — or the check
+ * refuses the record (the meta records have fixed sizes), and this
+ * process lives on.
+ */
+static void test_a_value_past_its_page_crashes_only_the_child(void **state)
+{
+    struct fx *f = *state;
+    struct snapshot_vet_result res[MAX_PAGES];
+    bool tried[MAX_PAGES] = {false};
+    unsigned crashed = 0, leaves = 0;
+    size_t pages;
+
+    vet_each_page(f, oversized_value, res, tried, &pages);
     for (size_t p = 2; p < pages; p++) {
-        if (!leaf[p])
+        if (!tried[p])
             continue;
         leaves++;
         /* never accepted */
         if (res[p].outcome == SNAPSHOT_VET_CRASHED) {
-            assert_true(res[p].signal == SIGSEGV || res[p].signal == SIGBUS
-                        || res[p].signal == 0);
+            assert_true(crash_signal(&res[p]));
             crashed++;
         } else {
             assert_int_equal(res[p].outcome, SNAPSHOT_VET_CHECKED);
@@ -320,10 +349,6 @@ static void test_a_value_past_its_page_crashes_only_the_child(void **state)
     print_message("%u leaf pages: %u crashed the child\n", leaves, crashed);
     /* the log's leaf page and those of "sm" (4) at least */
     assert_true(crashed >= 3);
-    free(leaf);
-    free(res);
-    free(copy);
-    free(orig);
 }
 
 /*
@@ -336,41 +361,15 @@ static void test_a_value_past_its_page_crashes_only_the_child(void **state)
 static void test_damaged_pages_are_answered(void **state)
 {
     struct fx *f = *state;
-    uint8_t *orig, *copy;
-    size_t len = read_all(f->snap, &orig), pages = len / PAGE;
-    struct snapshot_vet_result *res;
+    struct snapshot_vet_result res[MAX_PAGES];
+    bool tried[MAX_PAGES] = {false};
     unsigned crashed = 0, refused = 0, accepted = 0;
-    int quiet = open("/dev/null", O_WRONLY), saved = dup(STDERR_FILENO);
+    size_t pages;
 
-    assert_true(len % PAGE == 0 && pages > 4);
-    assert_true(quiet >= 0 && saved >= 0);
-    copy = malloc(len);
-    res = calloc(pages, sizeof *res);
-    assert_non_null(copy);
-    assert_non_null(res);
-    /* no assertion until stderr is back: cmocka reports failures there */
-    size_t broken = 0;
-    dup2(quiet, STDERR_FILENO);
-    for (size_t p = 2; p < pages && broken == 0; p++) {
-        int fd = open(f->bad, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        memcpy(copy, orig, len);
-        for (size_t i = 16; i < PAGE; i += 7)
-            copy[p * PAGE + i] ^= 0x5a;
-        if (fd < 0 || write(fd, copy, len) != (ssize_t)len
-            || !try_vet(f, f->bad))
-            broken = p;
-        if (fd >= 0)
-            close(fd);
-        res[p] = f->res;
-    }
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    close(quiet);
-    assert_int_equal(broken, 0);
+    vet_each_page(f, flipped_bytes, res, tried, &pages);
     for (size_t p = 2; p < pages; p++) {
         if (res[p].outcome == SNAPSHOT_VET_CRASHED) {
-            assert_true(res[p].signal == SIGSEGV || res[p].signal == SIGBUS
-                        || res[p].signal == SIGABRT || res[p].signal == 0);
+            assert_true(crash_signal(&res[p]));
             crashed++;
         } else {
             assert_int_equal(res[p].outcome, SNAPSHOT_VET_CHECKED);
@@ -384,9 +383,6 @@ static void test_damaged_pages_are_answered(void **state)
                   "accepted\n", pages - 2, crashed, refused, accepted);
     assert_int_equal(crashed + refused + accepted, pages - 2);
     assert_true(refused > 0 && accepted > 0);
-    free(res);
-    free(copy);
-    free(orig);
 }
 
 /* A child that never answers (stopped here) is killed at the limit. */

@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,6 +28,8 @@
 #include "raft_log.h"
 #include "storage.h"
 
+#include "../env_dir.h"
+
 #define MIB ((size_t)1 << 20)
 
 struct fx {
@@ -40,21 +41,6 @@ struct fx {
 };
 
 /* --- helpers -------------------------------------------------------------- */
-
-static int rm_one(const char *p, const struct stat *sb, int flag,
-                  struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
-static void rm_rf(const char *dir)
-{
-    if (dir[0] != '\0')
-        nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static void path_in(char *out, size_t n, const char *dir, const char *name)
 {
@@ -79,8 +65,8 @@ static int teardown(void **state)
     struct fx *f = *state;
     agenda_storage_close(f->s);
     raft_arena_free(&f->arena);
-    rm_rf(f->dir);
-    rm_rf(f->dir2);
+    test_dir_remove_all(f->dir);
+    test_dir_remove_all(f->dir2);
     free(f);
     return 0;
 }
