@@ -77,6 +77,7 @@ struct snap_file {
 struct snap_recv {
     bool active;
     bool complete;          /* whole file here and checked */
+    bool taken;             /* and the core must install it (stepped) */
     struct snapshot_vet vet; /* whole file here, being checked */
     raft_id from;
     struct raft_snapshot_meta meta;

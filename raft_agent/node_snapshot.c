@@ -432,11 +432,14 @@ void node_snapshot_on_chunk(struct agenda_node *n, raft_id from,
     if (same && snapshot_vet_running(&r->vet))
         return; /* the file is whole: the answer comes with the check's */
     if (!same) {
-        /* the received file is waiting to be installed (its batch kept,
-         * to be retried after a full disk): another transfer must not
-         * replace it, or the install finds the wrong file and stops */
-        if (n->batch.rd != NULL && n->batch.rd->snapshot != NULL &&
-            !n->batch.installed) {
+        /* the received file is waiting to be installed (the core took its
+         * SNAPSHOT message, and the install comes with the next ready
+         * batch, or its batch is kept to be retried after a full disk):
+         * another transfer must not replace it, or the install finds no
+         * file and the agent stops */
+        if (r->taken || (n->batch.rd != NULL &&
+                         n->batch.rd->snapshot != NULL &&
+                         !n->batch.installed)) {
             send_ack(n, from, c->index, 0, AGENDA_SNAP_FAILED);
             return;
         }
@@ -542,9 +545,15 @@ void node_snapshot_on_msg(struct agenda_node *n, const struct raft_msg *m)
         r->meta.index != m->snapshot.index || r->meta.term != m->snapshot.term)
         return; /* stale: the leader starts over when its stream fails */
     int rv = raft_step(n->raft, m);
-    if (rv != RAFT_OK)
+    if (rv != RAFT_OK) {
         agenda_log(AGENDA_LOG_WARN, "snapshot message refused: %s",
                    raft_strerror(rv));
+        return;
+    }
+    struct raft_status st;
+    raft_status(n->raft, &st);
+    if (st.snapshot_pending)
+        r->taken = true; /* until node_snapshot_install's recv_reset */
 }
 
 int node_snapshot_install(struct agenda_node *n,

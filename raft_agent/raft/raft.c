@@ -1131,6 +1131,7 @@ void raft_status(const struct raft *r, struct raft_status *out)
     out->applied = r->log.applied;
     out->last_index = raft_log_last(&r->log);
     out->transferee = r->transferee;
+    out->snapshot_pending = r->ready_snapshot;
     out->n_peers = r->cfg.n_peers;
     for (unsigned i = 0; i < r->cfg.n_peers; i++) {
         const struct raft_progress *pr = &r->prs[i];

@@ -279,6 +279,9 @@ struct raft_status {
     raft_index applied;      /* highest index handed out in committed */
     raft_index last_index;
     raft_id transferee;
+    /* a stepped SNAPSHOT message was taken: the log now starts after it,
+     * and a ready batch asks to install it (until raft_advance) */
+    bool snapshot_pending;
     unsigned n_peers;
     struct raft_peer_status peers[RAFT_MAX_NODES]; /* leader only */
 };

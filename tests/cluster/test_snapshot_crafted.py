@@ -18,7 +18,8 @@ import time
 from conftest import Cluster, write_many
 
 MAGIC, VERSION = 0xA6E1, 1
-HELLO, SNAP_CHUNK, SNAP_ACK = 1, 3, 4
+HELLO, RAFT_MSG, SNAP_CHUNK, SNAP_ACK = 1, 2, 3, 4
+RAFT_MSG_SNAPSHOT = 9
 DONE, FAILED = 1, 2
 PAGE = 4096
 # LMDB's page layout (lmdb.h's MDB_page and MDB_node, little-endian)
@@ -85,6 +86,14 @@ def whole_file_chunk(index: int, term: int, data: bytes) -> bytes:
                              crc32c(data), 1) + data)
 
 
+def snapshot_msg(sender: int, to: int, term: int, index: int,
+                 snap_term: int) -> bytes:
+    """The core's SNAPSHOT message: install (index, snap_term)."""
+    return frame(RAFT_MSG, struct.pack(
+        "<BIIQQQQQBQQQQI", RAFT_MSG_SNAPSHOT, sender, to, term, index,
+        snap_term, index, 0, 0, 0, 0, index, snap_term, 0))
+
+
 class FakePeer:
     """Node 2 of the shard, played by the test: it connects to the agent
     (which then accepts its chunks) and listens on node 2's port, where the
@@ -146,11 +155,12 @@ class FakePeer:
                         self.cond.notify_all()
 
     def send(self, index: int, term: int, data: bytes,
-             timeout: float = 30.0) -> int:
-        """Sends data as a whole snapshot; the status the agent answers."""
+             timeout: float = 30.0, before: bytes = b"") -> int:
+        """Sends data as a whole snapshot (after the frames before, in the
+        same write); the status the agent answers."""
         with self.cond:
             seen = len(self.acks)
-        self.out.sendall(whole_file_chunk(index, term, data))
+        self.out.sendall(before + whole_file_chunk(index, term, data))
         deadline = time.monotonic() + timeout
         with self.cond:
             while len(self.acks) == seen:
@@ -169,22 +179,7 @@ class FakePeer:
 
 def test_crafted_snapshots_crash_only_the_checking_child(cluster_factory):
     c: Cluster = cluster_factory()
-    c.start_all()
-    leader = c.wait_for_leader()
-    write_many(c, 30, "crafted")
-    c.wait_converged()
-    # a follower's environment holds what a snapshot holds, its applied
-    # state (its last applied entry is of the leader's term); it stops
-    # first, so that no later entry reaches it
-    source = c.others(leader)[0]
-    st = c.status(source)
-    index, term = st["applied_index"], st["term"]
-    assert c.stop(source) == 0
-    for rid in c.others(source):
-        assert c.stop(rid) == 0
-    sound = (c.replicas[source].data_dir / "data.mdb").read_bytes()
-    assert len(sound) % PAGE == 0 and len(sound) > 4 * PAGE
-
+    leader, source, (index, term), sound, _ = source_snapshot(c)
     # the old leader alone, and the test in the place of the source
     c.start(leader)
     c.wait_http([leader])
@@ -211,5 +206,58 @@ def test_crafted_snapshots_crash_only_the_checking_child(cluster_factory):
         assert c.running(leader)
         assert c.metric(leader, "agenda_raft_snapshots_received_total") == 0
         assert peer.send(index, term, sound) == DONE
+    finally:
+        peer.close()
+
+
+def source_snapshot(c: Cluster) -> tuple[int, int, int, bytes, dict]:
+    """A shard with some writes, stopped: (its old leader, the follower
+    whose environment serves as the snapshot, that snapshot's applied
+    index and term, the file, that follower's digest)."""
+    c.start_all()
+    leader = c.wait_for_leader()
+    write_many(c, 30, "crafted")
+    c.wait_converged()
+    # a follower's environment holds what a snapshot holds, its applied
+    # state (its last applied entry is of the leader's term); it stops
+    # first, so that no later entry reaches it
+    source = c.others(leader)[0]
+    st, digest = c.status(source), c.digest(source)
+    assert c.stop(source) == 0
+    for rid in c.others(source):
+        assert c.stop(rid) == 0
+    env = (c.replicas[source].data_dir / "data.mdb").read_bytes()
+    assert len(env) % PAGE == 0 and len(env) > 4 * PAGE
+    return leader, source, (st["applied_index"], st["term"]), env, digest
+
+
+def test_a_snapshot_the_core_took_is_installed_whatever_comes_next(
+        cluster_factory):
+    """Once a replica's core has stepped the SNAPSHOT message for a
+    received file, the install that follows in the next ready batch must
+    find that file: a chunk of another transfer arriving right after the
+    message (here in the same write, so in the same turn of the event
+    loop) is refused instead of replacing it.  The replica, wiped before,
+    then holds exactly the state of the snapshot's source."""
+    c: Cluster = cluster_factory()
+    leader, source, (index, term), env, digest = source_snapshot(c)
+    target = next(r for r in c.others(source) if r != leader)
+    c.wipe(target)
+    c.start(target)
+    c.wait_http([target])
+    peer = FakePeer(c, target, source)
+    try:
+        assert peer.send(index, term, env) == DONE
+        take = snapshot_msg(source, target, term, index, term)
+        assert peer.send(index + 1, term + 1, b"\x5a" * 3 * PAGE,
+                         before=take) == FAILED
+        deadline = time.monotonic() + 20
+        while c.metric(target, "agenda_raft_snapshots_received_total") < 1:
+            assert c.running(target), c.log_tail(target)
+            assert time.monotonic() < deadline, c.log_tail(target)
+            time.sleep(0.05)
+        st = c.status(target)
+        assert st["applied_index"] == index, st
+        assert c.digest(target) == digest
     finally:
         peer.close()
