@@ -891,7 +891,7 @@ struct agenda_node *agenda_node_new(struct event_base *base,
     n->copy_pipe[0] = n->copy_pipe[1] = -1;
     n->file.fd = -1;
     n->recv.fd = -1;
-    snapshot_vet_init(&n->recv.vet);
+    snapshot_vet_init(&n->vet);
     n->data_dir = strdup(cfg->data_dir);
     if (n->data_dir == NULL) {
         snprintf(err, errlen, "out of memory");

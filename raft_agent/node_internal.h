@@ -78,7 +78,6 @@ struct snap_recv {
     bool active;
     bool complete;          /* whole file here and checked */
     bool taken;             /* and the core must install it (stepped) */
-    struct snapshot_vet vet; /* whole file here, being checked */
     raft_id from;
     struct raft_snapshot_meta meta;
     uint64_t total;
@@ -132,6 +131,7 @@ struct agenda_node {
     struct snap_send send[RAFT_MAX_NODES];   /* by peer slot */
     struct snap_file file;
     struct snap_recv recv;
+    struct snapshot_vet vet;  /* recv's whole file, being checked */
     pthread_t copy_thread;
     bool copy_running;
     int copy_pipe[2];         /* copy thread → loop: done */

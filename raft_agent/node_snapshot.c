@@ -38,10 +38,6 @@
 #define SNAP_SEND_FILE "snapshot-send.mdb"
 #define SNAP_RECV_FILE "snapshot-recv.mdb"
 #define SNAP_VETTED_FILE "snapshot-vetted.mdb" /* what gets installed */
-/* How long the child of snapshot_vet.h may read a received file: a walk
- * reads several hundred MB/s, so this only ends a child that hangs. */
-#define SNAP_VET_MIN_MS 30000
-#define SNAP_VET_BYTES_PER_MS 10000 /* 10 MB/s more */
 
 void node_snapshot_file_path(const struct agenda_node *n, char *buf,
                              size_t len, const char *name)
@@ -372,13 +368,12 @@ static void recv_unlink(const struct agenda_node *n)
 
 static void recv_reset(struct agenda_node *n)
 {
-    snapshot_vet_cancel(&n->recv.vet);
+    snapshot_vet_cancel(&n->vet);
     if (n->recv.fd >= 0)
         close(n->recv.fd);
     recv_unlink(n);
     memset(&n->recv, 0, sizeof(n->recv));
     n->recv.fd = -1;
-    snapshot_vet_init(&n->recv.vet);
 }
 
 static void send_ack(struct agenda_node *n, raft_id to, raft_index index,
@@ -429,7 +424,7 @@ void node_snapshot_on_chunk(struct agenda_node *n, raft_id from,
         send_ack(n, from, c->index, r->total, AGENDA_SNAP_DONE);
         return;
     }
-    if (same && snapshot_vet_running(&r->vet))
+    if (same && snapshot_vet_running(&n->vet))
         return; /* the file is whole: the answer comes with the check's */
     if (!same) {
         /* the received file is waiting to be installed (the core took its
@@ -491,9 +486,9 @@ void node_snapshot_on_chunk(struct agenda_node *n, raft_id from,
     char in[1024], out[1024];
     node_snapshot_file_path(n, in, sizeof(in), SNAP_RECV_FILE);
     node_snapshot_file_path(n, out, sizeof(out), SNAP_VETTED_FILE);
-    if (snapshot_vet_start(&r->vet, n->base, in, out,
-                           SNAP_VET_MIN_MS + r->total / SNAP_VET_BYTES_PER_MS,
-                           recv_checked, n) != 0) {
+    if (snapshot_vet_start(&n->vet, n->base, in, out,
+                           snapshot_vet_limit_ms(r->total), recv_checked,
+                           n) != 0) {
         agenda_log(AGENDA_LOG_ERROR, "cannot check the snapshot from %u: "
                    "%s", from, strerror(errno));
         recv_reset(n);
@@ -616,6 +611,7 @@ void node_snapshot_tick(struct agenda_node *n)
     struct raft_status st;
     raft_status(n->raft, &st);
     uint64_t now = node_mono_ms();
+    snapshot_vet_reap(&n->vet, false);
     for (unsigned i = 0; i < n->cfg.n_peers; i++) {
         struct snap_send *s = &n->send[i];
         if (s->report != SNAP_REPORT_NONE && n->batch.rd == NULL) {
@@ -629,7 +625,12 @@ void node_snapshot_tick(struct agenda_node *n)
             stream_abort(n, i, false);
             continue;
         }
-        if (now - s->last_progress_ms > SNAP_STALL_MS) {
+        /* once all is sent, the follower checks the file before it
+         * answers, for up to snapshot_vet_limit_ms() */
+        uint64_t stall = SNAP_STALL_MS;
+        if (s->state == SNAP_SEND_WAIT_DONE)
+            stall += snapshot_vet_limit_ms(n->file.size);
+        if (now - s->last_progress_ms > stall) {
             agenda_log(AGENDA_LOG_WARN, "snapshot to %u stalled",
                        n->cfg.peers[i].id);
             stream_abort(n, i, true);
@@ -668,4 +669,5 @@ void node_snapshot_free(struct agenda_node *n)
         close(n->file.fd);
     n->file.fd = -1;
     recv_reset(n);
+    snapshot_vet_reap(&n->vet, true);
 }

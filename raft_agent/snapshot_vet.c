@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -15,17 +16,44 @@
 
 #include "storage.h"
 
+#define VET_LIMIT_MIN_MS 30000
+#define VET_LIMIT_BYTES_PER_MS 10000 /* 10 MB/s */
+/* Descriptors closed one by one when close_range() is missing (kernels
+ * before 5.9): as many as a process of ours could have. */
+#define VET_FD_SCAN_MAX 65536
+
 /* What the child writes, in one write() well under PIPE_BUF. */
 struct vet_answer {
     int32_t rc;
     uint64_t index, term;
 };
 
+uint64_t snapshot_vet_limit_ms(uint64_t size)
+{
+    return VET_LIMIT_MIN_MS + size / VET_LIMIT_BYTES_PER_MS;
+}
+
+/* Every descriptor but 0..2 and keep. */
+static void close_others(int keep)
+{
+    bool done = (keep <= 3 || close_range(3, (unsigned)keep - 1, 0) == 0) &&
+                close_range((unsigned)keep + 1, ~0u, 0) == 0;
+    if (done)
+        return;
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > VET_FD_SCAN_MAX)
+        max = VET_FD_SCAN_MAX;
+    for (int fd = 3; fd < (int)max; fd++)
+        if (fd != keep)
+            close(fd);
+}
+
 /* The child: nothing of the parent's is touched but memory it reads (no
  * event loop, no socket, no LMDB environment of the parent's; every
  * other descriptor is closed first so that none outlives the parent
  * because of it), and it ends with _exit(), so no handler runs twice. */
-static void child_main(const char *in, const char *out_path, int out)
+static void child_main(snapshot_vet_work work, pid_t parent, const char *in,
+                       const char *out_path, int out)
 {
     static const int ends[] = {SIGTERM, SIGINT, SIGSEGV, SIGBUS, SIGABRT,
                                SIGFPE, SIGILL, SIGXFSZ};
@@ -34,6 +62,10 @@ static void child_main(const char *in, const char *out_path, int out)
     struct vet_answer a;
     struct stat sb;
 
+    /* An agent that dies (kill -9, a crash) takes its check with it: a
+     * restarted one would start another on the same files. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+        _exit(1);
     /* Whatever handlers the parent has (libevent's for its stop signals,
      * which would write to descriptors closed here; a sanitizer's or a
      * test framework's for faults, which would report or carry on), a
@@ -41,36 +73,65 @@ static void child_main(const char *in, const char *out_path, int out)
     for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++)
         signal(ends[i], SIG_DFL);
     (void)setrlimit(RLIMIT_CORE, &no_core);
-    /* A crafted tree can name the same pages from many places, and the
-     * compacted copy would write them as often: it may not outgrow what
-     * the input could honestly hold (SIGXFSZ ends it). */
+    /* The rebuilt file holds the input's records: it cannot honestly
+     * outgrow twice the input (SIGXFSZ ends it). */
     if (stat(in, &sb) == 0) {
         rlim_t most = (rlim_t)sb.st_size * 2 + ((rlim_t)64 << 20);
         const struct rlimit fsize = {most, most};
         (void)setrlimit(RLIMIT_FSIZE, &fsize);
     }
-    if (out > 3)
-        (void)close_range(3, (unsigned)out - 1, 0);
-    (void)close_range((unsigned)out + 1, ~0u, 0);
+    close_others(out);
     memset(&a, 0, sizeof a);
-    a.rc = agenda_storage_snapshot_vet(in, out_path, &meta);
+    a.rc = work(in, out_path, &meta);
     a.index = meta.index;
     a.term = meta.term;
     _exit(write(out, &a, sizeof a) == (ssize_t)sizeof a ? 0 : 1);
 }
 
-/* Reap the child (it has answered or been killed: waitpid returns at
- * once) and leave v idle. */
-static int finish(struct snapshot_vet *v)
+/* Reap pid now if it has exited, else later (snapshot_vet_reap). */
+static void reap_or_keep(struct snapshot_vet *v, pid_t pid)
 {
-    int status = 0;
-
-    while (waitpid(v->pid, &status, 0) < 0 && errno == EINTR)
+    pid_t r;
+    while ((r = waitpid(pid, NULL, WNOHANG)) < 0 && errno == EINTR)
         ;
+    if (r != 0)
+        return; /* reaped (or not ours any more) */
+    for (int i = 0; i < SNAPSHOT_VET_KILLED_MAX; i++)
+        if (v->killed[i] == 0) {
+            v->killed[i] = pid;
+            return;
+        }
+    /* every slot taken: this one is killed, so the wait is short */
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+void snapshot_vet_reap(struct snapshot_vet *v, bool wait)
+{
+    for (int i = 0; i < SNAPSHOT_VET_KILLED_MAX; i++) {
+        pid_t r;
+        if (v->killed[i] == 0)
+            continue;
+        if (wait)
+            kill(v->killed[i], SIGKILL); /* even one that answered */
+        while ((r = waitpid(v->killed[i], NULL, wait ? 0 : WNOHANG)) < 0 &&
+               errno == EINTR)
+            ;
+        if (r != 0)
+            v->killed[i] = 0;
+    }
+}
+
+/* Leave v idle (the child is gone or in v->killed). */
+static void idle(struct snapshot_vet *v)
+{
     event_free(v->ev);
     close(v->fd);
-    snapshot_vet_init(v);
-    return status;
+    v->ev = NULL;
+    v->fd = -1;
+    v->pid = 0;
+    v->cb = NULL;
+    v->arg = NULL;
 }
 
 static void on_child(evutil_socket_t fd, short what, void *arg)
@@ -80,30 +141,34 @@ static void on_child(evutil_socket_t fd, short what, void *arg)
     struct vet_answer a;
     snapshot_vet_cb cb = v->cb;
     void *cb_arg = v->arg;
+    pid_t pid = v->pid;
     ssize_t got = 0;
-    int status;
+    int status = 0;
 
     memset(&r, 0, sizeof r);
     if (what & EV_TIMEOUT) {
-        kill(v->pid, SIGKILL);
+        kill(pid, SIGKILL);
+        reap_or_keep(v, pid);
         r.outcome = SNAPSHOT_VET_TIMEOUT;
     } else {
         do
             got = read(fd, &a, sizeof a);
         while (got < 0 && errno == EINTR);
-    }
-    status = finish(v);
-    if (r.outcome == SNAPSHOT_VET_CHECKED) {
-        if (got == (ssize_t)sizeof a && WIFEXITED(status)
-            && WEXITSTATUS(status) == 0) {
+        if (got == (ssize_t)sizeof a) {
+            /* answered: it is exiting, and its status adds nothing */
+            reap_or_keep(v, pid);
             r.rc = a.rc;
             r.meta.index = a.index;
             r.meta.term = a.term;
         } else {
+            /* the pipe closed unanswered: it has died, or is dying */
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
             r.outcome = SNAPSHOT_VET_CRASHED;
             r.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
         }
     }
+    idle(v);
     cb(&r, cb_arg);
 }
 
@@ -111,6 +176,7 @@ void snapshot_vet_init(struct snapshot_vet *v)
 {
     memset(v, 0, sizeof *v);
     v->fd = -1;
+    v->work = agenda_storage_snapshot_vet;
 }
 
 bool snapshot_vet_running(const struct snapshot_vet *v)
@@ -122,8 +188,8 @@ int snapshot_vet_start(struct snapshot_vet *v, struct event_base *base,
                        const char *in, const char *out, uint64_t timeout_ms,
                        snapshot_vet_cb cb, void *arg)
 {
-    int p[2];
-    pid_t pid;
+    int p[2], e;
+    pid_t pid, self = getpid();
     struct timeval tv = {(time_t)(timeout_ms / 1000),
                          (suseconds_t)(timeout_ms % 1000) * 1000};
 
@@ -131,6 +197,7 @@ int snapshot_vet_start(struct snapshot_vet *v, struct event_base *base,
         errno = EBUSY;
         return -1;
     }
+    snapshot_vet_reap(v, false);
     if (pipe2(p, O_CLOEXEC) != 0)
         return -1;
     v->ev = event_new(base, p[0], EV_READ, on_child, v);
@@ -142,18 +209,18 @@ int snapshot_vet_start(struct snapshot_vet *v, struct event_base *base,
     }
     pid = fork();
     if (pid == 0)
-        child_main(in, out, p[1]);
+        child_main(v->work, self, in, out, p[1]);
+    e = errno;
     close(p[1]);
     if (pid < 0 || event_add(v->ev, &tv) != 0) {
-        int e = pid < 0 ? errno : ENOMEM;
         if (pid > 0) {
+            e = ENOMEM;
             kill(pid, SIGKILL);
-            while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-                ;
+            reap_or_keep(v, pid);
         }
         event_free(v->ev);
+        v->ev = NULL;
         close(p[0]);
-        snapshot_vet_init(v);
         errno = e;
         return -1;
     }
@@ -169,5 +236,6 @@ void snapshot_vet_cancel(struct snapshot_vet *v)
     if (!snapshot_vet_running(v))
         return;
     kill(v->pid, SIGKILL);
-    (void)finish(v);
+    reap_or_keep(v, v->pid);
+    idle(v);
 }

@@ -3,21 +3,21 @@
  * this one does.
  *
  * A snapshot is a whole LMDB file from a peer, and LMDB trusts the pages
- * of the files it opens: a page whose offsets or lengths are wrong makes
- * it read outside its map (SIGSEGV) or trip an assertion (SIGABRT).  The
+ * of the files it opens: a page whose offsets or counts are wrong makes it
+ * read outside its map (SIGSEGV) or trip an assertion (SIGABRT).  The
  * transport's CRC only proves that the file is the one the leader sent,
- * not that it is sound.  So the receiver first runs
+ * not that it is sound.  So the receiver runs
  * agenda_storage_snapshot_vet() in a forked child: every record of every
- * database walked and every page of every key and value read, then a
- * compacted copy written by LMDB (the file that gets installed: nothing
- * of the peer's free list or unreachable pages is kept) and walked the
- * same way.  A crash or a hang there refuses the snapshot and costs this
- * process nothing; once a child has read the whole copy without a fault,
- * the same reads here (install walks it again) are safe.
+ * database walked (every key and value checked to lie inside the file),
+ * then put into a new environment, which is the file that gets installed
+ * (nothing of the peer's file is kept but its records), and that walked
+ * the same way.  A crash or a hang there refuses the snapshot and costs
+ * this process nothing.
  *
  * The parent never blocks: the child's answer comes through a pipe that
  * the event loop watches, with a time limit after which the child is
- * killed.
+ * killed; a killed child that has not exited yet is reaped later
+ * (snapshot_vet_reap()).  The child dies with its parent.
  */
 #ifndef AGENDA_SNAPSHOT_VET_H
 #define AGENDA_SNAPSHOT_VET_H
@@ -38,7 +38,7 @@ enum snapshot_vet_outcome {
 
 struct snapshot_vet_result {
     enum snapshot_vet_outcome outcome;
-    int rc;                         /* CHECKED: the check's result */
+    int rc;                         /* CHECKED: the vet's result */
     struct raft_snapshot_meta meta; /* CHECKED and rc 0: what it holds */
     int signal;                     /* CRASHED: the signal, 0 if none */
 };
@@ -47,15 +47,31 @@ struct snapshot_vet_result {
 typedef void (*snapshot_vet_cb)(const struct snapshot_vet_result *r,
                                 void *arg);
 
+/* What the child runs: agenda_storage_snapshot_vet() (tests put another
+ * here, one that hangs, to reach the time limit). */
+typedef int (*snapshot_vet_work)(const char *in, const char *out,
+                                 struct raft_snapshot_meta *meta);
+
+#define SNAPSHOT_VET_KILLED_MAX 4
+
 struct snapshot_vet {
+    snapshot_vet_work work;
     pid_t pid;                /* 0: no check running */
     int fd;                   /* the read end of the child's pipe */
     struct event *ev;
     snapshot_vet_cb cb;
     void *arg;
+    pid_t killed[SNAPSHOT_VET_KILLED_MAX]; /* to reap; 0: free slot */
 };
 
-/* An idle vet (nothing to free until a check starts). */
+/*
+ * How long a child may take for a file of size bytes: a walk and a
+ * rebuild go at hundreds of MB/s, so this only ends one that hangs.  The
+ * sender waits that long (and its own stall time) for the answer.
+ */
+uint64_t snapshot_vet_limit_ms(uint64_t size);
+
+/* An idle vet that runs agenda_storage_snapshot_vet(). */
 void snapshot_vet_init(struct snapshot_vet *v);
 
 /*
@@ -69,8 +85,12 @@ int snapshot_vet_start(struct snapshot_vet *v, struct event_base *base,
 
 bool snapshot_vet_running(const struct snapshot_vet *v);
 
-/* End a running check without calling its cb: the child is killed and
- * reaped.  Nothing when none runs. */
+/* End a running check without calling its cb: the child is killed (and
+ * reaped now or by snapshot_vet_reap()).  Nothing when none runs. */
 void snapshot_vet_cancel(struct snapshot_vet *v);
+
+/* Reap children that have exited since they were killed or answered;
+ * with wait (at the end, when v goes), kill and wait for every one. */
+void snapshot_vet_reap(struct snapshot_vet *v, bool wait);
 
 #endif

@@ -243,12 +243,12 @@ int agenda_storage_snapshot_check(const char *path,
 /*
  * What the receiver of a snapshot does before it acknowledges the file (in
  * a child process, see snapshot_vet.h): check in as snapshot_check() does,
- * then write out, a compacted copy of in made by LMDB from its trees alone
- * (so that no free list or unreachable page of the peer's file is ever
- * used: LMDB would hand such pages out again and trust what they say),
- * synced, and check that too.  out is what gets installed.  *meta gets
- * the applied index/term.  Returns 0 or the first error; on failure out
- * does not exist (nor out.tmp).
+ * then put its records, database by database and in order, into a new
+ * environment at out (synced), and check that too.  out is what gets
+ * installed: nothing of the peer's file but its records (no free list,
+ * branch page or page header of its: LMDB would trust them when writing;
+ * see storage_snapshot_vet.c).  *meta gets the applied index/term.
+ * Returns 0 or the first error; on failure neither out nor out.tmp exists.
  */
 int agenda_storage_snapshot_vet(const char *in, const char *out,
                                 struct raft_snapshot_meta *meta);

@@ -122,4 +122,36 @@ void storage_env_close(struct agenda_storage *s);
 /* fsync the directory holding path (or path itself when it is one). */
 int storage_fsync_dir(const char *dir);
 
+/* ---- snapshot files (storage_snapshot*.c) ---- */
+
+/* Open the copy at path as a single-file environment without a lock file
+ * (nobody else uses it) and check its length before any data page is
+ * touched.  flags: MDB_RDONLY or 0.  map_size: 0 to map just the file. */
+int storage_copy_open(const char *path, unsigned flags, size_t map_size,
+                      MDB_env **out);
+
+/* Where an environment's file is mapped, as far as the file goes: LMDB
+ * hands out keys and values of the lengths a page states, so a bad page
+ * could point anywhere, and only what lies inside may be read. */
+struct storage_map {
+    const char *base;
+    size_t len;
+};
+int storage_map_of(MDB_env *env, struct storage_map *m);
+bool storage_in_map(const struct storage_map *m, const MDB_val *v);
+
+/* Call fn for every named database listed in txn's main database (its
+ * name, NUL-terminated, and an open handle), stopping at the first
+ * error; a main database holding anything else is CORRUPT. */
+typedef int (*storage_db_fn)(MDB_txn *txn, const struct storage_map *map,
+                             const char *name, MDB_dbi dbi, void *arg);
+int storage_each_db(MDB_txn *txn, const struct storage_map *map,
+                    storage_db_fn fn, void *arg);
+
+/* path + ".tmp", malloc'd (NULL when out of memory). */
+char *storage_tmp_name(const char *path);
+
+/* fsync the directory that holds path. */
+int storage_sync_dir_of(const char *path);
+
 #endif /* AGENDA_STORAGE_INTERNAL_H */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "storage.h"
@@ -20,11 +21,8 @@
 /* Room for the few pages install writes into the received copy. */
 #define SNAP_INSTALL_SLACK ((size_t)64 << 20)
 
-/* Open the copy at path as a single-file environment without a lock file
- * (nobody else uses it) and check its length before any data page is
- * touched.  flags: MDB_RDONLY or 0.  map_size: 0 to map just the file. */
-static int copy_open(const char *path, unsigned flags, size_t map_size,
-                     MDB_env **out)
+int storage_copy_open(const char *path, unsigned flags, size_t map_size,
+                      MDB_env **out)
 {
     struct stat sb;
     *out = NULL;
@@ -57,52 +55,50 @@ static int copy_open(const char *path, unsigned flags, size_t map_size,
     return AGENDA_STORAGE_OK;
 }
 
-/* A byte of every page a key or value spans, and its last, so that one
- * whose stored length runs past the map faults here (in the child of
- * snapshot_vet.h) rather than later, in whoever reads it.  Through a
- * volatile pointer: the compiler must not drop reads nobody uses. */
-static void touch(const MDB_val *v)
+int storage_map_of(MDB_env *env, struct storage_map *m)
 {
-    const volatile uint8_t *p = v->mv_data;
-    if (v->mv_size == 0)
-        return;
-    for (size_t i = 0; i < v->mv_size; i += 4096)
-        (void)p[i];
-    (void)p[v->mv_size - 1];
-}
-
-/* Walk every record of dbi; for the log also decode and check the
- * records are contiguous. */
-static int walk_db(MDB_txn *txn, MDB_dbi dbi, bool is_log)
-{
-    MDB_cursor *cur;
-    MDB_val k, v;
-    int rc = mdb_cursor_open(txn, dbi, &cur);
-    if (rc != MDB_SUCCESS)
-        return agenda_storage_map_mdb(rc);
-    raft_index expect = 0;
-    int r = AGENDA_STORAGE_OK;
-    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == MDB_SUCCESS) {
-        touch(&k);
-        touch(&v);
-        if (!is_log)
+    struct stat sb;
+    int fd;
+    m->base = NULL;
+    m->len = 0;
+    if (mdb_env_get_fd(env, &fd) != MDB_SUCCESS || fstat(fd, &sb) != 0)
+        return AGENDA_STORAGE_IO;
+    /* LMDB does not say where it mapped the file (mdb_env_info's address
+     * is the one a fixed map asks for): the mapping of this file, from
+     * offset 0, is in the process's map list. */
+    FILE *maps = fopen("/proc/self/maps", "re");
+    if (maps == NULL)
+        return AGENDA_STORAGE_IO;
+    char line[4096];
+    while (fgets(line, sizeof line, maps) != NULL) {
+        unsigned long start, end, off, maj, min, ino;
+        if (sscanf(line, "%lx-%lx %*s %lx %lx:%lx %lu", &start, &end, &off,
+                   &maj, &min, &ino) != 6)
             continue;
-        struct raft_entry e;
-        if (storage_entry_decode(&k, &v, &e) != AGENDA_STORAGE_OK ||
-            (expect != 0 && e.index != expect) || e.index == UINT64_MAX) {
-            r = AGENDA_STORAGE_CORRUPT;
+        if (ino == (unsigned long)sb.st_ino && off == 0 &&
+            maj == major(sb.st_dev) && min == minor(sb.st_dev) &&
+            end > start) {
+            m->base = (const char *)(uintptr_t)start;
+            /* past the end of the file the map would fault (SIGBUS) */
+            m->len = (size_t)(end - start) < (size_t)sb.st_size
+                         ? (size_t)(end - start)
+                         : (size_t)sb.st_size;
             break;
         }
-        expect = e.index + 1;
     }
-    if (r == AGENDA_STORAGE_OK && rc != MDB_NOTFOUND)
-        r = AGENDA_STORAGE_CORRUPT;
-    mdb_cursor_close(cur);
-    return r;
+    fclose(maps);
+    return m->base != NULL ? AGENDA_STORAGE_OK : AGENDA_STORAGE_IO;
 }
 
-/* Walk every named database listed in the main database. */
-static int walk_all(MDB_txn *txn, MDB_dbi log)
+bool storage_in_map(const struct storage_map *m, const MDB_val *v)
+{
+    const char *p = v->mv_data;
+    return p >= m->base && v->mv_size <= m->len &&
+           (size_t)(p - m->base) <= m->len - v->mv_size;
+}
+
+int storage_each_db(MDB_txn *txn, const struct storage_map *map,
+                    storage_db_fn fn, void *arg)
 {
     MDB_dbi main_dbi;
     MDB_cursor *cur;
@@ -119,6 +115,7 @@ static int walk_all(MDB_txn *txn, MDB_dbi log)
         char name[512];
         MDB_dbi dbi;
         if (k.mv_size == 0 || k.mv_size >= sizeof(name) ||
+            !storage_in_map(map, &k) ||
             memchr(k.mv_data, '\0', k.mv_size) != NULL) {
             r = AGENDA_STORAGE_CORRUPT;
             break;
@@ -130,7 +127,43 @@ static int walk_all(MDB_txn *txn, MDB_dbi log)
         if (mdb_dbi_open(txn, name, 0, &dbi) != MDB_SUCCESS)
             r = AGENDA_STORAGE_CORRUPT;
         else
-            r = walk_db(txn, dbi, dbi == log);
+            r = fn(txn, map, name, dbi, arg);
+    }
+    if (r == AGENDA_STORAGE_OK && rc != MDB_NOTFOUND)
+        r = AGENDA_STORAGE_CORRUPT;
+    mdb_cursor_close(cur);
+    return r;
+}
+
+/* Walk every record of dbi: every key and value inside the map (LMDB
+ * hands out the lengths its pages state); for the log also decode and
+ * check the records are contiguous.  arg: the log's handle. */
+static int walk_db(MDB_txn *txn, const struct storage_map *map,
+                   const char *name, MDB_dbi dbi, void *arg)
+{
+    bool is_log = dbi == *(const MDB_dbi *)arg;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    (void)name;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc != MDB_SUCCESS)
+        return agenda_storage_map_mdb(rc);
+    raft_index expect = 0;
+    int r = AGENDA_STORAGE_OK;
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == MDB_SUCCESS) {
+        if (!storage_in_map(map, &k) || !storage_in_map(map, &v)) {
+            r = AGENDA_STORAGE_CORRUPT;
+            break;
+        }
+        if (!is_log)
+            continue;
+        struct raft_entry e;
+        if (storage_entry_decode(&k, &v, &e) != AGENDA_STORAGE_OK ||
+            (expect != 0 && e.index != expect) || e.index == UINT64_MAX) {
+            r = AGENDA_STORAGE_CORRUPT;
+            break;
+        }
+        expect = e.index + 1;
     }
     if (r == AGENDA_STORAGE_OK && rc != MDB_NOTFOUND)
         r = AGENDA_STORAGE_CORRUPT;
@@ -144,7 +177,7 @@ static int copy_inspect(const char *path, bool deep, struct storage_meta *m)
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi log, meta;
-    int r = copy_open(path, MDB_RDONLY, 0, &env);
+    int r = storage_copy_open(path, MDB_RDONLY, 0, &env);
     if (r != AGENDA_STORAGE_OK)
         return r;
     int rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
@@ -161,7 +194,12 @@ static int copy_inspect(const char *path, bool deep, struct storage_meta *m)
     else if (r == AGENDA_STORAGE_OK && m->version != AGENDA_STORAGE_FORMAT)
         r = AGENDA_STORAGE_VERSION;
     if (r == AGENDA_STORAGE_OK && deep)
-        r = walk_all(txn, log);
+    {
+        struct storage_map map;
+        r = storage_map_of(env, &map);
+        if (r == AGENDA_STORAGE_OK)
+            r = storage_each_db(txn, &map, walk_db, &log);
+    }
     mdb_txn_abort(txn);
     mdb_env_close(env);
     return r;
@@ -182,7 +220,7 @@ static char *dir_of(const char *path)
     return d;
 }
 
-static int sync_dir_of(const char *path)
+int storage_sync_dir_of(const char *path)
 {
     char *d = dir_of(path);
     if (d == NULL)
@@ -192,8 +230,7 @@ static int sync_dir_of(const char *path)
     return r;
 }
 
-/* path + ".tmp", malloc'd (NULL when out of memory). */
-static char *tmp_name(const char *path)
+char *storage_tmp_name(const char *path)
 {
     size_t n = strlen(path);
     char *tmp = malloc(n + sizeof(".tmp"));
@@ -204,10 +241,8 @@ static char *tmp_name(const char *path)
     return tmp;
 }
 
-/* A compacted copy of env written to tmp and synced.  When env is a file
- * from a peer (untrusted), LMDB failing to read it is the file's fault,
- * whatever error it picked, except running out of room. */
-static int compact_copy(MDB_env *env, const char *tmp, bool untrusted)
+/* A compacted copy of env written to tmp and synced. */
+static int compact_copy(MDB_env *env, const char *tmp)
 {
     int r = AGENDA_STORAGE_OK;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -215,9 +250,7 @@ static int compact_copy(MDB_env *env, const char *tmp, bool untrusted)
         return agenda_storage_map_mdb(errno);
     int rc = mdb_env_copyfd2(env, fd, MDB_CP_COMPACT);
     if (rc != MDB_SUCCESS)
-        r = untrusted && rc != ENOSPC && rc != EFBIG
-                ? AGENDA_STORAGE_CORRUPT
-                : agenda_storage_map_mdb(rc);
+        r = agenda_storage_map_mdb(rc);
     else if (fsync(fd) != 0)
         r = agenda_storage_map_mdb(errno);
     close(fd);
@@ -233,7 +266,7 @@ int agenda_storage_snapshot_create(struct agenda_storage *s,
     if (atomic_exchange(&s->copying, 1) != 0)
         return AGENDA_STORAGE_BUSY;
     MDB_env *env = s->env;
-    char *tmp = tmp_name(path);
+    char *tmp = storage_tmp_name(path);
     int r = AGENDA_STORAGE_OK;
     struct storage_meta m;
 
@@ -245,7 +278,7 @@ int agenda_storage_snapshot_create(struct agenda_storage *s,
         r = AGENDA_STORAGE_NOMEM;
         goto out;
     }
-    if ((r = compact_copy(env, tmp, false)) != AGENDA_STORAGE_OK)
+    if ((r = compact_copy(env, tmp)) != AGENDA_STORAGE_OK)
         goto out;
     /* The copy's read txn started after our call: ask the copy itself
      * what it contains. */
@@ -255,7 +288,7 @@ int agenda_storage_snapshot_create(struct agenda_storage *s,
         r = agenda_storage_map_mdb(errno);
         goto out;
     }
-    r = sync_dir_of(path);
+    r = storage_sync_dir_of(path);
     if (r == AGENDA_STORAGE_OK) {
         meta->index = m.applied;
         meta->term = m.applied_term;
@@ -281,7 +314,7 @@ static int copy_adopt(struct agenda_storage *s, const char *path,
     if (stat(path, &sb) == 0 &&
         (uint64_t)sb.st_size + SNAP_INSTALL_SLACK > map)
         map = (size_t)sb.st_size + SNAP_INSTALL_SLACK;
-    int r = copy_open(path, 0, map, &env);
+    int r = storage_copy_open(path, 0, map, &env);
     if (r != AGENDA_STORAGE_OK)
         return r;
     struct raft_hard_state hs = s->hs;
@@ -330,46 +363,6 @@ int agenda_storage_snapshot_check(const char *path,
     meta->index = m.applied;
     meta->term = m.applied_term;
     return AGENDA_STORAGE_OK;
-}
-
-int agenda_storage_snapshot_vet(const char *in, const char *out,
-                                struct raft_snapshot_meta *meta)
-{
-    struct raft_snapshot_meta got = {0, 0};
-    MDB_env *env = NULL;
-    char *tmp = NULL;
-
-    if (in == NULL || out == NULL || meta == NULL)
-        return AGENDA_STORAGE_INVALID;
-    int r = agenda_storage_snapshot_check(in, &got);
-    if (r != AGENDA_STORAGE_OK)
-        return r;
-    if ((tmp = tmp_name(out)) == NULL)
-        return AGENDA_STORAGE_NOMEM;
-    if ((r = copy_open(in, MDB_RDONLY, 0, &env)) != AGENDA_STORAGE_OK)
-        goto out;
-    /* LMDB writes the copy from the trees alone: the input's free list and
-     * any page no tree reaches are left behind */
-    if ((r = compact_copy(env, tmp, true)) != AGENDA_STORAGE_OK)
-        goto out;
-    if (rename(tmp, out) != 0) {
-        r = agenda_storage_map_mdb(errno);
-        goto out;
-    }
-    if ((r = sync_dir_of(out)) == AGENDA_STORAGE_OK)
-        r = agenda_storage_snapshot_check(out, meta);
-    if (r == AGENDA_STORAGE_OK &&
-        (meta->index != got.index || meta->term != got.term))
-        r = AGENDA_STORAGE_CORRUPT;
-    if (r != AGENDA_STORAGE_OK)
-        unlink(out);
-out:
-    if (env != NULL)
-        mdb_env_close(env);
-    if (r != AGENDA_STORAGE_OK)
-        unlink(tmp);
-    free(tmp);
-    return r;
 }
 
 int agenda_storage_snapshot_install(struct agenda_storage *s,

@@ -1,11 +1,12 @@
 """A replica survives snapshots that would crash LMDB (raft_agent/
 snapshot_vet.h): a fake peer speaks the peer protocol to a running agent
-and sends it LMDB files, with a correct checksum, in which one leaf page's
-first record claims a 2 GB value, which LMDB hands out without comparing
-it with the page, as a crafted snapshot could.  Some are refused
-(SNAP_ACK FAILED) because reading them crashed the checking child (the
-others are refused for the record's size, or accepted: the file is a
-replica's environment, whose free pages nobody reads); the agent keeps
+and sends it LMDB files, with a correct checksum, damaged as a crafted
+snapshot could be: a leaf page's first record claiming a 2 GB value
+(which LMDB hands out without comparing it with the page: the check
+refuses it), or a branch page without keys (LMDB aborts: the checking
+child dies, not the agent).  Each is refused with SNAP_ACK FAILED (or
+accepted, when the damaged page is one of the free pages of the replica
+environment used as the snapshot, which nobody reads); the agent keeps
 running, installs nothing, and still accepts a sound snapshot
 afterwards."""
 from __future__ import annotations
@@ -24,7 +25,8 @@ DONE, FAILED = 1, 2
 PAGE = 4096
 # LMDB's page layout (lmdb.h's MDB_page and MDB_node, little-endian)
 PAGE_FLAGS, PAGE_LOWER, PAGE_PTRS = 10, 12, 16
-P_LEAF, P_NOT_NODES = 0x02, 0x04 | 0x08 | 0x20  # overflow, meta, LEAF2
+P_BRANCH, P_LEAF = 0x01, 0x02
+P_NOT_NODES = 0x04 | 0x08 | 0x20  # overflow, meta, LEAF2
 NODE_FLAGS, F_SUBDATA = 4, 0x02  # a database's record: fixed size read
 
 
@@ -45,6 +47,18 @@ def oversized_values(env: bytes):
             continue
         bad = bytearray(env)
         struct.pack_into("<HH", bad, base + node, 0xFFFF, 0x7FFF)
+        yield bytes(bad)
+
+
+def empty_branches(env: bytes):
+    """env with, in turn, each branch page saying it has no keys."""
+    for p in range(2, len(env) // PAGE):
+        base = p * PAGE
+        flags, = struct.unpack_from("<H", env, base + PAGE_FLAGS)
+        if not flags & P_BRANCH:
+            continue
+        bad = bytearray(env)
+        struct.pack_into("<H", bad, base + PAGE_LOWER, PAGE_PTRS)
         yield bytes(bad)
 
 
@@ -190,7 +204,7 @@ def test_crafted_snapshots_crash_only_the_checking_child(cluster_factory):
         assert peer.send(index, term, sound) == DONE
         assert peer.send(index + 1, term + 1, b"\x5a" * 3 * PAGE) == FAILED
         tried = 0
-        for bad in oversized_values(sound):
+        for bad in (*oversized_values(sound), *empty_branches(sound)):
             tried += 1
             status = peer.send(index, term, bad)
             assert status in (DONE, FAILED), status
@@ -198,11 +212,11 @@ def test_crafted_snapshots_crash_only_the_checking_child(cluster_factory):
             if status == DONE:  # a page nobody reads: make room again
                 assert peer.send(index + 1, term + 1,
                                  b"\x5a" * 3 * PAGE) == FAILED
-        log = c.log_tail(leader, 400)
-        crashes = log.count("crashed the checking process")
-        # the leaf pages of the log and of the state machine's databases
-        # (the meta records are refused for their size instead)
-        assert tried >= 3 and crashes >= 2, (tried, crashes, log)
+        log = c.log_tail(leader, 1000)
+        refused = log.count("refused: stored data is corrupt")
+        crashes = log.count("crashed the checking process (signal 6)")
+        assert tried >= 4 and refused >= 2 and crashes >= 1, \
+            (tried, refused, crashes, log)
         assert c.running(leader)
         assert c.metric(leader, "agenda_raft_snapshots_received_total") == 0
         assert peer.send(index, term, sound) == DONE
@@ -216,7 +230,7 @@ def source_snapshot(c: Cluster) -> tuple[int, int, int, bytes, dict]:
     index and term, the file, that follower's digest)."""
     c.start_all()
     leader = c.wait_for_leader()
-    write_many(c, 30, "crafted")
+    write_many(c, 300, "crafted")  # enough for branch pages
     c.wait_converged()
     # a follower's environment holds what a snapshot holds, its applied
     # state (its last applied entry is of the leader's term); it stops
