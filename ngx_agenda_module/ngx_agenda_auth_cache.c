@@ -561,7 +561,9 @@ ngx_http_agenda_auth_cache_revoked(ngx_http_agenda_auth_cache_t *c,
  * a store (only a full zone evicts fresh entries), so a revocation stored
  * here is seen at least once; at most a second, so that it is seen
  * promptly whatever the time to live; and no less than 100 ms, so that
- * many subscriptions cost little.
+ * many subscriptions cost little (with a time to live under 200 ms an
+ * expired entry may be dropped before it is seen: then the token's
+ * expiry ends the subscription).
  */
 
 ngx_msec_t

@@ -739,6 +739,24 @@ ngx_http_agenda_init_jwt(ngx_conf_t *cf, ngx_http_agenda_main_conf_t *amcf)
      * "nginx -t" instead
      */
 
+    /*
+     * RS256/ES256: the public key parsed once (agenda_jwt_sig.h), before
+     * the check below, so that its probe goes through it too; a key that
+     * does not parse is the check's to report
+     */
+
+    if (alg == AGENDA_JWT_RS256 || alg == AGENDA_JWT_ES256) {
+        cln = ngx_pool_cleanup_add(cf->pool, 0);
+        if (cln == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        jwt->verify_pkey = agenda_jwt_key_load(jwt);
+
+        cln->handler = ngx_http_agenda_pkey_cleanup;
+        cln->data = jwt->verify_pkey;
+    }
+
     rc = agenda_jwt_config_check(jwt);
 
     if (rc != AGENDA_JWT_OK) {
@@ -751,21 +769,13 @@ ngx_http_agenda_init_jwt(ngx_conf_t *cf, ngx_http_agenda_main_conf_t *amcf)
         return NGX_CONF_ERROR;
     }
 
-    /* RS256/ES256: the public key parsed once, see agenda_jwt_sig.h */
-
-    if (alg == AGENDA_JWT_RS256 || alg == AGENDA_JWT_ES256) {
-        cln = ngx_pool_cleanup_add(cf->pool, 0);
-        if (cln == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        jwt->verify_pkey = agenda_jwt_key_load(jwt);
-        if (jwt->verify_pkey == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        cln->handler = ngx_http_agenda_pkey_cleanup;
-        cln->data = jwt->verify_pkey;
+    if ((alg == AGENDA_JWT_RS256 || alg == AGENDA_JWT_ES256)
+        && jwt->verify_pkey == NULL)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "the public key in \"%V\" could not be parsed again "
+                      "(out of memory?)", &amcf->jwt_verify_key_file);
+        return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;

@@ -273,13 +273,14 @@ ngx_http_agenda_subscriber_checked(ngx_http_request_t *r,
  *   - when the token expires (its exp and the leeway a token is given);
  *   - when this edge learns that the token was revoked: the auth cache
  *     holds a higher token version for its user.  A password change made
- *     here stores the new version at once, so a group subscription made
- *     with a stolen token ends within ngx_http_agenda_auth_cache_recheck()
- *     of the change (a user's own channel is deleted at once).  A change
- *     made through another edge is seen here when this edge next learns
- *     the user's version (a request of that user), or never: then expiry
- *     bounds it, as it bounds REST access there for the cache's time to
- *     live.
+ *     here stores the new version as soon as the shard confirms it, so a
+ *     group subscription made with a stolen token ends within
+ *     ngx_http_agenda_auth_cache_recheck() of the change (a user's own
+ *     channel is deleted at once).  A change made through another edge,
+ *     or one whose outcome this edge never learnt (it then forgets the
+ *     entry), is seen here when this edge next learns the user's version
+ *     (a request of that user), or never: then expiry bounds it, as it
+ *     bounds REST access there for the cache's time to live.
  *
  * A membership lost while nobody closed the group's channel (see struct
  * agenda_flow_notification.close) is bounded by expiry as well.

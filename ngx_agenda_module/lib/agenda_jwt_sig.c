@@ -39,16 +39,15 @@ static size_t es256_der(const unsigned char *sig, unsigned char *der)
     return n > 0 ? (size_t)n : 0;
 }
 
-bool agenda_jwt_sig_valid(EVP_PKEY *key, enum agenda_jwt_alg alg,
-                          const unsigned char *signed_data, size_t len,
-                          const unsigned char *sig, size_t sig_len)
+/* The check itself; may leave OpenSSL errors queued. */
+static bool sig_valid(EVP_PKEY *key, enum agenda_jwt_alg alg,
+                      const unsigned char *signed_data, size_t len,
+                      const unsigned char *sig, size_t sig_len)
 {
     unsigned char der[ES256_DER_MAX];
     EVP_MD_CTX *md;
     bool ok;
 
-    if (key == NULL)
-        return false;
     if (alg == AGENDA_JWT_ES256) {
         if (!EVP_PKEY_is_a(key, "EC") || sig_len != 2 * ES256_HALF)
             return false;
@@ -63,16 +62,27 @@ bool agenda_jwt_sig_valid(EVP_PKEY *key, enum agenda_jwt_alg alg,
     } else {
         return false;
     }
-
     md = EVP_MD_CTX_new();
     if (md == NULL)
         return false;
     ok = EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) == 1
          && EVP_DigestVerify(md, sig, sig_len, signed_data, len) == 1;
     EVP_MD_CTX_free(md);
-    /* a refusal leaves OpenSSL errors queued: nginx's TLS code, on the
-     * same thread, must not find them */
-    if (!ok)
-        ERR_clear_error();
+    return ok;
+}
+
+bool agenda_jwt_sig_valid(EVP_PKEY *key, enum agenda_jwt_alg alg,
+                          const unsigned char *signed_data, size_t len,
+                          const unsigned char *sig, size_t sig_len)
+{
+    bool ok;
+
+    if (key == NULL)
+        return false;
+    /* whatever a refusal queues in OpenSSL's errors is dropped: nginx's
+     * TLS code, on the same thread, must not find it */
+    ERR_set_mark();
+    ok = sig_valid(key, alg, signed_data, len, sig, sig_len);
+    ERR_pop_to_mark();
     return ok;
 }

@@ -1048,8 +1048,9 @@ static void parsed_key_and_libjwt_both_decide(void **state)
         c.verify_pkey = right;
         ERR_EQ(verify_str(&c, tok, NOW, &cl), AGENDA_JWT_OK);
         c.verify_pkey = wrong;
+        ERR_clear_error(); /* what earlier refusals of libjwt's left */
         ERR_EQ(verify_str(&c, tok, NOW, &cl), AGENDA_JWT_BAD_SIGNATURE);
-        EQ(ERR_peek_error(), 0);
+        EQ(ERR_peek_error(), 0); /* and ours leaves nothing */
         c.verify_pkey = right;
         c.verify_key = (const unsigned char *)wrong_pem;
         c.verify_key_len = strlen(wrong_pem);
@@ -1101,26 +1102,34 @@ static size_t openssl_sign(const char *pem, const char *data,
     return n;
 }
 
+/* An ECDSA P-256 signature as OpenSSL writes it (DER) in the JWS form,
+ * r and s of 32 bytes each. */
+static void der_to_jws(const unsigned char *der, size_t der_len,
+                       unsigned char jws[64])
+{
+    const unsigned char *p = der;
+    const BIGNUM *r, *s;
+    ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+
+    assert_non_null(es);
+    ECDSA_SIG_get0(es, &r, &s);
+    assert_int_equal(BN_bn2binpad(r, jws, 32), 32);
+    assert_int_equal(BN_bn2binpad(s, jws + 32, 32), 32);
+    ECDSA_SIG_free(es);
+}
+
 /* The forms of signature agenda_jwt_sig_valid() takes and refuses. */
 static void signature_forms(void **state)
 {
     static const char data[] = "header.payload";
-    const unsigned char *p;
     unsigned char der[128], jws[64], rs[512];
-    const BIGNUM *r, *sv;
-    ECDSA_SIG *es;
     size_t der_len, rs_len;
 
     (void)state;
+    ERR_clear_error(); /* what earlier refusals of libjwt's left */
     ROW("ES256");
     der_len = openssl_sign(ec_priv, data, der, sizeof der);
-    p = der;
-    es = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
-    assert_non_null(es);
-    ECDSA_SIG_get0(es, &r, &sv);
-    assert_int_equal(BN_bn2binpad(r, jws, 32), 32);
-    assert_int_equal(BN_bn2binpad(sv, jws + 32, 32), 32);
-    ECDSA_SIG_free(es);
+    der_to_jws(der, der_len, jws);
 #define VALID(key, alg, d, sig, n)                                          \
     agenda_jwt_sig_valid((key), (alg), (const unsigned char *)(d),          \
                          strlen(d), (sig), (n))
@@ -1137,6 +1146,25 @@ static void signature_forms(void **state)
     assert_false(VALID(ec_parsed, AGENDA_JWT_ES256, data, jws, 64));
     memset(jws, 0, sizeof jws); /* r = s = 0: never a signature */
     assert_false(VALID(ec_parsed, AGENDA_JWT_ES256, data, jws, 64));
+
+    ROW("ES256, r and s of every form");
+    {
+        /* the DER form differs when r or s has its top bit set (a 0x00 is
+         * prepended) or a leading zero byte (it is dropped): signatures
+         * are made until both were seen, each checked */
+        bool high = false, zero = false;
+        char msg[32];
+
+        for (int i = 0; i < 5000 && !(high && zero); i++) {
+            snprintf(msg, sizeof msg, "message %d", i);
+            der_len = openssl_sign(ec_priv, msg, der, sizeof der);
+            der_to_jws(der, der_len, jws);
+            high = high || (jws[0] & 0x80) || (jws[32] & 0x80);
+            zero = zero || jws[0] == 0 || jws[32] == 0;
+            assert_true(VALID(ec_parsed, AGENDA_JWT_ES256, msg, jws, 64));
+        }
+        assert_true(high && zero);
+    }
 
     ROW("RS256");
     rs_len = openssl_sign(rsa_priv, data, rs, sizeof rs);
