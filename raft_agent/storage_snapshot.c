@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "storage.h"
@@ -58,30 +57,38 @@ int storage_copy_open(const char *path, unsigned flags, size_t map_size,
 int storage_map_of(MDB_env *env, struct storage_map *m)
 {
     struct stat sb;
+    MDB_envinfo info;
     int fd;
     m->base = NULL;
     m->len = 0;
-    if (mdb_env_get_fd(env, &fd) != MDB_SUCCESS || fstat(fd, &sb) != 0)
+    if (mdb_env_get_fd(env, &fd) != MDB_SUCCESS || fstat(fd, &sb) != 0 ||
+        mdb_env_info(env, &info) != MDB_SUCCESS)
         return AGENDA_STORAGE_IO;
     /* LMDB does not say where it mapped the file (mdb_env_info's address
-     * is the one a fixed map asks for): the mapping of this file, from
-     * offset 0, is in the process's map list. */
+     * is the one a fixed map asks for): it is the mapping, in the
+     * process's list, of this file's inode from offset 0 and of the map's
+     * length.  The device is not compared: on overlayfs the list names
+     * the underlying one, stat() the overlay. */
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0)
+        return AGENDA_STORAGE_IO;
+    size_t maplen = (info.me_mapsize + (size_t)page - 1) /
+                    (size_t)page * (size_t)page;
     FILE *maps = fopen("/proc/self/maps", "re");
     if (maps == NULL)
         return AGENDA_STORAGE_IO;
     char line[4096];
     while (fgets(line, sizeof line, maps) != NULL) {
-        unsigned long start, end, off, maj, min, ino;
-        if (sscanf(line, "%lx-%lx %*s %lx %lx:%lx %lu", &start, &end, &off,
-                   &maj, &min, &ino) != 6)
+        unsigned long start, end, off, ino;
+        if (sscanf(line, "%lx-%lx %*s %lx %*x:%*x %lu", &start, &end, &off,
+                   &ino) != 4)
             continue;
-        if (ino == (unsigned long)sb.st_ino && off == 0 &&
-            maj == major(sb.st_dev) && min == minor(sb.st_dev) &&
-            end > start) {
+        if (ino == (unsigned long)sb.st_ino && off == 0 && end > start &&
+            end - start == maplen) {
             m->base = (const char *)(uintptr_t)start;
             /* past the end of the file the map would fault (SIGBUS) */
-            m->len = (size_t)(end - start) < (size_t)sb.st_size
-                         ? (size_t)(end - start)
+            m->len = info.me_mapsize < (size_t)sb.st_size
+                         ? info.me_mapsize
                          : (size_t)sb.st_size;
             break;
         }
