@@ -471,7 +471,8 @@ void node_snapshot_on_chunk(struct agenda_node *n, raft_id from,
     r->next_offset += c->len;
     if (!c->last)
         return;
-    if (r->crc != c->file_crc || fsync(r->fd) != 0) {
+    /* not synced: only the vet reads it, and what it writes is */
+    if (r->crc != c->file_crc) {
         agenda_log(AGENDA_LOG_WARN, "snapshot from %u failed its checksum",
                    from);
         recv_reset(n);

@@ -17,7 +17,10 @@
  * The parent never blocks: the child's answer comes through a pipe that
  * the event loop watches, with a time limit after which the child is
  * killed; a killed child that has not exited yet is reaped later
- * (snapshot_vet_reap()).  The child dies with its parent.
+ * (snapshot_vet_reap()).  The child dies with its parent.  Checks are
+ * forked at most once per gap_ms (SNAPSHOT_VET_GAP_MS; a later one waits
+ * for its turn), so that a peer sending one small file after another
+ * cannot make the agent fork at the rate of its messages.
  */
 #ifndef AGENDA_SNAPSHOT_VET_H
 #define AGENDA_SNAPSHOT_VET_H
@@ -53,14 +56,21 @@ typedef int (*snapshot_vet_work)(const char *in, const char *out,
                                  struct raft_snapshot_meta *meta);
 
 #define SNAPSHOT_VET_KILLED_MAX 4
+#define SNAPSHOT_VET_GAP_MS 100
+#define SNAPSHOT_VET_PATH_MAX 1024
 
 struct snapshot_vet {
     snapshot_vet_work work;
-    pid_t pid;                /* 0: no check running */
+    uint64_t gap_ms;          /* between forks (tests may shorten it) */
+    pid_t pid;                /* 0: no child running */
     int fd;                   /* the read end of the child's pipe */
-    struct event *ev;
+    struct event *ev;         /* the pipe, and the time limit */
+    struct event *turn;       /* a check waiting for its turn to fork */
     snapshot_vet_cb cb;
     void *arg;
+    char in[SNAPSHOT_VET_PATH_MAX], out[SNAPSHOT_VET_PATH_MAX];
+    uint64_t timeout_ms;
+    uint64_t forked_ms;       /* monotonic time of the last fork, or 0 */
     pid_t killed[SNAPSHOT_VET_KILLED_MAX]; /* to reap; 0: free slot */
 };
 
@@ -76,13 +86,17 @@ void snapshot_vet_init(struct snapshot_vet *v);
 
 /*
  * Vet the file at in, writing the copy to install at out, in a child,
- * answering through cb within timeout_ms.  Returns 0, or -1 with errno (a
- * check is already running: EBUSY; fork, pipe or event failures).
+ * answering through cb within timeout_ms of its fork (which may wait for
+ * its turn, see above).  Returns 0, or -1 with errno (a check is already
+ * running: EBUSY; a path too long: ENAMETOOLONG; fork, pipe or event
+ * failures; a failure of a fork that waited for its turn is answered
+ * through cb as a crash).
  */
 int snapshot_vet_start(struct snapshot_vet *v, struct event_base *base,
                        const char *in, const char *out, uint64_t timeout_ms,
                        snapshot_vet_cb cb, void *arg);
 
+/* A check is running or waiting for its turn. */
 bool snapshot_vet_running(const struct snapshot_vet *v);
 
 /* End a running check without calling its cb: the child is killed (and
@@ -90,7 +104,8 @@ bool snapshot_vet_running(const struct snapshot_vet *v);
 void snapshot_vet_cancel(struct snapshot_vet *v);
 
 /* Reap children that have exited since they were killed or answered;
- * with wait (at the end, when v goes), kill and wait for every one. */
+ * with wait (at the end, when v goes), wait for every one, killing those
+ * still there after a second. */
 void snapshot_vet_reap(struct snapshot_vet *v, bool wait);
 
 #endif

@@ -259,8 +259,9 @@ int agenda_storage_snapshot_vet(const char *in, const char *out,
  * must be on the same file system as the environment directory (put it
  * inside; it is renamed into place) and is consumed on success.
  *
- * The file is validated first (LMDB format, length, format version, every
- * record of every database walked, applied meta present); garbage gives
+ * The file must be what agenda_storage_snapshot_vet() wrote (whose
+ * process walked every record): here only its LMDB format, length,
+ * format version and applied meta are checked; garbage there gives
  * AGENDA_STORAGE_CORRUPT (or _VERSION) and the live environment is not
  * touched.  Then, in the copy, this node's hard state is written (term and
  * vote kept, commit = max(own commit, applied)), the log emptied and the

@@ -137,7 +137,7 @@ struct storage_map {
     const char *base;
     size_t len;
 };
-int storage_map_of(MDB_env *env, struct storage_map *m);
+int storage_map_of(MDB_txn *txn, struct storage_map *m);
 bool storage_in_map(const struct storage_map *m, const MDB_val *v);
 
 /* Call fn for every named database listed in txn's main database (its

@@ -54,47 +54,58 @@ int storage_copy_open(const char *path, unsigned flags, size_t map_size,
     return AGENDA_STORAGE_OK;
 }
 
-int storage_map_of(MDB_env *env, struct storage_map *m)
+int storage_map_of(MDB_txn *txn, struct storage_map *m)
 {
+    MDB_env *env = mdb_txn_env(txn);
     struct stat sb;
     MDB_envinfo info;
+    MDB_cursor *cur;
+    MDB_dbi main_dbi;
+    MDB_val k, v;
     int fd;
     m->base = NULL;
     m->len = 0;
     if (mdb_env_get_fd(env, &fd) != MDB_SUCCESS || fstat(fd, &sb) != 0 ||
         mdb_env_info(env, &info) != MDB_SUCCESS)
         return AGENDA_STORAGE_IO;
-    /* LMDB does not say where it mapped the file (mdb_env_info's address
-     * is the one a fixed map asks for): it is the mapping, in the
-     * process's list, of this file's inode from offset 0 and of the map's
-     * length.  The device is not compared: on overlayfs the list names
-     * the underlying one, stat() the overlay. */
     long page = sysconf(_SC_PAGESIZE);
     if (page <= 0)
         return AGENDA_STORAGE_IO;
     size_t maplen = (info.me_mapsize + (size_t)page - 1) /
                     (size_t)page * (size_t)page;
+    /* LMDB does not say where it mapped the file (mdb_env_info's address
+     * is the one a fixed map asks for).  It is the mapping, in the
+     * process's list, that holds a key LMDB handed out, from the file's
+     * offset 0 and of the map's length.  (Not by inode and device: on
+     * overlayfs the list and stat() can name different ones.) */
+    if (mdb_dbi_open(txn, NULL, 0, &main_dbi) != MDB_SUCCESS ||
+        mdb_cursor_open(txn, main_dbi, &cur) != MDB_SUCCESS)
+        return AGENDA_STORAGE_CORRUPT;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    mdb_cursor_close(cur);
+    if (rc != MDB_SUCCESS)
+        return AGENDA_STORAGE_CORRUPT; /* ours always name databases */
+    uintptr_t key = (uintptr_t)k.mv_data;
     FILE *maps = fopen("/proc/self/maps", "re");
     if (maps == NULL)
         return AGENDA_STORAGE_IO;
     char line[4096];
     while (fgets(line, sizeof line, maps) != NULL) {
-        unsigned long start, end, off, ino;
-        if (sscanf(line, "%lx-%lx %*s %lx %*x:%*x %lu", &start, &end, &off,
-                   &ino) != 4)
+        unsigned long start, end, off;
+        if (sscanf(line, "%lx-%lx %*s %lx", &start, &end, &off) != 3 ||
+            key < start || key >= end)
             continue;
-        if (ino == (unsigned long)sb.st_ino && off == 0 && end > start &&
-            end - start == maplen) {
+        if (off == 0 && end - start == maplen) {
             m->base = (const char *)(uintptr_t)start;
             /* past the end of the file the map would fault (SIGBUS) */
             m->len = info.me_mapsize < (size_t)sb.st_size
                          ? info.me_mapsize
                          : (size_t)sb.st_size;
-            break;
         }
+        break;
     }
     fclose(maps);
-    return m->base != NULL ? AGENDA_STORAGE_OK : AGENDA_STORAGE_IO;
+    return m->base != NULL ? AGENDA_STORAGE_OK : AGENDA_STORAGE_CORRUPT;
 }
 
 bool storage_in_map(const struct storage_map *m, const MDB_val *v)
@@ -203,7 +214,7 @@ static int copy_inspect(const char *path, bool deep, struct storage_meta *m)
     if (r == AGENDA_STORAGE_OK && deep)
     {
         struct storage_map map;
-        r = storage_map_of(env, &map);
+        r = storage_map_of(txn, &map);
         if (r == AGENDA_STORAGE_OK)
             r = storage_each_db(txn, &map, walk_db, &log);
     }
@@ -385,7 +396,8 @@ int agenda_storage_snapshot_install(struct agenda_storage *s,
         atomic_load(&s->copying) != 0)
         return AGENDA_STORAGE_BUSY;
 
-    int r = copy_inspect(path, true, &m);
+    /* shallow: the file is the vet's rebuild, walked in its process */
+    int r = copy_inspect(path, false, &m);
     if (r != AGENDA_STORAGE_OK) {
         snprintf(s->errmsg, sizeof(s->errmsg),
                  "install: %s is not a valid snapshot: %s", path,

@@ -50,7 +50,8 @@ static int rebuild_commit(struct rebuild *rb, bool again)
 
 /* Every record of the input's database name, in order, into the same
  * database of the new file (MDB_APPEND: an input whose order is not the
- * database's is refused). */
+ * database's is refused) — but the log's: installing empties it (its
+ * records were checked, with the input). */
 static int rebuild_db(MDB_txn *in, const struct storage_map *map,
                       const char *name, MDB_dbi dbi, void *arg)
 {
@@ -66,6 +67,8 @@ static int rebuild_db(MDB_txn *in, const struct storage_map *map,
     int rc = mdb_dbi_open(rb->txn, name, flags | MDB_CREATE, &out);
     if (rc != MDB_SUCCESS)
         return agenda_storage_map_mdb(rc);
+    if (strcmp(name, STORAGE_DB_LOG) == 0)
+        return AGENDA_STORAGE_OK;
     if ((rc = mdb_cursor_open(in, dbi, &cur)) != MDB_SUCCESS)
         return agenda_storage_map_mdb(rc);
     int r = AGENDA_STORAGE_OK;
@@ -92,6 +95,25 @@ static int rebuild_db(MDB_txn *in, const struct storage_map *map,
         r = AGENDA_STORAGE_CORRUPT;
     mdb_cursor_close(cur);
     return r;
+}
+
+/* LMDB may leave pages it allocated and freed again within a transaction
+ * unwritten at the end of the file, while its meta page counts them; the
+ * file is made as long as that (zeros), as opening it requires. */
+static int fill_to_last_page(MDB_env *env)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    struct stat sb;
+    int fd;
+    if (mdb_env_info(env, &info) != MDB_SUCCESS ||
+        mdb_env_stat(env, &st) != MDB_SUCCESS ||
+        mdb_env_get_fd(env, &fd) != MDB_SUCCESS || fstat(fd, &sb) != 0)
+        return AGENDA_STORAGE_IO;
+    off_t need = (off_t)((info.me_last_pgno + 1) * (size_t)st.ms_psize);
+    if (sb.st_size < need && ftruncate(fd, need) != 0)
+        return agenda_storage_map_mdb(errno);
+    return AGENDA_STORAGE_OK;
 }
 
 /* The records of the environment at in, put into a new one at tmp. */
@@ -124,11 +146,13 @@ static int rebuild(const char *in, const char *tmp)
         r = agenda_storage_map_mdb(rc);
     } else {
         struct storage_map map;
-        r = storage_map_of(src, &map);
+        r = storage_map_of(txn, &map);
         if (r == AGENDA_STORAGE_OK)
             r = storage_each_db(txn, &map, rebuild_db, &rb);
         if (r == AGENDA_STORAGE_OK)
             r = rebuild_commit(&rb, false);
+        if (r == AGENDA_STORAGE_OK)
+            r = fill_to_last_page(rb.env);
         if (r == AGENDA_STORAGE_OK &&
             (rc = mdb_env_sync(rb.env, 1)) != MDB_SUCCESS)
             r = agenda_storage_map_mdb(rc);
