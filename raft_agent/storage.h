@@ -244,7 +244,8 @@ int agenda_storage_snapshot_check(const char *path,
  * What the receiver of a snapshot does before it acknowledges the file (in
  * a child process, see snapshot_vet.h): check in as snapshot_check() does,
  * then put its records, database by database and in order, into a new
- * environment at out (synced), and check that too.  out is what gets
+ * environment at out (synced; the log's records are left out, as install
+ * empties the log), and check that too.  out is what gets
  * installed: nothing of the peer's file but its records (no free list,
  * branch page or page header of its: LMDB would trust them when writing;
  * see storage_snapshot_vet.c).  *meta gets the applied index/term.

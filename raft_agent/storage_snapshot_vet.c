@@ -5,13 +5,13 @@
  *
  * Why rebuild rather than install the file as received: LMDB trusts the
  * pages of its files.  A walk with a cursor reads what records say (and
- * storage_in_map() keeps every key and value inside the map), but
- * never branch keys, the free list, or page headers it does not need for
- * reading, and a write transaction or a compacting copy later would
- * trust those (a compacting copy writes an overflow page as long as its
- * header says, from wherever that reaches).  Putting every record, in order, into a new environment
- * leaves all of that behind: what gets installed holds the records and
- * nothing else of the peer's.
+ * storage_in_map() keeps every key and value inside the map), but never
+ * branch keys, the free list, or page headers it does not need for
+ * reading, and a write transaction or a compacting copy later would trust
+ * those (a compacting copy writes an overflow page as long as its header
+ * says, from wherever that reaches).  Putting every record, in order,
+ * into a new environment leaves all of that behind: what gets installed
+ * holds the records and nothing else of the peer's.
  */
 #include <errno.h>
 #include <stdio.h>
