@@ -42,7 +42,8 @@ enum snap_send_state {
     SNAP_SEND_IDLE = 0,
     SNAP_SEND_WAIT_FILE,  /* waiting for the copy thread */
     SNAP_SEND_STREAMING,
-    SNAP_SEND_WAIT_DONE   /* all sent, waiting for the follower's ack */
+    SNAP_SEND_WAIT_DONE,  /* all sent, waiting for the follower's ack */
+    SNAP_SEND_BACKOFF     /* asked for, after failures: waiting to begin */
 };
 
 /* How a transfer ended, kept while the core may not be told (a ready
@@ -61,6 +62,8 @@ struct snap_send {
     uint64_t last_progress_ms;
     enum snap_report report;
     struct raft_snapshot_meta report_meta; /* SNAP_REPORT_DONE: what */
+    unsigned failures;      /* transfers failed in a row */
+    uint64_t not_before_ms; /* after them, no new one before this */
 };
 
 /* The snapshot file this leader streams (shared by all followers). */

@@ -35,6 +35,12 @@
 #define SNAP_CHUNK (256u * 1024u)
 #define SNAP_QUEUE_LOW (1u << 20)      /* send more below this backlog */
 #define SNAP_STALL_MS 15000            /* give up on a silent transfer */
+/* After a failed transfer the next one to that follower waits 0.5 s,
+ * doubling with each failure in a row up to 30 s: a follower that keeps
+ * refusing (its disk full, a file it cannot write) is not sent the whole
+ * snapshot again at every heartbeat. */
+#define SNAP_BACKOFF_MS 500
+#define SNAP_BACKOFF_MAX_MS 30000
 #define SNAP_SEND_FILE "snapshot-send.mdb"
 #define SNAP_RECV_FILE "snapshot-recv.mdb"
 #define SNAP_VETTED_FILE "snapshot-vetted.mdb" /* what gets installed */
@@ -242,8 +248,17 @@ static void stream_abort(struct agenda_node *n, unsigned slot, bool failed)
     if (s->state == SNAP_SEND_STREAMING || s->state == SNAP_SEND_WAIT_DONE)
         n->file.users--;
     s->state = SNAP_SEND_IDLE;
-    if (failed)
+    if (failed) {
+        uint64_t wait = SNAP_BACKOFF_MS;
+        for (unsigned i = 0; i < s->failures && wait < SNAP_BACKOFF_MAX_MS;
+             i++)
+            wait *= 2;
+        if (wait > SNAP_BACKOFF_MAX_MS)
+            wait = SNAP_BACKOFF_MAX_MS;
+        s->failures++;
+        s->not_before_ms = node_mono_ms() + wait;
         report(n, slot, false);
+    }
 }
 
 static void stream_more(struct agenda_node *n, unsigned slot)
@@ -285,6 +300,23 @@ static void stream_more(struct agenda_node *n, unsigned slot)
     free(buf);
 }
 
+/* Begin the transfer the core asked for (s->term, s->want): from the
+ * snapshot file at hand when it is recent enough, else a new copy. */
+static void send_begin(struct agenda_node *n, unsigned slot)
+{
+    struct snap_send *s = &n->send[slot];
+    s->last_progress_ms = node_mono_ms();
+    if (n->file.valid && n->file.meta.index >= s->want) {
+        s->state = SNAP_SEND_STREAMING;
+        s->offset = 0;
+        n->file.users++;
+        stream_more(n, slot);
+        return;
+    }
+    s->state = SNAP_SEND_WAIT_FILE;
+    start_copy(n);
+}
+
 void node_snapshot_request(struct agenda_node *n, const struct raft_msg *m)
 {
     int slot = node_peer_slot(n, m->to);
@@ -296,19 +328,14 @@ void node_snapshot_request(struct agenda_node *n, const struct raft_msg *m)
     s->term = m->term;
     s->want = m->snapshot.index;
     s->report = SNAP_REPORT_NONE; /* asked again: that outcome is moot */
-    s->last_progress_ms = node_mono_ms();
+    if (node_mono_ms() < s->not_before_ms) {
+        s->state = SNAP_SEND_BACKOFF; /* node_snapshot_tick begins it */
+        return;
+    }
     agenda_log(AGENDA_LOG_INFO, "shard %s node %u: follower %u needs a "
                "snapshot (log starts after %" PRIu64 ")", n->cfg.shard,
                n->cfg.id, m->to, m->snapshot.index);
-    if (n->file.valid && n->file.meta.index >= m->snapshot.index) {
-        s->state = SNAP_SEND_STREAMING;
-        s->offset = 0;
-        n->file.users++;
-        stream_more(n, (unsigned)slot);
-        return;
-    }
-    s->state = SNAP_SEND_WAIT_FILE;
-    start_copy(n);
+    send_begin(n, (unsigned)slot);
 }
 
 void node_snapshot_on_drain(struct agenda_node *n, raft_id peer)
@@ -345,6 +372,8 @@ void node_snapshot_on_ack(struct agenda_node *n, raft_id from,
     case AGENDA_SNAP_DONE:
         n->file.users--;
         s->state = SNAP_SEND_IDLE;
+        s->failures = 0;
+        s->not_before_ms = 0;
         report(n, (unsigned)slot, true);
         break;
     default:
@@ -509,8 +538,14 @@ static void recv_checked(const struct snapshot_vet_result *res, void *arg)
     else if (res->outcome == SNAPSHOT_VET_CRASHED)
         snprintf(why, sizeof why, "reading it crashed the checking process "
                  "(signal %d)", res->signal);
-    else if (res->rc != 0)
+    else if (res->rc == AGENDA_STORAGE_CORRUPT ||
+             res->rc == AGENDA_STORAGE_VERSION ||
+             res->rc == AGENDA_STORAGE_INVALID)
         snprintf(why, sizeof why, "%s", agenda_storage_strerror(res->rc));
+    else if (res->rc != 0) /* this node's side: disk full, I/O */
+        snprintf(why, sizeof why, "the check could not write its copy "
+                 "here (storage error %d); the sender tries again later",
+                 res->rc);
     else if (res->meta.index != r->meta.index ||
              res->meta.term != r->meta.term)
         snprintf(why, sizeof why, "its content does not match its header");
@@ -624,6 +659,11 @@ void node_snapshot_tick(struct agenda_node *n)
             continue;
         if (st.role != RAFT_LEADER || st.term != s->term) {
             stream_abort(n, i, false);
+            continue;
+        }
+        if (s->state == SNAP_SEND_BACKOFF) {
+            if (now >= s->not_before_ms)
+                send_begin(n, i);
             continue;
         }
         /* once all is sent, the follower checks the file before it

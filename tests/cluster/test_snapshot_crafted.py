@@ -278,3 +278,37 @@ def test_a_snapshot_the_core_took_is_installed_whatever_comes_next(
         assert c.digest(target) == digest
     finally:
         peer.close()
+
+
+def test_a_follower_that_keeps_refusing_snapshots_is_sent_fewer(
+        cluster_factory):
+    """A wiped follower that cannot take a snapshot (here the file its
+    check writes cannot be created: a directory has its name) refuses
+    every one.  The leader sends it the next one only after a wait that
+    doubles with each refusal (0.5 s, 1 s, 2 s, ...), not at every
+    heartbeat; once the follower can take it again, it catches up."""
+    c: Cluster = cluster_factory(raft={"snapshot_threshold": 60})
+    c.start_all()
+    leader = c.wait_for_leader()
+    victim = c.others(leader)[0]
+    assert c.stop(victim) == 0
+    c.wipe(victim)
+    write_many(c, 200, "refusing")
+    deadline = time.monotonic() + 10
+    while c.status(leader)["first_index"] <= 1:
+        assert time.monotonic() < deadline, c.status(leader)
+        write_many(c, 20, f"more{int(time.monotonic() * 1000)}")
+    blocker = c.replicas[victim].data_dir / "snapshot-vetted.mdb.tmp"
+    blocker.mkdir(parents=True)
+    c.start(victim)
+    c.wait_http([victim])
+    time.sleep(8)
+    log = c.replicas[victim].log_path.read_text(errors="replace")
+    refused = log.count("refused:")
+    # 0.5 + 1 + 2 + 4 s of waits fit in 8 s: at most 5 transfers (the
+    # heartbeats would have made it dozens)
+    assert 2 <= refused <= 6, (refused, log[-3000:])
+    assert c.metric(victim, "agenda_raft_snapshots_received_total") == 0
+    blocker.rmdir()
+    c.wait_converged(timeout=40)
+    assert c.metric(victim, "agenda_raft_snapshots_received_total") >= 1
