@@ -732,14 +732,6 @@ ngx_http_agenda_init_jwt(ngx_conf_t *cf, ngx_http_agenda_main_conf_t *amcf)
     jwt->leeway_s = (unsigned) amcf->jwt_leeway;
 
     /*
-     * the checks above only catch what a message can name precisely; this
-     * one signs and verifies a probe token, so that a key that would make
-     * every login fail (an HS384/HS512 secret shorter than its hash, a
-     * small or wrong-type RSA/EC key, keys that are not a pair) stops
-     * "nginx -t" instead
-     */
-
-    /*
      * RS256/ES256: the public key parsed once (agenda_jwt_sig.h), before
      * the check below, so that its probe goes through it too; a key that
      * does not parse is the check's to report
@@ -756,6 +748,14 @@ ngx_http_agenda_init_jwt(ngx_conf_t *cf, ngx_http_agenda_main_conf_t *amcf)
         cln->handler = ngx_http_agenda_pkey_cleanup;
         cln->data = jwt->verify_pkey;
     }
+
+    /*
+     * the checks above only catch what a message can name precisely; this
+     * one signs and verifies a probe token, so that a key that would make
+     * every login fail (an HS384/HS512 secret shorter than its hash, a
+     * small or wrong-type RSA/EC key, keys that are not a pair) stops
+     * "nginx -t" instead
+     */
 
     rc = agenda_jwt_config_check(jwt);
 

@@ -60,8 +60,6 @@
 
 #include "ngx_agenda_module.h"
 
-#include "validate.h"
-
 
 #define NGX_HTTP_AGENDA_MSGID_MAX  64
 
@@ -451,7 +449,6 @@ ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
     ngx_http_agenda_sub_ctx_t *ctx, const char **code, const char **message)
 {
     int                           rc;
-    u_char                       *p, *dst;
     ngx_str_t                     value, token, query_token, own;
     ngx_table_elt_t              *h;
     struct agenda_jwt_claims      claims;
@@ -570,20 +567,6 @@ ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
     ctx->expires = (time_t) claims.exp + (time_t) amcf->jwt.leeway_s;
     ctx->token_version = claims.token_version;
 
-    /* the auth cache's key for the user (see the subscription's watch) */
-
-    ctx->user.data = ngx_pnalloc(r->pool, AGENDA_USERNAME_MAX + 1);
-    if (ctx->user.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (agenda_username_fold(claims.sub, (char *) ctx->user.data) != 0) {
-        *message = "the access token is not valid";
-        return NGX_HTTP_UNAUTHORIZED;
-    }
-
-    ctx->user.len = ngx_strlen(ctx->user.data);
-
     own.data = ngx_pnalloc(r->pool, sizeof("user/") - 1 + sizeof(claims.sub));
     if (own.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -592,6 +575,13 @@ ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
     own.len = ngx_sprintf(own.data, "user/%s", claims.sub) - own.data;
 
     ctx->channel = own;
+
+    /* the auth cache's key for the user (see the subscription's watch):
+     * the name after "user/", folded already (the token check refuses a
+     * sub that is not) */
+
+    ctx->user.data = own.data + sizeof("user/") - 1;
+    ctx->user.len = own.len - (sizeof("user/") - 1);
     ngx_str_set(&ctx->path, "/me");
 
     rc = ngx_http_agenda_arg(r, "channel", 7, &value);
@@ -600,18 +590,14 @@ ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
         return rc == NGX_ERROR ? NGX_HTTP_INTERNAL_SERVER_ERROR : NGX_OK;
     }
 
-    p = value.data;
-    dst = p + value.len;
-
-    if ((size_t) (dst - p) == own.len
-        && ngx_strncmp(p, own.data, own.len) == 0)
+    if (value.len == own.len
+        && ngx_strncmp(value.data, own.data, own.len) == 0)
     {
         return NGX_OK;
     }
 
-    if (ngx_http_agenda_group_channel(p, dst - p)) {
-        ctx->channel.data = p;
-        ctx->channel.len = dst - p;
+    if (ngx_http_agenda_group_channel(value.data, value.len)) {
+        ctx->channel = value;
 
         /* "group/<id>" -> "/groups/<id>" */
 
@@ -623,7 +609,7 @@ ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
         }
 
         ngx_memcpy(ngx_cpymem(ctx->path.data, "/groups/", 8),
-                   p + sizeof("group/") - 1,
+                   value.data + sizeof("group/") - 1,
                    ctx->channel.len - (sizeof("group/") - 1));
 
         return NGX_OK;

@@ -13,11 +13,10 @@
  * allows: from an anchor (its own last stamp, or the latest command of the
  * current term's leader applied here as a follower) it may advance between
  * 15/16 and 17/16 of the monotonic time elapsed, and never goes back below
- * that anchor.  A
- * clock that jumps moves stamps by at most a 16th of the time since, and
- * request ids stay remembered between 16/17 and 16/15 of five minutes.  A
- * clock that is merely off (a new leader's, by some milliseconds) is
- * caught up with at that rate.  Until the node has seen a command of this
+ * that anchor.  A clock that jumps moves stamps by at most a 16th of the
+ * time since, and request ids stay remembered between 16/17 and 16/15 of
+ * five minutes.  A clock that is merely off (a new leader's, by some
+ * milliseconds) is caught up with at that rate.  Until the node has seen a command of this
  * process's life (it just started), a stamp is the wall clock: a jump while
  * it was down cannot be told from the downtime.
  *

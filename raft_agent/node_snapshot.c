@@ -249,10 +249,9 @@ static void stream_abort(struct agenda_node *n, unsigned slot, bool failed)
         n->file.users--;
     s->state = SNAP_SEND_IDLE;
     if (failed) {
-        uint64_t wait = SNAP_BACKOFF_MS;
-        for (unsigned i = 0; i < s->failures && wait < SNAP_BACKOFF_MAX_MS;
-             i++)
-            wait *= 2;
+        /* 0.5 s << 6 is past the most already */
+        unsigned doublings = s->failures < 6 ? s->failures : 6;
+        uint64_t wait = (uint64_t)SNAP_BACKOFF_MS << doublings;
         if (wait > SNAP_BACKOFF_MAX_MS)
             wait = SNAP_BACKOFF_MAX_MS;
         s->failures++;
@@ -461,9 +460,7 @@ void node_snapshot_on_chunk(struct agenda_node *n, raft_id from,
          * batch, or its batch is kept to be retried after a full disk):
          * another transfer must not replace it, or the install finds no
          * file and the agent stops */
-        if (r->taken || (n->batch.rd != NULL &&
-                         n->batch.rd->snapshot != NULL &&
-                         !n->batch.installed)) {
+        if (r->taken) {
             send_ack(n, from, c->index, 0, AGENDA_SNAP_FAILED);
             return;
         }

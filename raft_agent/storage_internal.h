@@ -148,6 +148,21 @@ typedef int (*storage_db_fn)(MDB_txn *txn, const struct storage_map *map,
 int storage_each_db(MDB_txn *txn, const struct storage_map *map,
                     storage_db_fn fn, void *arg);
 
+/* A storage_db_fn: every record of dbi walked, every key and value inside
+ * the map; when dbi is the log (*arg, an MDB_dbi), its records decoded
+ * and checked to be contiguous. */
+int storage_walk_db(MDB_txn *txn, const struct storage_map *map,
+                    const char *name, MDB_dbi dbi, void *arg);
+
+/* The copy at path opened read-only (storage_copy_open) with a read
+ * transaction on it; on failure nothing is left open. */
+int storage_copy_begin(const char *path, MDB_env **env, MDB_txn **txn);
+
+/* What a copy must be, in a read transaction of it: our databases, our
+ * format version (VERSION otherwise), *m its meta records; with deep,
+ * every database walked (storage_walk_db). */
+int storage_copy_check(MDB_txn *txn, bool deep, struct storage_meta *m);
+
 /* path + ".tmp", malloc'd (NULL when out of memory). */
 char *storage_tmp_name(const char *path);
 

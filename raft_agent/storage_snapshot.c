@@ -153,11 +153,8 @@ int storage_each_db(MDB_txn *txn, const struct storage_map *map,
     return r;
 }
 
-/* Walk every record of dbi: every key and value inside the map (LMDB
- * hands out the lengths its pages state); for the log also decode and
- * check the records are contiguous.  arg: the log's handle. */
-static int walk_db(MDB_txn *txn, const struct storage_map *map,
-                   const char *name, MDB_dbi dbi, void *arg)
+int storage_walk_db(MDB_txn *txn, const struct storage_map *map,
+                    const char *name, MDB_dbi dbi, void *arg)
 {
     bool is_log = dbi == *(const MDB_dbi *)arg;
     MDB_cursor *cur;
@@ -189,35 +186,50 @@ static int walk_db(MDB_txn *txn, const struct storage_map *map,
     return r;
 }
 
+int storage_copy_begin(const char *path, MDB_env **env, MDB_txn **txn)
+{
+    int r = storage_copy_open(path, MDB_RDONLY, 0, env);
+    if (r != AGENDA_STORAGE_OK)
+        return r;
+    int rc = mdb_txn_begin(*env, NULL, MDB_RDONLY, txn);
+    if (rc != MDB_SUCCESS) {
+        mdb_env_close(*env);
+        *env = NULL;
+        return agenda_storage_map_mdb(rc);
+    }
+    return AGENDA_STORAGE_OK;
+}
+
+int storage_copy_check(MDB_txn *txn, bool deep, struct storage_meta *m)
+{
+    MDB_dbi log, meta;
+    int r;
+    if (storage_open_dbis(txn, &log, &meta) != MDB_SUCCESS)
+        return AGENDA_STORAGE_CORRUPT;
+    if ((r = storage_meta_read(txn, meta, m)) != AGENDA_STORAGE_OK)
+        return r;
+    if (!m->has_version)
+        return AGENDA_STORAGE_CORRUPT;
+    if (m->version != AGENDA_STORAGE_FORMAT)
+        return AGENDA_STORAGE_VERSION;
+    if (!deep)
+        return AGENDA_STORAGE_OK;
+    struct storage_map map;
+    r = storage_map_of(txn, &map);
+    if (r == AGENDA_STORAGE_OK)
+        r = storage_each_db(txn, &map, storage_walk_db, &log);
+    return r;
+}
+
 /* Read (and with deep, walk) a copy; *m gets its meta records. */
 static int copy_inspect(const char *path, bool deep, struct storage_meta *m)
 {
     MDB_env *env;
     MDB_txn *txn;
-    MDB_dbi log, meta;
-    int r = storage_copy_open(path, MDB_RDONLY, 0, &env);
+    int r = storage_copy_begin(path, &env, &txn);
     if (r != AGENDA_STORAGE_OK)
         return r;
-    int rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
-    if (rc != MDB_SUCCESS) {
-        mdb_env_close(env);
-        return agenda_storage_map_mdb(rc);
-    }
-    if (storage_open_dbis(txn, &log, &meta) != MDB_SUCCESS)
-        r = AGENDA_STORAGE_CORRUPT;
-    else
-        r = storage_meta_read(txn, meta, m);
-    if (r == AGENDA_STORAGE_OK && !m->has_version)
-        r = AGENDA_STORAGE_CORRUPT;
-    else if (r == AGENDA_STORAGE_OK && m->version != AGENDA_STORAGE_FORMAT)
-        r = AGENDA_STORAGE_VERSION;
-    if (r == AGENDA_STORAGE_OK && deep)
-    {
-        struct storage_map map;
-        r = storage_map_of(txn, &map);
-        if (r == AGENDA_STORAGE_OK)
-            r = storage_each_db(txn, &map, walk_db, &log);
-    }
+    r = storage_copy_check(txn, deep, m);
     mdb_txn_abort(txn);
     mdb_env_close(env);
     return r;

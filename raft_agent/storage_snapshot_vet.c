@@ -50,8 +50,8 @@ static int rebuild_commit(struct rebuild *rb, bool again)
 
 /* Every record of the input's database name, in order, into the same
  * database of the new file (MDB_APPEND: an input whose order is not the
- * database's is refused) — but the log's: installing empties it (its
- * records were checked, with the input). */
+ * database's is refused) — but the log's, which are only checked:
+ * installing empties the log. */
 static int rebuild_db(MDB_txn *in, const struct storage_map *map,
                       const char *name, MDB_dbi dbi, void *arg)
 {
@@ -68,7 +68,7 @@ static int rebuild_db(MDB_txn *in, const struct storage_map *map,
     if (rc != MDB_SUCCESS)
         return agenda_storage_map_mdb(rc);
     if (strcmp(name, STORAGE_DB_LOG) == 0)
-        return AGENDA_STORAGE_OK;
+        return storage_walk_db(in, map, name, dbi, &dbi);
     if ((rc = mdb_cursor_open(in, dbi, &cur)) != MDB_SUCCESS)
         return agenda_storage_map_mdb(rc);
     int r = AGENDA_STORAGE_OK;
@@ -116,47 +116,56 @@ static int fill_to_last_page(MDB_env *env)
     return AGENDA_STORAGE_OK;
 }
 
-/* The records of the environment at in, put into a new one at tmp. */
-static int rebuild(const char *in, const char *tmp)
+/* The new environment at tmp, for the records of an input of in_size
+ * bytes, with its write transaction open. */
+static int rebuild_open(struct rebuild *rb, const char *tmp, size_t in_size)
+{
+    int rc;
+    unlink(tmp);
+    if ((rc = mdb_env_create(&rb->env)) != MDB_SUCCESS)
+        return agenda_storage_map_mdb(rc);
+    if ((rc = mdb_env_set_maxdbs(rb->env, AGENDA_STORAGE_MAXDBS)) ||
+        (rc = mdb_env_set_mapsize(rb->env, 2 * in_size + VET_MAP_SLACK)) ||
+        (rc = mdb_env_open(rb->env, tmp,
+                           MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOSYNC, 0600)) ||
+        (rc = mdb_txn_begin(rb->env, NULL, 0, &rb->txn)))
+        return agenda_storage_map_mdb(rc);
+    return AGENDA_STORAGE_OK;
+}
+
+/* The records of the environment at in, checked (storage_copy_check, and
+ * every record on the way), put into a new one at tmp; *m: in's meta. */
+static int rebuild(const char *in, const char *tmp, struct storage_meta *m)
 {
     struct rebuild rb = {NULL, NULL, 0};
+    struct storage_map map;
     MDB_env *src;
     MDB_txn *txn;
     struct stat sb;
+    int rc;
 
-    int r = storage_copy_open(in, MDB_RDONLY, 0, &src);
+    int r = storage_copy_begin(in, &src, &txn);
     if (r != AGENDA_STORAGE_OK)
         return r;
-    int rc = mdb_txn_begin(src, NULL, MDB_RDONLY, &txn);
-    if (rc != MDB_SUCCESS) {
-        mdb_env_close(src);
-        return agenda_storage_map_mdb(rc);
+    if ((r = storage_copy_check(txn, false, m)) != AGENDA_STORAGE_OK)
+        goto out;
+    if (!m->has_applied) {
+        r = AGENDA_STORAGE_CORRUPT;
+        goto out;
     }
-    unlink(tmp);
     if (stat(in, &sb) != 0) {
         r = agenda_storage_map_mdb(errno);
-    } else if ((rc = mdb_env_create(&rb.env)) != MDB_SUCCESS ||
-               (rc = mdb_env_set_maxdbs(rb.env, AGENDA_STORAGE_MAXDBS)) ||
-               (rc = mdb_env_set_mapsize(rb.env, 2 * (size_t)sb.st_size +
-                                                     VET_MAP_SLACK)) ||
-               (rc = mdb_env_open(rb.env, tmp,
-                                  MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOSYNC,
-                                  0600)) ||
-               (rc = mdb_txn_begin(rb.env, NULL, 0, &rb.txn))) {
-        r = agenda_storage_map_mdb(rc);
-    } else {
-        struct storage_map map;
-        r = storage_map_of(txn, &map);
-        if (r == AGENDA_STORAGE_OK)
-            r = storage_each_db(txn, &map, rebuild_db, &rb);
-        if (r == AGENDA_STORAGE_OK)
-            r = rebuild_commit(&rb, false);
-        if (r == AGENDA_STORAGE_OK)
-            r = fill_to_last_page(rb.env);
-        if (r == AGENDA_STORAGE_OK &&
-            (rc = mdb_env_sync(rb.env, 1)) != MDB_SUCCESS)
-            r = agenda_storage_map_mdb(rc);
+        goto out;
     }
+    if ((r = rebuild_open(&rb, tmp, (size_t)sb.st_size)) ||
+        (r = storage_map_of(txn, &map)) ||
+        (r = storage_each_db(txn, &map, rebuild_db, &rb)) ||
+        (r = rebuild_commit(&rb, false)) ||
+        (r = fill_to_last_page(rb.env)))
+        goto out;
+    if ((rc = mdb_env_sync(rb.env, 1)) != MDB_SUCCESS)
+        r = agenda_storage_map_mdb(rc);
+out:
     if (rb.txn != NULL)
         mdb_txn_abort(rb.txn);
     if (rb.env != NULL)
@@ -169,18 +178,14 @@ static int rebuild(const char *in, const char *tmp)
 int agenda_storage_snapshot_vet(const char *in, const char *out,
                                 struct raft_snapshot_meta *meta)
 {
-    struct raft_snapshot_meta got = {0, 0};
+    struct storage_meta got;
 
     if (in == NULL || out == NULL || meta == NULL)
         return AGENDA_STORAGE_INVALID;
-    /* the input's own meta first: what the rebuilt file must hold */
-    int r = agenda_storage_snapshot_check(in, &got);
-    if (r != AGENDA_STORAGE_OK)
-        return r;
     char *tmp = storage_tmp_name(out);
     if (tmp == NULL)
         return AGENDA_STORAGE_NOMEM;
-    r = rebuild(in, tmp);
+    int r = rebuild(in, tmp, &got);
     if (r == AGENDA_STORAGE_OK && rename(tmp, out) != 0)
         r = agenda_storage_map_mdb(errno);
     if (r == AGENDA_STORAGE_OK)
@@ -188,7 +193,7 @@ int agenda_storage_snapshot_vet(const char *in, const char *out,
     if (r == AGENDA_STORAGE_OK)
         r = agenda_storage_snapshot_check(out, meta);
     if (r == AGENDA_STORAGE_OK &&
-        (meta->index != got.index || meta->term != got.term))
+        (meta->index != got.applied || meta->term != got.applied_term))
         r = AGENDA_STORAGE_CORRUPT;
     if (r != AGENDA_STORAGE_OK) {
         unlink(tmp);
