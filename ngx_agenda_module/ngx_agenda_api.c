@@ -55,7 +55,6 @@
 #define NGX_HTTP_AGENDA_API_PREFIX     "/api/v1"
 #define NGX_HTTP_AGENDA_BACKOFF_FIRST  50
 #define NGX_HTTP_AGENDA_BACKOFF_MAX    1000
-#define NGX_HTTP_AGENDA_PUBLISH_SPARE  2   /* subrequests never used */
 
 
 typedef enum {
@@ -931,9 +930,12 @@ ngx_http_agenda_call_issue(ngx_http_request_t *r, ngx_http_agenda_call_t *call)
     ctx = call->ctx;
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_agenda_module);
 
-    if (ctx->used >= alcf->max_calls
-        || r->main->subrequests <= NGX_HTTP_AGENDA_PUBLISH_SPARE)
-    {
+    /*
+     * The only bound on a request's subrequests: nginx's own
+     * (r->subrequests) is a nesting depth, and every call here is a
+     * child of the main request.
+     */
+    if (ctx->used >= alcf->max_calls) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "agenda: this request made %ui shard calls, the "
                       "most allowed (agenda_max_calls)", ctx->used);
@@ -1565,7 +1567,7 @@ ngx_http_agenda_respond(ngx_http_request_t *r, ngx_http_agenda_ctx_t *ctx,
     size_t                              vlen;
     ngx_int_t                           rc;
     ngx_buf_t                          *b;
-    ngx_uint_t                          i, content_type;
+    ngx_uint_t                          i, content_type, cache_control;
     ngx_chain_t                         out;
     ngx_table_elt_t                    *h;
     const struct agenda_flow_header    *fh;
@@ -1587,6 +1589,7 @@ ngx_http_agenda_respond(ngx_http_request_t *r, ngx_http_agenda_ctx_t *ctx,
     r->headers_out.content_length_n = a->body_len;
 
     content_type = 0;
+    cache_control = 0;
 
     for (i = 0; i < a->n_headers; i++) {
         fh = &a->headers[i];
@@ -1614,6 +1617,12 @@ ngx_http_agenda_respond(ngx_http_request_t *r, ngx_http_agenda_ctx_t *ctx,
             continue;
         }
 
+        if (ngx_strcasecmp((u_char *) fh->name, (u_char *) "Cache-Control")
+            == 0)
+        {
+            cache_control = 1;
+        }
+
         h = ngx_list_push(&r->headers_out.headers);
         if (h == NULL) {
             ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -1625,6 +1634,11 @@ ngx_http_agenda_respond(ngx_http_request_t *r, ngx_http_agenda_ctx_t *ctx,
         h->key.len = ngx_strlen(fh->name);
         h->value.data = (u_char *) fh->value;
         h->value.len = vlen;
+    }
+
+    if (!cache_control && ngx_http_agenda_no_store(r) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
     }
 
     if (!content_type && a->body_len) {
@@ -1715,14 +1729,6 @@ ngx_http_agenda_publish(ngx_http_request_t *r,
     if (clen == 0 || clen > 256) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "agenda: not publishing to malformed channel \"%s\"",
-                      n->channel);
-        return;
-    }
-
-    if (r->main->subrequests <= 1) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "agenda: no subrequest left to publish to \"%s\"; "
-                      "its subscribers resynchronise through /changes",
                       n->channel);
         return;
     }

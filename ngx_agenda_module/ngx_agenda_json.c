@@ -57,6 +57,29 @@ ngx_http_agenda_json_cleanup(void *data)
  * "Content-Type: application/json".  Returns what a content handler returns.
  */
 
+/*
+ * Answers are one person's calendar, invitations or account: no cache may
+ * keep them (a browser's disk cache included), whatever the client asked.
+ */
+
+ngx_int_t
+ngx_http_agenda_no_store(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-store");
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_http_agenda_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *body)
@@ -93,6 +116,10 @@ ngx_http_agenda_send_json(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_set(&r->headers_out.content_type, "application/json");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
+
+    if (ngx_http_agenda_no_store(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     rc = ngx_http_send_header(r);
 

@@ -434,6 +434,10 @@ ngx_http_agenda_subscriber(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     alcf->subscriber = 1;
 
+    /* the guard asks the users shard for the token version (and
+     * whether a group's channel is the subscriber's) */
+    ngx_http_agenda_need_topology(cf, cmd);
+
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_agenda_module);
 
     if (amcf->needs_jwt.data == NULL) {

@@ -141,6 +141,7 @@ ngx_int_t ngx_http_agenda_subscriber_add_variables(ngx_conf_t *cf);
 
 /* ngx_agenda_json.c */
 json_t *ngx_http_agenda_json_track(ngx_pool_t *pool, json_t *json);
+ngx_int_t ngx_http_agenda_no_store(ngx_http_request_t *r);
 ngx_int_t ngx_http_agenda_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *body);
 ngx_int_t ngx_http_agenda_send_error(ngx_http_request_t *r,

@@ -6,8 +6,10 @@
  * Answers are all-or-nothing: when any shard fails the client gets that
  * shard's error (503 when it is unreachable), never a silently partial
  * view.  Each shard is asked for up to FLOW_FANOUT_LIMIT items; when a
- * shard had more, the answer says "truncated": true (narrow the window).
+ * shard had more, the answer says "truncated": true and ends where that
+ * shard's did (narrow the window, or ask again from the last start).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,26 +42,34 @@ static int item_cmp(const void *a, const void *b)
  * calendar, then id), each (calendar, id) once, the first answer that has
  * it winning (for /agenda the caller's own calendar comes first, so its
  * full view wins over the same event seen as an invitation).
- * *truncated is set when a shard had more.  Returns a new array or NULL.
+ *
+ * *truncated is set when a shard had more.  Its answer then ends at its
+ * last item's start, and so does the merge: another shard's later events
+ * would show a stretch of time with this shard's events missing, as if
+ * there were none.  What is kept is a prefix in start order, complete
+ * before that instant.  Returns a new array or NULL.
  */
 static json_t *merge_events(struct agenda_flow *f, bool *truncated)
 {
     size_t n = 0, k = 0, j;
     struct item *items;
     json_t *seen, *out, *ev;
+    int64_t cut = INT64_MAX;
 
     *truncated = false;
-    for (size_t i = 0; i < f->n_ans; i++) {
+    for (size_t i = 0; i < f->n_ans; i++)
         n += json_array_size(json_object_get(f->ans[i].json, "events"));
-        if (json_is_string(json_object_get(f->ans[i].json, "next_cursor")))
-            *truncated = true;
-    }
     items = calloc(n + 1, sizeof *items);
     seen = json_object();
     out = json_array();
     if (items == NULL || seen == NULL || out == NULL)
         goto fail;
     for (size_t i = 0; i < f->n_ans; i++) {
+        bool more = json_is_string(json_object_get(f->ans[i].json,
+                                                   "next_cursor"));
+        int64_t last = INT64_MIN;
+
+        *truncated = *truncated || more;
         json_array_foreach(json_object_get(f->ans[i].json, "events"), j, ev) {
             const char *cal = json_string_value(json_object_get(ev,
                                                                 "calendar"));
@@ -71,6 +81,8 @@ static json_t *merge_events(struct agenda_flow *f, bool *truncated)
             if (cal == NULL || id == NULL || st == NULL
                 || !flow_parse_when(st, &ms))
                 continue; /* not an event: skip rather than fail */
+            if (ms > last)
+                last = ms;
             snprintf(key, sizeof key, "%s/%s", cal, id);
             if (json_object_get(seen, key) != NULL)
                 continue;
@@ -78,9 +90,11 @@ static json_t *merge_events(struct agenda_flow *f, bool *truncated)
                 goto fail;
             items[k++] = (struct item){ms, cal, id, ev};
         }
+        if (more && last != INT64_MIN && last < cut)
+            cut = last;
     }
     qsort(items, k, sizeof *items, item_cmp);
-    for (size_t i = 0; i < k; i++)
+    for (size_t i = 0; i < k && items[i].start <= cut; i++)
         if (json_array_append(out, items[i].ev) != 0)
             goto fail;
     free(items);

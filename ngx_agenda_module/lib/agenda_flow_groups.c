@@ -286,8 +286,6 @@ static void purge_step(struct agenda_flow *f)
                     json_string_value(json_object_get(f->scratch,
                                                       "note_user")),
                     json_object_get(f->scratch, "answer"));
-    /* before the members' messages: with a large group those may run out
-     * of subrequests, and this must not be what is dropped */
     close_group_channel(f);
     notify_members(f, "group.deleted", json_object_get(f->scratch, "answer"),
                    json_object_get(json_object_get(f->scratch, "answer"),

@@ -114,11 +114,12 @@ static int grow_calls(struct agenda_flow *f)
 /*
  * The Idempotency-Key of the next command.  The shards remember keys
  * globally, so a client's key is never passed as is: it is hashed with
- * the caller, the request line, the body and the command's position in
- * the flow.  A retry of the same request by the same client therefore
- * maps to the same keys (applied once), while equal keys of two clients
- * (anonymous ones too: registrations) or of two different requests never
- * collide, so nobody is ever answered with somebody else's result.
+ * the caller, the request line, If-Match, the body and the command's
+ * position in the flow.  A retry of the same request by the same client
+ * therefore maps to the same keys (applied once), while equal keys of two
+ * clients (anonymous ones too: registrations) or of two different
+ * requests never collide, so nobody is ever answered with somebody else's
+ * result.
  * Without a client key, the first command draws a random one for the
  * whole request and the answer names it in an Idempotency-Key header: a
  * client told its outcome is unknown (503) can retry with it and is
@@ -146,6 +147,9 @@ static char *derive_key(struct agenda_flow *f)
         }
         f->idem_generated = true; /* see respond_text() */
     }
+    /* the command's position, and the request's If-Match when it has
+     * one: a retry whose precondition was corrected is another request
+     * (its first answer was a 412), not the replay of the first */
     snprintf(n, sizeof n, "%u", f->n_commands);
     ctx = EVP_MD_CTX_new();
     ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1
@@ -154,6 +158,9 @@ static char *derive_key(struct agenda_flow *f)
          && EVP_DigestUpdate(ctx, f->user, strlen(f->user) + 1) == 1
          && EVP_DigestUpdate(ctx, f->idem, strlen(f->idem) + 1) == 1
          && EVP_DigestUpdate(ctx, n, strlen(n) + 1) == 1
+         && (f->if_match == NULL
+             || EVP_DigestUpdate(ctx, f->if_match, strlen(f->if_match) + 1)
+                    == 1)
          && (f->body_len == 0
              || EVP_DigestUpdate(ctx, f->body, f->body_len) == 1)
          && EVP_DigestFinal_ex(ctx, md, &md_len) == 1 && md_len >= 20;

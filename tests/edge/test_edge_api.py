@@ -423,10 +423,13 @@ def test_the_workers_share_what_they_learn_of_leaders(stack, make_edge):
 # ---- notifications ----------------------------------------------------------
 
 @needs_ws
-def test_invitee_receives_invitation_created_over_wss(stack):
+@pytest.mark.parametrize("prefix", ["b", ".b"])
+def test_invitee_receives_invitation_created_over_wss(stack, prefix):
+    """Also for a name that starts with a dot, which the static files'
+    "no dot files" rule must not take for one on the way to nchan."""
     _, edge = stack
     alice = Client(edge).register_login(uname("a"))
-    bob = Client(edge).register_login(uname("b"))
+    bob = Client(edge).register_login(uname(prefix))
     bob_name = me(bob)
     cal = me(alice)
 

@@ -8,6 +8,8 @@ applied, closing the connection without an answer (browsers then retry
 the request on a new connection and get a 412 for their own write)."""
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from edge_client import Client, event_body, me, uname, unwrap
@@ -49,3 +51,25 @@ def test_a_read_with_if_match_is_the_api_answer_not_an_nginx_page(alice):
     # API's JSON (nginx's HTML 412 page was what came back)
     assert r.status_code in (200, 412), r.text
     assert r.headers["Content-Type"].startswith("application/json")
+
+
+def test_a_retry_with_a_corrected_if_match_is_applied(alice):
+    """The same Idempotency-Key with another If-Match is another request:
+    its first answer (412) is not replayed to the corrected one, while a
+    true replay of either still gets that request's first answer."""
+    path, tag = new_event(alice)
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    stale = alice.req("PATCH", path, {"title": "renamed"},
+                      headers={**key, "If-Match": '"7"'})
+    assert stale.status_code == 412, stale.text
+    fixed = alice.req("PATCH", path, {"title": "renamed"},
+                      headers={**key, "If-Match": tag})
+    assert fixed.status_code == 200, fixed.text
+    assert unwrap(fixed, "event")["version"] == 2
+    again = alice.req("PATCH", path, {"title": "renamed"},
+                      headers={**key, "If-Match": tag})
+    assert again.status_code == 200, again.text
+    assert unwrap(again, "event")["version"] == 2     # replayed, not redone
+    assert alice.req("PATCH", path, {"title": "renamed"},
+                     headers={**key, "If-Match": '"7"'}).status_code == 412
+    assert unwrap(alice.req("GET", path), "event")["version"] == 2

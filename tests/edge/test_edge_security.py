@@ -1238,6 +1238,12 @@ def test_login_rate_limit_answers_429_json_after_the_burst(stack,
         if r.status_code == 429:
             assert error_code(r)
             assert r.headers.get("Retry-After")
+            # the location answering it repeats every security header
+            assert r.headers.get("Strict-Transport-Security")
+            assert r.headers.get("X-Content-Type-Options") == "nosniff"
+            assert "default-src 'none'" in r.headers.get(
+                "Content-Security-Policy", "")
+            assert r.headers.get("Referrer-Policy") == "no-referrer"
     # the burst of 3 plus the one the rate allows, then refusals
     assert statuses[:4] == [401] * 4, statuses
     assert statuses[4:] == [429, 429], statuses
@@ -1260,3 +1266,91 @@ def test_login_rate_limit_answers_429_json_after_the_burst(stack,
     assert st == 200, ans
     # the rest of the API is not limited
     assert c.s.get(c.base + "/health", timeout=5).status_code == 200
+
+
+def test_password_changes_are_rate_limited_per_token(stack):
+    """Each attempt costs an argon2 check on the edge's thread pool, and a
+    stolen token must not make them an unthrottled guess of the current
+    password: after a burst of 5 (plus the one the rate of 6 a minute
+    allows) a token is answered 429, without the check.  Another token of
+    the same user (the owner logging in) is not held back by it."""
+    _, edge = stack
+    thief = Client(edge).register_login(uname("p"))
+    name = me(thief)
+    statuses = []
+    for i in range(8):
+        r = thief.req("POST", "/me/password",
+                      {"current_password": f"guess number {i}",
+                       "new_password": "another horse battery staple"})
+        statuses.append(r.status_code)
+        if r.status_code == 429:
+            assert error_code(r) == "rate_limited", r.text
+            assert r.headers.get("Retry-After")
+    assert 429 not in statuses[:6], statuses
+    assert statuses[6:] == [429, 429], statuses
+    owner = Client(edge)
+    r = owner.req("POST", "/auth/login",
+                  {"username": name, "password": PASSWORD}, token=False)
+    assert r.status_code == 200, r.text
+    owner.token = r.json()["access_token"]
+    change_password(owner)
+
+
+# ---- what answers and logs keep ---------------------------------------------
+
+def test_api_answers_are_never_stored_by_caches(stack):
+    """Calendars, invitations and accounts are one person's: every API
+    answer, errors and the health check included, says no-store."""
+    _, edge = stack
+    c = Client(edge).register_login(uname("c"))
+    cal = me(c)
+    answers = [
+        c.req("GET", "/me"),
+        c.req("POST", f"/calendars/{cal}/events", event_body()),
+        c.req("GET", f"/calendars/{cal}/events?{DAY}"),
+        c.req("GET", f"/agenda?{DAY}"),
+        c.req("GET", "/calendars/nobody-here/events/0"),    # an error
+        c.req("GET", "/me", token=False),                   # 401
+        c.s.get(c.base + "/health", timeout=5),
+    ]
+    for r in answers:
+        assert r.headers.get("Cache-Control") == "no-store", \
+            (r.request.method, r.request.url, r.status_code, r.headers)
+
+
+def test_access_tokens_in_query_strings_never_reach_the_access_log(stack):
+    """The notifications URL carries the token (browsers cannot set
+    headers on a WebSocket): its query string is withheld from the log
+    whichever location answers — the API's, the error page that takes
+    over a request with an oversized header, the plain-HTTP redirect."""
+    _, edge = stack
+    c = Client(edge).register_login(uname("l"))
+    secrets = [f"secret{uuid.uuid4().hex}" for _ in range(4)]
+    marker = f"log-probe-{uuid.uuid4().hex}"
+    ua = {"User-Agent": marker}
+    base = f"https://127.0.0.1:{edge.https_port}/api/v1"
+    r = c.s.get(f"{base}/notifications?access_token={secrets[0]}",
+                headers={**ua, "X-Filler": "x" * 9000}, timeout=10)
+    assert r.status_code == 400, r.text
+    r = c.s.get(f"{base}/me?x=1&access_token={secrets[1]}", headers=ua,
+                timeout=10)
+    assert r.status_code == 401, r.text
+    r = c.s.get(f"http://127.0.0.1:{edge.http_port}/api/v1/notifications"
+                f"?access_token={secrets[2]}", headers=ua, timeout=10,
+                allow_redirects=False)
+    assert r.status_code == 301
+    r = c.s.get(f"{base}/health?ACCESS_TOKEN={secrets[3]}", headers=ua,
+                timeout=10)
+    assert r.status_code == 200
+    log = edge.root / "logs" / "access.log"
+    deadline = time.monotonic() + 10        # written at least every second
+    while time.monotonic() < deadline:
+        lines = [ln for ln in log.read_text().splitlines() if marker in ln]
+        if len(lines) == 4:
+            break
+        time.sleep(0.2)
+    assert len(lines) == 4, lines
+    text = log.read_text()
+    for s in secrets:
+        assert s not in text
+    assert all("?<query withheld: access_token>" in ln for ln in lines), lines

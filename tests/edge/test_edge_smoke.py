@@ -160,6 +160,26 @@ def test_agenda_health_without_agenda_topology_fails_nginx_t(make_edge):
         r.stderr
 
 
+def test_agenda_subscriber_without_agenda_topology_fails_nginx_t(make_edge):
+    """The notifications guard asks the users shard: alone in a
+    configuration without a topology it would answer every subscription
+    503, so nginx -t refuses it."""
+    e = make_edge()
+    e.generate()
+    conf = e.conf.read_text()
+    conf, n = re.subn(r"^\s*agenda_topology .*$", "", conf, flags=re.M)
+    assert n == 1
+    conf, n = re.subn(r"\bagenda_(api|health);", "return 404;", conf)
+    assert n >= 2
+    assert "agenda_subscriber;" in conf
+    e.conf.write_text(conf)
+    r = e.check()
+    assert r.returncode != 0
+    assert re.search(r'"agenda_subscriber" in \S+nginx\.conf:\d+ needs '
+                     r'"agenda_topology" in the "http" block', r.stderr), \
+        r.stderr
+
+
 def test_agenda_topology_twice_is_refused(make_edge):
     e = make_edge()
     e.generate()

@@ -105,9 +105,12 @@ static int get(struct fh *h, const char *path, const char *query)
     return fh_run(h, &r);
 }
 
+/* events_nz had more (next_cursor): the merge ends with its last event
+ * (e5, 10:00:00.500), so e3 (12:00, on events_am) is left out rather than
+ * shown with whatever events_nz holds before noon missing. */
 static void test_agenda_merge_order_and_dedupe(void **state)
 {
-    static const char *const want[] = {"e4", "e2", "e1", "e5", "e3"};
+    static const char *const want[] = {"e4", "e2", "e1", "e5"};
     struct fh h;
     json_t *events;
 
@@ -121,8 +124,8 @@ static void test_agenda_merge_order_and_dedupe(void **state)
     assert_string_equal(h.calls[3].shard, "events_nz");
     assert_string_equal(fh_arg(&h, 3, "user"), "alice");
     events = json_object_get(h.body, "events");
-    assert_int_equal(json_array_size(events), 5);
-    for (size_t i = 0; i < 5; i++)
+    assert_int_equal(json_array_size(events), 4);
+    for (size_t i = 0; i < 4; i++)
         assert_string_equal(json_string_value(json_object_get(
                                 json_array_get(events, i), "id")),
                             want[i]);
