@@ -25,6 +25,7 @@ import base64
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -946,6 +947,316 @@ def test_a_change_during_a_reload_is_not_skipped(stack, browsers):
     b.text_of(chip, f"{bob_name}: tentative")
     b.live()
     assert_clean_console(b, csp=False)
+
+
+def open_sockets(b, part=""):
+    """The page's WebSockets (Holder) not closed nor closing whose URL
+    contains part."""
+    return b.js("return window.__sockets.filter((ws) => ws.readyState <= 1"
+                "  && ws.url.includes(arguments[0])).length;", part)
+
+
+def test_switching_back_to_a_group_opens_one_socket(stack, browsers):
+    """Group A, then "My calendar", then A again, all before A's first
+    /changes answers (held): only the last switch opens A's socket.  Both
+    calls for A used to pass the check after their await (the group shown
+    was A again), and the socket of the first, no longer the page's, stayed
+    open through the logout for good."""
+    _, edge = stack
+    tag = uuid.uuid4().hex[:8]
+    alice_name = f"alice{tag}"
+    api = Client(edge).register_login(alice_name)
+    r = api.req("POST", "/groups", {"name": f"Switch {tag}"})
+    assert r.status_code == 201, r.text
+    gid = r.json()["group"]["id"]
+    cal = f"g:{gid}"
+    channel = f"channel=group%2F{gid}"
+
+    b = browsers("switch")
+    b.open("/")
+    b.visible("#login-form")
+    hold = Holder(b)
+    b.login(alice_name)
+    b.live()
+    b.text_of(f'#cal-picker option[value="{cal}"]', f"Switch {tag}")
+    hold.idle()
+
+    hold.arm(r"/api/v1/changes\?target=calendar%3Ag%3A", 2)
+    b.choose("#cal-picker", cal)
+    hold.wait_held(1)
+    b.choose("#cal-picker", alice_name)
+    b.choose("#cal-picker", cal)
+    hold.wait_held(2)
+    hold.release()
+    assert open_sockets(b, channel) == 1
+    hold.idle()
+    b.wait("the group's channel", lambda: f"group/{gid}" in b.channels())
+    b.live()
+    assert open_sockets(b, channel) == 1
+
+    # Logged out: nothing left open, and nothing opened again later (the
+    # backoff's first retries come within 3 s).
+    b.logout()
+    assert open_sockets(b) == 0
+    made = b.js("return window.__sockets.length;")
+    time.sleep(3)
+    assert b.js("return window.__sockets.length;") == made
+    assert open_sockets(b) == 0
+
+
+def page_and_values(b) -> str:
+    """Everything the page holds as text: its text and every control's
+    value (which textContent leaves out)."""
+    return b.js("return [document.body.textContent, ...[...document"
+                "  .querySelectorAll('input, textarea, select')]"
+                "  .map((e) => e.value)].join('\\n');")
+
+
+def change_password(client, old, new):
+    """Through the API: every token issued before, the page's included,
+    is refused from then on.  client keeps the new token."""
+    r = client.req("POST", "/me/password",
+                   {"current_password": old, "new_password": new})
+    assert r.status_code == 200, r.text
+    client.token = r.json()["access_token"]
+
+
+def test_an_edit_survives_the_end_of_its_session(stack, browsers):
+    """The token dies under an open, changed event dialog (alice's
+    password changed elsewhere): Save is 401, the page logs out saying so,
+    and keeps her edits in memory only; when she logs in again the dialog
+    is back with them and saving works.  Then a new event typed when the
+    session ends again, and bob logs in in the same tab: no dialog, and
+    nothing of her draft anywhere in the page — not for alice either,
+    after him.  Every GET of the page is held meanwhile, so the end comes
+    from the Save (the password change's notification and socket close
+    would end it on their own, see the next test)."""
+    _, edge = stack
+    tag = uuid.uuid4().hex[:8]
+    alice_name, bob_name = f"alice{tag}", f"bob{tag}"
+    api = {n: Client(edge).register_login(n) for n in (alice_name, bob_name)}
+    pw2, pw3 = f"{PASSWORD} 2", f"{PASSWORD} 3"
+
+    b = browsers("draft")
+    b.open("/")
+    b.visible("#login-form")
+    hold = Holder(b)
+    start = b.js("const d = new Date(); d.setHours(13, 0, 0, 0);"
+                 "return d.toISOString();")
+    end = b.js("const d = new Date(); d.setHours(14, 0, 0, 0);"
+               "return d.toISOString();")
+    title = f"Budget {tag}"
+    r = api[alice_name].req("POST", f"/calendars/{alice_name}/events",
+                            {"title": title, "start": start, "end": end,
+                             "time_zone": "UTC"})
+    assert r.status_code == 201, r.text
+    event_id = r.json()["event"]["id"]
+
+    def login(user, password):
+        b.fill("#login-username", user)
+        b.fill("#login-password", password)
+        b.click("#login-form button[type=submit]")
+        b.text_of("#whoami", f"({user})")
+
+    def ended_by_save(secret):
+        """The page's GETs held, the password changed, Save: logged
+        out with the message, nothing of secret in the page or in the
+        tab's storage."""
+        hold.arm(r"/api/v1/", 100)
+        change_password(api[alice_name], *passwords.pop(0))
+        b.click("#ev-save")
+        b.text_of("#messages .message.info", "Your session ended")
+        b.visible("#login-form")
+        assert b.find("#event-dialog").get_attribute("open") is None
+        assert secret not in page_and_values(b)
+        assert secret not in b.js(
+            "return JSON.stringify([sessionStorage, localStorage]);")
+        hold.disarm()
+        hold.release()
+        hold.idle()
+
+    passwords = [(PASSWORD, pw2), (pw2, pw3)]
+
+    # 1. Editing her event; she logs in again.
+    login(alice_name, PASSWORD)
+    b.live()
+    b.click(f'#cal-grid .chip[data-event-id="{event_id}"]')
+    b.visible("#event-dialog[open]")
+    b.wait("the event in the dialog", lambda: b.find(
+        "#ev-title").get_attribute("value") == title)
+    edited, notes = f"Budget v2 {tag}", f"Figures for Q3 {tag}"
+    b.fill("#ev-title", edited)
+    b.fill("#ev-description", notes)
+    ended_by_save(notes)
+    assert "comes back when you do" in b.text_of("#messages .message.info",
+                                                 "Your session ended")
+    login(alice_name, pw2)
+    b.visible("#event-dialog[open]")
+    assert b.find("#ev-title").get_attribute("value") == edited
+    assert b.find("#ev-description").get_attribute("value") == notes
+    b.text_of("#event-errors .message.info", "save again")
+    b.click("#ev-save")
+    b.text_of("#messages .message.info", f"Saved “{edited}”")
+    r = api[alice_name].req("GET", f"/calendars/{alice_name}/events/"
+                            f"{event_id}")
+    assert r.status_code == 200, r.text
+    assert (r.json()["event"]["title"],
+            r.json()["event"]["description"]) == (edited, notes)
+
+    # 2. A new event; bob logs in in her tab, then she does.
+    b.live()
+    b.click("#cal-new")
+    b.visible("#event-dialog[open]")
+    secret = f"Private {tag}"
+    b.fill("#ev-title", secret)
+    b.fill("#ev-description", f"{secret} details")
+    ended_by_save(secret)
+    login(bob_name, PASSWORD)
+    b.live()
+    hold.idle()
+    assert b.find("#event-dialog").get_attribute("open") is None
+    assert secret not in page_and_values(b)
+    b.logout()
+    login(alice_name, pw3)
+    b.live()
+    hold.idle()
+    assert b.find("#event-dialog").get_attribute("open") is None
+    assert secret not in page_and_values(b)
+
+
+def test_a_revoked_token_ends_the_session_through_its_socket(stack,
+                                                            browsers):
+    """The server closes the user's socket when the token is revoked (a
+    password change; at its expiry likewise), and the browser never shows
+    the page the 401 of the next handshake.  The page checks the session
+    when a socket closes: logged out with the message within seconds, and
+    no WebSocket tried after.  The reload that the password change's
+    notification starts is held: only the socket tells, as at an expiry,
+    which sends no notification."""
+    _, edge = stack
+    tag = uuid.uuid4().hex[:8]
+    alice_name = f"alice{tag}"
+    api = Client(edge).register_login(alice_name)
+
+    b = browsers("revoked")
+    b.open("/")
+    b.visible("#login-form")
+    hold = Holder(b)
+    b.login(alice_name)
+    b.live()
+    hold.idle()
+    hold.arm(r"/api/v1/changes\?", 100)
+    change_password(api, PASSWORD, f"{PASSWORD} 2")
+    b.text_of("#messages .message.info", "Your session ended", timeout=10)
+    b.visible("#login-form")
+    assert open_sockets(b) == 0
+    made = b.js("return window.__sockets.length;")
+    time.sleep(3)       # the first retries come within 3 s
+    assert b.js("return window.__sockets.length;") == made
+    hold.disarm()
+    hold.release()
+    hold.idle()
+    assert not b.find("#whoami").text
+
+
+# The page's WebSockets fail at once while window.__wsRefuse is set (a
+# handshake refused: the page sees the socket close without opening);
+# window.__wsRefused counts them.  Installed after HOLD_JS.
+REFUSE_WS_JS = """
+const Inner = window.WebSocket;
+window.__wsRefuse = true;
+window.__wsRefused = 0;
+window.WebSocket = function (url, protocols) {
+    const ws = new Inner(url, protocols);
+    if (window.__wsRefuse) {
+        window.__wsRefused += 1;
+        ws.close();
+    }
+    return ws;
+};
+window.WebSocket.prototype = Inner.prototype;
+"""
+
+
+def test_a_late_first_socket_resyncs(stack, browsers):
+    """The user's socket whose first handshakes fail opens only after the
+    page's first load: bob's invitation, committed in between, was told
+    to no socket of alice's.  The first open resyncs through /changes like
+    any reconnect, so her page shows it without a reload."""
+    _, edge = stack
+    tag = uuid.uuid4().hex[:8]
+    alice_name, bob_name = f"alice{tag}", f"bob{tag}"
+    api = {n: Client(edge).register_login(n) for n in (alice_name, bob_name)}
+
+    b = browsers("late")
+    b.open("/")
+    b.visible("#login-form")
+    hold = Holder(b)
+    b.js(REFUSE_WS_JS)
+    b.login(alice_name)
+    b.visible(f'#cal-grid[data-calendar="{alice_name}"]')
+    b.wait("her invitations", lambda: "Nothing waiting for you." in b.js(
+        "return document.getElementById('inv-pending').textContent;"))
+    b.wait("a refused handshake", lambda: b.js(
+        "return window.__wsRefused;") >= 1)
+    hold.idle()
+    assert b.channels() == []
+
+    start = b.js("const d = new Date(); d.setHours(15, 0, 0, 0);"
+                 "return d.toISOString();")
+    end = b.js("const d = new Date(); d.setHours(16, 0, 0, 0);"
+               "return d.toISOString();")
+    r = api[bob_name].req("POST", f"/calendars/{bob_name}/events",
+                          {"title": f"Lunch {tag}", "start": start,
+                           "end": end, "time_zone": "UTC",
+                           "participants": [alice_name]})
+    assert r.status_code == 201, r.text
+    b.js("window.__wsRefuse = false;")
+    b.live()
+    b.text_of("#invitation-count", "1")
+    b.text_of("#cal-grid .chip", f"Lunch {tag}")
+
+
+def test_an_all_day_conflict_is_shown_on_its_day(stack, browsers):
+    """Conflicts with an all-day event come as dates ("2026-12-24"): in
+    New York the refused save lists it on its own day, "(all day)" — not
+    as the UTC midnight it is not, the evening before at 19:00."""
+    _, edge = stack
+    tag = uuid.uuid4().hex[:8]
+    alice_name = f"alice{tag}"
+    api = Client(edge).register_login(alice_name)
+    r = api.req("POST", f"/calendars/{alice_name}/events",
+                {"title": f"Holiday {tag}", "start": "2026-12-24",
+                 "end": "2026-12-25", "all_day": True,
+                 "time_zone": "America/New_York"})
+    assert r.status_code == 201, r.text
+
+    b = browsers("newyork")
+    b.d.execute_cdp_cmd("Emulation.setTimezoneOverride",
+                        {"timezoneId": "America/New_York"})
+    b.open("/")
+    assert b.js("return Intl.DateTimeFormat().resolvedOptions()"
+                ".timeZone;") == "America/New_York"
+    b.login(alice_name)
+    b.live()
+    b.click("#cal-new")
+    b.visible("#event-dialog[open]")
+    b.fill("#ev-title", f"Call {tag}")
+    b.set_value("#ev-start", "2026-12-24T10:00")
+    b.set_value("#ev-end", "2026-12-24T11:00")
+    b.choose("#ev-conflicts", "reject")
+    b.click("#ev-save")
+    err = b.text_of("#event-errors .message.error", "409")
+    assert "double_booked" in err
+    # The page's own day format (the locale's): 24 Dec, local; not the
+    # 23rd, where that UTC midnight falls in New York.
+    fmt = ("return new Intl.DateTimeFormat(undefined, {weekday: 'short',"
+           " day: 'numeric', month: 'short'}).format(%s);")
+    day = b.js(fmt % "new Date(2026, 11, 24)")
+    eve = b.js(fmt % "new Date('2026-12-24')")
+    assert day != eve
+    assert f"you {day} (all day)" in err, err
+    assert eve not in err, err
 
 
 def test_reconnect_resyncs_what_no_notification_told(stack, browsers):

@@ -125,6 +125,29 @@ export function onUnauthorized(fn) {
     unauthorizedListeners.push(fn);
 }
 
+function unauthorized(err) {
+    clearSession();
+    unauthorizedListeners.forEach((fn) => fn(err));
+}
+
+// Is the session still good?  Resolves if so (GET /me answered); rejects
+// with the ApiError of the answer otherwise — a 401 (the token expired or
+// was revoked) having ended the session as any 401 does.  A token past
+// its expiry here is over without asking: the server would refuse it too.
+// For what cannot see the server's 401 itself (a WebSocket handshake).
+export async function checkSession() {
+    if (!session) {
+        throw new StaleSessionError();
+    }
+    if (!(session.expires > Date.now())) {
+        const err = new ApiError(401, 'invalid_token',
+            'the access token has expired; log in again');
+        unauthorized(err);
+        throw err;
+    }
+    await request('GET', '/me');
+}
+
 function randomKey() {
     const b = new Uint8Array(16);
     crypto.getRandomValues(b);
@@ -195,8 +218,7 @@ export async function request(method, path, opts = {}) {
             : new ApiError(resp.status, 'http_error',
                 `The server answered ${resp.status} ${resp.statusText}`);
         if (resp.status === 401 && auth) {
-            clearSession();
-            unauthorizedListeners.forEach((fn) => fn(apiErr));
+            unauthorized(apiErr);
         }
         throw apiErr;
     }

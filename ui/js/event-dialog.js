@@ -6,6 +6,12 @@
 // says so, keeps the user's edits, and offers to load the latest version.
 // Double-booking is reported (policy "allow": saved, with a warning) or
 // refused (policy "reject": 409 double_booked with the conflicts listed).
+//
+// Drafts.  The access token lasts 15 minutes and cannot be refreshed, so a
+// session can end (401) while the user is typing, typically at Save.
+// What they typed is then kept as a draft — in memory only, never in
+// storage: it may be private — and given back only if the same user logs
+// in again in this tab (main.js); anyone else's login drops it unseen.
 
 import * as api from './api.js';
 import {$, h, clear} from './dom.js';
@@ -13,6 +19,11 @@ import * as t from './time.js';
 
 const RESPONSES = [['accepted', 'Accept'], ['tentative', 'Maybe'],
     ['declined', 'Decline']];
+
+// The form's inputs a draft keeps, by id (ev-all-day is a checkbox).
+const DRAFT_INPUTS = ['ev-title', 'ev-all-day', 'ev-start', 'ev-end',
+    'ev-location', 'ev-description', 'ev-participants', 'ev-visibility',
+    'ev-conflicts'];
 
 export class EventDialog {
     constructor(app) {
@@ -23,6 +34,9 @@ export class EventDialog {
         this.target = null;     // where a new event goes (picker's current)
         this.etag = null;
         this.stale = false;
+        this.editable = false;  // the dialog shown offers Save
+        this.shown = null;      // the inputs as presented (values())
+        this.draft = null;      // see the top; keepDraft()
 
         this.form.addEventListener('submit', (e) => {
             e.preventDefault();
@@ -53,17 +67,82 @@ export class EventDialog {
     }
 
     // Logged out: closed, and nothing of the former user left in it (the
-    // usernames suggested, the answers listed).
+    // usernames suggested, the answers listed).  A draft kept before
+    // (keepDraft) stays, out of the page.
     reset() {
         this.close();
         this.ev = null;
         this.target = null;
         this.etag = null;
         this.stale = false;
+        this.editable = false;
+        this.shown = null;
         this.form.reset();
+        this.setAllDay(false, false);   // the box is unticked again
         clear($('ev-responses'));
         clear($('user-suggestions'));
         clear(this.errors());
+    }
+
+    // The draft's inputs, as they are now.
+    values() {
+        return Object.fromEntries(DRAFT_INPUTS.map((id) => {
+            const el = $(id);
+            return [id, el.type === 'checkbox' ? el.checked : el.value];
+        }));
+    }
+
+    // The session of user is ending: the dialog's unsaved edits, if any,
+    // become the draft (before reset() empties the form).  Returns whether
+    // there was one.
+    keepDraft(user) {
+        this.draft = null;
+        const now = this.values();
+        if (!this.dlg.open || !this.editable || !this.shown ||
+            DRAFT_INPUTS.every((id) => now[id] === this.shown[id])) {
+            return false;
+        }
+        this.draft = {user, values: now, shown: this.shown, ev: this.ev,
+            etag: this.etag, target: this.target, stale: this.stale,
+            title: $('event-dialog-title').textContent};
+        return true;
+    }
+
+    dropDraft() {
+        this.draft = null;
+    }
+
+    // user has just logged in: the draft is theirs to save again, or
+    // dropped unseen.
+    resume(user) {
+        const d = this.draft;
+        this.draft = null;
+        if (!d || d.user !== user) {
+            return;
+        }
+        this.ev = d.ev;
+        this.etag = d.etag;
+        this.target = d.target;
+        this.stale = d.stale;
+        if (d.ev) {
+            this.fill(d.ev);        // its answers listed, as before
+        } else {
+            this.form.reset();
+        }
+        // The inputs' types first: a date does not fit a datetime-local.
+        $('ev-all-day').checked = d.values['ev-all-day'];
+        this.setAllDay(d.values['ev-all-day'], false);
+        for (const id of DRAFT_INPUTS) {
+            if (id !== 'ev-all-day') {
+                $(id).value = d.values[id];
+            }
+        }
+        this.present(d.title, true, null);
+        // Still unsaved: should this session end too, it is kept again.
+        this.shown = d.shown;
+        $('ev-reload').hidden = !d.stale;
+        this.app.info('Your session ended before this was saved. Your ' +
+            'edits are back: save again.', this.errors());
     }
 
     // Switches the time inputs between instants and dates, converting the
@@ -179,6 +258,8 @@ export class EventDialog {
             this.dlg.showModal();
         }
         (editable ? $('ev-title') : $('ev-cancel')).focus();
+        this.editable = editable;
+        this.shown = this.values();
     }
 
     // Why the open event cannot be changed here.
@@ -223,6 +304,7 @@ export class EventDialog {
         clear(this.errors());
         const f = this.fields();
         const me = this.app.user.username;
+        const gen = api.currentGeneration();
         let r;
         try {
             if (this.ev) {
@@ -232,7 +314,11 @@ export class EventDialog {
                 r = await api.createEvent(this.target.calendar, f);
             }
         } catch (e) {
-            this.explain(e);
+            // A 401 ended the session (and emptied the dialog) already:
+            // its error has no dialog left to go in.
+            if (api.isCurrent(gen)) {
+                this.explain(e);
+            }
             return;
         }
         this.close();
@@ -285,10 +371,13 @@ export class EventDialog {
         if (!window.confirm(`Delete “${title}”? Invitees are told.`)) {
             return;
         }
+        const gen = api.currentGeneration();
         try {
             await api.deleteEvent(this.ev.calendar, this.ev.id, this.etag);
         } catch (e) {
-            this.explain(e);
+            if (api.isCurrent(gen)) {     // as in save()
+                this.explain(e);
+            }
             return;
         }
         this.close();
@@ -353,6 +442,13 @@ export class EventDialog {
 function describeConflicts(conflicts, me) {
     return conflicts.map((c) => {
         const who = c.who === me ? 'you' : c.who;
+        // An all-day event's are dates ("2026-12-24", end exclusive), the
+        // same day everywhere: new Date() would take them for UTC
+        // midnights, the evening before west of Greenwich.
+        if (t.isDate(c.start)) {
+            return `${who} ${t.fmtSpan({all_day: true, start: c.start,
+                end: c.end})}`;
+        }
         const s = new Date(c.start);
         const e = new Date(c.end);
         return `${who} ${t.fmtDay(s)} ${t.fmtTime(s)}–${t.fmtTime(e)}`;

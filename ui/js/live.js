@@ -18,6 +18,14 @@
 // the next session's start(), and what it was awaiting then (a sync
 // token, a catch-up) is dropped — `epoch` tells the two apart — so a former
 // user's tokens never mix with the next one's.
+//
+// The server closes a socket when its token expires or is revoked (a
+// password change), and refuses the next handshake with 401 — which a
+// browser never shows to the page: it only sees the socket close.  So an
+// unexpected close asks whether the session still holds (Live.check)
+// before it reconnects; one that does not ends through api.js's 401 path
+// (main.js leave()), instead of retrying for ever under the former user's
+// data.
 
 import * as api from './api.js';
 
@@ -64,15 +72,16 @@ class Socket {
         const ws = new WebSocket(url);
         this.ws = ws;
         ws.onopen = () => {
-            const reconnect = this.everConnected;
             this.everConnected = true;
             this.backoff = 1000;
             this.setState('Live', true);
-            // A group's socket opens after its baseline: what changed in
-            // between is asked for, as after any reconnect.
-            if (reconnect || this.channel) {
-                this.live.resync();
-            }
+            // At every open, the first included: what was committed since
+            // the baseline before it opened (the page's first load, a
+            // group's token, a handshake that failed first, a reconnect)
+            // no notification told.  Cheap when nothing changed: one
+            // /changes per target (catchUp waits for a baseline still
+            // being taken rather than loading everything again).
+            this.live.resync();
         };
         ws.onmessage = (ev) => {
             let msg;
@@ -90,11 +99,20 @@ class Socket {
             if (this.closed) {
                 return;
             }
-            const wait = this.backoff;
+            // A random 50-100% of the backoff: the browsers an edge
+            // restart disconnected all at once do not come back in step.
+            const wait = this.backoff * (0.5 + Math.random() * 0.5);
             this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
             this.setState(
                 `Offline — retrying in ${Math.round(wait / 1000)} s`, false);
-            this.timer = setTimeout(() => this.connect(), wait);
+            // Perhaps closed because the token is over (see the top):
+            // retried only while the session holds.  A session that ended
+            // meanwhile (here or by a logout) closed this socket.
+            this.live.check().then((ok) => {
+                if (ok && !this.closed) {
+                    this.timer = setTimeout(() => this.connect(), wait);
+                }
+            });
         };
     }
 
@@ -127,7 +145,10 @@ export class Live {
         this.groupId = null;
         this.tokens = new Map();    // target -> sync token
         this.epoch = 0;             // +1 at every stop()
+        this.groupSeq = 0;          // +1 at every watchGroup()
         this.valid = false;         // see invalidate()
+        this.taking = null;         // the baseline() under way
+        this.checking = null;       // the check() under way
     }
 
     start(username) {
@@ -151,7 +172,33 @@ export class Live {
         this.group = null;
         this.groupId = null;
         this.tokens.clear();
+        this.taking = null;
+        this.checking = null;
         this.h.onStatus('Offline', false, []);
+    }
+
+    // Does the session still hold?  Asked after a socket closed by itself:
+    // false when it is over — its expiry passed, or GET /me answers 401;
+    // either ends it through api.js's 401 path (main.js leave()).  True
+    // when it holds or the server cannot tell now (unreachable, 503): the
+    // socket retries.  Sockets closing together (a password change closes
+    // both) share one check.
+    check() {
+        if (this.stopped) {
+            return Promise.resolve(false);
+        }
+        if (!this.checking) {
+            const epoch = this.epoch;
+            const done = (ok) => {
+                if (epoch === this.epoch) {
+                    this.checking = null;
+                }
+                return ok && epoch === this.epoch;
+            };
+            this.checking = api.checkSession().then(() => done(true), (e) =>
+                done(!api.isStale(e) && e.status !== 401));
+        }
+        return this.checking;
     }
 
     // "Live" when every subscription is open, else the state of one that
@@ -181,12 +228,17 @@ export class Live {
     }
 
     // Follows the calendar of group id (null: none): its sync token first,
-    // then its channel.  Called before the calendar's full load.
+    // then its channel.  Called before the calendar's full load.  Calls
+    // overlap when the user switches calendars faster than /changes
+    // answers (A, then mine, then A again): only the latest may open the
+    // socket — the group id alone cannot tell A's first call from its
+    // second, and the socket of the first would be left open for good.
     async watchGroup(id) {
         if (this.stopped || id === this.groupId) {
             return;
         }
         const epoch = this.epoch;
+        const seq = ++this.groupSeq;
         if (this.group) {
             this.group.close();
             this.group = null;
@@ -204,22 +256,37 @@ export class Live {
         try {
             r = await api.changes(target);
         } catch (e) {
-            if (epoch === this.epoch && this.groupId === id) {
+            if (epoch === this.epoch && seq === this.groupSeq) {
                 this.groupId = null;    // a later switch tries again
             }
             throw e;
         }
-        if (epoch !== this.epoch || this.groupId !== id) {
+        if (epoch !== this.epoch || seq !== this.groupSeq) {
             return;         // logged out, or another calendar was chosen
         }
         this.tokens.set(target, r.sync_token);
+        if (this.group) {
+            this.group.close();     // never two: one would outlive us
+        }
         this.group = new Socket(this, `group/${id}`);
         this.group.connect();
     }
 
     // The current sync tokens: called before a full load, so nothing
     // committed after it is missed.
-    async baseline() {
+    baseline() {
+        const p = this.takeBaseline();
+        this.taking = p;
+        const over = () => {
+            if (this.taking === p) {
+                this.taking = null;
+            }
+        };
+        p.then(over, over);
+        return p;
+    }
+
+    async takeBaseline() {
         const epoch = this.epoch;
         for (const t of this.targets()) {
             const r = await api.changes(t);
@@ -241,10 +308,19 @@ export class Live {
     // Changes since the tokens, following `more`; returns the set of kinds
     // that changed, or null when a full reload is needed.
     async catchUp() {
+        const epoch = this.epoch;
+        // A socket that opens during the first load's baseline resyncs
+        // from that baseline, not with a second full load (!valid yet).
+        // A failed baseline leaves valid false: everything, below.
+        if (this.taking) {
+            await this.taking.catch(() => {});
+            if (epoch !== this.epoch) {
+                return new Set();   // stopped: nothing to load for anyone
+            }
+        }
         if (!this.valid) {
             return null;
         }
-        const epoch = this.epoch;
         const kinds = new Set();
         for (const t of this.targets()) {
             let since = this.tokens.get(t);

@@ -240,6 +240,9 @@ async function enter() {
     route();
     live.start(app.user.username);
     loadEverything(gen);
+    // The event this user was editing when their last session ended
+    // (leave()), back in its dialog; anyone else's login drops it.
+    app.dialog.resume(app.user.username);
 }
 
 async function loadEverything(gen) {
@@ -250,7 +253,15 @@ async function loadEverything(gen) {
     }
 }
 
-function leave(message) {
+// keep: the session ended by itself (401), not by the user's choice: an
+// event they were editing is kept for their next login (event-dialog.js).
+function leave(message, keep = false) {
+    let kept = false;
+    if (keep && app.user) {
+        kept = app.dialog.keepDraft(app.user.username);
+    } else {
+        app.dialog.dropDraft();
+    }
     // The session ends before the page is cleared: its sockets closed,
     // its requests in flight aborted and their answers dropped (api.js),
     // its pending reload forgotten — nothing of it can come back after.
@@ -270,7 +281,8 @@ function leave(message) {
     app.groups.reset();
     app.clearMessages();
     if (message) {
-        app.info(message);
+        app.info(kept ? `${message} The event you were editing comes ` +
+            'back when you do.' : message);
     }
     route();
     $('login-username').focus();
@@ -278,7 +290,8 @@ function leave(message) {
 
 api.onUnauthorized((err) => {
     if (app.user) {
-        leave(`Your session ended: ${err.describe()}. Please log in again.`);
+        leave(`Your session ended: ${err.describe()}. Please log in again.`,
+            true);
     }
 });
 

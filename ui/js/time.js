@@ -56,9 +56,16 @@ export function rfc3339FromLocal(value) {
         `${sign}${pad(Math.floor(a / 60))}:${pad(a % 60)}`;
 }
 
+const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
+
+// Is s a date "YYYY-MM-DD" (an all-day event's), not an instant?
+export function isDate(s) {
+    return typeof s === 'string' && DATE_RE.test(s);
+}
+
 // "YYYY-MM-DD" as a local midnight.
 export function parseDate(s) {
-    const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s);
+    const m = DATE_RE.exec(s);
     return m ? new Date(+m[1], +m[2] - 1, +m[3]) : new Date(NaN);
 }
 
