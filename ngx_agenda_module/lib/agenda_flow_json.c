@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <sys/random.h>
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 
 #include "agenda_flow_internal.h"
@@ -124,13 +125,34 @@ static int grow_calls(struct agenda_flow *f)
  * whole request and the answer names it in an Idempotency-Key header: a
  * client told its outcome is unknown (503) can retry with it and is
  * answered with the first result instead of having it applied twice.
+ *
+ * The hash is an HMAC keyed with the edge's token-signing key: a body may
+ * hold a password (login, registration, password change), and with a
+ * guessable client key a plain hash stored in the shards' log would let
+ * whoever reads their disks test passwords at hash speed, argon2 skipped.
+ * Every edge of a cluster signs with the same key, so they all derive the
+ * same keys.
  */
+static bool mac_part(EVP_MAC_CTX *m, const char *s)
+{
+    return EVP_MAC_update(m, (const unsigned char *)s, strlen(s) + 1) == 1;
+}
+
 static char *derive_key(struct agenda_flow *f)
 {
+    static const char domain[] = "agenda command key v1";
     char *k = malloc(42);
     unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned md_len = 0;
-    EVP_MD_CTX *ctx;
+    size_t md_len = 0;
+    char digest[] = OSSL_DIGEST_NAME_SHA2_256;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+        OSSL_PARAM_construct_end(),
+    };
+    const unsigned char *key = (const unsigned char *)"";
+    size_t key_len = 0;
+    EVP_MAC *mac;
+    EVP_MAC_CTX *ctx;
     char n[16];
     int ok;
 
@@ -147,24 +169,27 @@ static char *derive_key(struct agenda_flow *f)
         }
         f->idem_generated = true; /* see respond_text() */
     }
+    if (f->env.jwt != NULL && f->env.jwt->sign_key != NULL) {
+        key = f->env.jwt->sign_key;
+        key_len = f->env.jwt->sign_key_len;
+    }
     /* the command's position, and the request's If-Match when it has
      * one: a retry whose precondition was corrected is another request
      * (its first answer was a 412), not the replay of the first */
     snprintf(n, sizeof n, "%u", f->n_commands);
-    ctx = EVP_MD_CTX_new();
-    ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1
-         && EVP_DigestUpdate(ctx, f->method, strlen(f->method) + 1) == 1
-         && EVP_DigestUpdate(ctx, f->path, strlen(f->path) + 1) == 1
-         && EVP_DigestUpdate(ctx, f->user, strlen(f->user) + 1) == 1
-         && EVP_DigestUpdate(ctx, f->idem, strlen(f->idem) + 1) == 1
-         && EVP_DigestUpdate(ctx, n, strlen(n) + 1) == 1
-         && (f->if_match == NULL
-             || EVP_DigestUpdate(ctx, f->if_match, strlen(f->if_match) + 1)
-                    == 1)
+    mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
+    ctx = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+    ok = ctx != NULL && EVP_MAC_init(ctx, key, key_len, params) == 1
+         && mac_part(ctx, domain) && mac_part(ctx, f->method)
+         && mac_part(ctx, f->path) && mac_part(ctx, f->user)
+         && mac_part(ctx, f->idem) && mac_part(ctx, n)
+         && (f->if_match == NULL || mac_part(ctx, f->if_match))
          && (f->body_len == 0
-             || EVP_DigestUpdate(ctx, f->body, f->body_len) == 1)
-         && EVP_DigestFinal_ex(ctx, md, &md_len) == 1 && md_len >= 20;
-    EVP_MD_CTX_free(ctx);
+             || EVP_MAC_update(ctx, (const unsigned char *)f->body,
+                               f->body_len) == 1)
+         && EVP_MAC_final(ctx, md, &md_len, sizeof md) == 1 && md_len >= 20;
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac);
     if (!ok) {
         free(k);
         return NULL;

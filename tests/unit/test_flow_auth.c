@@ -536,6 +536,16 @@ static void test_idempotency_keys(void **state)
     assert_string_equal(h.calls[1].key, k1);
     /* a client's own key is not repeated back */
     assert_null(fh_header(&h, "Idempotency-Key"));
+    /* keyed with the edge's signing key: the same request derives
+     * another key under another one, so whoever reads the shards cannot
+     * recompute a key from a guessed body (a login's password) */
+    assert_int_equal(fh_run(&h, &r), 200);
+    assert_string_equal(h.calls[1].key, k1);
+    h.jwt.sign_key = (const unsigned char *)"another-secret-another-secret-xx";
+    assert_int_equal(fh_run(&h, &r), 200);
+    assert_int_equal(strlen(h.calls[1].key), 41);
+    assert_string_not_equal(h.calls[1].key, k1);
+    h.jwt.sign_key = fh_secret;
     fh_done(&h);
 }
 
