@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -319,6 +320,43 @@ static int storage_init_db(struct agenda_storage *s)
     return storage_commit(s, txn);
 }
 
+/*
+ * One process per data directory: LMDB lets several open an environment
+ * (their writes take turns), and two agents on one replica's storage
+ * would be two voters with one identity, each remembering its own vote —
+ * say a container still stopping while its replacement starts on the same
+ * volume.  The lock is a flock on dir/agent.lock, released by the kernel
+ * whenever the process ends, however it ends.
+ */
+static int storage_lock(struct agenda_storage *s)
+{
+    char path[4096];
+    if (snprintf(path, sizeof(path), "%s/agent.lock", s->dir) >=
+        (int)sizeof(path)) {
+        s->lock_fd = -1;
+        snprintf(s->errmsg, sizeof(s->errmsg), "directory name too long");
+        return AGENDA_STORAGE_INVALID;
+    }
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (s->lock_fd < 0) {
+        snprintf(s->errmsg, sizeof(s->errmsg), "opening agent.lock: %s",
+                 strerror(errno));
+        return agenda_storage_map_mdb(errno);
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        if (e == EWOULDBLOCK) {
+            snprintf(s->errmsg, sizeof(s->errmsg), "another process has "
+                     "this directory open (agent.lock is locked)");
+            return AGENDA_STORAGE_BUSY;
+        }
+        snprintf(s->errmsg, sizeof(s->errmsg), "locking agent.lock: %s",
+                 strerror(e));
+        return agenda_storage_map_mdb(e);
+    }
+    return AGENDA_STORAGE_OK;
+}
+
 int storage_env_open(struct agenda_storage *s)
 {
     int rc = mdb_env_create(&s->env);
@@ -416,12 +454,16 @@ int agenda_storage_open(const char *dir, size_t map_size,
     }
     s->map_size = map_size ? map_size : STORAGE_DEFAULT_MAP;
     atomic_init(&s->copying, 0);
-    int rc = storage_env_open(s);
+    int rc = storage_lock(s);
+    if (rc == AGENDA_STORAGE_OK)
+        rc = storage_env_open(s);
     if (rc != AGENDA_STORAGE_OK) {
         char why[400];
         snprintf(why, sizeof(why), "%s (%s)", agenda_storage_strerror(rc),
                  s->errmsg);
         set_err(err, errlen, dir, why);
+        if (s->lock_fd >= 0)
+            close(s->lock_fd);
         free(s->dir);
         free(s);
         return rc;
@@ -435,6 +477,8 @@ void agenda_storage_close(struct agenda_storage *s)
     if (s == NULL)
         return;
     storage_env_close(s);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
     free(s->dir);
     free(s);
 }

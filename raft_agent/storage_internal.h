@@ -28,6 +28,7 @@
 
 struct agenda_storage {
     char *dir;
+    int lock_fd;           /* dir/agent.lock, flock()ed while open */
     size_t map_size;
     MDB_env *env;          /* NULL after a failed install */
     MDB_dbi log_dbi;

@@ -5,6 +5,7 @@ Each test proves that no acknowledged write is lost, that replicas end with
 equal digests, and reports the failover time it observed (fault → next
 committed write) through conftest.report_failover.
 """
+import subprocess
 import threading
 import time
 import uuid
@@ -12,7 +13,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import (Firewall, Writers, report_failover, verify_acked,
+from conftest import (AGENT, Firewall, Writers, report_failover, verify_acked,
                       write_many)
 
 
@@ -426,5 +427,33 @@ def test_graceful_transfer(request, cluster):
     finally:
         acks = w.stop()
     assert_unique_indexes(acks)
+    c.wait_converged(timeout=20)
+    verify_acked(c, acks)
+
+
+# ---- one process per replica's storage -------------------------------------------------
+
+def test_a_second_agent_on_a_replicas_storage_refuses_to_start(cluster):
+    """Two processes on one replica's storage would be two voters with one
+    identity (a container still stopping while its replacement starts on
+    the same volume).  A second agent pointed at a running replica's data
+    directory (with another replica's ports, free) exits at once, saying
+    why, and the replica it would have doubled goes on serving."""
+    c = cluster
+    leader = c.wait_for_leader()
+    f1, f2 = c.others(leader)
+    acks = write_many(c, 20, "la")
+    assert c.stop(f2) == 0          # its ports are the impostor's
+    r = subprocess.run(
+        [str(AGENT), "--config", str(c.agent_config(f2)),
+         "--data-dir", str(c.replicas[f1].data_dir)],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=20)
+    assert r.returncode != 0, r.stdout + r.stderr
+    assert "agent.lock" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert c.running(f1)
+    acks += write_many(c, 20, "lb")
+    c.start(f2)
+    c.wait_http([f2])
     c.wait_converged(timeout=20)
     verify_acked(c, acks)

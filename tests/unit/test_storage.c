@@ -1006,6 +1006,42 @@ static void test_stale_readers_are_cleared(void **state)
     assert_int_equal(agenda_storage_stale_readers(f->s), 0);
 }
 
+/* Two agents must never share a replica's storage: the second open of a
+ * directory, from this process or another, is refused while the first is
+ * open, and allowed again once it is closed or its process is gone. */
+static void test_one_process_per_directory(void **state)
+{
+    struct fx *f = *state;
+    struct agenda_storage *other = NULL;
+    char err[256] = "";
+    f->s = open_at(f->dir, 0);
+    assert_int_equal(agenda_storage_open(f->dir, 0, &other, err,
+                                         sizeof(err)),
+                     AGENDA_STORAGE_BUSY);
+    assert_null(other);
+    assert_non_null(strstr(err, "agent.lock"));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct agenda_storage *c = NULL;
+        int rc = agenda_storage_open(f->dir, 0, &c, NULL, 0);
+        _exit(rc == AGENDA_STORAGE_BUSY ? 0 : 1);
+    }
+    reap(pid);
+    agenda_storage_close(f->s);
+    f->s = NULL;
+    /* a process that dies holding it (no close) leaves it free */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct agenda_storage *c = NULL;
+        _exit(agenda_storage_open(f->dir, 0, &c, NULL, 0) ==
+                      AGENDA_STORAGE_OK ? 0 : 1);
+    }
+    reap(pid);
+    f->s = open_at(f->dir, 0);
+}
+
 static void test_sync_stats_count_commits(void **state)
 {
     struct fx *f = *state;
@@ -1121,6 +1157,7 @@ int main(void)
         T(test_snapshot_create_runs_beside_writes),
         T(test_install_refuses_garbage),
         T(test_stale_readers_are_cleared),
+        T(test_one_process_per_directory),
         T(test_sync_stats_count_commits),
         T(test_only_apply_batches_commit_lazily),
         T(test_strerror_covers_every_code),
