@@ -32,12 +32,15 @@ struct agenda_http_api {
 static void route(struct evhttp_request *req, void *arg)
 {
     struct agenda_http_api *api = arg;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(
+        evhttp_request_get_connection(req));
     if (api->tls != NULL &&
-        bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(
-            evhttp_request_get_connection(req))) == NULL) {
+        (bufferevent_openssl_get_ssl(bev) == NULL ||
+         !agenda_tls_api_client_ok(api->tls, bev))) {
         /* evhttp falls back to a plain socket when the TLS bufferevent
          * could not be made: never serve such a connection.  Who may call
-         * is checked in the handshake (agenda_tls_api_bev_new). */
+         * is checked in the handshake (agenda_tls_api_bev_new), and again
+         * here, where a session resumed some other way cannot skip it. */
         http_reply_error(req, 403, "forbidden_client",
                          "this API serves the edge ("
                          AGENDA_TLS_EDGE_NAME ") over TLS only");

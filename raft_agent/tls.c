@@ -188,7 +188,28 @@ struct bufferevent *agenda_tls_bev_new(struct agenda_tls *tls,
 struct bufferevent *agenda_tls_api_bev_new(struct agenda_tls *tls,
                                            struct event_base *base)
 {
-    return tls_bev(tls, base, -1, false, AGENDA_TLS_EDGE_NAME, tls->self);
+    struct bufferevent *bev = tls_bev(tls, base, -1, false,
+                                      AGENDA_TLS_EDGE_NAME, tls->self);
+    /* The Raft port's sessions are any replica's: with the context's
+     * session id context they would resume here, and a resumed session
+     * skips the certificate names checked above.  Sessions of the API
+     * resume on the API only. */
+    static const unsigned char api_sid_ctx[] = "agenda-internal-api";
+    if (bev != NULL &&
+        SSL_set_session_id_context(bufferevent_openssl_get_ssl(bev),
+                                   api_sid_ctx,
+                                   sizeof(api_sid_ctx) - 1) != 1) {
+        bufferevent_free(bev);
+        return NULL;
+    }
+    return bev;
+}
+
+bool agenda_tls_api_client_ok(struct agenda_tls *tls,
+                              struct bufferevent *bev)
+{
+    return agenda_tls_peer_is(bev, AGENDA_TLS_EDGE_NAME) ||
+           agenda_tls_peer_is(bev, tls->self);
 }
 
 const char *agenda_tls_error(struct bufferevent *bev)

@@ -71,6 +71,12 @@ bool agenda_tls_peer_is(struct bufferevent *bev, const char *name);
 struct bufferevent *agenda_tls_api_bev_new(struct agenda_tls *tls,
                                            struct event_base *base);
 
+/* Whether the client of an API connection is the edge or this replica,
+ * by the certificate of its session, resumed or not: checked again for
+ * every request, whatever the handshake did. */
+bool agenda_tls_api_client_ok(struct agenda_tls *tls,
+                              struct bufferevent *bev);
+
 /* The OpenSSL reason of bev's last failure, or "" when there is none:
  * a handshake that failed says why (unknown CA, name mismatch, ...). */
 const char *agenda_tls_error(struct bufferevent *bev);

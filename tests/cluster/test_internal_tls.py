@@ -185,6 +185,44 @@ def test_a_client_resumes_its_session_on_a_new_connection(cluster_factory):
     assert reused[0] is False and all(reused[1:]), reused
 
 
+def test_a_raft_session_resumed_on_the_api_is_refused(cluster_factory):
+    """The Raft port takes any replica's certificate (its HELLO then names
+    which); the API takes the edge's and the replica's own only.  A
+    session another replica got from the Raft port must not resume on the
+    API, where it would skip the certificate's check and let that replica
+    act for any user it names."""
+    c = cluster_factory(internal_tls=True)
+    c.start_all()
+    rep = c.replicas[1]
+    name = "node1.events_am.agenda"
+    ctx = tls_context(c, "events_am-node2")
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2    # the session at once
+    with socket.create_connection(("127.0.0.1", rep.raft_port),
+                                  timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname=name) as s:
+            session = s.session
+    with socket.create_connection(("127.0.0.1", rep.raft_port),
+                                  timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname=name,
+                             session=session) as s:
+            assert s.session_reused     # the attempt below is a real one
+    answer = b""
+    try:
+        with socket.create_connection(("127.0.0.1", rep.http_port),
+                                      timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname=name,
+                                 session=session) as s:
+                s.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n"
+                          b"Connection: close\r\n\r\n")
+                while chunk := s.recv(4096):
+                    answer += chunk
+    except (ssl.SSLError, OSError):
+        pass                            # refused in the handshake
+    assert not answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    assert c.new_session().get(f"https://{rep.addr}/status",
+                               timeout=3).status_code == 200
+
+
 def test_dev_internal_certs_keeps_repairs_and_refuses(tmp_path):
     """Run twice, it keeps what is valid; a key that no longer matches its
     certificate (an interrupted run) is issued again; a topology where two
