@@ -59,6 +59,7 @@ struct lookup {
 struct conn {
     struct agenda_transport *t;
     struct bufferevent *bev;
+    struct event *deadline; /* until its HELLO: closed when it fires */
     raft_id peer;         /* RAFT_NONE until its HELLO */
     bool busy;            /* delivering frames: freeing must wait */
     bool closing;         /* close once no longer busy */
@@ -234,6 +235,8 @@ static void conn_free(struct conn *c)
         c->next->prev = c->prev;
     if (c->peer == RAFT_NONE)
         t->n_unidentified--;
+    if (c->deadline != NULL)
+        event_free(c->deadline);
     bev_close(c->bev);
     free(c);
 }
@@ -302,7 +305,8 @@ static void conn_hello(struct conn *c, const struct agenda_frame *f)
     size_t used = strlen(c->addr);
     snprintf(c->addr + used, sizeof c->addr - used, " (node %u)",
              (unsigned)c->peer);
-    bufferevent_set_timeouts(c->bev, NULL, NULL);
+    event_free(c->deadline);
+    c->deadline = NULL;
 
     /* One inbound connection per peer: a new HELLO means the peer
      * reconnected (say, after a restart) and an older connection is dead
@@ -480,10 +484,6 @@ static void conn_readcb(struct bufferevent *bev, void *arg)
 static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
 {
     struct conn *c = arg;
-    if (what & BEV_EVENT_TIMEOUT) {
-        conn_reject(c, "no HELLO in time");
-        return;
-    }
     if (what & BEV_EVENT_ERROR)
         agenda_log(AGENDA_LOG_INFO,
                    "transport: connection from %s failed: %s", c->addr,
@@ -511,6 +511,28 @@ static void format_addr(const struct sockaddr *sa, char *out, size_t size)
     snprintf(out, size, "%s:%u", host, port);
 }
 
+/* A connection that has not said HELLO within hello_timeout_ms of its
+ * accept.  A deadline, not a read timeout: one byte now and then (of a TLS
+ * handshake, say) must not keep a connection that never names itself. */
+static void conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+    (void)what;
+    conn_reject(c, "no HELLO in time");
+}
+
+/* The unidentified connection accepted first (the list is newest first),
+ * if one can be freed now. */
+static struct conn *oldest_unidentified(struct agenda_transport *t)
+{
+    struct conn *oldest = NULL;
+    for (struct conn *c = t->conns; c != NULL; c = c->next)
+        if (c->peer == RAFT_NONE && !c->busy)
+            oldest = c;
+    return oldest;
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
                       struct sockaddr *sa, int socklen, void *arg)
 {
@@ -518,19 +540,36 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     (void)l;
     (void)socklen;
 
+    /* Full: the oldest waiting connection makes room.  Refusing the new
+     * one instead would let anyone who holds MAX_UNIDENTIFIED idle
+     * connections keep every peer out; now they must open that many
+     * between a peer's connect and its HELLO, a few milliseconds. */
     if (t->n_unidentified >= MAX_UNIDENTIFIED) {
+        struct conn *oldest = oldest_unidentified(t);
         t->stats.rejected++;
-        evutil_closesocket(fd);
-        return;
+        if (oldest == NULL) {
+            evutil_closesocket(fd);
+            return;
+        }
+        conn_free(oldest);
     }
     struct conn *c = calloc(1, sizeof *c);
     struct bufferevent *bev = c ? transport_bev_new(t, fd, NULL) : NULL;
-    if (bev == NULL) {
+    struct event *deadline = bev ? evtimer_new(t->base, conn_deadline_cb, c)
+                                 : NULL;
+    struct timeval hello_tv = ms_to_tv(t->hello_timeout_ms);
+    if (deadline == NULL || evtimer_add(deadline, &hello_tv) != 0) {
         agenda_log(AGENDA_LOG_ERROR, "transport: out of memory on accept");
+        if (deadline != NULL)
+            event_free(deadline);
+        if (bev != NULL)
+            bufferevent_free(bev);
+        else
+            evutil_closesocket(fd);
         free(c);
-        evutil_closesocket(fd);
         return;
     }
+    c->deadline = deadline;
     c->t = t;
     c->bev = bev;
     format_addr(sa, c->addr, sizeof c->addr);
@@ -545,8 +584,6 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     bufferevent_setcb(bev, conn_readcb, NULL, conn_eventcb, c);
     bufferevent_setwatermark(bev, EV_READ, 0,
                              AGENDA_FRAME_HEADER_SIZE + HELLO_MAX_PAYLOAD);
-    struct timeval hello_tv = ms_to_tv(t->hello_timeout_ms);
-    bufferevent_set_timeouts(bev, &hello_tv, NULL);
     bufferevent_enable(bev, EV_READ);
 }
 
@@ -650,6 +687,8 @@ static void peer_eventcb(struct bufferevent *bev, short what, void *arg)
     struct agenda_transport *t = p->t;
 
     if (what & BEV_EVENT_CONNECTED) {
+        struct timeval io_tv = ms_to_tv(t->hello_timeout_ms);
+        bufferevent_set_timeouts(bev, NULL, &io_tv);
         p->connected = true;
         p->fail_logged = false;
         event_base_gettimeofday_cached(t->base, &p->up_since);
@@ -706,9 +745,13 @@ static void peer_open(struct peer *p, const struct sockaddr *sa, int len)
     bufferevent_setcb(bev, peer_readcb, peer_writecb, peer_eventcb, p);
     bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
     /* The write timeout bounds both connecting (HELLO is pending) and a
-     * peer that stops reading while we have output for it. */
+     * peer that stops reading while we have output for it.  The read one
+     * bounds a TLS handshake, which waits for the server's answers with
+     * nothing to write (a host that froze after its kernel accepted us
+     * would hold the link for good); it ends once connected, since a peer
+     * never writes on this connection. */
     struct timeval io_tv = ms_to_tv(t->hello_timeout_ms);
-    bufferevent_set_timeouts(bev, NULL, &io_tv);
+    bufferevent_set_timeouts(bev, &io_tv, &io_tv);
 
     agenda_buf_reset(&t->scratch);
     if (agenda_codec_encode_hello(&t->scratch, &t->hello) != 0 ||

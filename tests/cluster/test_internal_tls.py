@@ -223,6 +223,48 @@ def test_a_raft_session_resumed_on_the_api_is_refused(cluster_factory):
                                timeout=3).status_code == 200
 
 
+def test_a_peer_that_accepts_but_never_answers_the_handshake_is_retried(
+        cluster_factory):
+    """A host that froze after its kernel accepted the connection (or a
+    partition right after connect): the TLS handshake waits for an answer
+    with nothing to write, so the write timeout never fires.  The
+    handshake is bounded too, and the link is retried: the real replica,
+    back on that port while the silent connection stays open, catches
+    up."""
+    c = cluster_factory(internal_tls=True)
+    c.start_all()
+    leader = c.wait_for_leader()
+    f1, f2 = c.others(leader)
+    assert c.stop(f2) == 0
+    silent = socket.socket()
+    silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    silent.bind(("127.0.0.1", c.replicas[f2].raft_port))
+    silent.listen(16)
+    held = []
+    try:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not held:
+            silent.settimeout(0.2)
+            try:
+                held.append(silent.accept()[0])   # and never answer
+            except socket.timeout:
+                pass
+        assert held, "the leader never dialled the stopped replica's port"
+        silent.close()      # the accepted connections stay, silent
+        Client(c, nodes=[leader, f1]).put("while-silent", b"v")
+        c.start(f2)
+        c.wait_http([f2])
+        Client(c, nodes=[leader, f1]).put("after-silent", b"w")
+        c.wait_converged(timeout=20)
+        r = c.http(f2, "GET", "/kv/after-silent",
+                   params={"consistency": "stale"})
+        assert r.status_code == 200 and r.content == b"w", r.text
+    finally:
+        silent.close()
+        for h in held:
+            h.close()
+
+
 def test_dev_internal_certs_keeps_repairs_and_refuses(tmp_path):
     """Run twice, it keeps what is valid; a key that no longer matches its
     certificate (an interrupted run) is issued again; a topology where two

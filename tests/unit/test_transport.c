@@ -574,6 +574,125 @@ static void silent_connections_time_out(void **state)
     event_base_free(base);
 }
 
+struct trickle {
+    int fd;
+    struct agenda_buf hello; /* a valid HELLO frame, sent byte by byte */
+    size_t sent;
+};
+
+static void trickle_byte(evutil_socket_t fd, short what, void *arg)
+{
+    struct trickle *tr = arg;
+    (void)fd;
+    (void)what;
+    if (tr->sent < tr->hello.len &&
+        send(tr->fd, tr->hello.data + tr->sent, 1,
+             MSG_NOSIGNAL | MSG_DONTWAIT) == 1)
+        tr->sent++;
+}
+
+/* A byte now and then is not a HELLO: the connection still ends when
+ * hello_timeout_ms has passed since its accept (a read timeout, restarted
+ * by every byte, let such a connection hold its slot for good). */
+static void trickling_connections_time_out(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    struct node n;
+    memset(&n, 0, sizeof n);
+    struct agenda_transport_config cfg;
+    n.port = free_port();
+    base_config(&cfg, 2, n.port);
+    add_peer(&cfg, 1, free_port());
+    cfg.hello_timeout_ms = 300;
+    node_start(&n, base, &cfg);
+
+    /* a HELLO of node 1, one byte per 200 ms: its header alone (12
+     * bytes) would take 2.4 s */
+    struct trickle tr = {.fd = raw_connect(n.port)};
+    struct agenda_hello h;
+    memset(&h, 0, sizeof h);
+    strcpy(h.cluster, CLUSTER);
+    strcpy(h.shard, SHARD);
+    h.node_id = 1;
+    assert_int_equal(agenda_codec_encode_hello(&tr.hello, &h), 0);
+    struct event *ev = event_new(base, -1, EV_PERSIST, trickle_byte, &tr);
+    assert_non_null(ev);
+    struct timeval every = {0, 200000};
+    event_add(ev, &every);
+    assert_true(run_until(base, raw_closed, &tr.fd, 1500));
+    assert_true(tr.sent >= 1 && tr.sent < tr.hello.len);
+    event_free(ev);
+    close(tr.fd);
+    agenda_buf_free(&tr.hello);
+    struct agenda_transport_stats s;
+    agenda_transport_stats(n.t, &s);
+    assert_int_equal(s.rejected, 1);
+
+    agenda_transport_free(n.t);
+    event_base_free(base);
+}
+
+struct flooded {
+    struct node *n; /* n[0] sends to n[1] */
+    unsigned calls;
+};
+
+/* Node 1's message reached node 2 (sent again now and then until it
+ * does: node 1's connection may be closed under it). */
+static bool reached_node2(void *arg)
+{
+    struct flooded *f = arg;
+    if (f->n[1].n_msgs > 0)
+        return true;
+    if (f->n[0].up[2] && f->calls++ % 10 == 0) {
+        struct raft_msg m;
+        memset(&m, 0, sizeof m);
+        m.type = RAFT_MSG_HEARTBEAT;
+        m.from = 1;
+        m.to = 2;
+        m.term = 1;
+        (void)agenda_transport_send_msg(f->n[0].t, &m);
+    }
+    return false;
+}
+
+/* More idle connections than MAX_UNIDENTIFIED (32) must not keep a peer
+ * out: its connection takes the place of the oldest one.  Refusing the
+ * newest instead let 32 idle connections, renewed every few seconds,
+ * refuse every peer. */
+static void idle_connections_do_not_keep_peers_out(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    struct node n[2];
+    struct agenda_transport_config ca, cb;
+    memset(n, 0, sizeof n);
+    n[0].id = 1;
+    n[1].id = 2;
+    n[0].port = free_port();
+    n[1].port = free_port();
+    base_config(&cb, 2, n[1].port);
+    add_peer(&cb, 1, n[0].port);
+    node_start(&n[1], base, &cb);
+    int idle[40];
+    for (int i = 0; i < 40; i++)
+        idle[i] = raw_connect(n[1].port);
+    run_for(base, 200);
+
+    base_config(&ca, 1, n[0].port);
+    add_peer(&ca, 2, n[1].port);
+    node_start(&n[0], base, &ca);
+    struct flooded f = {n, 0};
+    assert_true(run_until(base, reached_node2, &f, 3000));
+    struct agenda_transport_stats s;
+    agenda_transport_stats(n[1].t, &s);
+    assert_true(s.rejected >= 8);
+    for (int i = 0; i < 40; i++)
+        close(idle[i]);
+    pair_free(base, n);
+}
+
 static bool node1_down(void *arg)
 {
     return ((struct node *)arg)->downs >= 1;
@@ -806,6 +925,8 @@ int main(void)
         cmocka_unit_test(large_messages_arrive_whole),
         cmocka_unit_test(bad_peers_are_disconnected),
         cmocka_unit_test(silent_connections_time_out),
+        cmocka_unit_test(trickling_connections_time_out),
+        cmocka_unit_test(idle_connections_do_not_keep_peers_out),
         cmocka_unit_test(restarted_peer_is_reconnected),
         cmocka_unit_test(full_queue_drops_instead_of_growing),
         cmocka_unit_test(flush_writes_without_the_loop),
