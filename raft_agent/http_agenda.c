@@ -19,6 +19,7 @@
 #include <jansson.h>
 #include <openssl/rand.h>
 
+#include "agenda_sm.h"
 #include "buf.h"
 #include "http_reply.h"
 #include "http_routes.h"
@@ -52,12 +53,22 @@ static bool random_hex(char *out, size_t len)
     return true;
 }
 
-/* Parse the body as an operation; answers 400 and returns NULL when it is
- * not even an object naming an op (nothing is proposed then). */
+_Static_assert(AGENDA_OP_BODY_MAX == 262144,
+               "the 413 messages below give the limit");
+
+/* Parse the body as an operation; answers and returns NULL when it is
+ * not an object naming a command, or is over the size every replica
+ * would refuse at apply: nothing is proposed then (it would be stored and
+ * synced on a majority only to be refused). */
 static json_t *read_operation(struct evhttp_request *req)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
+    if (len > AGENDA_OP_BODY_MAX) {
+        http_reply_error(req, 413, "too_large",
+                         "operations are limited to 262144 bytes");
+        return NULL;
+    }
     const char *body = (const char *)evbuffer_pullup(in, -1);
     json_error_t jerr;
     json_t *j = len > 0 ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr)
@@ -68,6 +79,19 @@ static json_t *read_operation(struct evhttp_request *req)
         http_reply_error(req, 400, "bad_json",
                          "the body must be a JSON object with op, actor and "
                          "args (see API.md)");
+        return NULL;
+    }
+    const struct agenda_op *op =
+        agenda_op_find(json_string_value(json_object_get(j, "op")));
+    if (op == NULL || !op->is_command) {
+        json_decref(j);
+        if (op == NULL)
+            http_reply_error(req, 400, "unknown_op",
+                             "unknown operation (see API.md)");
+        else
+            http_reply_error(req, 400, "wrong_kind",
+                             "that operation is a query; send it to "
+                             "/v1/queries");
         return NULL;
     }
     return j;
@@ -125,6 +149,13 @@ void http_agenda_command(struct agenda_node *node, struct evhttp_request *req)
         agenda_buf_free(&text);
         http_pending_free(p);
         http_reply_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
+    if (text.len > AGENDA_OP_BODY_MAX) { /* grown by its minted id */
+        agenda_buf_free(&text);
+        http_pending_free(p);
+        http_reply_error(req, 413, "too_large",
+                         "operations are limited to 262144 bytes");
         return;
     }
     enum agenda_node_fail f =

@@ -19,7 +19,6 @@
 #include "validate.h"
 
 #define OP_NAME_MAX 64
-#define OP_BODY_MAX (256 * 1024)
 
 static const struct agenda_op *const op_tables[] = {
     agenda_user_ops, agenda_group_ops, agenda_event_ops, agenda_feed_ops,
@@ -44,9 +43,9 @@ static const struct agenda_op *decode(struct agenda_ctx *c,
                                       bool want_command, json_t **root)
 {
     *root = NULL;
-    if (len > OP_BODY_MAX) {
+    if (len > AGENDA_OP_BODY_MAX) {
         agenda_fail(c, 413, "too_large", "operations are limited to %d bytes",
-                    OP_BODY_MAX);
+                    AGENDA_OP_BODY_MAX);
         return NULL;
     }
     json_error_t jerr;

@@ -14,6 +14,10 @@ struct agenda_sm {
 
 extern const struct sm_ops agenda_sm_ops;
 
+/* The largest operation (its JSON text) a replica applies: the HTTP API
+ * refuses bigger ones before proposing them, the apply as well (413). */
+#define AGENDA_OP_BODY_MAX (256 * 1024)
+
 /* The handler table entry for an op name, or NULL. */
 const struct agenda_op *agenda_op_find(const char *name);
 

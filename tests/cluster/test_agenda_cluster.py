@@ -151,3 +151,31 @@ def test_state_of_a_newer_format_is_refused_and_left_alone(cluster: Cluster):
     after = subprocess.run(["mdb_dump", "-a", str(data)],
                            capture_output=True, timeout=30).stdout
     assert after == before
+
+
+def test_commands_every_replica_would_refuse_are_not_proposed(
+        cluster: Cluster):
+    """An operation over 256 KiB, an unknown one or a query sent as a
+    command is answered at once and never reaches the log: it would be
+    synced on a majority and kept in every replica's log and session table
+    only to be refused at apply."""
+    leader = cluster.wait_for_leader()
+    last = cluster.status(leader)["last_index"]
+    big = {"op": "event.create", "actor": ACTOR,
+           "args": {"calendar": CAL, "title": "t", "description":
+                    "x" * (300 * 1024), "start": "2026-12-01T10:00:00Z",
+                    "end": "2026-12-01T11:00:00Z", "time_zone": "UTC"}}
+    for body, status, code in (
+            (big, 413, "too_large"),
+            ({"op": "event.nothing", "actor": ACTOR, "args": {}}, 400,
+             "unknown_op"),
+            ({"op": "event.list", "actor": ACTOR,
+              "args": {"calendar": CAL, "from": "2026-12-01T00:00:00Z",
+                       "to": "2026-12-02T00:00:00Z"}}, 400, "wrong_kind")):
+        r = cluster.http(leader, "POST", "/v1/commands", json=body,
+                         headers={"Idempotency-Key": uuid.uuid4().hex},
+                         timeout=5.0)
+        assert r.status_code == status, r.text
+        assert r.json()["error"]["code"] == code, r.text
+    time.sleep(0.3)     # a proposal would have been appended by now
+    assert cluster.status(leader)["last_index"] == last
