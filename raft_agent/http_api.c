@@ -9,7 +9,9 @@
 #include <sys/socket.h>
 
 #include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 
 #include "http_reply.h"
 #include "http_routes.h"
@@ -20,6 +22,7 @@
 #define API_MAX_HEADERS (16u * 1024u)
 #define API_TIMEOUT_S 30
 #define API_LISTEN_BACKLOG 4096
+#define API_ACCEPT_PAUSE_MS 100
 
 struct agenda_http_api {
     struct evhttp *http;
@@ -89,6 +92,32 @@ static void route(struct evhttp_request *req, void *arg)
     free(path);
 }
 
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    evconnlistener_enable(arg);
+}
+
+/* accept() failed, typically EMFILE: the listening socket stays readable,
+ * so libevent would call accept() again at every turn of the loop (a
+ * spinning agent, its log flooded).  Pause accepting for a moment
+ * instead; connections wait in the backlog meanwhile.  The pause is a
+ * one-shot event of the base: the listener outlives it (both go only
+ * when the agent exits, after its loop). */
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    (void)arg;
+    agenda_log(AGENDA_LOG_ERROR, "HTTP: accept failed: %s; pausing for "
+               "%d ms", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()),
+               API_ACCEPT_PAUSE_MS);
+    evconnlistener_disable(l);
+    struct timeval tv = {0, API_ACCEPT_PAUSE_MS * 1000};
+    if (event_base_once(evconnlistener_get_base(l), -1, EV_TIMEOUT,
+                        accept_resume_cb, l, &tv) != 0)
+        evconnlistener_enable(l);
+}
+
 /* evhttp's bufferevent for each accepted connection: TLS, which evhttp
  * gives its socket (bufferevent_setfd) once it has accepted. */
 static struct bufferevent *tls_bev(struct event_base *base, void *arg)
@@ -131,6 +160,8 @@ struct agenda_http_api *agenda_http_api_new(struct event_base *base,
         agenda_http_api_free(api);
         return NULL;
     }
+    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound),
+                                accept_error_cb);
     /* Accepted sockets inherit TCP_NODELAY on Linux.  Without it the last
      * partial segment of a large answer waits for the client's delayed ACK
      * (Nagle): ~40 ms added to every answer over a few kilobytes. */

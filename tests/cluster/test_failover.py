@@ -5,6 +5,8 @@ Each test proves that no acknowledged write is lost, that replicas end with
 equal digests, and reports the failover time it observed (fault → next
 committed write) through conftest.report_failover.
 """
+import os
+import socket
 import subprocess
 import threading
 import time
@@ -455,5 +457,50 @@ def test_a_second_agent_on_a_replicas_storage_refuses_to_start(cluster):
     acks += write_many(c, 20, "lb")
     c.start(f2)
     c.wait_http([f2])
+    c.wait_converged(timeout=20)
+    verify_acked(c, acks)
+
+
+def test_an_agent_out_of_descriptors_pauses_accepting_instead_of_spinning(
+        cluster):
+    """Connections to the HTTP API past the agent's file limit: accept()
+    fails (EMFILE) and the listening socket stays readable, so an agent
+    that kept calling accept() would spin at full CPU with its log
+    flooded.  It pauses instead, and serves again once descriptors are
+    free."""
+    c = cluster
+    leader = c.wait_for_leader()
+    victim = c.others(leader)[0]
+    assert c.stop(victim) == 0
+    c.wrappers[victim] = ["prlimit", "--nofile=48:48"]
+    c.start(victim)
+    c.wait_http([victim])
+    c.wait_converged(timeout=20)
+    pid = c.replicas[victim].proc.pid
+    idle = []
+    try:
+        for _ in range(80):     # far more than the descriptors left
+            idle.append(socket.create_connection(
+                ("127.0.0.1", c.replicas[victim].http_port), timeout=5))
+        time.sleep(0.5)
+
+        def cpu():
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf(
+                "SC_CLK_TCK")
+        t0, c0 = time.monotonic(), cpu()
+        time.sleep(2.0)
+        share = (cpu() - c0) / (time.monotonic() - t0)
+        assert share < 0.3, f"the agent used {share:.0%} of a CPU"
+        assert c.log_tail(victim, 400).count("accept failed") < 60
+    finally:
+        for s in idle:
+            s.close()
+    deadline = time.monotonic() + 10
+    while c.status(victim) is None:
+        assert time.monotonic() < deadline, "it does not serve again"
+        time.sleep(0.1)
+    acks = write_many(c, 10, "fd")
     c.wait_converged(timeout=20)
     verify_acked(c, acks)
