@@ -51,6 +51,16 @@ def test_one_upstream_per_shard_with_keepalive(make_edge):
         assert "keepalive 256;" in m.group(1)
         assert re.search(r"location /_agenda/shard/%s/ \{\s*internal;"
                          % s["name"], conf)
+    # idle connections end on nginx's side first: the agents close theirs
+    # after API_TIMEOUT_S, and a call sent on one they are closing fails
+    agent_idle = int(re.search(
+        r"#define API_TIMEOUT_S (\d+)",
+        (REPO / "raft_agent" / "http_api.c").read_text()).group(1))
+    blocks = re.findall(r"upstream agenda_\w+ \{(.*?)\}", conf, re.S)
+    assert len(blocks) > len(topo["shards"])
+    for b in blocks:
+        idle = re.search(r"keepalive_timeout (\d+)s;", b)
+        assert idle and int(idle.group(1)) < agent_idle, b
 
 
 def test_host_addresses_place_named_agents(make_edge, tmp_path):
