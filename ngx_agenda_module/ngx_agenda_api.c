@@ -1757,6 +1757,12 @@ ngx_http_agenda_publish(ngx_http_request_t *r,
         return;
     }
 
+    if (ngx_http_agenda_bare_headers(sr) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "agenda: cannot publish to \"%s\"", n->channel);
+        return;
+    }
+
     if (n->close) {
         ngx_str_set(&body, "");
 
@@ -1778,6 +1784,34 @@ ngx_http_agenda_publish(ngx_http_request_t *r,
         sr->method = NGX_HTTP_DELETE;
         ngx_str_set(&sr->method_name, "DELETE");
     }
+}
+
+
+/*
+ * A subrequest to nchan carries none of the client's headers: nchan reads
+ * message ids (If-Modified-Since, If-None-Match, Last-Event-ID) in every
+ * request, publications included, refusing them (400) when they are odd,
+ * and keeps X-EventSource-Event with every message it stores.  A client's
+ * write would otherwise decide whether its notifications are published,
+ * and how much of nchan's shared memory each one takes.
+ */
+
+ngx_int_t
+ngx_http_agenda_bare_headers(ngx_http_request_t *sr)
+{
+    ngx_memzero(&sr->headers_in, sizeof(ngx_http_headers_in_t));
+
+    if (ngx_list_init(&sr->headers_in.headers, sr->pool, 2,
+                      sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    sr->headers_in.content_length_n = -1;
+    sr->headers_in.keep_alive_n = -1;
+
+    return NGX_OK;
 }
 
 

@@ -134,6 +134,21 @@ ngx_int_t ngx_http_agenda_check_start(ngx_http_request_t *r, ngx_str_t *path,
 ngx_int_t ngx_http_agenda_check_poll(ngx_http_request_t *r,
     ngx_http_agenda_ctx_t *ctx);
 ngx_int_t ngx_http_agenda_api_add_variables(ngx_conf_t *cf);
+ngx_int_t ngx_http_agenda_bare_headers(ngx_http_request_t *sr);
+
+/* ngx_agenda_resume.c: the message id a subscription resumes from */
+typedef struct {
+    ngx_str_t                    msgid;    /* the client's; emptied if unsafe */
+    unsigned                     asked:1;  /* nchan was asked about the channel */
+    unsigned                     done:1;   /* and answered */
+    ngx_int_t                    status;   /* its answer's status, 0: none */
+    ngx_str_t                    info;     /* and text */
+    ngx_event_t                  wake;
+} ngx_http_agenda_resume_t;
+
+ngx_int_t ngx_http_agenda_resume_ask(ngx_http_request_t *r,
+    ngx_str_t *channel, ngx_http_agenda_resume_t *rs);
+void ngx_http_agenda_resume_decide(ngx_http_agenda_resume_t *rs, time_t now);
 
 /* ngx_agenda_subscriber.c */
 ngx_int_t ngx_http_agenda_subscriber_init(ngx_conf_t *cf);

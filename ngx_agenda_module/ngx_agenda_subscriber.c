@@ -45,6 +45,9 @@
  *      the shards answer, this handler returns NGX_AGAIN; nginx posts the
  *      request when a subrequest finishes and the phase engine calls it
  *      again.  No answer within the retry budget is 503.
+ *   6. A message id that passed step 1 goes to nchan (through
+ *      $agenda_last_event_id) only if nchan holds a recent message on
+ *      the channel: ngx_agenda_resume.c, which asks nchan first.
  *
  * A subscription is checked once, here.  What would refuse it later ends
  * it instead: the REST flows delete a group's channel when the group loses
@@ -77,6 +80,7 @@ typedef struct {
     ngx_http_agenda_auth_cache_t  *cache;  /* NULL: none on this edge */
     ngx_connection_t       *connection;
     ngx_event_t             watch;     /* ends the subscription, see arm */
+    ngx_http_agenda_resume_t  resume;  /* the message id, see resume.c */
 } ngx_http_agenda_sub_ctx_t;
 
 
@@ -106,7 +110,12 @@ static ngx_int_t ngx_http_agenda_channel_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 
+static ngx_int_t ngx_http_agenda_last_event_id_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+
 static ngx_str_t  ngx_http_agenda_channel_name = ngx_string("agenda_channel");
+static ngx_str_t  ngx_http_agenda_last_event_id_name =
+    ngx_string("agenda_last_event_id");
 
 
 ngx_int_t
@@ -121,6 +130,14 @@ ngx_http_agenda_subscriber_add_variables(ngx_conf_t *cf)
     }
 
     var->get_handler = ngx_http_agenda_channel_variable;
+
+    var = ngx_http_add_variable(cf, &ngx_http_agenda_last_event_id_name,
+                                NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_http_agenda_last_event_id_variable;
 
     return NGX_OK;
 }
@@ -222,6 +239,28 @@ ngx_http_agenda_subscriber_checked(ngx_http_request_t *r,
     ngx_http_agenda_sub_ctx_t *ctx, ngx_int_t status)
 {
     if (status == NGX_HTTP_OK) {
+
+        /* a message id: first what nchan holds (ngx_agenda_resume.c) */
+
+        if (ctx->resume.msgid.len > 0) {
+
+            if (!ctx->resume.asked) {
+                if (ngx_http_agenda_resume_ask(r, &ctx->channel,
+                                               &ctx->resume)
+                    != NGX_OK)
+                {
+                    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                }
+
+                return NGX_AGAIN;
+            }
+
+            if (!ctx->resume.done) {
+                return NGX_AGAIN;
+            }
+
+            ngx_http_agenda_resume_decide(&ctx->resume, ngx_time());
+        }
 
         /*
          * Every subrequest of the check was the active one when it ended,
@@ -488,6 +527,13 @@ ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
                        "numbers";
             return NGX_HTTP_BAD_REQUEST;
         }
+
+        /* the first one, as nchan took it: the header before the
+         * parameter ($agenda_last_event_id gives nchan this one) */
+
+        if (ctx->resume.msgid.len == 0) {
+            ctx->resume.msgid = h->value;
+        }
     }
 
     rc = ngx_http_agenda_arg(r, "last_event_id", 13, &value);
@@ -501,6 +547,10 @@ ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
             *message = "last_event_id must be <time>:<tag>, two decimal "
                        "numbers";
             return NGX_HTTP_BAD_REQUEST;
+        }
+
+        if (ctx->resume.msgid.len == 0) {
+            ctx->resume.msgid = value;
         }
     }
 
@@ -813,6 +863,35 @@ ngx_http_agenda_channel_variable(ngx_http_request_t *r,
     v->no_cacheable = 1;
     v->not_found = 0;
     v->data = ctx->channel.data;
+
+    return NGX_OK;
+}
+
+
+/* $agenda_last_event_id: the message id nchan resumes the allowed
+ * subscription from (ngx_agenda_resume.c); not found: none, nchan sends
+ * what comes next. */
+
+static ngx_int_t
+ngx_http_agenda_last_event_id_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_agenda_sub_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_agenda_module);
+
+    if (ctx == NULL || ctx->kind != NGX_HTTP_AGENDA_CTX_SUBSCRIBER
+        || !ctx->allowed || ctx->resume.msgid.len == 0)
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = ctx->resume.msgid.len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = ctx->resume.msgid.data;
 
     return NGX_OK;
 }

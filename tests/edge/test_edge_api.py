@@ -422,11 +422,24 @@ def test_the_workers_share_what_they_learn_of_leaders(stack, make_edge):
 
 # ---- notifications ----------------------------------------------------------
 
+# headers of the writer's request that nchan reads in every request it
+# serves, publications included: they must not reach the publication
+ODD_WRITER_HEADERS = {"If-Modified-Since": "Sat, 29 Oct 1994 19:43:31 GMT",
+                      "Last-Event-ID": "1:[0,1]",
+                      "X-EventSource-Event": "x" * 4000}
+
+
 @needs_ws
-@pytest.mark.parametrize("prefix", ["b", ".b"])
-def test_invitee_receives_invitation_created_over_wss(stack, prefix):
+@pytest.mark.parametrize("prefix,headers", [("b", None), (".b", None),
+                                            ("b", ODD_WRITER_HEADERS)],
+                         ids=["plain", "dot-name", "odd-writer-headers"])
+def test_invitee_receives_invitation_created_over_wss(stack, prefix,
+                                                      headers):
     """Also for a name that starts with a dot, which the static files'
-    "no dot files" rule must not take for one on the way to nchan."""
+    "no dot files" rule must not take for one on the way to nchan; and
+    whatever headers the writer sent (nchan refused the publication of a
+    write sent with If-Modified-Since, and stored X-EventSource-Event with
+    every message)."""
     _, edge = stack
     alice = Client(edge).register_login(uname("a"))
     bob = Client(edge).register_login(uname(prefix))
@@ -438,11 +451,12 @@ def test_invitee_receives_invitation_created_over_wss(stack, prefix):
     try:
         time.sleep(0.2)
         r = alice.req("POST", f"/calendars/{cal}/events",
-                      event_body(participants=[bob_name]))
+                      event_body(participants=[bob_name]), headers=headers)
         assert r.status_code == 201, r.text
         ev = unwrap(r, "event")["id"]
         deadline = time.monotonic() + 5
         seen = []
+        ws.settimeout(5)
         while time.monotonic() < deadline:
             msg = json.loads(ws.recv())
             seen.append(msg)

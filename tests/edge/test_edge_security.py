@@ -1354,3 +1354,47 @@ def test_access_tokens_in_query_strings_never_reach_the_access_log(stack):
     for s in secrets:
         assert s not in text
     assert all("?<query withheld: access_token>" in ln for ln in lines), lines
+
+
+@needs_ws
+def test_well_formed_message_ids_of_every_kind_do_not_crash_nginx(world):
+    """nchan 1.3.6 aborts a worker (spool_fetch_msg's assertion, upstream
+    issues 534, 670, 676 and 720) on message ids that are well formed:
+    one from before anything was published, one of an empty channel, one
+    newer than its newest message, one of expired messages.  A client
+    reconnecting after a quiet while sends exactly these."""
+    w = world
+    edge = w["edge"]
+    c = Client(edge).register_login(uname("q"))
+    tok = c.token
+    now = int(time.time())
+    # a channel nchan does not know yet: the id is ignored, the
+    # subscription made
+    ws = ws_connect(edge, f"access_token={tok}&last_event_id={now}:0")
+    ws.close()
+    # the channel exists (a subscriber made it) and holds no message
+    for mid in (f"{now}:0", "1:0", f"{now + 3600}:0", f"{now - 7200}:5",
+                f"{now}:0", "0:0"):
+        try:
+            ws = ws_connect(edge, f"access_token={tok}&last_event_id={mid}")
+            ws.close()
+        except websocket.WebSocketBadStatusException as e:
+            assert e.status_code == 400, mid
+        for hdr in ({"Last-Event-ID": mid},):
+            try:
+                ws = ws_connect(edge, f"access_token={tok}", headers=hdr)
+                ws.close()
+            except websocket.WebSocketBadStatusException as e:
+                assert e.status_code == 400, mid
+    # a message, then ids around it
+    r = c.req("PATCH", "/me", {"display_name": "Quiet One"})
+    assert r.status_code == 200, r.text
+    for mid in (f"{now}:0", f"{now + 3600}:0", f"{now - 7200}:0"):
+        try:
+            ws = ws_connect(edge, f"access_token={tok}&last_event_id={mid}")
+            ws.close()
+        except websocket.WebSocketBadStatusException as e:
+            assert e.status_code == 400, mid
+    time.sleep(0.5)
+    assert c.req("GET", "/me").status_code == 200
+    assert "exited on signal" not in error_log(edge)

@@ -408,3 +408,20 @@ def test_a_client_that_stalls_is_dropped_after_the_client_timeout(
     # dropped without an answer (a refusal of the request itself would
     # have been a JSON 4xx)
     assert answer == b"", answer[:200]
+
+
+def test_resume_age_fits_in_nchans_message_timeout(make_edge):
+    """ngx_agenda_resume.c passes a message id on only while the channel's
+    newest message has some life left (nchan aborts on ids of channels
+    that emptied): its limit must stay below nchan_message_timeout."""
+    e = make_edge()
+    e.generate()
+    conf = e.conf.read_text()
+    timeout = re.search(r"nchan_message_timeout (\d+)m;", conf)
+    assert timeout
+    age = int(re.search(
+        r"#define NGX_HTTP_AGENDA_RESUME_MAX_AGE\s+(\d+)",
+        (REPO / "ngx_agenda_module" / "ngx_agenda_resume.c").read_text())
+        .group(1))
+    assert age + 30 <= int(timeout.group(1)) * 60
+    assert "nchan_subscriber_last_message_id $agenda_last_event_id;" in conf
