@@ -296,7 +296,9 @@ def edge_stack(internal_tls=False, workers=1):
                     agents.topology)
         edge.generate("--workers", str(workers),
                       "--worker-connections", "4096",
-                      "--auth-rate", "1000r/s", "--auth-burst", "2000")
+                      "--auth-rate", "1000r/s", "--auth-burst", "2000",
+                      # SUBSCRIBERS sockets from this one address
+                      "--ws-per-address", "4096", "--ws-per-token", "1024")
         edge.start()
         yield agents, edge
     finally:

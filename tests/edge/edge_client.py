@@ -219,9 +219,9 @@ def ws_meta_message(frame: str) -> tuple[str, dict]:
     return fields["id"], json.loads(body)
 
 
-def ws_status(edge, query, origin="") -> int:
+def ws_status(edge, query, origin="", headers=None) -> int:
     try:
-        ws = ws_connect(edge, query, origin)
+        ws = ws_connect(edge, query, origin, headers=headers)
     except websocket.WebSocketBadStatusException as e:
         return e.status_code
     ws.close()

@@ -1398,3 +1398,37 @@ def test_well_formed_message_ids_of_every_kind_do_not_crash_nginx(world):
     time.sleep(0.5)
     assert c.req("GET", "/me").status_code == 200
     assert "exited on signal" not in error_log(edge)
+
+
+@needs_ws
+def test_open_notification_sockets_are_capped_per_token_and_address(
+        stack, make_edge):
+    """Each socket is held until its token expires: one account must not
+    take a worker's connections with them.  Over the cap per token, then
+    per address, a new socket is refused (429, JSON); closing one makes
+    room."""
+    agents, _ = stack
+    e = make_edge(agents.topology)
+    e.generate("--ws-per-token", "3", "--ws-per-address", "5")
+    e.start()
+    a = Client(e).register_login(uname("w"))
+    b = Client(e).register_login(uname("w"))
+    held = [ws_connect(e, f"access_token={a.token}") for _ in range(3)]
+    try:
+        with pytest.raises(websocket.WebSocketBadStatusException) as over:
+            ws_connect(e, f"access_token={a.token}")
+        assert over.value.status_code == 429
+        assert "json" in (over.value.resp_headers or {}).get(
+            "content-type", "")
+        # the token's signature is what counts, whichever way it comes
+        assert ws_status(e, "", headers={
+            "Authorization": f"Bearer {a.token}"}) == 429
+        held.pop().close()
+        time.sleep(0.3)
+        held.append(ws_connect(e, f"access_token={a.token}"))
+        # another token, same address: two more, then the address is full
+        held += [ws_connect(e, f"access_token={b.token}") for _ in range(2)]
+        assert ws_status(e, f"access_token={b.token}") == 429
+    finally:
+        for ws in held:
+            ws.close()
