@@ -455,6 +455,7 @@ static int set_fields(struct agenda_ctx *c, json_t *ev, const char *cal,
 /* ---- conflicts ----------------------------------------------------------- */
 
 struct conflict_walk {
+    const struct agenda_ctx *c;
     json_t *list;
     const char *self_cal;
     const char *self_id;
@@ -462,6 +463,26 @@ struct conflict_walk {
     bool participation;   /* walking who's invitations: skip declined */
     bool truncated;
 };
+
+/*
+ * Whether the actor may know which event h is: one of the actor's own
+ * calendar, one the actor is invited to, one of the calendar the event
+ * being written is on when the actor may read it (a group's members), or
+ * any for admins.  Other people's events are only busy time, as free/busy
+ * shows them: naming their calendar (who meets whom) and id (its creation
+ * time) would tell more than the actor may see.
+ */
+static bool conflict_known(const struct conflict_walk *w,
+                           const struct agenda_ev_hit *h)
+{
+    const struct agenda_ctx *c = w->c;
+    return agenda_actor_is_admin(c) ||
+           (c->actor.user[0] != '\0' &&
+            (strcmp(h->calendar, c->actor.user) == 0 ||
+             (w->participation && strcmp(w->who, c->actor.user) == 0))) ||
+           (strcmp(h->calendar, w->self_cal) == 0 &&
+            can_read_calendar(c, h->calendar));
+}
 
 static int conflict_visit(void *arg, const struct agenda_ev_hit *h)
 {
@@ -476,8 +497,10 @@ static int conflict_visit(void *arg, const struct agenda_ev_hit *h)
         return 1;
     }
     bool all_day = h->all_day;
-    json_t *o = json_pack("{s:s,s:s,s:s}", "calendar", h->calendar, "id",
-                          h->id, "who", w->who);
+    json_t *o = conflict_known(w, h)
+                    ? json_pack("{s:s,s:s,s:s}", "calendar", h->calendar,
+                                "id", h->id, "who", w->who)
+                    : json_pack("{s:s}", "who", w->who);
     if (o == NULL ||
         agenda_ev_render_instant(o, "start", h->start, all_day) != 0 ||
         agenda_ev_render_instant(o, "end", h->end, all_day) != 0 ||
@@ -500,13 +523,15 @@ static int cmp_str(const void *a, const void *b)
  * who has not declined ev; for each, their own calendar when it is on this
  * shard and the invitations they have not declined.  At most
  * AGENDA_CONFLICTS_MAX, in a deterministic order (owner, then participants
- * by name).  Only times and ids are reported, never titles.
+ * by name).  Only times are reported, never titles, and the calendar and
+ * id only of events the actor may know (conflict_known).
  */
 static int find_conflicts(struct agenda_ctx *c, const json_t *ev,
                           json_t **out, bool *truncated)
 {
     const char *cal = json_string_value(json_object_get(ev, "calendar"));
     struct conflict_walk w = {
+        .c = c,
         .list = json_array(),
         .self_cal = cal,
         .self_id = json_string_value(json_object_get(ev, "id")),

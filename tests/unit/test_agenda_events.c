@@ -1008,6 +1008,15 @@ static void test_double_booking(void **state)
     assert_string_equal(json_string_value(json_object_get(c0, "id")), eid(1));
     assert_string_equal(json_string_value(json_object_get(c0, "start")),
                         ts(nine));
+    /* bob's own event is his: alice learns he is busy then, not which
+     * event of whose calendar keeps him (free/busy tells as much) */
+    json_t *c1 = json_array_get(json_object_get(err, "conflicts"), 1);
+    assert_string_equal(json_string_value(json_object_get(c1, "who")),
+                        "bob");
+    assert_null(json_object_get(c1, "calendar"));
+    assert_null(json_object_get(c1, "id"));
+    assert_string_equal(json_string_value(json_object_get(c1, "start")),
+                        ts(nine));
     json_decref(b);
 
     /* allow (the default): stored, conflicts reported */
