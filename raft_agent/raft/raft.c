@@ -663,6 +663,11 @@ static void handle_append_resp(struct raft *r, unsigned slot,
                                const struct raft_msg *m)
 {
     struct raft_progress *pr = &r->prs[slot];
+    /* an acknowledgement of entries this leader does not have comes from a
+     * confused (or lying) peer: counted, it would commit entries only this
+     * leader holds */
+    if (!m->reject && m->index > raft_log_last(&r->log))
+        return;
     pr->recent_active = true;
     if (m->reject) {
         raft_index hint = m->reject_hint;
@@ -803,10 +808,16 @@ static void step_candidate(struct raft *r, const struct raft_msg *m)
     }
 }
 
+/* Terms above this are refused: no election ever gets near it, and a
+ * term adopted near 2^64 would leave no room for a candidate's term + 1
+ * (the shard could never elect a leader again, restarts included). */
+#define TERM_MAX (UINT64_MAX / 2)
+
 static bool valid_msg(const struct raft *r, const struct raft_msg *m)
 {
     if (m->type == 0 || m->type >= RAFT_MSG__COUNT || m->to != r->cfg.id ||
-        slot_of(r, m->from) < 0 || m->from == r->cfg.id)
+        slot_of(r, m->from) < 0 || m->from == r->cfg.id ||
+        m->term > TERM_MAX)
         return false;
     if (m->n_entries > 0 && (m->type != RAFT_MSG_APPEND || m->entries == NULL ||
                              m->index > UINT64_MAX - 1 - m->n_entries))

@@ -22,67 +22,7 @@
 #include <cmocka.h>
 
 #include "raft.h"
-
-#define LOG_MAX 32
-
-/* The stable log: what the test persisted from ready batches. */
-struct mem_log {
-    raft_term terms[LOG_MAX + 1]; /* by index; 0 unused */
-    raft_index last;
-    struct raft_hard_state hs;
-};
-
-static int mem_initial_state(void *ctx, struct raft_hard_state *hs,
-                             struct raft_snapshot_meta *snap)
-{
-    struct mem_log *m = ctx;
-    *hs = m->hs;
-    snap->index = 0;
-    snap->term = 0;
-    return RAFT_OK;
-}
-
-static int mem_first_index(void *ctx, raft_index *out)
-{
-    (void)ctx;
-    *out = 1;
-    return RAFT_OK;
-}
-
-static int mem_last_index(void *ctx, raft_index *out)
-{
-    *out = ((struct mem_log *)ctx)->last;
-    return RAFT_OK;
-}
-
-static int mem_term(void *ctx, raft_index i, raft_term *out)
-{
-    struct mem_log *m = ctx;
-    if (i > m->last)
-        return RAFT_ERR_STORAGE;
-    *out = m->terms[i];
-    return RAFT_OK;
-}
-
-static int mem_entries(void *ctx, raft_index lo, raft_index hi,
-                       size_t max_bytes, struct raft_entry_sink *sink)
-{
-    struct mem_log *m = ctx;
-    (void)max_bytes;
-    for (raft_index i = lo; i < hi && i <= m->last; i++) {
-        struct raft_entry e = {.term = m->terms[i], .index = i,
-                               .type = RAFT_ENTRY_NORMAL};
-        int rc = raft_entries_push(sink, &e);
-        if (rc != RAFT_OK)
-            return rc;
-    }
-    return RAFT_OK;
-}
-
-static const struct raft_storage mem_ops = {
-    mem_initial_state, mem_first_index, mem_last_index, mem_term,
-    mem_entries,
-};
+#include "raft_mem_log.h"
 
 /* What the follower answered its leader in the batches drained. */
 struct answer {
