@@ -13,6 +13,7 @@
  * core stays frozen meanwhile, so this node acknowledges nothing, and a
  * leader that cannot write stops heartbeating and is replaced.
  */
+#include "compaction.h"
 #include "node_internal.h"
 
 #include <errno.h>
@@ -586,6 +587,8 @@ static void note_role_changes(struct agenda_node *n)
     n->last_role = st.role;
 }
 
+/* Compaction as compaction.h says: a leader keeps what its followers in
+ * touch and the snapshot it streams still need. */
 static void maybe_compact(struct agenda_node *n)
 {
     raft_index applied;
@@ -595,12 +598,33 @@ static void maybe_compact(struct agenda_node *n)
         agenda_storage_applied(n->st, &applied, &applied_term) != 0 ||
         agenda_storage_stat(n->st, &ss) != 0)
         return;
-    if (applied < ss.first_index ||
-        applied - ss.first_index < n->cfg.snapshot_threshold)
+    struct compaction_peer peers[RAFT_MAX_NODES];
+    size_t n_peers = 0;
+    raft_index streaming = 0;
+    struct raft_status st;
+    raft_status(n->raft, &st);
+    if (st.role == RAFT_LEADER) {
+        for (unsigned i = 0; i < st.n_peers && i < RAFT_MAX_NODES; i++) {
+            if (st.peers[i].id == n->cfg.id)
+                continue;
+            peers[n_peers++] = (struct compaction_peer){
+                .match = st.peers[i].match,
+                .active = st.peers[i].recent_active,
+                .snapshotting = st.peers[i].snapshotting,
+            };
+        }
+        for (unsigned i = 0; i < RAFT_MAX_NODES; i++)
+            if (n->file.valid &&
+                (n->send[i].state == SNAP_SEND_STREAMING ||
+                 n->send[i].state == SNAP_SEND_WAIT_DONE) &&
+                (streaming == 0 || n->file.meta.index < streaming))
+                streaming = n->file.meta.index;
+    }
+    raft_index upto = agenda_compaction_upto(
+        applied, ss.first_index, n->cfg.snapshot_threshold, peers, n_peers,
+        streaming);
+    if (upto == 0)
         return;
-    /* Keep the most recent half so a briefly slow follower catches up
-     * from the log rather than with a snapshot. */
-    raft_index upto = applied + 1 - n->cfg.snapshot_threshold / 2;
     if (agenda_storage_compact(n->st, upto) != 0 ||
         agenda_storage_stat(n->st, &ss) != 0)
         return;
