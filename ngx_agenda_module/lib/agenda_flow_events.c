@@ -103,6 +103,16 @@ bool flow_calendar_ready(struct agenda_flow *f)
         f->cal_stage = 1;
         return false;
     case 1:
+        /* The groups shard answers members only.  A route naming one event
+         * goes on without a role: the events shard shows an event to the
+         * people invited to it whether or not they are members (and
+         * answers 404 to the others), so invitees can see and answer
+         * it. */
+        if (f->ans[0].status == 404 && f->n_seg >= 2) {
+            f->cal_role = "none";
+            f->cal_stage = 2;
+            return true;
+        }
         if (f->ans[0].status == 404) {
             flow_error(f, 404, "not_found", "no such calendar");
             return false;

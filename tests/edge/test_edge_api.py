@@ -132,6 +132,43 @@ def leader_other_and_group(edge):
     return alice, bob, unwrap(r, "group")["id"]
 
 
+def test_an_invitee_who_is_not_a_member_answers_a_group_event(stack):
+    """Invited to an event of a group calendar without being a member:
+    the invitee sees the event and answers it; the calendar's list and the
+    events they are not invited to stay closed."""
+    _, edge = stack
+    alice, bob, gid = leader_other_and_group(edge)
+    cal = f"g:{gid}"
+    r = alice.req("POST", f"/calendars/{cal}/events",
+                  event_body(1, participants=[me(bob)]))
+    assert r.status_code == 201, r.text
+    invited = unwrap(r, "event")["id"]
+    r = alice.req("POST", f"/calendars/{cal}/events", event_body(2))
+    assert r.status_code == 201, r.text
+    other = unwrap(r, "event")["id"]
+
+    r = bob.req("GET", f"/calendars/{cal}/events/{invited}")
+    assert r.status_code == 200, r.text
+    assert unwrap(r, "event")["title"] == "Standup 1"
+    r = bob.req("POST", f"/calendars/{cal}/events/{invited}/rsvp",
+                {"response": "accepted"})
+    assert r.status_code == 200, r.text
+    r = alice.req("GET", f"/calendars/{cal}/events/{invited}")
+    assert unwrap(r, "event")["participants"][me(bob)] == "accepted"
+
+    assert bob.req("GET", f"/calendars/{cal}/events/{other}"
+                   ).status_code == 404
+    assert bob.req("POST", f"/calendars/{cal}/events/{other}/rsvp",
+                   {"response": "accepted"}).status_code == 404
+    assert bob.req("PATCH", f"/calendars/{cal}/events/{invited}",
+                   {"title": "mine now"},
+                   headers={"If-Match": '"2"'}).status_code in (403, 404)
+    assert bob.req("GET", f"/calendars/{cal}/events?from=2026-12-01T00:00:00Z"
+                   "&to=2026-12-02T00:00:00Z").status_code == 404
+    r = alice.req("GET", f"/calendars/{cal}/events/{invited}")
+    assert unwrap(r, "event")["title"] == "Standup 1"
+
+
 def test_deleting_a_group_empties_its_calendar_for_good(stack):
     """DELETE /groups/{id} also deletes the group calendar's events (the
     members' and invitees' views lose them), and the id is never given to a
