@@ -68,4 +68,23 @@ static const struct raft_storage mem_ops = {
     mem_entries,
 };
 
+/* Node 1 of a shard of three (1, 2, 3) with its log in m; cmocka's
+ * assertions (the includer has cmocka.h). */
+static inline struct raft *mem_node1(struct mem_log *m)
+{
+    struct raft_config c;
+    enum raft_err err;
+    raft_config_defaults(&c);
+    c.id = 1;
+    c.peers[0] = 1;
+    c.peers[1] = 2;
+    c.peers[2] = 3;
+    c.n_peers = 3;
+    c.storage = &mem_ops;
+    c.storage_ctx = m;
+    struct raft *r = raft_new(&c, &err);
+    assert_non_null(r);
+    return r;
+}
+
 #endif /* AGENDA_TEST_RAFT_MEM_LOG_H */

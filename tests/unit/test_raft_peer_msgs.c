@@ -23,23 +23,6 @@
 #include "raft.h"
 #include "raft_mem_log.h"
 
-static struct raft *node1(struct mem_log *m)
-{
-    struct raft_config c;
-    enum raft_err err;
-    raft_config_defaults(&c);
-    c.id = 1;
-    c.peers[0] = 1;
-    c.peers[1] = 2;
-    c.peers[2] = 3;
-    c.n_peers = 3;
-    c.storage = &mem_ops;
-    c.storage_ctx = m;
-    struct raft *r = raft_new(&c, &err);
-    assert_non_null(r);
-    return r;
-}
-
 /* Persist every ready batch (messages are dropped). */
 static void drain(struct raft *r, struct mem_log *m)
 {
@@ -66,7 +49,7 @@ static void step(struct raft *r, struct raft_msg msg)
 /* Node 1 leads term t, its no-op at index 1 persisted. */
 static struct raft *leader(struct mem_log *m)
 {
-    struct raft *r = node1(m);
+    struct raft *r = mem_node1(m);
     assert_int_equal(raft_campaign(r), RAFT_OK);
     drain(r, m);
     struct raft_status st;
@@ -89,7 +72,7 @@ static void test_a_term_near_the_top_is_not_adopted(void **state)
 {
     struct mem_log m = {0};
     (void)state;
-    struct raft *r = node1(&m);
+    struct raft *r = mem_node1(&m);
     drain(r, &m);
     struct raft_status before, after;
     raft_status(r, &before);

@@ -59,23 +59,6 @@ static struct answer drain(struct raft *r, struct mem_log *m)
     return a;
 }
 
-static struct raft *follower(struct mem_log *m)
-{
-    struct raft_config c;
-    enum raft_err err;
-    raft_config_defaults(&c);
-    c.id = 1;
-    c.peers[0] = 1;
-    c.peers[1] = 2;
-    c.peers[2] = 3;
-    c.n_peers = 3;
-    c.storage = &mem_ops;
-    c.storage_ctx = m;
-    struct raft *r = raft_new(&c, &err);
-    assert_non_null(r);
-    return r;
-}
-
 /* An APPEND from leader 2 in term: entries [first, last] of entry_term
  * after (first - 1, prev_term), with the leader's commit index. */
 static void append(struct raft *r, raft_term term, raft_index first,
@@ -113,7 +96,7 @@ static void test_matching_snapshot_acknowledges_only_what_it_covers(
 {
     struct mem_log m = {0};
     (void)state;
-    struct raft *r = follower(&m);
+    struct raft *r = mem_node1(&m);
     append(r, 1, 1, 8, 0, 1, 2);
     struct answer a = drain(r, &m);
     assert_true(a.seen && !a.reject);
@@ -138,7 +121,7 @@ static void test_snapshot_below_commit_answers_the_commit(void **state)
 {
     struct mem_log m = {0};
     (void)state;
-    struct raft *r = follower(&m);
+    struct raft *r = mem_node1(&m);
     append(r, 1, 1, 8, 0, 1, 6);
     (void)drain(r, &m);
     struct answer a = snapshot(r, &m, 2, 5, 1);
@@ -153,7 +136,7 @@ static void test_other_snapshot_is_installed(void **state)
 {
     struct mem_log m = {0};
     (void)state;
-    struct raft *r = follower(&m);
+    struct raft *r = mem_node1(&m);
     append(r, 1, 1, 8, 0, 1, 2);
     (void)drain(r, &m);
     struct raft_msg msg = {.type = RAFT_MSG_SNAPSHOT, .from = 2, .to = 1,

@@ -549,18 +549,26 @@ static void bad_peers_are_disconnected(void **state)
     pair_free(base, n);
 }
 
+/* Node 2 alone (its peer 1 never runs), waiting hello_timeout_ms for a
+ * HELLO. */
+static void lone_node(struct node *n, struct event_base *base,
+                      unsigned hello_timeout_ms)
+{
+    struct agenda_transport_config cfg;
+    memset(n, 0, sizeof *n);
+    n->port = free_port();
+    base_config(&cfg, 2, n->port);
+    add_peer(&cfg, 1, free_port());
+    cfg.hello_timeout_ms = hello_timeout_ms;
+    node_start(n, base, &cfg);
+}
+
 static void silent_connections_time_out(void **state)
 {
     (void)state;
     struct event_base *base = event_base_new();
     struct node n;
-    memset(&n, 0, sizeof n);
-    struct agenda_transport_config cfg;
-    n.port = free_port();
-    base_config(&cfg, 2, n.port);
-    add_peer(&cfg, 1, free_port());
-    cfg.hello_timeout_ms = 100;
-    node_start(&n, base, &cfg);
+    lone_node(&n, base, 100);
 
     int fd = raw_connect(n.port);
     assert_true(run_until(base, raw_closed, &fd, 3000));
@@ -599,13 +607,7 @@ static void trickling_connections_time_out(void **state)
     (void)state;
     struct event_base *base = event_base_new();
     struct node n;
-    memset(&n, 0, sizeof n);
-    struct agenda_transport_config cfg;
-    n.port = free_port();
-    base_config(&cfg, 2, n.port);
-    add_peer(&cfg, 1, free_port());
-    cfg.hello_timeout_ms = 300;
-    node_start(&n, base, &cfg);
+    lone_node(&n, base, 300);
 
     /* a HELLO of node 1, one byte per 200 ms: its header alone (12
      * bytes) would take 2.4 s */
