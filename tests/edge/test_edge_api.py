@@ -597,12 +597,20 @@ def recv_messages(ws, n):
 
 
 @needs_ws
-def test_a_subscriber_resumes_from_its_last_message_id(stack):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_subscriber_resumes_from_its_last_message_id(stack, make_edge,
+                                                       workers):
     """A client that reconnects with the id of the last message it got
     (last_event_id, or the Last-Event-ID header with Authorization: Bearer
     as API clients send) receives what it missed, in order, and nothing
-    twice; without an id it starts at the next message."""
-    _, edge = stack
+    twice; without an id it starts at the next message.  With two workers
+    too, where nchan answers the guard's question about the channel (and
+    publishes) from its IPC handler when the other worker holds it."""
+    agents, edge = stack
+    if workers > 1:
+        edge = make_edge(agents.topology)
+        edge.generate("--workers", str(workers))
+        edge.start()
     alice = Client(edge).register_login(uname("a"))
     bob = Client(edge).register_login(uname("b"))
     a, b = me(alice), me(bob)
