@@ -39,10 +39,10 @@
  * Memory: everything lives in the request pool; the flow is freed and the
  * retry timers are deleted by a cleanup of that pool.  While a thread task
  * runs, r->main->blocked keeps the request (and so the task's memory)
- * alive even if the client goes away.  Subrequests (retries and
- * publications included) are counted: nginx allows 50 per request, and
- * agenda_max_calls (default 40) bounds the shard calls so that there is
- * room left to publish.
+ * alive even if the client goes away, and shard calls are not cut short
+ * when it does (proxy_ignore_client_abort in config/gen-nginx), so a
+ * write reaches its answer and its notifications.  agenda_max_calls
+ * (default 40) bounds a request's shard calls, retries included.
  */
 
 
@@ -1700,11 +1700,12 @@ static void
 ngx_http_agenda_publish(ngx_http_request_t *r,
     const struct agenda_flow_notification *n)
 {
-    u_char                      *p, ch;
-    size_t                       clen, i;
-    ngx_str_t                    uri, body;
-    ngx_http_request_t          *sr;
-    ngx_http_post_subrequest_t  *ps;
+    u_char                       *p, ch;
+    size_t                        clen, i;
+    ngx_str_t                     uri, body;
+    ngx_http_request_t           *sr;
+    ngx_http_post_subrequest_t   *ps;
+    ngx_http_agenda_main_conf_t  *amcf;
 
     if (n->channel == NULL || (n->message == NULL && !n->close)) {
         return;
@@ -1731,6 +1732,15 @@ ngx_http_agenda_publish(ngx_http_request_t *r,
                       "agenda: not publishing to malformed channel \"%s\"",
                       n->channel);
         return;
+    }
+
+    /* a group's channel closed: its subscriptions end at their next look
+     * even if nchan never gets the DELETE (ngx_agenda_auth_cache.c) */
+
+    if (n->close && ngx_strncmp(n->channel, "group/", 6) == 0) {
+        amcf = ngx_http_get_module_main_conf(r, ngx_http_agenda_module);
+        ngx_http_agenda_auth_cache_mark(amcf->auth_cache, n->channel,
+                                        ngx_current_msec);
     }
 
     p = ngx_pnalloc(r->pool, sizeof("/_agenda/publish/") - 1 + clen);

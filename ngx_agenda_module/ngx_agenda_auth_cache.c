@@ -556,6 +556,34 @@ ngx_http_agenda_auth_cache_revoked(ngx_http_agenda_auth_cache_t *c,
 
 
 /*
+ * A channel closed at time stamp (ngx_current_msec, the same monotonic
+ * clock in every worker): kept under the channel's name ("group/<id>",
+ * never a username) like a token version, which only grows.  A
+ * subscription to the channel made before stamp then ends at its next
+ * look (ngx_http_agenda_auth_cache_revoked() with the time its check
+ * began), whether or not nchan closed it: nchan drops the channel's
+ * DELETE when the writer's connection is gone (499).
+ */
+
+void
+ngx_http_agenda_auth_cache_mark(ngx_http_agenda_auth_cache_t *c,
+    const char *channel, ngx_msec_t stamp)
+{
+    struct agenda_auth_entry  entry;
+
+    if (c == NULL || c->sh == NULL) {
+        return;
+    }
+
+    ngx_memzero(&entry, sizeof(entry));
+    ngx_cpystrn((u_char *) entry.role, (u_char *) "user", sizeof(entry.role));
+    entry.token_version = (uint64_t) stamp;
+
+    ngx_http_agenda_auth_store(c, channel, &entry);
+}
+
+
+/*
  * How often a subscription asks ngx_http_agenda_auth_cache_revoked():
  * half the time to live, because an entry stays at least that long after
  * a store (only a full zone evicts fresh entries), so a revocation stored

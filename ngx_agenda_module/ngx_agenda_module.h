@@ -121,6 +121,8 @@ const struct agenda_auth_cache *ngx_http_agenda_auth_cache(
 ngx_uint_t ngx_http_agenda_auth_cache_revoked(ngx_http_agenda_auth_cache_t *c,
     u_char *user, size_t len, uint64_t token_version);
 ngx_msec_t ngx_http_agenda_auth_cache_recheck(ngx_http_agenda_auth_cache_t *c);
+void ngx_http_agenda_auth_cache_mark(ngx_http_agenda_auth_cache_t *c,
+    const char *channel, ngx_msec_t stamp);
 
 /* ngx_agenda_health.c */
 ngx_int_t ngx_http_agenda_health_handler(ngx_http_request_t *r);

@@ -79,6 +79,7 @@ typedef struct {
     uint64_t                token_version;
     ngx_http_agenda_auth_cache_t  *cache;  /* NULL: none on this edge */
     ngx_connection_t       *connection;
+    ngx_msec_t              since;     /* when its check began */
     ngx_event_t             watch;     /* ends the subscription, see arm */
     ngx_http_agenda_resume_t  resume;  /* the message id, see resume.c */
 } ngx_http_agenda_sub_ctx_t;
@@ -201,6 +202,7 @@ ngx_http_agenda_subscriber_handler(ngx_http_request_t *r)
     }
 
     ctx->kind = NGX_HTTP_AGENDA_CTX_SUBSCRIBER;
+    ctx->since = ngx_current_msec;
 
     rc = ngx_http_agenda_subscriber_check(r, ctx, &code, &message);
 
@@ -394,6 +396,20 @@ ngx_http_agenda_subscriber_watch(ngx_event_t *ev)
     {
         ngx_http_agenda_subscriber_end(ctx,
             "the subscription's access token was revoked");
+        return;
+    }
+
+    /* a group's channel closed since its check began (a member left, the
+     * group was deleted): ngx_http_agenda_auth_cache_mark() */
+
+    if (ctx->channel.len > 6
+        && ngx_strncmp(ctx->channel.data, "group/", 6) == 0
+        && ngx_http_agenda_auth_cache_revoked(ctx->cache, ctx->channel.data,
+                                              ctx->channel.len,
+                                              (uint64_t) ctx->since))
+    {
+        ngx_http_agenda_subscriber_end(ctx,
+            "the subscription's group channel was closed");
         return;
     }
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -1432,3 +1434,42 @@ def test_open_notification_sockets_are_capped_per_token_and_address(
     finally:
         for ws in held:
             ws.close()
+
+
+@needs_ws
+def test_a_removal_ends_group_subscriptions_when_its_writer_is_gone(stack):
+    """A leader who removes a member and hangs up before the answer left
+    that member subscribed to the group until the token expired: nginx
+    cut the request short (499) before it published anything, and nchan
+    drops a publication (the group channel's DELETE too) whose request's
+    connection is closed.  Shard calls now outlive a client that hangs up,
+    and the edge remembers the close itself: the subscription ends at its
+    next look."""
+    _, edge = stack
+    lead, mem, gid = group_of_two(edge, "Hangups")
+    ws = ws_connect(edge, f"access_token={mem.token}&channel=group/{gid}")
+    try:
+        time.sleep(0.3)
+        ctx = ssl.create_default_context(cafile=str(edge.tls_dir / "ca.pem"))
+        ctx.check_hostname = False
+        raw = socket.create_connection(("127.0.0.1", edge.https_port),
+                                       timeout=5)
+        s = ctx.wrap_socket(raw, server_hostname="localhost")
+        s.sendall(f"DELETE /api/v1/groups/{gid}/members/{me(mem)} HTTP/1.1"
+                  f"\r\nHost: localhost\r\nAuthorization: Bearer "
+                  f"{lead.token}\r\nContent-Length: 0\r\n\r\n".encode())
+        s.close()                   # gone before the answer
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            r = lead.req("GET", f"/groups/{gid}")
+            assert r.status_code == 200, r.text
+            members = [m["user"] for m in unwrap(r, "group")["members"]]
+            if me(mem) not in members:
+                break
+            time.sleep(0.1)
+        assert me(mem) not in members, "the removal did not commit"
+        assert ws_closed(ws, 5.0), "the removed member is still subscribed"
+    finally:
+        ws.close()
+    assert ws_status(edge, f"access_token={mem.token}&channel=group/{gid}") \
+        == 403
