@@ -432,7 +432,8 @@ void flow_h_event_delete(struct agenda_flow *f)
 void flow_h_event_rsvp(struct agenda_flow *f)
 {
     char channel[80];
-    json_t *args;
+    json_t *args, *msg;
+    const char *vis;
 
     if (f->cal_stage == 0 && !event_id_ok(f))
         return;
@@ -449,9 +450,17 @@ void flow_h_event_rsvp(struct agenda_flow *f)
         return;
     flow_etag(f, json_object_get(f->ans[0].json, "event"));
     flow_calendar_channel(f->cal, channel, sizeof channel);
-    flow_notify(f, channel, flow_note_msg(f, "invitation.responded",
-                                          f->seg[1], f->cal, cal_shard(f),
-                                          f->ans[0].json));
+    msg = flow_note_msg(f, "invitation.responded", f->seg[1], f->cal,
+                        cal_shard(f), f->ans[0].json);
+    /* a group's members see a private event as busy time only: not who
+     * is invited to it, so not who answered (the shard's feed says as
+     * little) */
+    vis = json_string_value(json_object_get(
+        json_object_get(f->ans[0].json, "event"), "visibility"));
+    if (msg != NULL && f->group_cal && vis != NULL
+        && strcmp(vis, "private") == 0)
+        json_object_del(msg, "actor");
+    flow_notify(f, channel, msg);
     snprintf(channel, sizeof channel, "user/%s", f->user);
     flow_notify(f, channel, flow_note_msg(f, "invitation.responded",
                                           f->seg[1], f->cal, cal_shard(f),

@@ -208,6 +208,11 @@ int agenda_feed_append(struct agenda_ctx *c, const char *target,
 int agenda_feed_append_text(struct agenda_ctx *c, const char *target,
                             const char *type, const char *object_id,
                             const char *data_text);
+/* The same with another actor than the command's ("": none named), for a
+ * change whose readers may not learn who made it. */
+int agenda_feed_append_text_as(struct agenda_ctx *c, const char *actor,
+                               const char *target, const char *type,
+                               const char *object_id, const char *data_text);
 /* The sequence number of the last change (the token a fresh client starts
  * from). */
 int agenda_feed_head(struct agenda_ctx *c, uint64_t *seq);

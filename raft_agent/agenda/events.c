@@ -609,9 +609,10 @@ static int put_event(struct agenda_ctx *c, const json_t *ev)
  * calendar's feed is read by members who may see busy time only; clients
  * fetch the event.  extra_key/extra (may be NULL) add one string field.
  */
-static int feed(struct agenda_ctx *c, const char *kind, const char *name,
-                const char *type, const json_t *ev, const char *extra_key,
-                const char *extra)
+static int feed_as(struct agenda_ctx *c, const char *actor,
+                   const char *kind, const char *name, const char *type,
+                   const json_t *ev, const char *extra_key,
+                   const char *extra)
 {
     const char *cal = json_string_value(json_object_get(ev, "calendar"));
     const char *id = json_string_value(json_object_get(ev, "id"));
@@ -644,11 +645,19 @@ static int feed(struct agenda_ctx *c, const char *kind, const char *name,
         agenda_json_text_int(&data, json_integer_value(version)) == 0 &&
         agenda_buf_append(&data, "}", 1) == 0 &&
         agenda_buf_append(&data, "", 1) == 0;
-    int rc = ok ? agenda_feed_append_text(c, target, type, object,
-                                          (const char *)data.data)
+    int rc = ok ? agenda_feed_append_text_as(c, actor, target, type, object,
+                                             (const char *)data.data)
                 : ENOMEM;
     agenda_buf_free(&data);
     return rc;
+}
+
+/* feed_as() naming the command's actor. */
+static int feed(struct agenda_ctx *c, const char *kind, const char *name,
+                const char *type, const json_t *ev, const char *extra_key,
+                const char *extra)
+{
+    return feed_as(c, c->actor.user, kind, name, type, ev, extra_key, extra);
 }
 
 static void set_audit_object(struct agenda_ctx *c, const char *cal,
@@ -996,7 +1005,17 @@ static int ev_rsvp(struct agenda_ctx *c)
         /* same keys, new values: the index carries the response */
         if (rc == 0)
             rc = agenda_ev_index_add(c->txn, c->db, ev);
-        if (rc == 0)
+        /* A group calendar's feed is read by its members, who see
+         * private events as busy time only: not who is invited to them,
+         * so not who answered. */
+        const char *vis =
+            json_string_value(json_object_get(ev, "visibility"));
+        bool hidden = is_group(cal) && vis != NULL &&
+                      strcmp(vis, "private") == 0;
+        if (rc == 0 && hidden)
+            rc = feed_as(c, "", "calendar", cal, "invitation.responded", ev,
+                         NULL, NULL);
+        else if (rc == 0)
             rc = feed(c, "calendar", cal, "invitation.responded", ev, "user",
                       c->actor.user);
         if (rc == 0)

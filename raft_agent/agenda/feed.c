@@ -223,13 +223,14 @@ static int feed_trim(struct agenda_ctx *c, uint64_t head)
  * must not stop the shard).  data_text is JSON already (or NULL).
  */
 static int change_text(struct agenda_buf *b, const struct agenda_ctx *c,
-                       uint64_t seq, const char *target, const char *type,
-                       const char *object_id, const char *data_text)
+                       const char *actor, uint64_t seq, const char *target,
+                       const char *type, const char *object_id,
+                       const char *data_text)
 {
     bool ok =
         agenda_buf_append(b, "{", 1) == 0 &&
         agenda_json_text_key(b, "actor") == 0 &&
-        agenda_json_text_str(b, c->actor.user) == 0 &&
+        agenda_json_text_str(b, actor) == 0 &&
         (data_text == NULL ||
          (agenda_buf_append(b, ",", 1) == 0 &&
           agenda_json_text_key(b, "data") == 0 &&
@@ -281,6 +282,14 @@ int agenda_feed_append_text(struct agenda_ctx *c, const char *target,
                             const char *type, const char *object_id,
                             const char *data_text)
 {
+    return agenda_feed_append_text_as(c, c->actor.user, target, type,
+                                      object_id, data_text);
+}
+
+int agenda_feed_append_text_as(struct agenda_ctx *c, const char *actor,
+                               const char *target, const char *type,
+                               const char *object_id, const char *data_text)
+{
     if (!c->is_command || !feed_word_valid(target, FEED_TARGET_MAX) ||
         !feed_word_valid(type, FEED_TYPE_MAX) ||
         (object_id != NULL && !feed_word_valid(object_id, FEED_ID_MAX)) ||
@@ -292,7 +301,8 @@ int agenda_feed_append_text(struct agenda_ctx *c, const char *target,
         return rc;
     seq++;
     struct agenda_buf text = {0};
-    rc = change_text(&text, c, seq, target, type, object_id, data_text);
+    rc = change_text(&text, c, actor, seq, target, type, object_id,
+                     data_text);
     uint8_t kb[8];
     agenda_key_u64(kb, seq);
     MDB_val k = {sizeof(kb), kb};

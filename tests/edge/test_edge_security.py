@@ -1473,3 +1473,51 @@ def test_a_removal_ends_group_subscriptions_when_its_writer_is_gone(stack):
         ws.close()
     assert ws_status(edge, f"access_token={mem.token}&channel=group/{gid}") \
         == 403
+
+
+@needs_ws
+def test_members_do_not_learn_who_answered_a_private_group_event(stack):
+    """A group's members see a private event of its calendar as busy time,
+    without its participants: the invitation.responded message on the
+    group's channel does not name who answered (for an event that is not
+    private it does)."""
+    _, edge = stack
+    lead, mem, gid = group_of_two(edge, "Secrets")
+    inv = Client(edge).register_login(uname("i"))
+    cal = f"g:{gid}"
+    ids = {}
+    for vis in ("private", "default"):
+        r = lead.req("POST", f"/calendars/{cal}/events",
+                     event_body(participants=[me(inv)], visibility=vis))
+        assert r.status_code == 201, r.text
+        ids[vis] = unwrap(r, "event")["id"]
+    r = mem.req("GET", f"/changes?target=calendar:{cal}")
+    assert r.status_code == 200, r.text
+    since = r.json()["sync_token"]
+    ws = ws_connect(edge, f"access_token={mem.token}&channel=group/{gid}")
+    try:
+        ws.settimeout(5)
+        time.sleep(0.3)
+        for vis in ("private", "default"):
+            r = inv.req("POST", f"/calendars/{cal}/events/{ids[vis]}/rsvp",
+                        {"response": "accepted"})
+            assert r.status_code == 200, r.text
+            while True:
+                msg = json.loads(ws.recv())
+                if msg.get("type") == "invitation.responded":
+                    break
+            assert msg["id"] == ids[vis]
+            if vis == "private":
+                assert "actor" not in msg, msg
+            else:
+                assert msg["actor"] == me(inv), msg
+    finally:
+        ws.close()
+    # and the group calendar's feed, as the member reads it
+    r = mem.req("GET", f"/changes?target=calendar:{cal}&since={since}")
+    assert r.status_code == 200, r.text
+    answers = [c for c in r.json()["changes"]
+               if c["type"] == "invitation.responded"]
+    assert len(answers) == 2, answers
+    assert answers[0]["actor"] == "" and "user" not in answers[0]["data"]
+    assert answers[1]["actor"] == me(inv)

@@ -1432,6 +1432,64 @@ static void test_group_calendar(void **state)
 
 /* ---- free/busy ----------------------------------------------------------- */
 
+/* The newest change of calendar:GCAL as a member reads it. */
+static json_t *last_group_change(struct agenda_fx *fx)
+{
+    expect(fx, run(fx, MEMBER, "changes.list",
+                   "{\"target\":\"calendar:%s\",\"since\":0}", GCAL),
+           200, "");
+    json_t *b = body(fx);
+    json_t *changes = json_object_get(b, "changes");
+    json_t *last = json_incref(
+        json_array_get(changes, json_array_size(changes) - 1));
+    json_decref(b);
+    return last;
+}
+
+/* A group calendar's feed is read by every member; they see a private
+ * event as busy time, not who is invited to it: an answer to it is told
+ * without naming who answered. */
+static void test_answers_to_private_group_events_are_anonymous(
+    void **state)
+{
+    (void)state;
+    struct agenda_fx *fx = new_shard();
+    int64_t nine = T0 + 9 * HOUR;
+    expect(fx, create(fx, LEADER, GCAL, 1, nine, nine + HOUR,
+                      ",\"visibility\":\"private\",\"participants\":"
+                      "[\"bob\"]"),
+           201, "");
+    expect(fx, create(fx, LEADER, GCAL, 2, nine, nine + HOUR,
+                      ",\"participants\":[\"bob\"]"),
+           201, "");
+    expect(fx, run(fx, BOB, "event.rsvp",
+                   "{\"calendar\":\"%s\",\"id\":\"%s\",\"response\":"
+                   "\"accepted\"}", GCAL, eid(1)),
+           200, "");
+    json_t *c = last_group_change(fx);
+    assert_string_equal(json_string_value(json_object_get(c, "type")),
+                        "invitation.responded");
+    assert_string_equal(json_string_value(json_object_get(c, "actor")), "");
+    assert_null(json_object_get(json_object_get(c, "data"), "user"));
+    assert_non_null(json_object_get(json_object_get(c, "data"), "id"));
+    json_decref(c);
+    /* bob's own feed still tells him, and a default event's answer is
+     * named as before */
+    expect_last_change(fx, BOB, "user:bob", "invitation.responded");
+    expect(fx, run(fx, BOB, "event.rsvp",
+                   "{\"calendar\":\"%s\",\"id\":\"%s\",\"response\":"
+                   "\"accepted\"}", GCAL, eid(2)),
+           200, "");
+    c = last_group_change(fx);
+    assert_string_equal(json_string_value(json_object_get(c, "actor")),
+                        "bob");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(c, "data"), "user")),
+                        "bob");
+    json_decref(c);
+    agenda_fx_free(fx);
+}
+
 static void test_freebusy(void **state)
 {
     (void)state;
@@ -2084,6 +2142,7 @@ int main(void)
         cmocka_unit_test(test_paging),
         cmocka_unit_test(test_all_day),
         cmocka_unit_test(test_group_calendar),
+        cmocka_unit_test(test_answers_to_private_group_events_are_anonymous),
         cmocka_unit_test(test_freebusy),
         cmocka_unit_test(test_pages_end_before_a_mebibyte),
         cmocka_unit_test(test_large_calendar),
