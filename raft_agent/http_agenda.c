@@ -53,9 +53,6 @@ static bool random_hex(char *out, size_t len)
     return true;
 }
 
-_Static_assert(AGENDA_OP_BODY_MAX == 262144,
-               "the 413 messages below give the limit");
-
 /* Parse the body as an operation; answers and returns NULL when it is
  * not an object naming a command, or is over the size every replica
  * would refuse at apply: nothing is proposed then (it would be stored and
@@ -64,9 +61,12 @@ static json_t *read_operation(struct evhttp_request *req)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
-    if (len > AGENDA_OP_BODY_MAX) {
-        http_reply_error(req, 413, "too_large",
-                         "operations are limited to 262144 bytes");
+    const char *code;
+    char why[160];
+    int status = agenda_op_refusal(NULL, len, true, NULL, &code, why,
+                                   sizeof(why));
+    if (status != 0) {
+        http_reply_error(req, status, code, why);
         return NULL;
     }
     const char *body = (const char *)evbuffer_pullup(in, -1);
@@ -81,17 +81,11 @@ static json_t *read_operation(struct evhttp_request *req)
                          "args (see API.md)");
         return NULL;
     }
-    const struct agenda_op *op =
-        agenda_op_find(json_string_value(json_object_get(j, "op")));
-    if (op == NULL || !op->is_command) {
+    status = agenda_op_refusal(json_string_value(json_object_get(j, "op")),
+                               len, true, NULL, &code, why, sizeof(why));
+    if (status != 0) {
         json_decref(j);
-        if (op == NULL)
-            http_reply_error(req, 400, "unknown_op",
-                             "unknown operation (see API.md)");
-        else
-            http_reply_error(req, 400, "wrong_kind",
-                             "that operation is a query; send it to "
-                             "/v1/queries");
+        http_reply_error(req, status, code, why);
         return NULL;
     }
     return j;
@@ -151,11 +145,14 @@ void http_agenda_command(struct agenda_node *node, struct evhttp_request *req)
         http_reply_error(req, 503, "unavailable", "out of memory");
         return;
     }
-    if (text.len > AGENDA_OP_BODY_MAX) { /* grown by its minted id */
+    const char *code;
+    char why[160];
+    int status = agenda_op_refusal(NULL, text.len, true, NULL, &code, why,
+                                   sizeof(why));
+    if (status != 0) { /* grown by its minted id */
         agenda_buf_free(&text);
         http_pending_free(p);
-        http_reply_error(req, 413, "too_large",
-                         "operations are limited to 262144 bytes");
+        http_reply_error(req, status, code, why);
         return;
     }
     enum agenda_node_fail f =

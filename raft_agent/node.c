@@ -598,6 +598,10 @@ static void maybe_compact(struct agenda_node *n)
         agenda_storage_applied(n->st, &applied, &applied_term) != 0 ||
         agenda_storage_stat(n->st, &ss) != 0)
         return;
+    /* after every ready batch: below the threshold, nothing more to ask */
+    if (applied < ss.first_index ||
+        applied - ss.first_index < n->cfg.snapshot_threshold)
+        return;
     struct compaction_peer peers[RAFT_MAX_NODES];
     size_t n_peers = 0;
     raft_index streaming = 0;
@@ -613,11 +617,10 @@ static void maybe_compact(struct agenda_node *n)
                 .snapshotting = st.peers[i].snapshotting,
             };
         }
-        for (unsigned i = 0; i < RAFT_MAX_NODES; i++)
-            if (n->file.valid &&
-                (n->send[i].state == SNAP_SEND_STREAMING ||
-                 n->send[i].state == SNAP_SEND_WAIT_DONE) &&
-                (streaming == 0 || n->file.meta.index < streaming))
+        /* every transfer streams the one file */
+        for (unsigned i = 0; i < n->cfg.n_peers && n->file.valid; i++)
+            if (n->send[i].state == SNAP_SEND_STREAMING ||
+                n->send[i].state == SNAP_SEND_WAIT_DONE)
                 streaming = n->file.meta.index;
     }
     raft_index upto = agenda_compaction_upto(

@@ -597,14 +597,11 @@ int node_snapshot_install(struct agenda_node *n,
         n->file.fd = -1;
         n->file.valid = false;
     }
-    if (r->fd >= 0)
-        close(r->fd);
-    r->fd = -1;
     char path[1024];
     node_snapshot_file_path(n, path, sizeof(path), SNAP_VETTED_FILE);
-    /* The file was checked on arrival (node_snapshot_on_chunk), so a
-     * failure here is an I/O problem: the caller exits and a restart
-     * recovers from the untouched durable state. */
+    /* The file is the child's vetted copy (recv_checked), so a failure
+     * here is an I/O problem: the caller exits and a restart recovers
+     * from the untouched durable state. */
     int rc = agenda_storage_snapshot_install(n->st, path, NULL);
     if (rc == AGENDA_STORAGE_FULL || rc == AGENDA_STORAGE_BUSY) {
         /* refused before the swap, the file kept: the batch is retried

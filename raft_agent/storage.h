@@ -232,10 +232,10 @@ int agenda_storage_snapshot_create(struct agenda_storage *s,
  * format version, every record walked and every page of its key and value
  * read, applied meta present).  *meta gets the applied index/term the file
  * covers.  Returns 0, AGENDA_STORAGE_CORRUPT, AGENDA_STORAGE_VERSION or
- * another negative error.  The receiver calls it before telling the sender
- * the transfer is complete, so that a bad file is refused while the Raft
- * core has not yet been told about it, and in a child process
- * (snapshot_vet.h): pages LMDB cannot parse can crash whoever reads them.
+ * another negative error.  The receiver runs agenda_storage_snapshot_vet()
+ * on what it received (in a child process, snapshot_vet.h: pages LMDB
+ * cannot parse can crash whoever reads them), which rebuilds the records
+ * into a new file and checks that file with this.
  */
 int agenda_storage_snapshot_check(const char *path,
                                   struct raft_snapshot_meta *meta);

@@ -11,6 +11,7 @@
 #include "agenda_sm.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,36 @@ const struct agenda_op *agenda_op_find(const char *name)
     return NULL;
 }
 
+int agenda_op_refusal(const char *name, size_t len, bool want_command,
+                      const struct agenda_op **op, const char **code,
+                      char *msg, size_t msg_size)
+{
+    if (len > AGENDA_OP_BODY_MAX) {
+        *code = "too_large";
+        snprintf(msg, msg_size, "operations are limited to %d bytes",
+                 AGENDA_OP_BODY_MAX);
+        return 413;
+    }
+    if (name == NULL)
+        return 0;
+    const struct agenda_op *found = agenda_op_find(name);
+    if (found == NULL) {
+        *code = "unknown_op";
+        snprintf(msg, msg_size, "unknown operation '%.64s'", name);
+        return 400;
+    }
+    if (found->is_command != want_command) {
+        *code = "wrong_kind";
+        snprintf(msg, msg_size, "'%s' is a %s; send it to %s", found->name,
+                 found->is_command ? "command" : "query",
+                 found->is_command ? "/v1/commands" : "/v1/queries");
+        return 400;
+    }
+    if (op != NULL)
+        *op = found;
+    return 0;
+}
+
 /* Decode {"op","actor","args"} into c; on a client error the answer is set
  * and NULL returned.  *root receives the parsed document (caller frees). */
 static const struct agenda_op *decode(struct agenda_ctx *c,
@@ -43,9 +74,12 @@ static const struct agenda_op *decode(struct agenda_ctx *c,
                                       bool want_command, json_t **root)
 {
     *root = NULL;
-    if (len > AGENDA_OP_BODY_MAX) {
-        agenda_fail(c, 413, "too_large", "operations are limited to %d bytes",
-                    AGENDA_OP_BODY_MAX);
+    const char *code;
+    char why[160];
+    int status = agenda_op_refusal(NULL, len, want_command, NULL, &code, why,
+                                   sizeof(why));
+    if (status != 0) {
+        agenda_fail(c, status, code, "%s", why);
         return NULL;
     }
     json_error_t jerr;
@@ -76,15 +110,11 @@ static const struct agenda_op *decode(struct agenda_ctx *c,
         return NULL;
     }
     c->op = json_string_value(jop);
-    const struct agenda_op *op = agenda_op_find(c->op);
-    if (op == NULL) {
-        agenda_fail(c, 400, "unknown_op", "unknown operation '%.64s'", c->op);
-        return NULL;
-    }
-    if (op->is_command != want_command) {
-        agenda_fail(c, 400, "wrong_kind", "'%s' is a %s; send it to %s",
-                    op->name, op->is_command ? "command" : "query",
-                    op->is_command ? "/v1/commands" : "/v1/queries");
+    const struct agenda_op *op = NULL;
+    status = agenda_op_refusal(c->op, len, want_command, &op, &code, why,
+                               sizeof(why));
+    if (status != 0) {
+        agenda_fail(c, status, code, "%s", why);
         return NULL;
     }
     if ((op->shards & (1u << sm->shard.kind)) == 0) {

@@ -341,14 +341,18 @@ static bool flipped_bytes(uint8_t *copy, size_t p)
     return true;
 }
 
-/* Every damaged page was answered with outcome and value (the rc when
- * CHECKED, the signal when CRASHED); how many pages were damaged. */
-static unsigned expect_each(const struct snapshot_vet_result *res,
-                            const bool *tried, size_t pages,
+/* Each page damaged in turn by damage (vet_each_page()), and every one
+ * damaged answered with outcome and value (the rc when CHECKED, the
+ * signal when CRASHED); how many pages were damaged. */
+static unsigned expect_each(struct fx *f, damage_fn damage,
                             enum snapshot_vet_outcome outcome, int value)
 {
+    struct snapshot_vet_result res[MAX_PAGES];
+    bool tried[MAX_PAGES] = {false};
+    size_t pages;
     unsigned n = 0;
 
+    vet_each_page(f, damage, res, tried, &pages);
     for (size_t p = 2; p < pages; p++) {
         if (!tried[p])
             continue;
@@ -377,14 +381,8 @@ static bool crash_signal(const struct snapshot_vet_result *r)
  */
 static void test_a_value_past_the_file_is_refused(void **state)
 {
-    struct fx *f = *state;
-    struct snapshot_vet_result res[MAX_PAGES];
-    bool tried[MAX_PAGES] = {false};
-    size_t pages;
-
-    vet_each_page(f, oversized_value, res, tried, &pages);
     /* the log's, the meta records' and those of "sm" (4) */
-    assert_true(expect_each(res, tried, pages, SNAPSHOT_VET_CHECKED,
+    assert_true(expect_each(*state, oversized_value, SNAPSHOT_VET_CHECKED,
                             AGENDA_STORAGE_CORRUPT) >= 3);
 }
 
@@ -409,14 +407,8 @@ static bool empty_branch(uint8_t *copy, size_t p)
  */
 static void test_a_page_lmdb_aborts_on_crashes_only_the_child(void **state)
 {
-    struct fx *f = *state;
-    struct snapshot_vet_result res[MAX_PAGES];
-    bool tried[MAX_PAGES] = {false};
-    size_t pages;
-
-    vet_each_page(f, empty_branch, res, tried, &pages);
     /* the root of "sm" at least */
-    assert_true(expect_each(res, tried, pages, SNAPSHOT_VET_CRASHED,
+    assert_true(expect_each(*state, empty_branch, SNAPSHOT_VET_CRASHED,
                             SIGABRT) >= 1);
 }
 
