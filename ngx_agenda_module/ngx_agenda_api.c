@@ -41,7 +41,8 @@
  * runs, r->main->blocked keeps the request (and so the task's memory)
  * alive even if the client goes away, and shard calls are not cut short
  * when it does (proxy_ignore_client_abort in config/gen-nginx), so a
- * write reaches its answer and its notifications.  agenda_max_calls
+ * write reaches its answer (its publications may be dropped by nchan:
+ * see ngx_http_agenda_auth_cache_mark()).  agenda_max_calls
  * (default 40) bounds a request's shard calls, retries included.
  */
 

@@ -23,8 +23,8 @@
  *      the access_token query parameter for browsers, which cannot set
  *      headers on a websocket.  The parameter is what browsers can do
  *      safely here: the connection is TLS only, the token is short-lived,
- *      the generated configuration keeps the query string out of the
- *      access log of this location, the guard blanks the parameter in the
+ *      the generated configuration's access log withholds a query string
+ *      holding access_token, the guard blanks the parameter in the
  *      request line that error log lines quote (before step 1, so that
  *      no refusal logs it), and a websocket URL is never a page
  *      that could leak it through Referer.  (Smuggling it in
@@ -402,8 +402,7 @@ ngx_http_agenda_subscriber_watch(ngx_event_t *ev)
     /* a group's channel closed since its check began (a member left, the
      * group was deleted): ngx_http_agenda_auth_cache_mark() */
 
-    if (ctx->channel.len > 6
-        && ngx_strncmp(ctx->channel.data, "group/", 6) == 0
+    if (ngx_http_agenda_group_channel(ctx->channel.data, ctx->channel.len)
         && ngx_http_agenda_auth_cache_revoked(ctx->cache, ctx->channel.data,
                                               ctx->channel.len,
                                               (uint64_t) ctx->since))

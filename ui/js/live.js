@@ -264,10 +264,9 @@ export class Live {
         if (epoch !== this.epoch || seq !== this.groupSeq) {
             return;         // logged out, or another calendar was chosen
         }
+        // this.group is null here: this call closed it before its await,
+        // and no earlier call gets past the seq check to set it
         this.tokens.set(target, r.sync_token);
-        if (this.group) {
-            this.group.close();     // never two: one would outlive us
-        }
         this.group = new Socket(this, `group/${id}`);
         this.group.connect();
     }
