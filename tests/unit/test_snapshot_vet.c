@@ -462,6 +462,18 @@ static bool reaped(pid_t pid)
     return waitpid(pid, NULL, WNOHANG) == -1 && errno == ECHILD;
 }
 
+/* v started on a child that never answers, with limit_ms. */
+static void start_hanging(struct fx *f, struct snapshot_vet *v,
+                          uint64_t limit_ms)
+{
+    snapshot_vet_init(v);
+    v->work = hang;
+    f->answered = false;
+    assert_int_equal(snapshot_vet_start(v, f->base, f->snap, f->out,
+                                        limit_ms, answered, f),
+                     0);
+}
+
 /* A child that never answers is killed at the limit, and reaped. */
 static void test_a_hanging_check_is_killed(void **state)
 {
@@ -469,13 +481,8 @@ static void test_a_hanging_check_is_killed(void **state)
     struct snapshot_vet v;
     pid_t pid;
 
-    snapshot_vet_init(&v);
-    v.work = hang;
-    f->answered = false;
     alarm(30); /* a time limit that never fires fails, not hangs */
-    assert_int_equal(snapshot_vet_start(&v, f->base, f->snap, f->out, 300,
-                                        answered, f),
-                     0);
+    start_hanging(f, &v, 300);
     pid = v.pid;
     wait_answer(f);
     alarm(0);
@@ -492,12 +499,7 @@ static void test_a_cancelled_check_is_reaped(void **state)
     struct snapshot_vet v;
     pid_t pid;
 
-    snapshot_vet_init(&v);
-    v.work = hang;
-    f->answered = false;
-    assert_int_equal(snapshot_vet_start(&v, f->base, f->snap, f->out,
-                                        TIMEOUT_MS, answered, f),
-                     0);
+    start_hanging(f, &v, TIMEOUT_MS);
     assert_int_equal(snapshot_vet_start(&v, f->base, f->snap, f->out,
                                         TIMEOUT_MS, answered, f),
                      -1);
