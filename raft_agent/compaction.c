@@ -12,9 +12,13 @@ raft_index agenda_compaction_upto(raft_index applied, raft_index first,
      * the log rather than with a snapshot */
     raft_index upto = applied + 1 - threshold / 2;
     raft_index need = upto;
+    /* a follower that never acknowledged anything (match 0) is not one
+     * in touch, whatever the core's recent_active says: a new leader
+     * counts every peer active until its first check, and a replica that
+     * never started would keep the whole log */
     for (size_t i = 0; i < n; i++)
         if (peers[i].active && !peers[i].snapshotting &&
-            peers[i].match + 1 < need)
+            peers[i].match > 0 && peers[i].match + 1 < need)
             need = peers[i].match + 1;
     if (streaming != 0 && streaming + 1 < need)
         need = streaming + 1;

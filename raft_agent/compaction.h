@@ -29,7 +29,8 @@
 #define COMPACTION_KEEP_MAX 4
 
 struct compaction_peer {
-    raft_index match;   /* what the follower is known to hold */
+    raft_index match;   /* what the follower is known to hold (0: none
+                         * known, and then it is not counted) */
     bool active;        /* heard from recently */
     bool snapshotting;  /* being sent a snapshot (see streaming) */
 };

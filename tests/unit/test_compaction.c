@@ -53,6 +53,12 @@ static void test_a_follower_in_touch_keeps_what_it_needs(void **state)
     /* nothing to drop yet when it needs the first entry */
     const struct compaction_peer first[] = {{50, true, false}};
     assert_int_equal(upto(151, 51, first, 1, 0), 0);
+    /* one that never acknowledged anything (a new leader calls every
+     * peer active at first, a replica never started included) does not
+     * hold the log back */
+    const struct compaction_peer never[] = {{151, true, false},
+                                            {0, true, false}};
+    assert_int_equal(upto(151, 51, never, 2, 0), 102);
 }
 
 static void test_the_streamed_snapshot_keeps_what_follows_it(void **state)
