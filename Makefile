@@ -173,8 +173,9 @@ test-fuzz: $(FUZZ_BIN)
 	    echo "== replay $$n"; \
 	    $$f -runs=0 tests/fuzz/corpus/$$n; done
 
-# LD_PRELOAD shim that makes syncs slow (tests/cluster/slow_sync.c)
-$(BUILD)/slow_sync.so: tests/cluster/slow_sync.c
+# LD_PRELOAD shims for tests: syncs made slow (tests/cluster/slow_sync.c),
+# or failing as on a full disk (tests/cluster/full_disk.c)
+$(BUILD)/%.so: tests/cluster/%.c tests/cluster/shim_real.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -fPIC -shared -o $@ $< -ldl
 
@@ -187,7 +188,7 @@ test-stack: deps
 	cd tests/docker && $(PYTHON) -m pytest -q -x -p no:cacheprovider -s .
 
 # Through nginx: the packaged /usr/sbin/nginx with our module, on free ports.
-test-edge: module all
+test-edge: module all $(BUILD)/full_disk.so
 	cd tests/edge && AGENDA_MODULE=$(CURDIR)/$(MODULE_SO) \
 	    AGENDA_BUILD=$(CURDIR)/$(BUILD) \
 	    $(PYTHON) -m pytest -q -x -p no:cacheprovider .

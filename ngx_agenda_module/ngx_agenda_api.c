@@ -12,11 +12,12 @@
  *            config/gen-nginx).  Commands and linearizable queries go to
  *            the leader the workers know (shared memory), stale queries
  *            round-robin over the replicas.  A 421 with X-Raft-Leader is
- *            followed at once (and remembered); a 421 without it, 502, 503
- *            and 504 are retried on the next replica after a backoff of
- *            50 ms doubling up to 1 s, with the same body and
- *            Idempotency-Key, until agenda_retry_budget is spent: then the
- *            flow hears status 0.  The flow continues when every call of
+ *            followed at once (and remembered); a 421 without it, 502,
+ *            503, 504 and 507 (that replica's disk is full) are retried on
+ *            the next replica after a backoff of 50 ms doubling up to 1 s,
+ *            with the same body and Idempotency-Key, until
+ *            agenda_retry_budget is spent: then the flow hears the last
+ *            507, or status 0.  The flow continues when every call of
  *            the action has its answer.
  *   HASH,    an nginx thread pool task (agenda_thread_pool), so argon2id
  *   VERIFY   never runs in a worker's event loop.
@@ -93,6 +94,9 @@ typedef struct {
 
     ngx_http_request_t            *sr;        /* the current attempt */
     ngx_int_t                      sr_status;
+
+    /* a replica's 507, what the flow hears if no other replica answers */
+    ngx_str_t                      full;
 
     ngx_int_t                      status;    /* the answer for the flow */
     ngx_str_t                      answer;
@@ -1232,6 +1236,25 @@ ngx_http_agenda_call_answer(ngx_http_request_t *r, ngx_http_agenda_call_t *call)
         ngx_http_agenda_call_retry(r, call, 0);
         return;
 
+    case NGX_HTTP_INSUFFICIENT_STORAGE:
+
+        /*
+         * That replica's disk is full: it refused before proposing
+         * anything.  Frozen, it stops heartbeating and the others elect
+         * a leader that can store; it stays "leader" in its own eyes
+         * meanwhile, so it is no leader to remember.  If no replica has
+         * room, the client hears this 507 when the budget is spent.
+         */
+
+        call->full.len = answer.len;
+        call->full.data = answer.len ? ngx_pstrdup(r->pool, &answer) : NULL;
+
+        if (call->full.data == NULL) {
+            call->full.len = 0;
+        }
+
+        /* fall through */
+
     case 0:
     case NGX_HTTP_BAD_GATEWAY:
     case NGX_HTTP_SERVICE_UNAVAILABLE:
@@ -1280,8 +1303,17 @@ ngx_http_agenda_call_retry(ngx_http_request_t *r,
     if ((ngx_msec_int_t) (call->deadline - now) <= 0) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "agenda: shard \"%s\" did not answer within the "
-                      "retry budget", call->shard->name);
-        ngx_http_agenda_call_final(call, 0, NULL);
+                      "retry budget%s", call->shard->name,
+                      call->full.len ? "; a replica's storage is full" : "");
+
+        if (call->full.len) {
+            ngx_http_agenda_call_final(call, NGX_HTTP_INSUFFICIENT_STORAGE,
+                                       &call->full);
+
+        } else {
+            ngx_http_agenda_call_final(call, 0, NULL);
+        }
+
         return;
     }
 

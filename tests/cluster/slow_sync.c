@@ -5,13 +5,12 @@
  * sync from what does not by whole multiples of that delay.  LMDB syncs
  * through these two calls (mdb_env_sync, the commit of a transaction).
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
-typedef int (*sync_fn)(int);
+#include "shim_real.h"
 
 static void sleep_first(void)
 {
@@ -26,20 +25,11 @@ static void sleep_first(void)
     errno = saved;
 }
 
-/* Sleep, then call the real function `name` (looked up once in *real). */
+/* Sleep, then call the real function `name`. */
 static int slow(const char *name, sync_fn *real, int fd)
 {
-    if (*real == NULL) {
-        void *sym = dlsym(RTLD_NEXT, name);
-        /* POSIX's way of turning dlsym's object pointer into a function */
-        *(void **)real = sym;
-        if (*real == NULL) {
-            errno = ENOSYS;
-            return -1;
-        }
-    }
     sleep_first();
-    return (*real)(fd);
+    return shim_call_real(name, real, fd);
 }
 
 int fdatasync(int fd)

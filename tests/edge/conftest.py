@@ -298,6 +298,8 @@ class Agents:
             pytest.exit(f"{AGENT} not found: run `make all` first", 2)
         self.root = root
         self.procs: dict[tuple[str, int], subprocess.Popen] = {}
+        # extra environment of a replica's process (an LD_PRELOAD shim)
+        self.env: dict[tuple[str, int], dict[str, str]] = {}
         counts = [replicas] + [others] * (len(self.SHARDS) - 1)
         ports = iter(free_ports(2 * sum(counts)))
         shards = []
@@ -349,6 +351,7 @@ class Agents:
                 [str(AGENT), "--topology", str(self.topology),
                  "--shard", shard, "--node", str(rid), "--data-dir",
                  str(data), "--log-level", "warn"],
+                env=dict(os.environ, **self.env.get((shard, rid), {})),
                 stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -434,13 +437,19 @@ class Agents:
 
 @contextlib.contextmanager
 def started_stack(request, tls_dir, name: str, generate: tuple,
-                  replicas: int = 3, internal_tls: bool = False):
+                  replicas: int = 3, internal_tls: bool = False,
+                  agent_env=None):
     """Agents for every shard (events_am with `replicas` replicas) and one
     nginx generated with `generate` in front of them, for the tests of a
     file (module-scoped fixtures): yields (agents, edge); everything is
-    stopped by PID and removed at the end, even on failure."""
+    stopped by PID and removed at the end, even on failure.  agent_env,
+    if given, is called with (root, shard, rid) for the extra environment
+    of that replica."""
     root = _private_dir(f"agenda-{name}-agents-")
     agents = Agents(root, replicas=replicas, internal_tls=internal_tls)
+    if agent_env is not None:
+        for key in agents.http_ports:
+            agents.env[key] = agent_env(root, *key)
     e = Edge(_private_dir(f"agenda-{name}-"), tls_dir, agents.topology)
     request.module._agenda_shared_edge = e
     request.module._agenda_agents = agents
