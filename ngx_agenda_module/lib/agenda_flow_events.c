@@ -184,6 +184,92 @@ static void notify_event(struct agenda_flow *f, const char *type,
     }
 }
 
+/* ---- invitees must have accounts ----------------------------------------
+ *
+ * An invitation stored under a name nobody holds would be read, with the
+ * event, by whoever registers that name next; and a typo would invite no
+ * one without saying so.  So before a write adds participants, the users
+ * shard says which of the new ones have no account (user.missing), and
+ * the write is refused with 422 unknown_participant if any.  Accounts are
+ * never deleted, so a name found stays taken.  Names that are not
+ * usernames, duplicates and too long a list are left to the events shard,
+ * which refuses them with its own errors.
+ */
+
+/* The body's participants that fold to usernames and are not keys of
+ * old (the event's participants, or NULL), each once; NULL when there are
+ * none to ask about. */
+static json_t *invitees_to_check(struct agenda_flow *f, const json_t *old)
+{
+    json_t *list = json_object_get(f->in, "participants"), *item, *names;
+    char user[AGENDA_USERNAME_MAX + 1];
+    size_t i;
+
+    if (!json_is_array(list) || json_array_size(list) == 0
+        || json_array_size(list) > AGENDA_PARTICIPANTS_MAX)
+        return NULL;
+    names = json_array();
+    if (names == NULL) {
+        f->oom = true;
+        return NULL;
+    }
+    json_array_foreach(list, i, item) {
+        size_t j;
+        json_t *seen;
+        bool dup = false;
+
+        if (!json_is_string(item)
+            || strlen(json_string_value(item)) != json_string_length(item)
+            || agenda_username_fold(json_string_value(item), user) != 0
+            || json_object_get(old, user) != NULL)
+            continue;
+        json_array_foreach(names, j, seen)
+            dup = dup || strcmp(json_string_value(seen), user) == 0;
+        if (!dup && json_array_append_new(names, json_string(user)) != 0)
+            f->oom = true;
+    }
+    if (f->oom || json_array_size(names) == 0) {
+        json_decref(names);
+        return NULL;
+    }
+    return names;
+}
+
+/* Ask the users shard which of names (consumed) have no account. */
+static void invitees_ask(struct agenda_flow *f, json_t *names)
+{
+    flow_calls_begin(f);
+    flow_call(f, agenda_route_kind(f->env.topo, AGENDA_SHARD_USERS), false,
+              "user.missing", json_pack("{s:o}", "usernames", names));
+    flow_calls_emit(f);
+}
+
+/* After invitees_ask(): true when everyone has an account; else the
+ * request is answered (422 naming the first of the others, or the
+ * shard's error). */
+static bool invitees_exist(struct agenda_flow *f)
+{
+    json_t *missing;
+    const char *first;
+
+    if (!flow_answer_ok(f, 0))
+        return false;
+    missing = json_object_get(f->ans[0].json, "missing");
+    if (!json_is_array(missing)) {
+        flow_error(f, 500, "internal",
+                   "the users shard gave no list of missing accounts");
+        return false;
+    }
+    if (json_array_size(missing) == 0)
+        return true;
+    first = json_string_value(json_array_get(missing, 0));
+    flow_error(f, 422, "unknown_participant",
+               "no account is named '%s'%s; invite only registered users",
+               first != NULL ? first : "?",
+               json_array_size(missing) > 1 ? " (nor some others)" : "");
+    return false;
+}
+
 /* ---- GET|POST /calendars/{calendar}/events ------------------------------- */
 
 void flow_h_events_list(struct agenda_flow *f)
@@ -227,11 +313,24 @@ void flow_h_events_create(struct agenda_flow *f)
     if (!flow_calendar_ready(f))
         return;
     if (f->stage == 0) {
+        json_t *names = invitees_to_check(f, NULL);
+
+        f->stage = 1;
+        if (names != NULL) {
+            invitees_ask(f, names);
+            return;
+        }
+        if (f->oom)
+            return;
+    } else if (f->stage == 1 && !invitees_exist(f)) {
+        return;
+    }
+    if (f->stage == 1) {
         args = event_args(f, false);
         flow_copy_fields(f, args, event_fields);
         flow_copy_fields(f, args, (const char *const[]){"id", NULL});
         cal_call(f, true, "event.create", args);
-        f->stage = 1;
+        f->stage = 2;
         return;
     }
     if (!flow_answer_ok(f, 0))
@@ -273,14 +372,15 @@ void flow_h_event_get(struct agenda_flow *f)
  * PATCH changes only the fields it gives.  When the participants may
  * change (PUT, or PATCH with participants), the event is read first so
  * that the notifications can tell new invitees (invitation.created) and
- * removed ones (invitation.removed) from those kept (event.updated).
+ * removed ones (invitation.removed) from those kept (event.updated), and
+ * so that only the new ones need an account check (stage 4).
  */
 static void event_write(struct agenda_flow *f, bool put)
 {
     static const char *const required[] = {"title", "start", "end",
                                            "time_zone", NULL};
     long long version;
-    json_t *args, *ev, *old;
+    json_t *args, *ev, *old, *names;
     int im;
 
     if (f->cal_stage == 0) {
@@ -332,6 +432,20 @@ static void event_write(struct agenda_flow *f, bool put)
                               "participants");
         flow_set(f, f->scratch, "old",
                  json_is_object(old) ? json_incref(old) : json_object());
+        f->stage = 2;
+        /* only the people this write adds need an account check */
+        names = invitees_to_check(f, json_object_get(f->scratch, "old"));
+        if (names != NULL) {
+            invitees_ask(f, names);
+            f->stage = 4;
+            return;
+        }
+        if (f->oom)
+            return;
+        break;
+    case 4:
+        if (!invitees_exist(f))
+            return;
         f->stage = 2;
         break;
     default:

@@ -918,6 +918,53 @@ def test_an_invitee_answers_only_for_themself(world):
                                                                 "{event}")))
 
 
+def test_nobody_is_invited_under_a_name_no_account_holds(stack):
+    """An invitation stored under a free name would show the event to
+    whoever registers that name next; the write is refused (422) instead,
+    on creation and when a change adds someone, and writes nothing."""
+    _, edge = stack
+    alice = Client(edge).register_login(uname("a"))
+    cal = me(alice)
+    ghost = uname("g")
+    title = f"secret plans {uuid.uuid4().hex[:6]}"
+    r = alice.req("POST", f"/calendars/{cal}/events",
+                  event_body(title=title, participants=[ghost.upper()]))
+    assert r.status_code == 422, r.text
+    assert error_code(r) == "unknown_participant"
+    assert f"'{ghost}'" in r.json()["error"]["message"]
+    events = get_ok(alice, f"/calendars/{cal}/events?{DAY}")["events"]
+    assert title not in json.dumps(events)
+
+    # the control: a registered invitee, then a change adding a free name
+    bob = Client(edge).register_login(uname("b"))
+    r = alice.req("POST", f"/calendars/{cal}/events",
+                  event_body(title=title, participants=[me(bob)]))
+    assert r.status_code == 201, r.text
+    ev = unwrap(r, "event")
+    path = f"/calendars/{cal}/events/{ev['id']}"
+    r = alice.req("PATCH", path, {"participants": [me(bob), ghost]},
+                  headers={"If-Match": r.headers["ETag"]})
+    assert r.status_code == 422, r.text
+    assert error_code(r) == "unknown_participant"
+    after = get_ok(alice, path)
+    assert unwrap_event(after)["participants"] == {me(bob): "needs_action"}
+
+    # whoever takes the name afterwards was never invited
+    squatter = Client(edge).register_login(ghost)
+    inv = get_ok(squatter, "/invitations?status=needs_action")
+    assert title not in json.dumps(inv)
+    r = squatter.req("GET", path)
+    assert r.status_code == 404, r.text
+    # and, now that the account exists, inviting it works
+    r = alice.req("PATCH", path, {"participants": [me(bob), ghost]},
+                  headers={"If-Match": f'"{unwrap_event(after)["version"]}"'})
+    assert r.status_code == 200, r.text
+
+
+def unwrap_event(body: dict) -> dict:
+    return body["event"] if isinstance(body.get("event"), dict) else body
+
+
 def test_guessed_ids_look_like_missing_ones(world):
     """A foreign event and a nonexistent one answer alike (no oracle)."""
     w = world

@@ -1,7 +1,7 @@
 /*
  * test_agenda_users.c — the users shard: user.register, user.get,
- * user.update, user.password, user.list and user.auth through the agenda
- * state machine, as the agent applies them.
+ * user.update, user.password, user.list, user.auth and user.missing
+ * through the agenda state machine, as the agent applies them.
  *
  * With AGENDA_WRITE_CORPUS=<dir> the run also writes a few valid
  * operations into <dir> (seeds of tests/fuzz/fuzz_agenda_ops.c).
@@ -571,6 +571,59 @@ static void list_rejects_bad_input(void **state)
     }
 }
 
+/* ---- user.missing ------------------------------------------------------ */
+
+static void missing_names_free_names_in_order(void **state)
+{
+    struct agenda_fx *fx = *state;
+    assert_int_equal(reg(fx, "alice"), 201);
+    assert_int_equal(reg(fx, "carol"), 201);
+    assert_int_equal(
+        tu_query(fx, "user.missing", tu_user("bob"),
+                 "{\"usernames\":[\"Zoe\",\"alice\",\"ally\",\"CAROL\","
+                 "\"bob\"]}"),
+        200);
+    json_t *b = agenda_fx_body(fx);
+    char *got = json_dumps(json_object_get(b, "missing"), JSON_COMPACT);
+    /* folded, in the order given; bob asked but has no account here */
+    assert_string_equal(got, "[\"zoe\",\"ally\",\"bob\"]");
+    free(got);
+    json_decref(b);
+    assert_int_equal(tu_query(fx, "user.missing", tu_user("bob"),
+                              "{\"usernames\":[\"alice\"]}"),
+                     200);
+    assert_string_equal(tu_body_text(fx), "{\"missing\":[]}");
+}
+
+static void missing_rejects_bad_input(void **state)
+{
+    struct agenda_fx *fx = *state;
+    char many[2048] = "{\"usernames\":[";
+    for (int i = 0; i <= AGENDA_PARTICIPANTS_MAX; i++)
+        snprintf(many + strlen(many), sizeof(many) - strlen(many),
+                 "%s\"u%03d\"", i ? "," : "", i);
+    strcat(many, "]}");
+    const char *cases[] = {
+        "{}",
+        "{\"usernames\":[]}",
+        "{\"usernames\":\"alice\"}",
+        "{\"usernames\":[\"alice\",7]}",
+        "{\"usernames\":[\"a b\"]}",
+        "{\"usernames\":[\"al\\u0000ice\"]}",
+        "{\"usernames\":[\"alice\"],\"extra\":1}",
+        many,
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int st = tu_query(fx, "user.missing", tu_user("bob"), cases[i]);
+        if (st != 400)
+            fail_msg("case %zu: got %d, want 400 (%s)", i, st,
+                     tu_body_text(fx));
+    }
+    assert_int_equal(tu_query(fx, "user.missing", TU_ANON,
+                              "{\"usernames\":[\"alice\"]}"),
+                     401);
+}
+
 /* ---- seed corpus ------------------------------------------------------- */
 
 /* Valid operations on the users shard, for the fuzz target's corpus: the
@@ -602,7 +655,9 @@ static void write_corpus(void **state)
          "\x03?{\"op\":\"user.list\",\"actor\":{\"user\":\"bob\",\"role\":"
          "\"user\"},\"args\":{\"prefix\":\"a\",\"limit\":2}}\n"
          "?{\"op\":\"user.auth\",\"actor\":{\"user\":\"\",\"role\":"
-         "\"system\"},\"args\":{\"username\":\"alice\"}}\n"},
+         "\"system\"},\"args\":{\"username\":\"alice\"}}\n"
+         "?{\"op\":\"user.missing\",\"actor\":{\"user\":\"bob\",\"role\":"
+         "\"user\"},\"args\":{\"usernames\":[\"alice\",\"Zed\"]}}\n"},
     };
     for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
         char path[512];
@@ -633,6 +688,8 @@ int main(void)
         T(list_walks_from_prefix),
         T(list_is_capped),
         T(list_rejects_bad_input),
+        T(missing_names_free_names_in_order),
+        T(missing_rejects_bad_input),
         cmocka_unit_test(write_corpus),
 #undef T
     };

@@ -50,6 +50,7 @@ static const struct fh_row s_ok[] = {
      "\"version\":3,\"sync_token\":9}"},
     {"event.rsvp", "events_am", 200, EV_ALICE},
     {"group.get", "groups", 200, GROUP("member")},
+    {"user.missing", "users", 200, "{\"missing\":[]}"},
 };
 
 static const struct fh_row s_err[] = {
@@ -62,6 +63,7 @@ static const struct fh_row s_err[] = {
     {"event.list", NULL, 421, ERR("wrong_shard")},
     {"event.rsvp", NULL, 0, NULL},
     {"group.get", NULL, 404, ERR("not_found")},
+    {"user.missing", NULL, 200, "{\"missing\":[]}"},
 };
 
 static const struct fh_case event_cases[] = {
@@ -81,12 +83,12 @@ static const struct fh_case event_cases[] = {
      "from=a&to=b", FH_ALICE, NULL, NULL, NULL, FH_SCRIPT(s_ok), 400,
      "invalid_calendar", 1, NULL},
     {"create", "POST", EVS, NULL, FH_ALICE, NULL, FH_JSON, EV_BODY,
-     FH_SCRIPT(s_ok), 201, NULL, 2, "event.create"},
+     FH_SCRIPT(s_ok), 201, NULL, 3, "event.create"},
     {"create unknown field", "POST", EVS, NULL, FH_ALICE, NULL, FH_JSON,
      "{\"title\":\"x\",\"group\":\"" GID "\"}", FH_SCRIPT(s_ok), 400,
      "unknown_field", 0, NULL},
     {"create double booked", "POST", EVS, NULL, FH_ALICE, NULL, FH_JSON,
-     EV_BODY, FH_SCRIPT(s_err), 409, "double_booked", 2, NULL},
+     EV_BODY, FH_SCRIPT(s_err), 409, "double_booked", 3, NULL},
     {"get", "GET", ONE, NULL, FH_ALICE, NULL, NULL, NULL, FH_SCRIPT(s_ok),
      200, NULL, 2, "event.get"},
     {"get missing", "GET", ONE, NULL, FH_ALICE, NULL, NULL, NULL,
@@ -199,10 +201,11 @@ static void test_create_headers_and_notifications(void **state)
     (void)state;
     fh_init(&h, FH_SCRIPT(s_ok));
     assert_int_equal(req(&h, "POST", EVS, NULL, EV_BODY), 201);
-    assert_string_equal(h.calls[1].shard, "events_am");
-    assert_true(h.calls[1].command);
-    assert_string_equal(fh_arg(&h, 1, "calendar"), "alice");
-    assert_string_equal(fh_arg(&h, 1, "title"), "Standup");
+    assert_string_equal(fh_op(&h, 1), "user.missing");
+    assert_string_equal(h.calls[2].shard, "events_am");
+    assert_true(h.calls[2].command);
+    assert_string_equal(fh_arg(&h, 2, "calendar"), "alice");
+    assert_string_equal(fh_arg(&h, 2, "title"), "Standup");
     assert_string_equal(fh_header(&h, "Location"),
                         "/api/v1/calendars/alice/events/" EID);
     assert_string_equal(fh_header(&h, "ETag"), "\"3\"");
@@ -268,6 +271,69 @@ static void test_if_match_becomes_expected_version(void **state)
     fh_done(&h);
 }
 
+/* The usernames call i asked the users shard about, as compact JSON. */
+static const char *usernames_asked(const struct fh *h, size_t i)
+{
+    static char out[1024];
+    char *text = json_dumps(json_object_get(json_object_get(h->calls[i].req,
+                                                            "args"),
+                                            "usernames"),
+                            JSON_COMPACT);
+
+    assert_non_null(text);
+    snprintf(out, sizeof out, "%s", text);
+    free(text);
+    return out;
+}
+
+/* Someone invited who has no account: 422, and nothing is written. */
+static void test_unknown_invitee_is_refused(void **state)
+{
+    static const struct fh_row s_ghost[] = {
+        FH_AUTH_ALICE,
+        {"user.missing", "users", 200, "{\"missing\":[\"ghost\"]}"},
+        {"event.get", "events_am", 200, EV_ALICE},
+        {"event.create", "events_am", 201, EV_ALICE},
+        {"event.update", "events_am", 200, EV_UPDATED},
+    };
+    struct fh h;
+
+    (void)state;
+    fh_init(&h, FH_SCRIPT(s_ghost));
+    /* folded, each once; names that are not usernames are the events
+     * shard's to refuse */
+    assert_int_equal(req(&h, "POST", EVS, NULL,
+                         "{\"title\":\"x\",\"start\":\"2026-12-01T09:00:00Z\","
+                         "\"end\":\"2026-12-01T10:00:00Z\",\"time_zone\":"
+                         "\"UTC\",\"participants\":[\"Ghost\",\"bob\",\"ghost\","
+                         "\"a b\",7]}"),
+                     422);
+    assert_string_equal(fh_code(&h), "unknown_participant");
+    assert_non_null(strstr(json_string_value(json_object_get(
+                               json_object_get(h.body, "error"), "message")),
+                           "'ghost'"));
+    assert_int_equal(h.n_calls, 2);
+    assert_string_equal(usernames_asked(&h, 1), "[\"ghost\",\"bob\"]");
+    /* a PATCH adding someone without an account: read, ask, refuse */
+    assert_int_equal(req(&h, "PATCH", ONE, "\"3\"",
+                         "{\"participants\":[\"bob\",\"ghost\"]}"), 422);
+    assert_string_equal(fh_code(&h), "unknown_participant");
+    assert_int_equal(h.n_calls, 3);
+    assert_string_equal(fh_op(&h, 1), "event.get");
+    assert_string_equal(usernames_asked(&h, 2), "[\"ghost\"]");
+    /* no one added: nobody to ask about, whatever the users shard says */
+    assert_int_equal(req(&h, "PATCH", ONE, "\"3\"",
+                         "{\"participants\":[\"carol\"]}"), 200);
+    assert_string_equal(fh_op(&h, 2), "event.update");
+    assert_int_equal(req(&h, "POST", EVS, NULL,
+                         "{\"title\":\"x\",\"start\":\"2026-12-01T09:00:00Z\","
+                         "\"end\":\"2026-12-01T10:00:00Z\",\"time_zone\":"
+                         "\"UTC\",\"participants\":[]}"),
+                     201);
+    assert_string_equal(fh_op(&h, 1), "event.create");
+    fh_done(&h);
+}
+
 static void test_participant_changes_notify(void **state)
 {
     struct fh h;
@@ -279,7 +345,11 @@ static void test_participant_changes_notify(void **state)
                          "{\"participants\":[\"bob\",\"dave\"]}"), 200);
     assert_string_equal(fh_op(&h, 1), "event.get");
     assert_false(h.calls[1].stale);
-    assert_string_equal(fh_op(&h, 2), "event.update");
+    /* only dave is new: only dave's account is looked for */
+    assert_string_equal(fh_op(&h, 2), "user.missing");
+    assert_string_equal(h.calls[2].shard, "users");
+    assert_string_equal(usernames_asked(&h, 2), "[\"dave\"]");
+    assert_string_equal(fh_op(&h, 3), "event.update");
     assert_true(fh_notified(&h, "user/alice", "event.updated"));
     assert_true(fh_notified(&h, "user/bob", "event.updated"));
     assert_true(fh_notified(&h, "user/dave", "invitation.created"));
@@ -292,6 +362,7 @@ static void test_group_calendar_role(void **state)
     static const struct fh_row s_leader[] = {
         FH_AUTH_ALICE,
         {"group.get", "groups", 200, GROUP("leader")},
+        {"user.missing", "users", 200, "{\"missing\":[]}"},
         {"event.create", NULL, 201,
          "{\"event\":{\"calendar\":\"g:" GID "\",\"id\":\"" EID "\","
          "\"version\":1,\"participants\":{}},\"sync_token\":2}"},
@@ -302,16 +373,17 @@ static void test_group_calendar_role(void **state)
     (void)state;
     fh_init(&h, FH_SCRIPT(s_leader));
     assert_int_equal(req(&h, "POST", GEVS, NULL, EV_BODY), 201);
-    assert_int_equal(h.n_calls, 3);
+    assert_int_equal(h.n_calls, 4);
     assert_string_equal(fh_op(&h, 1), "group.get");
     assert_string_equal(fh_arg(&h, 1, "id"), GID);
     assert_string_equal(fh_actor(&h, 1, "user"), "alice");
     assert_false(h.calls[1].stale);
-    assert_string_equal(fh_op(&h, 2), "event.create");
-    assert_string_equal(fh_actor(&h, 2, "calendar_role"), "leader");
+    assert_string_equal(fh_op(&h, 2), "user.missing");
+    assert_string_equal(fh_op(&h, 3), "event.create");
+    assert_string_equal(fh_actor(&h, 3, "calendar_role"), "leader");
     /* g:5... routes by the calendar id like any other */
     shard = agenda_route_calendar(h.topo, "g:" GID)->name;
-    assert_string_equal(h.calls[2].shard, shard);
+    assert_string_equal(h.calls[3].shard, shard);
     assert_true(fh_notified(&h, "group/" GID, "event.created"));
     fh_done(&h);
     /* a plain member */
@@ -344,6 +416,7 @@ int main(void)
         cmocka_unit_test(test_get_etag_and_case_folded_calendar),
         cmocka_unit_test(test_if_match_becomes_expected_version),
         cmocka_unit_test(test_participant_changes_notify),
+        cmocka_unit_test(test_unknown_invitee_is_refused),
         cmocka_unit_test(test_group_calendar_role),
         cmocka_unit_test(test_personal_calendar_has_no_role),
     };
