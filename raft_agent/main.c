@@ -30,6 +30,7 @@
 #include "agent_config.h"
 #include "http_api.h"
 #include "mux_sm.h"
+#include "purge_driver.h"
 #include "shard_identity.h"
 #include "log.h"
 #include "tls.h"
@@ -165,6 +166,7 @@ struct agent {
     struct event_base *base;
     struct agenda_node *node;
     struct agenda_http_api *api;
+    struct agenda_purge_driver *purges; /* events shards only */
     struct event *sigterm;
     struct event *sigint;
     struct event *stop_poll;
@@ -412,6 +414,11 @@ int main(int argc, char **argv)
                                 self->http_port, id.tls);
     if (a.api == NULL)
         goto out;
+    if (shard->kind == AGENDA_SHARD_EVENTS &&
+        (a.purges = agenda_purge_driver_new(a.base, a.node)) == NULL) {
+        fprintf(stderr, "raft_agent: out of memory\n");
+        goto out;
+    }
     a.sigterm = evsignal_new(a.base, SIGTERM, on_signal, &a);
     a.sigint = evsignal_new(a.base, SIGINT, on_signal, &a);
     a.stop_poll = evtimer_new(a.base, on_stop_poll, &a);
@@ -432,6 +439,7 @@ out:
     if (a.sigint != NULL)
         event_free(a.sigint);
     agenda_http_api_free(a.api);
+    agenda_purge_driver_free(a.purges);
     agenda_node_free(a.node);
     agenda_buf_free(&identity);   /* the node borrowed it */
     if (a.base != NULL)

@@ -225,11 +225,12 @@ void flow_h_group_patch(struct agenda_flow *f)
  * leaving), its calendar "g:<id>" on an events shard is emptied with
  * calendar.purge (100 events a call, AGENDA_PURGE_BATCH) before
  * answering; the answer is the groups shard's, plus "events_deleted" and
- * "calendar_purged".  At most PURGE_CALLS_MAX calls per request: what a
- * huge calendar, a crash or
- * an unreachable events shard leaves behind only takes space, since the
- * groups shard never gives a deleted group's id to a new group (nobody can
- * become a reader of that calendar again).
+ * "calendar_purged".  At most PURGE_CALLS_MAX calls per request: a purge
+ * that leaves events behind is marked on the events shard, whose leader
+ * finishes it (raft_agent/purge_driver.c), so a huge calendar or an edge
+ * stopped half way only delays the emptying.  The groups shard never
+ * gives a deleted group's id to a new group, so nobody becomes a reader
+ * of that calendar again meanwhile.
  */
 #define PURGE_CALLS_MAX 20
 

@@ -23,7 +23,8 @@
  *   list_participant                the user themselves, admins
  *   freebusy                        any authenticated actor; no titles
  *   purge a group calendar          the edge (role system), once the group
- *                                   is deleted
+ *                                   is deleted; the shard's leader finishes
+ *                                   what the edge left (calendar.purging)
  *
  * Busy time: for free/busy, every event of the user's own calendar and
  * their participations answered "accepted" or "tentative" (tentative is
@@ -1048,13 +1049,40 @@ static int purge_visit(void *arg, const struct agenda_ev_hit *h)
     return ++w->n == AGENDA_PURGE_BATCH + 1 ? 1 : 0;
 }
 
+/* The meta key that says a purge of cal is unfinished: "purging:" + cal.
+ * It is set while calendar.purge leaves events behind, and the shard's
+ * leader finishes the work (purge_driver.c) when the edge does not: a
+ * calendar of more events than the edge purges per request, or an edge
+ * stopped half way.  Cleared by the purge that finds nothing more. */
+#define PURGING_PREFIX "purging:"
+
+static MDB_val purging_key(char buf[sizeof(PURGING_PREFIX) +
+                                    AGENDA_CALENDAR_MAX],
+                           const char *cal)
+{
+    int n = snprintf(buf, sizeof(PURGING_PREFIX) + AGENDA_CALENDAR_MAX,
+                     PURGING_PREFIX "%s", cal);
+    return (MDB_val){(size_t)n, buf};
+}
+
+static int purging_mark(struct agenda_ctx *c, const char *cal, bool more)
+{
+    char buf[sizeof(PURGING_PREFIX) + AGENDA_CALENDAR_MAX];
+    MDB_val k = purging_key(buf, cal), empty = {0, buf};
+    if (more)
+        return mdb_put(c->txn, c->db->meta, &k, &empty, 0);
+    int rc = mdb_del(c->txn, c->db->meta, &k, NULL);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 /*
  * calendar.purge {calendar} -> {calendar, deleted, more, sync_token}
  * Deletes the first AGENDA_PURGE_BATCH events of a group calendar whose
  * group is gone, as event.delete would (feeds included); the edge repeats
- * it while more is true.  Bounded work per command, so a calendar of any
- * size never makes one apply long.  Role system only: whether the group
- * still exists is known on the groups shard, not here.
+ * it while more is true, and the shard's leader after it (see
+ * purging_key).  Bounded work per command, so a calendar of any size
+ * never makes one apply long.  Role system only: whether the group still
+ * exists is known on the groups shard, not here.
  */
 static int cal_purge(struct agenda_ctx *c)
 {
@@ -1091,11 +1119,74 @@ static int cal_purge(struct agenda_ctx *c)
     }
     bool more = w->n > AGENDA_PURGE_BATCH;
     free(w);
+    if (rc == 0)
+        rc = purging_mark(c, cal, more);
     if (rc != 0)
         return rc;
     json_t *body = json_pack("{s:s,s:I,s:b}", "calendar", cal, "deleted",
                              (json_int_t)n, "more", more);
     return agenda_reply_synced(c, 200, body);
+}
+
+/*
+ * calendar.purging {} -> {"calendars": [cal, ...], "more": bool}: the
+ * group calendars whose purge is unfinished, at most
+ * AGENDA_PURGING_LIST_MAX, in name order.  For this shard's leader
+ * (purge_driver.c): role system only.
+ */
+static int cal_purging(struct agenda_ctx *c)
+{
+    static const char *const allowed[] = {NULL};
+    if (!agenda_args_only(c, allowed))
+        return 0;
+    if (c->actor.role != AGENDA_ROLE_SYSTEM)
+        return agenda_fail(c, 403, "forbidden",
+                           "calendar.purging is reserved to the shard "
+                           "(role system)");
+    json_t *list = json_array();
+    if (list == NULL)
+        return ENOMEM;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(c->txn, c->db->meta, &cur);
+    if (rc != 0) {
+        json_decref(list);
+        return rc;
+    }
+    const size_t plen = sizeof(PURGING_PREFIX) - 1;
+    MDB_val k = {plen, (void *)(uintptr_t)PURGING_PREFIX}, v;
+    bool more = false;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size <= plen || memcmp(k.mv_data, PURGING_PREFIX, plen) != 0)
+            break;
+        if (json_array_size(list) == AGENDA_PURGING_LIST_MAX) {
+            more = true;
+            break;
+        }
+        char cal[AGENDA_CALENDAR_MAX + 1];
+        size_t len = k.mv_size - plen;
+        if (len > AGENDA_CALENDAR_MAX) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        memcpy(cal, (const char *)k.mv_data + plen, len);
+        cal[len] = '\0';
+        if (!is_group(cal) || strlen(cal) != len) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        if (json_array_append_new(list, json_string(cal)) != 0) {
+            rc = ENOMEM;
+            break;
+        }
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        json_decref(list);
+        return rc;
+    }
+    json_t *body = json_pack("{s:o,s:b}", "calendars", list, "more", more);
+    return body == NULL ? ENOMEM : agenda_reply(c, 200, body);
 }
 
 /* ---- queries ------------------------------------------------------------- */
@@ -1446,5 +1537,6 @@ const struct agenda_op agenda_event_ops[] = {
     {"event.list", false, AGENDA_ON_EVENTS, ev_list},
     {"event.list_participant", false, AGENDA_ON_EVENTS, ev_list_participant},
     {"event.freebusy", false, AGENDA_ON_EVENTS, ev_freebusy},
+    {"calendar.purging", false, AGENDA_ON_EVENTS, cal_purging},
     {NULL, false, 0, NULL},
 };

@@ -56,6 +56,7 @@
 #define AGENDA_FREEBUSY_MAX 10000
 #define AGENDA_FREEBUSY_USERS 20      /* users of one free/busy query */
 #define AGENDA_PURGE_BATCH 100        /* events one calendar.purge deletes */
+#define AGENDA_PURGING_LIST_MAX 16    /* calendars one calendar.purging lists */
 
 /* Change feed and audit */
 #define AGENDA_FEED_KEEP 100000       /* changes kept per shard (and a

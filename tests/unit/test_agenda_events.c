@@ -1948,6 +1948,13 @@ static void test_purge_empties_a_group_calendar(void **state)
     expect(fx, run(fx, SYSTEM, "calendar.purge",
                    "{\"calendar\":\"" GCAL "\",\"all\":true}"),
            400, "unknown_field");
+    expect(fx, run(fx, LEADER, "calendar.purging", "{}"), 403, "forbidden");
+    expect(fx, run(fx, SYSTEM, "calendar.purging", "{\"limit\":1}"), 400,
+           "unknown_field");
+    static const char none[] = "{\"calendars\":[],\"more\":false}";
+    expect(fx, run(fx, SYSTEM, "calendar.purging", "{}"), 200, "");
+    assert_int_equal(fx->res.body.len, sizeof(none) - 1);
+    assert_memory_equal(fx->res.body.data, none, sizeof(none) - 1);
     expect(fx, run(fx, BOB, "event.list_participant",
                    "{\"user\":\"bob\",\"from\":\"%s\",\"to\":\"%s\"}",
                    ts(T0), ts(T0 + 30 * DAY)),
@@ -1968,6 +1975,16 @@ static void test_purge_empties_a_group_calendar(void **state)
         assert_true(n <= AGENDA_PURGE_BATCH);
         deleted += (unsigned)n;
         check_indexes(fx);
+        /* an unfinished purge is listed for the shard's leader to finish
+         * (purge_driver.c); a finished one is not */
+        expect(fx, run(fx, SYSTEM, "calendar.purging", "{}"), 200, "");
+        b = body(fx);
+        json_t *listed = json_object_get(b, "calendars");
+        assert_int_equal(json_array_size(listed), more ? 1 : 0);
+        if (more)
+            assert_string_equal(json_string_value(json_array_get(listed, 0)),
+                                GCAL);
+        json_decref(b);
         if (!more)
             break;
         assert_int_equal(n, AGENDA_PURGE_BATCH);
