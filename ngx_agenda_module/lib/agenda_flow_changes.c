@@ -19,6 +19,7 @@
  *
  * The audit log uses the same encoding for its cursor ({"shard": after}).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,11 @@ static int rec_cmp(const void *a, const void *b)
  * Merge the arrays under key of every answer, each item tagged with its
  * shard, by time, shard, seq; the new positions go to pos[shard] from
  * pos_key of each answer.  *more when any answer says so.
+ *
+ * A shard's records keep their own order (seq) whatever their times say:
+ * the times are the leaders' clocks, and a new leader's may be behind
+ * the old one's, which would list a deletion before the creation it
+ * follows.  So a record sorts at the latest time of its shard so far.
  */
 static json_t *merge_feed(struct agenda_flow *f, const char *key,
                           const char *pos_key, json_t *pos, bool *more)
@@ -70,6 +76,7 @@ static json_t *merge_feed(struct agenda_flow *f, const char *key,
             ? json_string_value(json_array_get(
                   json_object_get(f->scratch, "shards"), i)) : NULL;
         json_t *a = f->ans[i].json, *p = json_object_get(a, pos_key);
+        int64_t latest = INT64_MIN;
 
         if (shard == NULL)
             goto fail;
@@ -85,6 +92,9 @@ static json_t *merge_feed(struct agenda_flow *f, const char *key,
                 continue;
             if (t != NULL)
                 (void)agenda_time_parse(t, &ms);
+            if (ms < latest)
+                ms = latest;
+            latest = ms;
             if (json_object_set_new(v, "shard", json_string(shard)) != 0)
                 goto fail;
             r[k++] = (struct rec){ms, shard,
@@ -252,6 +262,10 @@ void flow_h_changes(struct agenda_flow *f)
             flow_call_as(f, list[i], false,
                          since == NULL ? "changes.head" : "changes.list",
                          args, f->user, f->role, f->cal_role);
+            /* at the leader even when asked stale: a lagging replica's
+             * head is refused by the others (400), and its list ends
+             * early */
+            flow_last_call_fresh(f);
         }
         json_decref(pos);
         flow_calls_emit(f);

@@ -396,6 +396,53 @@ static void test_sync_token_round_trip(void **state)
     fh_done(&h);
 }
 
+/* A new leader's clock may be behind the old one's: a shard's records
+ * still come in their own order (seq), merged with the other shards'.
+ * And the feed is read at the leaders even when asked stale. */
+static void test_changes_keep_each_shards_order(void **state)
+{
+    static const struct fh_row s_clock[] = {
+        FH_AUTH_ALICE,
+        {"changes.list", "events_am", 200,
+         "{\"changes\":[{\"seq\":31,\"time\":\"2026-11-27T02:41:33Z\","
+         "\"type\":\"event.created\"},{\"seq\":32,\"time\":"
+         "\"2026-11-27T02:41:31Z\",\"type\":\"event.deleted\"}],"
+         "\"more\":false,\"sync_token\":32}"},
+        {"changes.list", "events_nz", 200,
+         "{\"changes\":[{\"seq\":41,\"time\":\"2026-11-27T02:41:32Z\","
+         "\"type\":\"invitation.created\"}],\"more\":false,"
+         "\"sync_token\":41}"},
+        {"changes.list", NULL, 200,
+         "{\"changes\":[],\"more\":false,\"sync_token\":0}"},
+    };
+    /* {"users":1,"groups":1,"events_am":1,"events_nz":1} */
+    static const char since[] =
+        "consistency=stale&"
+        "since=eyJ1c2VycyI6MSwiZ3JvdXBzIjoxLCJldmVudHNfYW0iOjEsImV2ZW50c1"
+        "9ueiI6MX0";
+    static const char *const want[] = {"41", "31", "32"};
+    struct fh h;
+    json_t *changes, *c;
+    size_t i;
+
+    (void)state;
+    fh_init(&h, FH_SCRIPT(s_clock));
+    assert_int_equal(get(&h, "/changes", since), 200);
+    /* the feed is read at the leaders, even when asked stale */
+    for (i = 1; i < h.n_calls; i++)
+        assert_false(h.calls[i].stale);
+    changes = json_object_get(h.body, "changes");
+    assert_int_equal(json_array_size(changes), 3);
+    json_array_foreach(changes, i, c) {
+        char seq[24];
+
+        snprintf(seq, sizeof seq, "%lld",
+                 (long long)json_integer_value(json_object_get(c, "seq")));
+        assert_string_equal(seq, want[i]);
+    }
+    fh_done(&h);
+}
+
 static void test_group_feed_uses_group_role(void **state)
 {
     struct fh h;
@@ -469,6 +516,7 @@ int main(void)
         cmocka_unit_test(test_member_notifications),
         cmocka_unit_test(test_delete_empties_the_group_calendar),
         cmocka_unit_test(test_sync_token_round_trip),
+        cmocka_unit_test(test_changes_keep_each_shards_order),
         cmocka_unit_test(test_group_feed_uses_group_role),
         cmocka_unit_test(test_audit_and_cluster_for_admins),
     };
