@@ -14,6 +14,8 @@
  * replicas must store byte-identical records. */
 #include "json_text.h"
 
+#include "validate.h"
+
 /* Answers are built in a fixed order by the same code on every replica,
  * so insertion order is already deterministic (and answers of commands are
  * stored by the session table): skip the cost of sorting big lists. */
@@ -121,6 +123,7 @@ int agenda_fail(struct agenda_ctx *c, int status, const char *code,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    agenda_utf8_cut(msg); /* a quoted field name cut mid-character */
     json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message",
                           msg);
     int rc = agenda_reply(c, status, j);

@@ -52,6 +52,7 @@ int agenda_op_refusal(const char *name, size_t len, bool want_command,
     if (found == NULL) {
         *code = "unknown_op";
         snprintf(msg, msg_size, "unknown operation '%.64s'", name);
+        agenda_utf8_cut(msg);
         return 400;
     }
     if (found->is_command != want_command) {

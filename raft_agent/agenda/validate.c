@@ -169,6 +169,21 @@ size_t agenda_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
     return len;
 }
 
+void agenda_utf8_cut(char *s)
+{
+    size_t n = strlen(s), i = 0;
+    while (i < n) {
+        uint32_t cp;
+        size_t len = agenda_utf8_decode((const unsigned char *)s + i, n - i,
+                                        &cp);
+        if (len == 0) {
+            s[i] = '\0';
+            return;
+        }
+        i += len;
+    }
+}
+
 /*
  * Characters that do not make a text non-empty: Unicode's White_Space
  * property, plus the invisible format characters people paste to get past

@@ -27,6 +27,11 @@
  */
 size_t agenda_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
 
+/* Cut the NUL-terminated s at its first malformed UTF-8 sequence: what a
+ * byte-counted "%.64s" leaves of a multi-byte character at its end, so
+ * that a message quoting untrusted text stays a JSON string. */
+void agenda_utf8_cut(char *s);
+
 /* Case-fold (ASCII) a username into out and validate it: 3..32 bytes of
  * [a-z0-9_.-].  Returns 0, or -1 (out is then "").  out may alias in. */
 int agenda_username_fold(const char *in, char out[AGENDA_USERNAME_MAX + 1]);

@@ -290,6 +290,14 @@ static void get_errors(void **state)
                               "{\"username\":\"bob\",\"x\":1}"),
                      400);
     assert_string_equal(agenda_fx_error(fx), "unknown_field");
+    /* a field name quoted in the message is cut at 64 bytes; cut inside
+     * a character, the answer still names its error */
+    char euros[128] = "{\"username\":\"bob\",\"";
+    for (int i = 0; i < 22; i++)
+        strcat(euros, "\xe2\x82\xac");
+    strcat(euros, "\":1}");
+    assert_int_equal(tu_query(fx, "user.get", tu_user("bob"), euros), 400);
+    assert_string_equal(agenda_fx_error(fx), "unknown_field");
     /* reads need an identity */
     assert_int_equal(get_as(fx, TU_ANON, "bob"), 401);
     /* a query is not a command, and users live on the users shard */

@@ -973,6 +973,33 @@ static int clear_row(void **state)
     return 0;
 }
 
+/* A byte-counted cut that ends inside a character loses that character
+ * only; whole text and ASCII are kept; text malformed further in ends
+ * there. */
+static void utf8_cut_table(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } rows[] = {
+        {"", ""},
+        {"plain", "plain"},
+        {"caf\xc3\xa9", "caf\xc3\xa9"},
+        {"caf\xc3", "caf"},
+        {"\xe2\x82\xac\xe2\x82", "\xe2\x82\xac"},
+        {"\xf0\x9f\x98\x80\xf0\x9f\x98", "\xf0\x9f\x98\x80"},
+        {"ok\xffrest", "ok"},
+        {"ok\xc0\xafrest", "ok"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        char buf[64];
+        snprintf(row, sizeof row, "utf8_cut row %zu", i);
+        snprintf(buf, sizeof buf, "%s", rows[i].in);
+        agenda_utf8_cut(buf);
+        assert_string_equal(buf, rows[i].out);
+    }
+}
+
 #define TEST(f) cmocka_unit_test_setup(f, clear_row)
 
 int main(void)
@@ -997,6 +1024,7 @@ int main(void)
         TEST(every_day_of_the_calendar),
         TEST(date_parse_table),
         TEST(date_format_takes_the_utc_day),
+        TEST(utf8_cut_table),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
