@@ -935,6 +935,11 @@ struct agenda_node *agenda_node_new(struct event_base *base,
     if (agenda_storage_stale_readers(n->st) > 0)
         agenda_log(AGENDA_LOG_WARN, "cleared %d stale LMDB reader slots",
                    agenda_storage_stale_readers(n->st));
+    if (agenda_storage_mended_bytes(n->st) > 0)
+        agenda_log(AGENDA_LOG_INFO, "data.mdb ended %" PRIu64 " bytes "
+                   "before its last page, as LMDB leaves pages it freed "
+                   "unwritten; every record is within it: extended with "
+                   "zeros", agenda_storage_mended_bytes(n->st));
     rc = open_state_machine(n);
     if (rc != 0) {
         snprintf(err, errlen, "cannot open the state machine: %s",

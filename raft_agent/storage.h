@@ -95,6 +95,10 @@ MDB_env *agenda_storage_env(struct agenda_storage *s);
 /* Stale reader slots cleared by mdb_reader_check() at open. */
 int agenda_storage_stale_readers(const struct agenda_storage *s);
 
+/* Bytes of zeros the last open added to a data.mdb that ended before the
+ * last page its meta page counts, as LMDB may leave it (storage.c). */
+uint64_t agenda_storage_mended_bytes(const struct agenda_storage *s);
+
 /* A sentence describing the last failure of a call on s (the LMDB call and
  * its message), "" if none yet.  Borrowed until the next call on s. */
 const char *agenda_storage_last_error(const struct agenda_storage *s);

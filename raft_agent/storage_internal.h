@@ -58,6 +58,7 @@ struct agenda_storage {
     } pending;
 
     int stale_readers;
+    uint64_t mended_bytes; /* zeros added at the last open, see storage.c */
     struct agenda_storage_sync_stats sync;
     char errmsg[256];
 };
