@@ -228,9 +228,11 @@ void flow_h_group_patch(struct agenda_flow *f)
  * "calendar_purged".  At most PURGE_CALLS_MAX calls per request: a purge
  * that leaves events behind is marked on the events shard, whose leader
  * finishes it (raft_agent/purge_driver.c), so a huge calendar or an edge
- * stopped half way only delays the emptying.  The groups shard never
- * gives a deleted group's id to a new group, so nobody becomes a reader
- * of that calendar again meanwhile.
+ * stopped half way only delays the emptying.  A first purge that never
+ * ran (the events shard unreachable) runs when the DELETE is repeated
+ * (deleted_before).  The groups shard never gives a deleted group's id to
+ * a new group, so nobody becomes a reader of that calendar again
+ * meanwhile.
  */
 #define PURGE_CALLS_MAX 20
 
@@ -263,6 +265,29 @@ static void purge_begin(struct agenda_flow *f, const char *type,
     purge_call(f);
 }
 
+/* A DELETE of a group deleted before: the groups shard's 404 says
+ * "gone".  Its calendar is purged again, in case the first deletion
+ * could not finish (its events shard unreachable, the edge stopped), and
+ * the client hears a plain 404, as for any group it does not belong to. */
+static bool deleted_before(struct agenda_flow *f)
+{
+    return f->ans[0].status == 404
+           && json_is_true(json_object_get(json_object_get(f->ans[0].json,
+                                                           "error"),
+                                           "gone"));
+}
+
+static void purge_again(struct agenda_flow *f)
+{
+    f->scratch = json_pack("{s:i, s:i, s:b}", "deleted", 0, "calls", 0,
+                           "again", 1);
+    if (f->scratch == NULL) {
+        f->oom = true;
+        return;
+    }
+    purge_call(f);
+}
+
 /* After a calendar.purge answer: purge on, or answer the request. */
 static void purge_step(struct agenda_flow *f)
 {
@@ -281,6 +306,13 @@ static void purge_step(struct agenda_flow *f)
         flow_set(f, f->scratch, "deleted", json_integer(deleted));
         flow_set(f, f->scratch, "calls", json_integer(calls));
         purge_call(f);
+        return;
+    }
+    if (json_is_true(json_object_get(f->scratch, "again"))) {
+        /* word for word what the groups shard says of any group the
+         * caller does not belong to (groups.c, group_open) */
+        flow_error(f, 404, "not_found",
+                   "there is no group '%s' that you belong to", f->seg[0]);
         return;
     }
     notify_group_of(f, json_string_value(json_object_get(f->scratch, "note")),
@@ -323,6 +355,10 @@ void flow_h_group_delete(struct agenda_flow *f)
         one_call(f, groups_shard(f), true, "group.delete", args);
         return;
     case 1:
+        if (deleted_before(f)) {
+            purge_again(f);
+            return;
+        }
         if (!flow_ok(f, 0)) {
             answer(f, 200);
             return;

@@ -577,6 +577,19 @@ static int group_update(struct agenda_ctx *c)
     return rc;
 }
 
+/* The 404 of group.delete for the id of a group deleted before: the same
+ * as for any unknown group, plus "gone": true for the edge, which then
+ * empties the calendar again in case a first deletion could not (its
+ * events shard unreachable, the edge stopped).  The edge tells its own
+ * client only the 404, so ids of past groups are revealed to no one. */
+static int gone_not_found(struct agenda_ctx *c)
+{
+    return agenda_reply(c, 404, json_pack("{s:{s:s,s:s,s:b}}", "error",
+                                          "code", "not_found", "message",
+                                          "that group was deleted", "gone",
+                                          1));
+}
+
 /*
  * group.delete {id, expected_version?} → 200 {"id", "deleted": true,
  * "sync_token"}.  Leaders and admins.  The group calendar's events live on
@@ -595,6 +608,11 @@ static int group_delete(struct agenda_ctx *c)
         return 0;
     json_t *g;
     int rc = group_open(c, id, NEED_LEAD, &g);
+    if (rc == 0 && g == NULL && c->res->status == 404) {
+        rc = group_id_used(c, id);
+        if (rc == 1)
+            return gone_not_found(c);
+    }
     if (rc != 0 || g == NULL)
         return rc;
     if (!version_matches(c, g, has_expected, expected)) {

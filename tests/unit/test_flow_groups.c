@@ -248,6 +248,22 @@ static const struct fh_row s_delete_refused[] = {
     {"calendar.purge", NULL, 200, "{\"deleted\":0,\"more\":false}"},
 };
 
+static const struct fh_row s_deleted_before[] = {
+    FH_AUTH_ALICE,
+    {"group.delete", NULL, 404,
+     "{\"error\":{\"code\":\"not_found\",\"message\":\"m\","
+     "\"gone\":true}}"},
+    {"calendar.purge", NULL, 200,
+     "{\"calendar\":\"g:" GID "\",\"deleted\":4,\"more\":false,"
+     "\"sync_token\":9}"},
+};
+
+static const struct fh_row s_never_was[] = {
+    FH_AUTH_ALICE,
+    {"group.delete", NULL, 404, ERR("not_found")},
+    {"calendar.purge", NULL, 200, "{\"deleted\":0,\"more\":false}"},
+};
+
 static int del(struct fh *h, const char *path)
 {
     struct agenda_flow_request r = {.method = "DELETE", .path = path};
@@ -326,6 +342,22 @@ static void test_delete_empties_the_group_calendar(void **state)
     /* a refused delete purges nothing */
     fh_init(&h, FH_SCRIPT(s_delete_refused));
     assert_int_equal(del(&h, G), 403);
+    assert_int_equal(h.n_calls, 2);
+    fh_done(&h);
+
+    /* deleting again a group deleted before purges its calendar again,
+     * in case the first time could not, and answers a plain 404 */
+    fh_init(&h, FH_SCRIPT(s_deleted_before));
+    assert_int_equal(del(&h, G), 404);
+    assert_string_equal(fh_code(&h), "not_found");
+    assert_null(json_object_get(json_object_get(h.body, "error"), "gone"));
+    assert_int_equal(h.n_calls, 3);
+    assert_string_equal(fh_op(&h, 2), "calendar.purge");
+    assert_int_equal(h.n_notes, 0);
+    fh_done(&h);
+    /* a group that never was: nothing to purge */
+    fh_init(&h, FH_SCRIPT(s_never_was));
+    assert_int_equal(del(&h, G), 404);
     assert_int_equal(h.n_calls, 2);
     fh_done(&h);
 
