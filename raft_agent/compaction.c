@@ -16,10 +16,14 @@ raft_index agenda_compaction_upto(raft_index applied, raft_index first,
      * in touch, whatever the core's recent_active says: a new leader
      * counts every peer active until its first check, and a replica that
      * never started would keep the whole log */
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (peers[i].active && !peers[i].snapshotting &&
             peers[i].match > 0 && peers[i].match + 1 < need)
             need = peers[i].match + 1;
+        if (peers[i].installing > peers[i].match &&
+            peers[i].installing + 1 < need)
+            need = peers[i].installing + 1;
+    }
     if (streaming != 0 && streaming + 1 < need)
         need = streaming + 1;
     if (need < upto) {

@@ -9,7 +9,9 @@
  * the follower installing it can go on from there.  Without that, a write
  * rate that outruns a transfer made the leader compact past the snapshot
  * while it was sent, the follower needed another one as soon as it had
- * installed it, and so on: it never rejoined.  What a leader keeps for
+ * installed it, and so on: it never rejoined.  The same holds from the
+ * moment the follower has the whole file until its match shows the
+ * install (installing).  What a leader keeps for
  * followers is bounded (COMPACTION_KEEP_MAX thresholds), so one that stays
  * slow cannot make the log grow without end: past that it gets a snapshot.
  *
@@ -33,6 +35,10 @@ struct compaction_peer {
                          * known, and then it is not counted) */
     bool active;        /* heard from recently */
     bool snapshotting;  /* being sent a snapshot (see streaming) */
+    raft_index installing; /* a snapshot the follower has received whole
+                            * and not yet shown to hold (match below it):
+                            * it goes on from there once installed; 0:
+                            * none */
 };
 
 /*

@@ -608,13 +608,21 @@ static void maybe_compact(struct agenda_node *n)
     struct raft_status st;
     raft_status(n->raft, &st);
     if (st.role == RAFT_LEADER) {
+        uint64_t now = node_mono_ms();
         for (unsigned i = 0; i < st.n_peers && i < RAFT_MAX_NODES; i++) {
             if (st.peers[i].id == n->cfg.id)
                 continue;
+            int slot = node_peer_slot(n, st.peers[i].id);
+            struct snap_send *s = slot >= 0 ? &n->send[slot] : NULL;
+            if (s != NULL && s->installing != 0 &&
+                (st.peers[i].match >= s->installing ||
+                 now > s->installing_until_ms))
+                s->installing = 0;
             peers[n_peers++] = (struct compaction_peer){
                 .match = st.peers[i].match,
                 .active = st.peers[i].recent_active,
                 .snapshotting = st.peers[i].snapshotting,
+                .installing = s != NULL ? s->installing : 0,
             };
         }
         /* every transfer streams the one file */

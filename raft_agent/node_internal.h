@@ -64,6 +64,11 @@ struct snap_send {
     struct raft_snapshot_meta report_meta; /* SNAP_REPORT_DONE: what */
     unsigned failures;      /* transfers failed in a row */
     uint64_t not_before_ms; /* after them, no new one before this */
+    /* the snapshot the follower has whole and is installing: the log
+     * after it is kept (compaction.h) until its match shows it, or
+     * until this time */
+    raft_index installing;
+    uint64_t installing_until_ms;
 };
 
 /* The snapshot file this leader streams (shared by all followers). */

@@ -373,6 +373,8 @@ void node_snapshot_on_ack(struct agenda_node *n, raft_id from,
         s->state = SNAP_SEND_IDLE;
         s->failures = 0;
         s->not_before_ms = 0;
+        s->installing = n->file.meta.index;
+        s->installing_until_ms = s->last_progress_ms + SNAP_STALL_MS;
         report(n, (unsigned)slot, true);
         break;
     default:
