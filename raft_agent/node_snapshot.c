@@ -688,8 +688,15 @@ int node_snapshot_init(struct agenda_node *n)
                            copy_done_cb, n);
     if (n->copy_ev == NULL || event_add(n->copy_ev, NULL) != 0)
         return -1;
-    /* Leftovers of a transfer cut short by a crash are useless. */
+    /* Leftovers of a transfer cut short by a crash are useless, and a
+     * copy made to send may be as large as the database. */
     recv_unlink(n);
+    static const char *const sent[] = {SNAP_SEND_FILE, SNAP_SEND_FILE ".tmp"};
+    for (size_t i = 0; i < sizeof sent / sizeof sent[0]; i++) {
+        char path[1024];
+        node_snapshot_file_path(n, path, sizeof(path), sent[i]);
+        unlink(path);
+    }
     return 0;
 }
 

@@ -312,3 +312,22 @@ def test_a_follower_that_keeps_refusing_snapshots_is_sent_fewer(
     blocker.rmdir()
     c.wait_converged(timeout=40)
     assert c.metric(victim, "agenda_raft_snapshots_received_total") >= 1
+
+
+def test_a_restart_removes_what_snapshot_transfers_left(cluster: Cluster):
+    """Copies made to send a snapshot, and files of one being received,
+    are as large as the database: what a crash left of them is removed
+    when the replica starts again, not left to fill the disk."""
+    rid = cluster.ids[0]
+    cluster.kill(rid)
+    data = cluster.replicas[rid].data_dir
+    names = ["snapshot-send.mdb", "snapshot-send.mdb.tmp",
+             "snapshot-recv.mdb", "snapshot-vetted.mdb",
+             "snapshot-vetted.mdb.tmp"]
+    for name in names:
+        (data / name).write_bytes(b"\0" * 65536)
+    cluster.start(rid)
+    cluster.wait_http([rid])
+    left = [name for name in names if (data / name).exists()]
+    assert not left, f"left in {data}: {left}"
+    assert (data / "data.mdb").exists()
