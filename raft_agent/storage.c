@@ -493,7 +493,8 @@ int agenda_storage_open(const char *dir, size_t map_size,
         set_err(err, errlen, dir, "no directory given");
         return AGENDA_STORAGE_INVALID;
     }
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    bool created = mkdir(dir, 0700) == 0;
+    if (!created && errno != EEXIST) {
         int e = errno;
         char why[160];
         snprintf(why, sizeof(why), "cannot create directory: %s",
@@ -512,6 +513,22 @@ int agenda_storage_open(const char *dir, size_t map_size,
     int rc = storage_lock(s);
     if (rc == AGENDA_STORAGE_OK)
         rc = storage_env_open(s);
+    /* The first open creates data.mdb (and maybe the directory): their
+     * names must be on disk before anything written into the file is
+     * acknowledged (a vote, an entry), or a power loss could take the
+     * file away with them.  Syncing the directory again at later opens is
+     * cheap.  Its parent, only when this open created the directory, and
+     * at best effort: it may be a mount point this user cannot open. */
+    if (rc == AGENDA_STORAGE_OK) {
+        rc = storage_fsync_dir(dir);
+        if (rc != AGENDA_STORAGE_OK) {
+            storage_env_close(s);
+            snprintf(s->errmsg, sizeof(s->errmsg),
+                     "cannot sync the directory");
+        } else if (created) {
+            (void)storage_sync_dir_of(dir);
+        }
+    }
     if (rc != AGENDA_STORAGE_OK) {
         char why[400];
         snprintf(why, sizeof(why), "%s (%s)", agenda_storage_strerror(rc),
