@@ -632,7 +632,10 @@ static char *decode(const char *s, size_t len, bool *oom)
             out[o++] = (char)(hi * 16 + lo);
             i += 2;
         } else {
-            out[o++] = s[i] == '+' ? ' ' : s[i];
+            /* '+' is itself (RFC 3986), not a form's space: a time's
+             * offset (from=...T09:00:00+01:00) is often sent unencoded,
+             * and no parameter takes a space */
+            out[o++] = s[i];
         }
     }
     out[o] = '\0';

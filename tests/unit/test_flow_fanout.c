@@ -135,6 +135,22 @@ static void test_agenda_merge_order_and_dedupe(void **state)
     fh_done(&h);
 }
 
+/* A time's offset sent without percent-encoding its '+' is the offset,
+ * as encoded; "+" is not read as a form's space. */
+static void test_an_unencoded_plus_is_a_plus(void **state)
+{
+    struct fh h;
+
+    (void)state;
+    fh_init(&h, FH_SCRIPT(s_agenda));
+    assert_int_equal(get(&h, "/agenda", "from=2026-12-01T09:00:00+01:00"
+                                        "&to=2026-12-31T00:00:00%2B01:00"),
+                     200);
+    assert_string_equal(fh_arg(&h, 1, "from"), "2026-12-01T09:00:00+01:00");
+    assert_string_equal(fh_arg(&h, 1, "to"), "2026-12-31T00:00:00+01:00");
+    fh_done(&h);
+}
+
 static void test_invitations_default_window(void **state)
 {
     struct fh h;
@@ -195,6 +211,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fanout_table),
         cmocka_unit_test(test_agenda_merge_order_and_dedupe),
+        cmocka_unit_test(test_an_unencoded_plus_is_a_plus),
         cmocka_unit_test(test_invitations_default_window),
         cmocka_unit_test(test_freebusy_merges_per_user),
     };
