@@ -546,8 +546,8 @@ void flow_h_event_delete(struct agenda_flow *f)
 void flow_h_event_rsvp(struct agenda_flow *f)
 {
     char channel[80];
-    json_t *args, *msg;
-    const char *vis;
+    json_t *args, *msg, *v;
+    const char *vis, *p;
 
     if (f->cal_stage == 0 && !event_id_ok(f))
         return;
@@ -575,10 +575,16 @@ void flow_h_event_rsvp(struct agenda_flow *f)
         && strcmp(vis, "private") == 0)
         json_object_del(msg, "actor");
     flow_notify(f, channel, msg);
-    snprintf(channel, sizeof channel, "user/%s", f->user);
-    flow_notify(f, channel, flow_note_msg(f, "invitation.responded",
-                                          f->seg[1], f->cal, cal_shard(f),
-                                          f->ans[0].json));
+    /* the responder, and the other participants, who see every answer in
+     * the event (the shard feeds each of them) */
+    json_object_foreach(json_object_get(json_object_get(f->ans[0].json,
+                                                        "event"),
+                                        "participants"), p, v) {
+        snprintf(channel, sizeof channel, "user/%s", p);
+        flow_notify(f, channel, flow_note_msg(f, "invitation.responded",
+                                              f->seg[1], f->cal,
+                                              cal_shard(f), f->ans[0].json));
+    }
     json_object_del(f->ans[0].json, "sync_token");
     flow_respond(f, 200, json_incref(f->ans[0].json));
 }

@@ -1022,6 +1022,15 @@ static int ev_rsvp(struct agenda_ctx *c)
         if (rc == 0)
             rc = feed(c, "user", c->actor.user, "invitation.responded", ev,
                       "response", answer);
+        /* the other participants see everyone's answer in the event: their
+         * copies changed too */
+        const char *p;
+        json_t *r;
+        json_object_foreach(json_object_get(ev, "participants"), p, r) {
+            if (rc == 0 && strcmp(p, c->actor.user) != 0)
+                rc = feed(c, "user", p, "invitation.responded", ev, "user",
+                          c->actor.user);
+        }
     }
     if (rc == 0) {
         json_t *body = json_pack("{s:o,s:s}", "event",

@@ -843,6 +843,9 @@ static void test_update_participants(void **state)
                    eid(1)),
            200, "");
     assert_int_equal(body_int(fx, "event", "version"), 2);
+    /* carol, invited too, sees bob's answer in the event: her feed says
+     * it changed */
+    expect_last_change(fx, CAROL, "user:carol", "invitation.responded");
     /* the same answer again changes nothing */
     uint64_t before = state_hash(fx);
     expect(fx, run(fx, BOB, "event.rsvp",

@@ -334,6 +334,22 @@ static void test_unknown_invitee_is_refused(void **state)
     fh_done(&h);
 }
 
+/* An answer reaches the calendar's channel and every participant's own:
+ * they all see the answers in the event. */
+static void test_rsvp_notifies_every_participant(void **state)
+{
+    struct fh h;
+
+    (void)state;
+    fh_init(&h, FH_SCRIPT(s_ok));
+    assert_int_equal(req(&h, "POST", ONE "/rsvp", NULL,
+                         "{\"response\":\"accepted\"}"), 200);
+    assert_true(fh_notified(&h, "user/alice", "invitation.responded"));
+    assert_true(fh_notified(&h, "user/bob", "invitation.responded"));
+    assert_true(fh_notified(&h, "user/carol", "invitation.responded"));
+    fh_done(&h);
+}
+
 static void test_participant_changes_notify(void **state)
 {
     struct fh h;
@@ -417,6 +433,7 @@ int main(void)
         cmocka_unit_test(test_if_match_becomes_expected_version),
         cmocka_unit_test(test_participant_changes_notify),
         cmocka_unit_test(test_unknown_invitee_is_refused),
+        cmocka_unit_test(test_rsvp_notifies_every_participant),
         cmocka_unit_test(test_group_calendar_role),
         cmocka_unit_test(test_personal_calendar_has_no_role),
     };
