@@ -41,8 +41,9 @@ static const char *const p_users[] = {"prefix", "limit", "consistency",
                                       NULL};
 static const char *const p_list[] = {"from", "to", "cursor", "limit",
                                      "consistency", NULL};
-static const char *const p_agenda[] = {"from", "to", "consistency", NULL};
-static const char *const p_invit[] = {"status", "from", "to",
+static const char *const p_agenda[] = {"from", "to", "cursor",
+                                       "consistency", NULL};
+static const char *const p_invit[] = {"status", "from", "to", "cursor",
                                       "consistency", NULL};
 static const char *const p_freebusy[] = {"users", "from", "to",
                                          "consistency", NULL};

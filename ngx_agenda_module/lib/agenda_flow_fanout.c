@@ -6,8 +6,20 @@
  * Answers are all-or-nothing: when any shard fails the client gets that
  * shard's error (503 when it is unreachable), never a silently partial
  * view.  Each shard is asked for up to FLOW_FANOUT_LIMIT items; when a
- * shard had more, the answer says "truncated": true and ends where that
- * shard's did (narrow the window, or ask again from the last start).
+ * shard had more, the answer says "truncated": true, ends where that
+ * shard's did, and gives a next_cursor to ask for the rest.
+ *
+ * Paging.  /agenda and /invitations merge several walks (the caller's
+ * calendar, the caller's invitations on each events shard) and show a
+ * prefix of each: the merge ends at the first walk that stopped early,
+ * and the other walks' later items are left for the next page.  So a
+ * walk resumes after the last item of it the page showed, which is not
+ * where its own page ended: the client's cursor is base64url of
+ * {"from", "to", "after": [per walk, in call order: null (from the
+ * start) or [start ms, calendar, id]]}, and each walk is asked with that
+ * "after" (events.c, arg_after).  Only items strictly after are shown
+ * again, so a page always moves on, however many events share an
+ * instant or overlap the window's start.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +36,7 @@ struct item {
     int64_t start;
     const char *cal, *id;
     json_t *ev;
+    size_t call;
 };
 
 static int item_cmp(const void *a, const void *b)
@@ -37,24 +50,43 @@ static int item_cmp(const void *a, const void *b)
     return c != 0 ? c : strcmp(x->id, y->id);
 }
 
+/* Item j of answer i into *it; false when it is not an event. */
+static bool item_at(struct agenda_flow *f, size_t i, size_t j,
+                    struct item *it)
+{
+    json_t *ev = json_array_get(json_object_get(f->ans[i].json, "events"),
+                                j);
+    const char *st = json_string_value(json_object_get(ev, "start"));
+
+    it->cal = json_string_value(json_object_get(ev, "calendar"));
+    it->id = json_string_value(json_object_get(ev, "id"));
+    it->ev = ev;
+    it->call = i;
+    return it->cal != NULL && it->id != NULL && st != NULL
+           && flow_parse_when(st, &it->start);
+}
+
 /*
  * Merge the "events" arrays of every answer: in start order (then
  * calendar, then id), each (calendar, id) once, the first answer that has
  * it winning (for /agenda the caller's own calendar comes first, so its
  * full view wins over the same event seen as an invitation).
  *
- * *truncated is set when a shard had more.  Its answer then ends at its
- * last item's start, and so does the merge: another shard's later events
- * would show a stretch of time with this shard's events missing, as if
- * there were none.  What is kept is a prefix in start order, complete
- * before that instant.  Returns a new array or NULL.
+ * *truncated is set when a walk had more.  The merge then ends at that
+ * walk's last item: another walk's later events would show a stretch of
+ * time with this one's events missing, as if there were none.  What is
+ * kept is a prefix in merge order, complete up to there.  after (one
+ * entry per answer, see the top of the file) moves to each walk's last
+ * item within that prefix, shown or a duplicate of one shown.  Returns a
+ * new array or NULL.
  */
-static json_t *merge_events(struct agenda_flow *f, bool *truncated)
+static json_t *merge_events(struct agenda_flow *f, json_t *after,
+                            bool *truncated)
 {
-    size_t n = 0, k = 0, j;
-    struct item *items;
-    json_t *seen, *out, *ev;
-    int64_t cut = INT64_MAX;
+    size_t n = 0, k = 0, j, len;
+    struct item *items, it, cut = {INT64_MAX, "", "", NULL, 0};
+    bool cut_set = false;
+    json_t *seen, *out;
 
     *truncated = false;
     for (size_t i = 0; i < f->n_ans; i++)
@@ -64,37 +96,51 @@ static json_t *merge_events(struct agenda_flow *f, bool *truncated)
     out = json_array();
     if (items == NULL || seen == NULL || out == NULL)
         goto fail;
+    /* where the merge ends: the least of the stopped walks' last items */
     for (size_t i = 0; i < f->n_ans; i++) {
-        bool more = json_is_string(json_object_get(f->ans[i].json,
-                                                   "next_cursor"));
-        int64_t last = INT64_MIN;
+        struct item last = {INT64_MIN, "", "", NULL, i};
 
-        *truncated = *truncated || more;
-        json_array_foreach(json_object_get(f->ans[i].json, "events"), j, ev) {
-            const char *cal = json_string_value(json_object_get(ev,
-                                                                "calendar"));
-            const char *id = json_string_value(json_object_get(ev, "id"));
-            const char *st = json_string_value(json_object_get(ev, "start"));
+        if (!json_is_string(json_object_get(f->ans[i].json, "next_cursor")))
+            continue;
+        *truncated = true;
+        len = json_array_size(json_object_get(f->ans[i].json, "events"));
+        for (j = 0; j < len; j++)
+            if (item_at(f, i, j, &it) && item_cmp(&it, &last) > 0)
+                last = it;
+        if (last.ev != NULL && (!cut_set || item_cmp(&last, &cut) < 0)) {
+            cut = last;
+            cut_set = true;
+        }
+    }
+    for (size_t i = 0; i < f->n_ans; i++) {
+        struct item last = {INT64_MIN, "", "", NULL, i};
+
+        len = json_array_size(json_object_get(f->ans[i].json, "events"));
+        for (j = 0; j < len; j++) {
             char key[AGENDA_CALENDAR_MAX + AGENDA_EVENT_ID_LEN + 2];
-            int64_t ms;
 
-            if (cal == NULL || id == NULL || st == NULL
-                || !flow_parse_when(st, &ms))
+            if (!item_at(f, i, j, &it))
                 continue; /* not an event: skip rather than fail */
-            if (ms > last)
-                last = ms;
-            snprintf(key, sizeof key, "%s/%s", cal, id);
+            if (cut_set && item_cmp(&it, &cut) > 0)
+                continue; /* the next page's */
+            if (item_cmp(&it, &last) > 0)
+                last = it;
+            snprintf(key, sizeof key, "%s/%s", it.cal, it.id);
             if (json_object_get(seen, key) != NULL)
                 continue;
             if (json_object_set_new(seen, key, json_true()) != 0)
                 goto fail;
-            items[k++] = (struct item){ms, cal, id, ev};
+            items[k++] = it;
         }
-        if (more && last != INT64_MIN && last < cut)
-            cut = last;
+        if (last.ev != NULL
+            && json_array_set_new(after, i,
+                                  json_pack("[I, s, s]",
+                                            (json_int_t)last.start,
+                                            last.cal, last.id)) != 0)
+            goto fail;
     }
     qsort(items, k, sizeof *items, item_cmp);
-    for (size_t i = 0; i < k && items[i].start <= cut; i++)
+    for (size_t i = 0; i < k; i++)
         if (json_array_append(out, items[i].ev) != 0)
             goto fail;
     free(items);
@@ -108,15 +154,99 @@ fail:
     return NULL;
 }
 
-static json_t *window_args(struct agenda_flow *f, const char *from,
-                           const char *to)
+/* The args of walk i: the window, the limit and, on a later page, the
+ * item to resume after (from f->scratch, see paging_begin). */
+static json_t *window_args(struct agenda_flow *f, size_t i)
 {
-    json_t *a = json_pack("{s:s, s:s, s:i}", "from", from, "to", to,
+    json_t *after = json_array_get(json_object_get(f->scratch, "after"), i);
+    json_t *a = json_pack("{s:O, s:O, s:i}",
+                          "from", json_object_get(f->scratch, "from"),
+                          "to", json_object_get(f->scratch, "to"),
                           "limit", FLOW_FANOUT_LIMIT);
 
+    if (a != NULL && json_is_array(after)
+        && json_object_set_new(a, "after",
+                               json_pack("{s:O, s:O, s:O}",
+                                         "start", json_array_get(after, 0),
+                                         "calendar", json_array_get(after, 1),
+                                         "id", json_array_get(after, 2)))
+               != 0) {
+        json_decref(a);
+        a = NULL;
+    }
     if (a == NULL)
         f->oom = true;
     return a;
+}
+
+/* Whether after (from a client's cursor) holds n entries, each null or
+ * [start ms, calendar, id]; the shards check the rest. */
+static bool after_valid(const json_t *after, size_t n)
+{
+    size_t i;
+    json_t *a;
+
+    if (!json_is_array(after) || json_array_size(after) != n)
+        return false;
+    json_array_foreach(after, i, a) {
+        if (json_is_null(a))
+            continue;
+        if (!json_is_array(a) || json_array_size(a) != 3
+            || !json_is_integer(json_array_get(a, 0))
+            || !json_is_string(json_array_get(a, 1))
+            || !json_is_string(json_array_get(a, 2)))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Keep in f->scratch the window and where each of the n walks starts:
+ * from ?cursor= when given (its window wins; from/to given too must be
+ * the same), else from/to and every walk from its start.  False when it
+ * responded (400).
+ */
+static bool paging_begin(struct agenda_flow *f, const char *from,
+                         const char *to, size_t n)
+{
+    const char *cursor = flow_param(f, "cursor");
+    json_t *c;
+
+    if (cursor == NULL) {
+        json_t *after = json_array();
+
+        for (size_t i = 0; after != NULL && i < n; i++)
+            if (json_array_append_new(after, json_null()) != 0) {
+                json_decref(after);
+                after = NULL;
+            }
+        f->scratch = after != NULL
+                         ? json_pack("{s:s, s:s, s:o}", "from", from, "to",
+                                     to, "after", after)
+                         : NULL;
+        if (f->scratch == NULL)
+            f->oom = true;
+        return f->scratch != NULL;
+    }
+    c = flow_b64_object_decode(cursor);
+    if (c == NULL || json_object_size(c) != 3
+        || !json_is_string(json_object_get(c, "from"))
+        || !json_is_string(json_object_get(c, "to"))
+        || !after_valid(json_object_get(c, "after"), n)
+        || (flow_param(f, "from") != NULL
+            && strcmp(flow_param(f, "from"),
+                      json_string_value(json_object_get(c, "from"))) != 0)
+        || (flow_param(f, "to") != NULL
+            && strcmp(flow_param(f, "to"),
+                      json_string_value(json_object_get(c, "to"))) != 0)) {
+        json_decref(c);
+        flow_error(f, 400, "invalid_cursor",
+                   "'cursor' must be the next_cursor of an earlier answer "
+                   "to the same request");
+        return false;
+    }
+    f->scratch = c;
+    return true;
 }
 
 /* Respond with the first failure; true when there was one. */
@@ -140,15 +270,16 @@ static bool need_window(struct agenda_flow *f)
 }
 
 /* One event.list_participant call per events shard (the caller's
- * invitations there), with the given response filter or none. */
-static void participant_calls(struct agenda_flow *f, const char *from,
-                              const char *to, const char *response)
+ * invitations there), with the given response filter or none; walk
+ * first + i is shard i's. */
+static void participant_calls(struct agenda_flow *f, size_t first,
+                              const char *response)
 {
     const struct agenda_topology *t = f->env.topo;
     json_t *args;
 
     for (size_t i = 0; i < t->n_events; i++) {
-        args = window_args(f, from, to);
+        args = window_args(f, first + i);
         flow_set_str(f, args, "user", f->user);
         if (response != NULL)
             flow_set_str(f, args, "response", response);
@@ -156,24 +287,38 @@ static void participant_calls(struct agenda_flow *f, const char *from,
     }
 }
 
-/* Answer {from, to, <key>: the merged events, truncated}, or the first
- * shard's failure. */
+/* Answer {from, to, <key>: the merged events, truncated, next_cursor},
+ * or the first shard's failure. */
 static void respond_merged(struct agenda_flow *f, const char *key)
 {
-    json_t *events, *first;
+    json_t *events, *first, *next = NULL;
     bool truncated;
+    char *token = NULL;
 
     if (any_failure(f))
         return;
-    events = merge_events(f, &truncated);
+    events = merge_events(f, json_object_get(f->scratch, "after"),
+                          &truncated);
     if (events == NULL)
         return;
+    if (truncated) {
+        token = flow_token_encode(f->scratch);
+        next = token != NULL ? json_string(token) : NULL;
+        free(token);
+        if (next == NULL) {
+            json_decref(events);
+            f->oom = true;
+            return;
+        }
+    }
     first = f->ans[0].json;
     flow_respond(f, 200,
-                 json_pack("{s:O?, s:O?, s:o, s:b}",
+                 json_pack("{s:O?, s:O?, s:o, s:b, s:o}",
                            "from", json_object_get(first, "from"),
                            "to", json_object_get(first, "to"),
-                           key, events, "truncated", truncated));
+                           key, events, "truncated", truncated,
+                           "next_cursor", next != NULL ? next
+                                                       : json_null()));
 }
 
 /* ---- GET /agenda --------------------------------------------------------- */
@@ -185,14 +330,16 @@ void flow_h_agenda(struct agenda_flow *f)
     json_t *args;
 
     if (f->stage == 0) {
-        if (!need_window(f))
+        if (flow_param(f, "cursor") == NULL && !need_window(f))
+            return;
+        if (!paging_begin(f, from, to, 1 + t->n_events))
             return;
         flow_calls_begin(f);
-        args = window_args(f, from, to);
+        args = window_args(f, 0);
         flow_set_str(f, args, "calendar", f->user);
         flow_call(f, agenda_route_calendar(t, f->user), false, "event.list",
                   args);
-        participant_calls(f, from, to, NULL);
+        participant_calls(f, 1, NULL);
         flow_calls_emit(f);
         f->stage = 1;
         return;
@@ -218,7 +365,7 @@ void flow_h_invitations(struct agenda_flow *f)
                        "give both ?from= and ?to=, or neither");
             return;
         }
-        if (from == NULL) {
+        if (from == NULL && flow_param(f, "cursor") == NULL) {
             agenda_time_format(f->env.now_s * 1000 - DAY_MS, dfrom,
                                sizeof dfrom);
             agenda_time_format(f->env.now_s * 1000 + 365 * DAY_MS, dto,
@@ -226,8 +373,10 @@ void flow_h_invitations(struct agenda_flow *f)
             from = dfrom;
             to = dto;
         }
+        if (!paging_begin(f, from, to, f->env.topo->n_events))
+            return;
         flow_calls_begin(f);
-        participant_calls(f, from, to, status);
+        participant_calls(f, 0, status);
         flow_calls_emit(f);
         f->stage = 1;
         return;

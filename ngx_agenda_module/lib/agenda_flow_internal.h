@@ -248,6 +248,9 @@ bool flow_parse_when(const char *s, int64_t *ms);
 /* Opaque per-shard positions: base64url of {"shard": n, ...}. */
 char *flow_token_encode(json_t *positions);
 json_t *flow_token_decode(const char *token);
+/* Any JSON object from the base64url a flow_token_encode() wrote (at most
+ * FLOW_TOKEN_MAX characters, no duplicate keys); NULL otherwise. */
+json_t *flow_b64_object_decode(const char *token);
 
 /* ---- handlers --------------------------------------------------------- */
 

@@ -883,14 +883,13 @@ char *flow_token_encode(json_t *positions)
     return out;
 }
 
-json_t *flow_token_decode(const char *token)
+json_t *flow_b64_object_decode(const char *token)
 {
     size_t n = strlen(token), o = 0;
     unsigned acc = 0;
     int bits = 0;
     char *raw;
-    json_t *j, *v;
-    const char *k;
+    json_t *j;
 
     if (n == 0 || n > FLOW_TOKEN_MAX)
         return NULL;
@@ -917,6 +916,14 @@ json_t *flow_token_decode(const char *token)
         json_decref(j);
         return NULL;
     }
+    return j;
+}
+
+json_t *flow_token_decode(const char *token)
+{
+    json_t *j = flow_b64_object_decode(token), *v;
+    const char *k;
+
     json_object_foreach(j, k, v) {
         if (!json_is_integer(v) || json_integer_value(v) < 0) {
             json_decref(j);

@@ -252,6 +252,50 @@ static bool arg_paging(struct agenda_ctx *c, uint8_t *cursor,
     return !agenda_failed(c);
 }
 
+/*
+ * after {start, calendar, id} (optional, instead of cursor): resume
+ * strictly after that item of this list, start in ms.  The edge merges
+ * the walks of several owners and shards and shows a prefix of each
+ * (agenda_flow_fanout.c): it resumes each walk after the last item it
+ * showed, which is not where the walk's own page ended.  The cursor bytes
+ * are the item's index key after its owner, as next_cursor's are.
+ */
+static bool arg_after(struct agenda_ctx *c, enum agenda_ev_index which,
+                      const char *owner, uint8_t *cursor, size_t *cursor_len)
+{
+    json_t *a = json_object_get(c->args, "after");
+    if (a == NULL)
+        return true;
+    json_t *st = json_object_get(a, "start");
+    const char *cal = json_string_value(json_object_get(a, "calendar"));
+    const char *id = json_string_value(json_object_get(a, "id"));
+    json_int_t ms = json_integer_value(st);
+    struct agenda_key k;
+    size_t skip = strlen(owner) + 1;
+    bool ok = *cursor_len == 0 && json_is_object(a) &&
+              json_object_size(a) == 3 && json_is_integer(st) &&
+              ms >= AGENDA_TIME_MIN_MS && ms <= AGENDA_TIME_MAX_MS &&
+              cal != NULL && agenda_calendar_valid(cal) && id != NULL &&
+              agenda_hex_id_valid(id, AGENDA_EVENT_ID_LEN) &&
+              (which == AGENDA_EV_BY_PART || strcmp(cal, owner) == 0);
+    if (ok) {
+        if (which == AGENDA_EV_BY_CAL)
+            agenda_evkey_cal(&k, owner, ms, id);
+        else
+            agenda_evkey_part(&k, owner, ms, cal, id);
+        ok = !k.bad && k.len > skip && k.len - skip <= AGENDA_KEY_MAX;
+    }
+    if (!ok) {
+        agenda_fail(c, 400, "invalid_cursor",
+                    "'after' must be {start (ms), calendar, id} of an item "
+                    "of this list, without 'cursor'");
+        return false;
+    }
+    memcpy(cursor, k.b + skip, k.len - skip);
+    *cursor_len = k.len - skip;
+    return true;
+}
+
 /* ---- event fields -------------------------------------------------------- */
 
 static int set_str(json_t *obj, const char *key, const char *s)
@@ -1289,7 +1333,8 @@ static int list_page(struct agenda_ctx *c, enum agenda_ev_index which,
     size_t cursor_len;
     struct page_walk w = {.c = c, .filter = filter};
     if (!arg_window(c, &from, &to) ||
-        !arg_paging(c, cursor, &cursor_len, &w.limit))
+        !arg_paging(c, cursor, &cursor_len, &w.limit) ||
+        !arg_after(c, which, owner, cursor, &cursor_len))
         return 0;
     if (which == AGENDA_EV_BY_PART)
         w.user = owner;
@@ -1321,7 +1366,7 @@ static int list_page(struct agenda_ctx *c, enum agenda_ev_index which,
 static int ev_list(struct agenda_ctx *c)
 {
     static const char *const allowed[] = {
-        "calendar", "from", "to", "cursor", "limit", NULL,
+        "calendar", "from", "to", "cursor", "after", "limit", NULL,
     };
     const char *cal;
     if (!agenda_args_only(c, allowed) || !arg_calendar(c, &cal))
@@ -1336,7 +1381,8 @@ static int ev_list(struct agenda_ctx *c)
 static int ev_list_participant(struct agenda_ctx *c)
 {
     static const char *const allowed[] = {
-        "user", "from", "to", "response", "cursor", "limit", NULL,
+        "user", "from", "to", "response", "cursor", "after", "limit",
+        NULL,
     };
     char user[AGENDA_USERNAME_MAX + 1];
     const char *filter = NULL;

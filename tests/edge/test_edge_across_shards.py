@@ -290,3 +290,42 @@ def test_audit_merges_every_shards_chain_for_admins(stack):
         r = admin.req("GET", f"/audit?{bad}")
         assert r.status_code == 400, (bad, r.text)
         assert r.json()["error"]["code"] == code, (bad, r.text)
+
+
+def test_agenda_pages_through_more_events_at_one_instant_than_a_page(
+        stack):
+    """More of alice's events at one instant than a page holds (a page
+    ends before 1 MiB: long descriptions), her own and invitations on the
+    other shard: following next_cursor gives every one exactly once and
+    ends.  Asking again "from the last start" gave the same page for
+    ever."""
+    _, edge = stack
+    alice = Client(edge).register_login(uname("a"))
+    zoe = Client(edge).register_login(uname("z"))
+    a, z = me(alice), me(zoe)
+    long_text = "x" * 8000
+    start, end = at(10)
+    want = []
+    for i in range(200):
+        owner, cal, extra = (alice, a, {}) if i % 5 else \
+            (zoe, z, {"participants": [a]})
+        r = owner.req("POST", f"/calendars/{cal}/events",
+                      event_body(i, start=start, end=end,
+                                 description=long_text, **extra))
+        assert r.status_code == 201, r.text
+        want.append(unwrap(r, "event")["id"])
+    seen, pages, q = [], 0, DAY
+    while True:
+        r = alice.req("GET", "/agenda?" + q)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        seen += [e["id"] for e in body["events"]]
+        pages += 1
+        assert pages <= 10, f"{pages} pages for {len(want)} events"
+        if not body["truncated"]:
+            assert body["next_cursor"] is None
+            break
+        q = "cursor=" + body["next_cursor"]
+    assert pages >= 2, "every event fitted one page: nothing was paged"
+    assert len(seen) == len(set(seen)), "an event came twice"
+    assert sorted(seen) == sorted(want)

@@ -1226,6 +1226,49 @@ static void test_paging(void **state)
             json_decref(ids);
         }
     }
+    /* "after" an item resumes strictly after it, as a cursor would: in
+     * the second group (T0 + 1 h: ids 991..995), after 993 come 994, 995
+     * and the three later groups */
+    for (int w = 0; w < 2; w++) {
+        const char *op[2] = {"event.list", "event.list_participant"};
+        const char *owner[2] = {"\"calendar\":\"alice\"",
+                                "\"user\":\"bob\""};
+        expect(fx, run(fx, ADMIN, op[w],
+                       "{%s,\"from\":\"%s\",\"to\":\"%s\",\"limit\":500,"
+                       "\"after\":{\"start\":%lld,\"calendar\":\"alice\","
+                       "\"id\":\"%s\"}}",
+                       owner[w], ts(T0), ts(T0 + DAY),
+                       (long long)(T0 + HOUR), eid(993)),
+               200, "");
+        json_t *after = json_array();
+        collect_ids(fx, after);
+        assert_int_equal(json_array_size(after), 17);
+        assert_string_equal(json_string_value(json_array_get(after, 0)),
+                            eid(994));
+        assert_string_equal(json_string_value(json_array_get(after, 1)),
+                            eid(995));
+        json_decref(after);
+    }
+    static const char *const bad_after[] = {
+        "\"cursor\":\"00\",\"after\":{\"start\":0,\"calendar\":\"alice\","
+        "\"id\":\"00000000000000000000000000000001\"}",
+        "\"after\":{\"start\":0,\"calendar\":\"bob\","
+        "\"id\":\"00000000000000000000000000000001\"}",
+        "\"after\":{\"start\":0,\"calendar\":\"alice\",\"id\":\"xyz\"}",
+        "\"after\":{\"start\":\"0\",\"calendar\":\"alice\","
+        "\"id\":\"00000000000000000000000000000001\"}",
+        "\"after\":{\"start\":0,\"calendar\":\"alice\","
+        "\"id\":\"00000000000000000000000000000001\",\"x\":1}",
+        "\"after\":[0,\"alice\",\"00000000000000000000000000000001\"]",
+        "\"after\":{\"start\":999999999999999999,\"calendar\":\"alice\","
+        "\"id\":\"00000000000000000000000000000001\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad_after) / sizeof(bad_after[0]); i++)
+        expect(fx, run(fx, ALICE, "event.list",
+                       "{\"calendar\":\"alice\",\"from\":\"%s\",\"to\":"
+                       "\"%s\",%s}",
+                       ts(T0), ts(T0 + DAY), bad_after[i]),
+               400, "invalid_cursor");
     /* an event created behind the cursor is not seen; one ahead is */
     expect(fx, run(fx, ALICE, "event.list",
                    "{\"calendar\":\"alice\",\"from\":\"%s\",\"to\":\"%s\","

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "agenda_flow_internal.h"
 #include "flow_harness.h"
 
 #define E(cal, id, start)                                                  \
@@ -151,6 +152,77 @@ static void test_an_unencoded_plus_is_a_plus(void **state)
     fh_done(&h);
 }
 
+/* The "after" a call carried, as compact JSON ("" when none). */
+static const char *after_of(const struct fh *h, size_t i)
+{
+    static char out[256];
+    json_t *a = json_object_get(json_object_get(h->calls[i].req, "args"),
+                                "after");
+    char *text = a != NULL ? json_dumps(a, JSON_COMPACT | JSON_SORT_KEYS)
+                           : NULL;
+
+    snprintf(out, sizeof out, "%s", text != NULL ? text : "");
+    free(text);
+    return out;
+}
+
+/* A truncated agenda's next_cursor resumes each walk after its last item
+ * within the page (shown, or a duplicate of one shown), with the same
+ * window; a cursor of something else is refused. */
+static void test_agenda_pages_with_a_cursor(void **state)
+{
+    struct fh h;
+    char q[1024], *token;
+    json_t *tok;
+    char *after;
+
+    (void)state;
+    fh_init(&h, FH_SCRIPT(s_agenda));
+    assert_int_equal(get(&h, "/agenda", Q), 200);
+    assert_non_null(json_string_value(json_object_get(h.body,
+                                                      "next_cursor")));
+    token = strdup(json_string_value(json_object_get(h.body,
+                                                     "next_cursor")));
+    tok = flow_b64_object_decode(token);
+    assert_non_null(tok);
+    after = json_dumps(json_object_get(tok, "after"), JSON_COMPACT);
+    /* own calendar: e1 (e3 is past the cut); invitations on events_am:
+     * e1, shown from the own calendar; on events_nz: e5, its last */
+    assert_string_equal(after, "[[1796119200000,\"alice\",\"e1\"],"
+                               "[1796119200000,\"alice\",\"e1\"],"
+                               "[1796119200500,\"zed\",\"e5\"]]");
+    free(after);
+    json_decref(tok);
+
+    snprintf(q, sizeof q, "cursor=%s", token);
+    assert_int_equal(get(&h, "/agenda", q), 200);
+    assert_string_equal(fh_arg(&h, 1, "from"), "2026-12-01T00:00:00Z");
+    assert_string_equal(fh_arg(&h, 1, "to"), "2026-12-31T00:00:00Z");
+    assert_string_equal(after_of(&h, 1), "{\"calendar\":\"alice\","
+                                         "\"id\":\"e1\",\"start\":"
+                                         "1796119200000}");
+    assert_string_equal(after_of(&h, 3), "{\"calendar\":\"zed\","
+                                         "\"id\":\"e5\",\"start\":"
+                                         "1796119200500}");
+    /* the first page asks no walk to resume */
+    assert_int_equal(get(&h, "/agenda", Q), 200);
+    assert_string_equal(after_of(&h, 1), "");
+    /* the same window given again is fine, another one is not */
+    snprintf(q, sizeof q, Q "&cursor=%s", token);
+    assert_int_equal(get(&h, "/agenda", q), 200);
+    snprintf(q, sizeof q, "from=2026-11-01T00:00:00Z&cursor=%s", token);
+    assert_int_equal(get(&h, "/agenda", q), 400);
+    assert_string_equal(fh_code(&h), "invalid_cursor");
+    /* /invitations has a walk fewer: not its cursor */
+    snprintf(q, sizeof q, "cursor=%s", token);
+    assert_int_equal(get(&h, "/invitations", q), 400);
+    assert_string_equal(fh_code(&h), "invalid_cursor");
+    assert_int_equal(get(&h, "/agenda", "cursor=bm90IGpzb24"), 400);
+    assert_string_equal(fh_code(&h), "invalid_cursor");
+    free(token);
+    fh_done(&h);
+}
+
 static void test_invitations_default_window(void **state)
 {
     struct fh h;
@@ -212,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_fanout_table),
         cmocka_unit_test(test_agenda_merge_order_and_dedupe),
         cmocka_unit_test(test_an_unencoded_plus_is_a_plus),
+        cmocka_unit_test(test_agenda_pages_with_a_cursor),
         cmocka_unit_test(test_invitations_default_window),
         cmocka_unit_test(test_freebusy_merges_per_user),
     };
