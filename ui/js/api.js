@@ -261,9 +261,14 @@ export function eventPath(calendar, id) {
     return `/calendars/${enc(calendar)}/events` + (id ? `/${enc(id)}` : '');
 }
 
-export async function agenda(from, to) {
-    return (await request('GET',
-        `/agenda?from=${enc(from)}&to=${enc(to)}`)).body;
+// One page of the caller's agenda in [from, to); cursor: next_cursor of
+// the previous page.
+export async function agenda(from, to, cursor) {
+    let q = `/agenda?from=${enc(from)}&to=${enc(to)}`;
+    if (cursor) {
+        q += `&cursor=${enc(cursor)}`;
+    }
+    return (await request('GET', q)).body;
 }
 
 // One page of a calendar's events overlapping [from, to) (a username or

@@ -7,8 +7,24 @@ import * as api from './api.js';
 import {$, h, clear} from './dom.js';
 import * as t from './time.js';
 
-// Pages of a group calendar read for one view (500 events each).
+// Pages read for one view (500 events each, or less than 1 MiB).
 const MAX_PAGES = 10;
+
+// Every page getPage(cursor) gives, following next_cursor, up to MAX_PAGES:
+// {events, truncated}.
+async function everyPage(getPage) {
+    const events = [];
+    let cursor = null;
+    for (let i = 0; i < MAX_PAGES; i++) {
+        const r = await getPage(cursor);
+        events.push(...(r.events || []));
+        cursor = r.next_cursor;
+        if (!cursor) {
+            return {events, truncated: false};
+        }
+    }
+    return {events, truncated: true};
+}
 
 const RESPONSE_LABEL = {
     needs_action: 'not answered', accepted: 'accepted',
@@ -114,9 +130,11 @@ export class CalendarView {
         }
         this.controls();
         try {
-            const r = cur.group
-                ? await this.groupEvents(cur.calendar, from, to)
-                : await api.agenda(t.isoUtc(from), t.isoUtc(to));
+            const r = await everyPage(cur.group
+                ? (cursor) => api.calendarEvents(cur.calendar, t.isoUtc(from),
+                    t.isoUtc(to), cursor)
+                : (cursor) => api.agenda(t.isoUtc(from), t.isoUtc(to),
+                    cursor));
             if (seq !== this.loadSeq || !this.app.user) {
                 // A newer load (navigation, another calendar) won, or the
                 // user logged out meanwhile.
@@ -134,22 +152,6 @@ export class CalendarView {
                 grid.setAttribute('aria-busy', 'false');
             }
         }
-    }
-
-    // Every page of a group calendar's events in [from, to).
-    async groupEvents(calendar, from, to) {
-        const events = [];
-        let cursor = null;
-        for (let i = 0; i < MAX_PAGES; i++) {
-            const r = await api.calendarEvents(calendar, t.isoUtc(from),
-                t.isoUtc(to), cursor);
-            events.push(...(r.events || []));
-            cursor = r.next_cursor;
-            if (!cursor) {
-                return {events, truncated: false};
-            }
-        }
-        return {events, truncated: true};
     }
 
     render(days) {
