@@ -125,6 +125,12 @@ struct ngx_http_agenda_ctx_s {
     /* runs the connection's posted requests after a publication that
      * nchan completed from its IPC handler (see publish_done) */
     ngx_event_t                    publish_wake;
+
+    /* puts back the client's hang-up, hidden from nchan while this
+     * request's publications start (see ngx_http_agenda_respond) */
+    ngx_event_t                    eof_restore;
+    unsigned                       hid_eof:1;
+    unsigned                       hid_pending_eof:1;
 };
 
 
@@ -187,6 +193,7 @@ static void ngx_http_agenda_publish(ngx_http_request_t *r,
 static ngx_int_t ngx_http_agenda_publish_done(ngx_http_request_t *sr,
     void *data, ngx_int_t rc);
 static void ngx_http_agenda_publish_wake(ngx_event_t *ev);
+static void ngx_http_agenda_eof_restore(ngx_event_t *ev);
 
 static ngx_int_t ngx_http_agenda_idempotency_key_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
@@ -586,6 +593,11 @@ ngx_http_agenda_api_cleanup(void *data)
 
     if (ctx->publish_wake.posted) {
         ngx_delete_posted_event(&ctx->publish_wake);
+    }
+
+    if (ctx->eof_restore.posted) {
+        ngx_delete_posted_event(&ctx->eof_restore);
+        ngx_http_agenda_eof_restore(&ctx->eof_restore);
     }
 
     for (i = 0; i < ctx->n_calls; i++) {
@@ -1603,9 +1615,37 @@ ngx_http_agenda_respond(ngx_http_request_t *r, ngx_http_agenda_ctx_t *ctx,
     ngx_uint_t                          i, content_type, cache_control;
     ngx_chain_t                         out;
     ngx_table_elt_t                    *h;
+    ngx_connection_t                   *c;
     const struct agenda_flow_header    *fh;
 
     ctx->state = NGX_HTTP_AGENDA_FINISHED;
+
+    /*
+     * nchan 1.3.6 refuses (499) any request whose connection has seen its
+     * client's close (nchan_pubsub_handler tests c->read->eof and
+     * pending_eof first), and the publications share the client's
+     * connection: a client that hung up before its answer would have
+     * every notification of its committed write dropped.  So the flags are
+     * hidden while the publications start: they run from the posted
+     * requests of this event-loop cycle, before epoll can set them again,
+     * and a posted event, which runs after those, puts them back.
+     */
+
+    c = r->connection;
+
+    if (a->n_notifications && (c->read->eof || c->read->pending_eof)
+        && !ctx->eof_restore.posted)
+    {
+        ctx->hid_eof = c->read->eof;
+        ctx->hid_pending_eof = c->read->pending_eof;
+        c->read->eof = 0;
+        c->read->pending_eof = 0;
+
+        ctx->eof_restore.handler = ngx_http_agenda_eof_restore;
+        ctx->eof_restore.data = ctx;
+        ctx->eof_restore.log = c->log;
+        ngx_post_event(&ctx->eof_restore, &ngx_posted_events);
+    }
 
     for (i = 0; i < a->n_notifications; i++) {
         ngx_http_agenda_publish(r, &a->notifications[i]);
@@ -1907,6 +1947,24 @@ static void
 ngx_http_agenda_publish_wake(ngx_event_t *ev)
 {
     ngx_http_run_posted_requests(ev->data);
+}
+
+
+static void
+ngx_http_agenda_eof_restore(ngx_event_t *ev)
+{
+    ngx_http_agenda_ctx_t  *ctx = ev->data;
+    ngx_connection_t       *c;
+
+    c = ctx->request->connection;
+
+    if (ctx->hid_eof) {
+        c->read->eof = 1;
+    }
+
+    if (ctx->hid_pending_eof) {
+        c->read->pending_eof = 1;
+    }
 }
 
 

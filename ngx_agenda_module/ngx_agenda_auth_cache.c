@@ -561,8 +561,9 @@ ngx_http_agenda_auth_cache_revoked(ngx_http_agenda_auth_cache_t *c,
  * never a username) like a token version, which only grows.  A
  * subscription to the channel made before stamp then ends at its next
  * look (ngx_http_agenda_auth_cache_revoked() with the time its check
- * began), whether or not nchan closed it: nchan drops the channel's
- * DELETE when the writer's connection is gone (499).
+ * began), whether or not nchan closed it: a backstop should the
+ * channel's DELETE be lost (the respond step hides a hung-up writer's
+ * close from nchan, which would refuse the DELETE with 499).
  */
 
 void

@@ -7,6 +7,8 @@ import json
 import os
 import re
 import signal
+import socket
+import ssl
 import threading
 import time
 import uuid
@@ -546,6 +548,45 @@ def test_invitee_receives_invitation_created_over_wss(stack, prefix,
                 break
         else:
             pytest.fail(f"no invitation.created; got {seen}")
+    finally:
+        ws.close()
+
+
+@needs_ws
+def test_an_invitation_reaches_its_invitee_when_the_writer_hangs_up(stack):
+    """A writer who closes its connection before the answer: the write
+    commits, and its notifications still go out.  nchan refuses a request
+    whose connection has seen its client's close, and publications share
+    the writer's connection: the invitee heard nothing before."""
+    _, edge = stack
+    alice = Client(edge).register_login(uname("a"))
+    bob = Client(edge).register_login(uname("b"))
+    cal = me(alice)
+    title = f"hung up {uuid.uuid4().hex[:8]}"
+    body = json.dumps(event_body(title=title, participants=[me(bob)]))
+    ws = ws_connect(edge, f"access_token={bob.token}")
+    try:
+        time.sleep(0.2)
+        ctx = ssl.create_default_context(cafile=str(edge.tls_dir / "ca.pem"))
+        ctx.check_hostname = False
+        raw = socket.create_connection(("127.0.0.1", edge.https_port),
+                                       timeout=5)
+        s = ctx.wrap_socket(raw, server_hostname="localhost")
+        s.sendall(f"POST /api/v1/calendars/{cal}/events HTTP/1.1\r\n"
+                  f"Host: localhost\r\nAuthorization: Bearer {alice.token}"
+                  f"\r\nContent-Type: application/json\r\nContent-Length: "
+                  f"{len(body)}\r\n\r\n{body}".encode())
+        s.close()                   # gone before the answer
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if any(e["title"] == title for e in list_all(alice, cal)):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the write did not commit")
+        ws.settimeout(5)
+        msg = json.loads(ws.recv())
+        assert msg["type"] == "invitation.created", msg
     finally:
         ws.close()
 

@@ -1488,10 +1488,11 @@ def test_a_removal_ends_group_subscriptions_when_its_writer_is_gone(stack):
     """A leader who removes a member and hangs up before the answer left
     that member subscribed to the group until the token expired: nginx
     cut the request short (499) before it published anything, and nchan
-    drops a publication (the group channel's DELETE too) whose request's
-    connection is closed.  Shard calls now outlive a client that hangs up,
-    and the edge remembers the close itself: the subscription ends at its
-    next look."""
+    refused a publication (the group channel's DELETE too) whose request's
+    connection had seen its client's close.  Shard calls now outlive a
+    client that hangs up, the close is hidden from nchan while the
+    publications start, and the edge remembers the channel's close itself
+    as a backstop: the subscription ends."""
     _, edge = stack
     lead, mem, gid = group_of_two(edge, "Hangups")
     ws = ws_connect(edge, f"access_token={mem.token}&channel=group/{gid}")
