@@ -266,60 +266,6 @@ int storage_check_length(MDB_env *env)
     return AGENDA_STORAGE_OK;
 }
 
-/*
- * The live data.mdb may end before the last page its meta page counts:
- * LMDB never writes the pages a transaction allocated at the end of the
- * file and freed again (fill_to_last_page() in storage_snapshot_vet.c
- * meets the same in rebuilt snapshots), and a stop before a later
- * transaction writes past them leaves the file so.  Such a file is sound:
- * it is extended with zeros, once every record is found within the bytes
- * it had (a zero page reached through the tree is corrupt to LMDB, and a
- * key or value reaching past those bytes is refused here).  Otherwise it
- * really was cut short: its length is put back and it is refused.
- * *mended: the bytes added.
- */
-static int storage_mend_length(MDB_env *env, uint64_t *mended)
-{
-    MDB_envinfo info;
-    MDB_stat st;
-    struct stat sb;
-    int fd;
-
-    *mended = 0;
-    if (storage_check_length(env) == AGENDA_STORAGE_OK)
-        return AGENDA_STORAGE_OK;
-    if (mdb_env_info(env, &info) != MDB_SUCCESS ||
-        mdb_env_stat(env, &st) != MDB_SUCCESS ||
-        mdb_env_get_fd(env, &fd) != MDB_SUCCESS || fstat(fd, &sb) != 0 ||
-        st.ms_psize == 0 ||
-        (uint64_t)info.me_last_pgno >= (uint64_t)INT64_MAX / st.ms_psize)
-        return AGENDA_STORAGE_CORRUPT;
-    off_t had = sb.st_size;
-    off_t need = (off_t)(((uint64_t)info.me_last_pgno + 1) * st.ms_psize);
-    if (ftruncate(fd, need) != 0)
-        return agenda_storage_map_mdb(errno);
-    MDB_txn *txn;
-    MDB_dbi log, meta;
-    struct storage_map map;
-    int r = AGENDA_STORAGE_CORRUPT;
-    if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == MDB_SUCCESS) {
-        r = storage_map_of(txn, &map);
-        if (r == AGENDA_STORAGE_OK && map.len > (size_t)had)
-            map.len = (size_t)had; /* records must lie in what was there */
-        if (r == AGENDA_STORAGE_OK)
-            r = storage_open_dbis(txn, &log, &meta) == MDB_SUCCESS
-                    ? storage_each_db(txn, &map, storage_walk_db, &log)
-                    : AGENDA_STORAGE_CORRUPT;
-        mdb_txn_abort(txn);
-    }
-    if (r != AGENDA_STORAGE_OK) {
-        (void)ftruncate(fd, had);
-        return AGENDA_STORAGE_CORRUPT;
-    }
-    *mended = (uint64_t)(need - had);
-    return AGENDA_STORAGE_OK;
-}
-
 /* Create the databases and the format version, or check them. */
 static int storage_init_db(struct agenda_storage *s)
 {
@@ -413,7 +359,15 @@ static int storage_lock(struct agenda_storage *s)
 
 int storage_env_open(struct agenda_storage *s)
 {
-    int rc = mdb_env_create(&s->env);
+    int rc = storage_mend_recover(s->dir);
+    if (rc != AGENDA_STORAGE_OK) {
+        s->env = NULL;
+        snprintf(s->errmsg, sizeof(s->errmsg), "%s: cannot put data.mdb "
+                 "back as it was before an interrupted check of its length",
+                 STORAGE_MEND_MARK);
+        return rc;
+    }
+    rc = mdb_env_create(&s->env);
     if (rc != MDB_SUCCESS) {
         s->env = NULL;
         return storage_fail(s, "mdb_env_create", rc);
@@ -437,7 +391,7 @@ int storage_env_open(struct agenda_storage *s)
     /* The caller logs it (agenda_storage_stale_readers()): a library
      * that printed too would log it twice. */
     s->stale_readers = dead;
-    rc = storage_mend_length(s->env, &s->mended_bytes);
+    rc = storage_mend_length(s->dir, s->env, &s->mended_bytes);
     if (rc != AGENDA_STORAGE_OK) {
         storage_env_close(s);
         snprintf(s->errmsg, sizeof(s->errmsg),

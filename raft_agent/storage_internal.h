@@ -114,6 +114,17 @@ int storage_load(struct agenda_storage *s);
  * any page beyond the meta pages is touched (a short file would SIGBUS). */
 int storage_check_length(MDB_env *env);
 
+/* ---- a short data.mdb (storage_mend.c) ---- */
+
+#define STORAGE_MEND_MARK "data.mdb.mending"
+
+/* env (the live environment of dir) ends before the last page its meta
+ * page counts: extend it with zeros if every record lies within what it
+ * has, or refuse it (CORRUPT, left as it was).  *mended: bytes added. */
+int storage_mend_length(const char *dir, MDB_env *env, uint64_t *mended);
+/* Before opening dir: undo a mend an agent stopped in the middle of. */
+int storage_mend_recover(const char *dir);
+
 /* Open or create the environment of s->dir into s->env, create/check the
  * databases and load the caches.  On failure s->env is NULL. */
 int storage_env_open(struct agenda_storage *s);

@@ -755,7 +755,15 @@ static void test_open_mends_a_file_that_ends_in_free_pages(void **state)
     f->s = NULL;
     assert_int_equal(truncate(path, before), 0);
 
+    /* as if an open had stopped after extending it */
+    char mark[160], text[32];
+    path_in(mark, sizeof(mark), f->dir, "data.mdb.mending");
+    snprintf(text, sizeof(text), "%lld\n", (long long)before);
+    write_file(mark, text, strlen(text));
+    assert_int_equal(truncate(path, grown), 0);
+
     f->s = open_at(f->dir, 0);
+    assert_int_equal(access(mark, F_OK), -1);
     assert_int_equal(agenda_storage_mended_bytes(f->s),
                      (uint64_t)(grown - before));
     assert_int_equal(file_size(path), grown);
@@ -765,6 +773,46 @@ static void test_open_mends_a_file_that_ends_in_free_pages(void **state)
     reopen(f);
     assert_int_equal(agenda_storage_mended_bytes(f->s), 0);
     assert_int_equal(sm_get(f->s, "again", out, sizeof(out)), 0);
+}
+
+/* A mend that an agent stopped in the middle of (the mark written, the
+ * file extended, the check not done) is undone at the next open before
+ * anything is read, then done again: a file cut short is still refused,
+ * and left at the length it had. */
+static void test_an_interrupted_mend_is_done_again(void **state)
+{
+    struct fx *f = *state;
+    char path[128], mark[160], err[256];
+    struct agenda_storage *s;
+
+    path_in(path, sizeof(path), f->dir, "data.mdb");
+    path_in(mark, sizeof(mark), f->dir, "data.mdb.mending");
+    f->s = open_at(f->dir, 0);
+    /* many small records: their leaves sit past any cut in the middle */
+    bulk(f->s, "many", 0, 6000, false, 1);
+    agenda_storage_close(f->s);
+    f->s = NULL;
+    off_t full = file_size(path);
+    off_t cut = full / 2 / 4096 * 4096;
+    assert_int_equal(truncate(path, cut), 0);
+    /* what a stop right after extending leaves: long again, and a mark */
+    char text[32];
+    snprintf(text, sizeof(text), "%lld\n", (long long)cut);
+    write_file(mark, text, strlen(text));
+    assert_int_equal(truncate(path, full), 0);
+    s = (struct agenda_storage *)1;
+    assert_int_equal(agenda_storage_open(f->dir, 0, &s, err, sizeof(err)),
+                     AGENDA_STORAGE_CORRUPT);
+    assert_null(s);
+    assert_non_null(strstr(err, "truncated"));
+    assert_int_equal(file_size(path), cut);
+    assert_int_equal(access(mark, F_OK), -1);
+    /* a mark it cannot read: nothing is opened, nothing is changed */
+    write_file(mark, "garbage", 7);
+    assert_int_equal(agenda_storage_open(f->dir, 0, &s, err, sizeof(err)),
+                     AGENDA_STORAGE_CORRUPT);
+    assert_int_equal(file_size(path), cut);
+    assert_non_null(strstr(err, "data.mdb.mending"));
 }
 
 static void test_unknown_format_version_is_refused(void **state)
@@ -1223,6 +1271,7 @@ int main(void)
         T(test_corrupt_record_is_an_error),
         T(test_open_refuses_garbage_and_truncated_files),
         T(test_open_mends_a_file_that_ends_in_free_pages),
+        T(test_an_interrupted_mend_is_done_again),
         T(test_unknown_format_version_is_refused),
         T(test_snapshot_create_and_install),
         T(test_snapshot_create_runs_beside_writes),
