@@ -275,8 +275,9 @@ void flow_h_changes(struct agenda_flow *f)
     for (size_t i = 0; i < f->n_ans; i++) {
         if (f->ans[i].status == 410) {
             flow_error(f, 410, "sync_token_expired",
-                       "the sync token is too old: do a full sync, then "
-                       "GET /changes without since for a new token");
+                       "the sync token is too old: GET /changes without "
+                       "since for a new token, then do a full sync and go "
+                       "on from that token");
             return;
         }
         if (f->ans[i].status == 400 && since != NULL) {

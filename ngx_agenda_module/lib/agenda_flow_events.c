@@ -548,6 +548,7 @@ void flow_h_event_rsvp(struct agenda_flow *f)
     char channel[80];
     json_t *args, *msg, *v;
     const char *vis, *p;
+    bool changed;
 
     if (f->cal_stage == 0 && !event_id_ok(f))
         return;
@@ -576,15 +577,19 @@ void flow_h_event_rsvp(struct agenda_flow *f)
         json_object_del(msg, "actor");
     flow_notify(f, channel, msg);
     /* the responder, and the other participants, who see every answer in
-     * the event (the shard feeds each of them) */
+     * the event (the shard feeds each of them when the answer changed) */
+    changed = !json_is_false(json_object_get(f->ans[0].json, "changed"));
     json_object_foreach(json_object_get(json_object_get(f->ans[0].json,
                                                         "event"),
                                         "participants"), p, v) {
+        if (!changed && strcmp(p, f->user) != 0)
+            continue;
         snprintf(channel, sizeof channel, "user/%s", p);
         flow_notify(f, channel, flow_note_msg(f, "invitation.responded",
                                               f->seg[1], f->cal,
                                               cal_shard(f), f->ans[0].json));
     }
     json_object_del(f->ans[0].json, "sync_token");
+    json_object_del(f->ans[0].json, "changed");
     flow_respond(f, 200, json_incref(f->ans[0].json));
 }

@@ -16,7 +16,8 @@
  * walk resumes after the last item of it the page showed, which is not
  * where its own page ended: the client's cursor is base64url of
  * {"from", "to", "after": [per walk, in call order: null (from the
- * start) or [start ms, calendar, id]]}, and each walk is asked with that
+ * start) or [start ms, calendar, id]], "status" (/invitations' filter,
+ * or null)}, and each walk is asked with that
  * "after" (events.c, arg_after).  Only items strictly after are shown
  * again, so a page always moves on, however many events share an
  * instant or overlap the window's start.
@@ -210,7 +211,8 @@ static bool paging_begin(struct agenda_flow *f, const char *from,
                          const char *to, size_t n)
 {
     const char *cursor = flow_param(f, "cursor");
-    json_t *c;
+    const char *status = flow_param(f, "status");
+    json_t *c, *cs;
 
     if (cursor == NULL) {
         json_t *after = json_array();
@@ -221,15 +223,17 @@ static bool paging_begin(struct agenda_flow *f, const char *from,
                 after = NULL;
             }
         f->scratch = after != NULL
-                         ? json_pack("{s:s, s:s, s:o}", "from", from, "to",
-                                     to, "after", after)
+                         ? json_pack("{s:s, s:s, s:o, s:s?}", "from", from,
+                                     "to", to, "after", after, "status",
+                                     status)
                          : NULL;
         if (f->scratch == NULL)
             f->oom = true;
         return f->scratch != NULL;
     }
-    c = flow_b64_object_decode(cursor);
-    if (c == NULL || json_object_size(c) != 3
+    c = flow_b64_object_decode(cursor, FLOW_CURSOR_MAX);
+    cs = json_object_get(c, "status");
+    if (c == NULL || json_object_size(c) != 4
         || !json_is_string(json_object_get(c, "from"))
         || !json_is_string(json_object_get(c, "to"))
         || !after_valid(json_object_get(c, "after"), n)
@@ -238,7 +242,10 @@ static bool paging_begin(struct agenda_flow *f, const char *from,
                       json_string_value(json_object_get(c, "from"))) != 0)
         || (flow_param(f, "to") != NULL
             && strcmp(flow_param(f, "to"),
-                      json_string_value(json_object_get(c, "to"))) != 0)) {
+                      json_string_value(json_object_get(c, "to"))) != 0)
+        || (status == NULL ? !json_is_null(cs)
+                           : !json_is_string(cs)
+                             || strcmp(status, json_string_value(cs)) != 0)) {
         json_decref(c);
         flow_error(f, 400, "invalid_cursor",
                    "'cursor' must be the next_cursor of an earlier answer "

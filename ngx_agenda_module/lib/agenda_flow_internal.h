@@ -33,6 +33,9 @@
 #define FLOW_SEGMENT_MAX 128   /* bytes of one path segment */
 #define FLOW_FREEBUSY_USERS AGENDA_FREEBUSY_USERS /* one /freebusy: one call */
 #define FLOW_TOKEN_MAX 4096    /* sync tokens and audit cursors */
+/* /agenda's cursor: ~140 characters per events shard; nginx's own limit
+ * on a request line (large_client_header_buffers) is 8 KiB */
+#define FLOW_CURSOR_MAX 8192
 #define FLOW_FANOUT_LIMIT 500  /* items asked from each shard */
 
 struct agenda_flow;
@@ -249,8 +252,8 @@ bool flow_parse_when(const char *s, int64_t *ms);
 char *flow_token_encode(json_t *positions);
 json_t *flow_token_decode(const char *token);
 /* Any JSON object from the base64url a flow_token_encode() wrote (at most
- * FLOW_TOKEN_MAX characters, no duplicate keys); NULL otherwise. */
-json_t *flow_b64_object_decode(const char *token);
+ * max characters, no duplicate keys); NULL otherwise. */
+json_t *flow_b64_object_decode(const char *token, size_t max);
 
 /* ---- handlers --------------------------------------------------------- */
 

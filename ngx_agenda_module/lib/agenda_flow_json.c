@@ -883,7 +883,7 @@ char *flow_token_encode(json_t *positions)
     return out;
 }
 
-json_t *flow_b64_object_decode(const char *token)
+json_t *flow_b64_object_decode(const char *token, size_t max)
 {
     size_t n = strlen(token), o = 0;
     unsigned acc = 0;
@@ -891,7 +891,7 @@ json_t *flow_b64_object_decode(const char *token)
     char *raw;
     json_t *j;
 
-    if (n == 0 || n > FLOW_TOKEN_MAX)
+    if (n == 0 || n > max)
         return NULL;
     raw = malloc(n + 1);
     if (raw == NULL)
@@ -921,7 +921,7 @@ json_t *flow_b64_object_decode(const char *token)
 
 json_t *flow_token_decode(const char *token)
 {
-    json_t *j = flow_b64_object_decode(token), *v;
+    json_t *j = flow_b64_object_decode(token, FLOW_TOKEN_MAX), *v;
     const char *k;
 
     json_object_foreach(j, k, v) {

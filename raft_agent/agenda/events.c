@@ -1077,9 +1077,10 @@ static int ev_rsvp(struct agenda_ctx *c)
         }
     }
     if (rc == 0) {
-        json_t *body = json_pack("{s:o,s:s}", "event",
+        /* changed: false when it was the answer already (nothing fed) */
+        json_t *body = json_pack("{s:o,s:s,s:b}", "event",
                                  agenda_ev_render(ev, true), "response",
-                                 answer);
+                                 answer, "changed", strcmp(was, answer) != 0);
         rc = body == NULL ? ENOMEM : agenda_reply_synced(c, 200, body);
     }
     json_decref(ev);

@@ -855,6 +855,9 @@ static void test_update_participants(void **state)
            200, "");
     assert_int_equal(body_int(fx, "event", "version"), 2);
     assert_true(state_hash(fx) == before);
+    json_t *same = body(fx);
+    assert_true(json_is_false(json_object_get(same, "changed")));
+    json_decref(same);
     expect(fx, run(fx, BOB, "event.rsvp",
                    "{\"calendar\":\"alice\",\"id\":\"%s\",\"response\":"
                    "\"needs_action\"}",

@@ -347,6 +347,22 @@ static void test_rsvp_notifies_every_participant(void **state)
     assert_true(fh_notified(&h, "user/alice", "invitation.responded"));
     assert_true(fh_notified(&h, "user/bob", "invitation.responded"));
     assert_true(fh_notified(&h, "user/carol", "invitation.responded"));
+    assert_null(json_object_get(h.body, "changed"));
+    fh_done(&h);
+    /* the same answer again: only the responder hears of it */
+    static const struct fh_row s_same[] = {
+        FH_AUTH_ALICE,
+        {"event.rsvp", "events_am", 200,
+         "{\"event\":{\"calendar\":\"alice\",\"id\":\"" EID "\","
+         "\"participants\":{\"alice\":\"accepted\",\"carol\":"
+         "\"accepted\"},\"version\":3},\"changed\":false,"
+         "\"sync_token\":7}"},
+    };
+    fh_init(&h, FH_SCRIPT(s_same));
+    assert_int_equal(req(&h, "POST", ONE "/rsvp", NULL,
+                         "{\"response\":\"accepted\"}"), 200);
+    assert_true(fh_notified(&h, "user/alice", "invitation.responded"));
+    assert_false(fh_notified(&h, "user/carol", "invitation.responded"));
     fh_done(&h);
 }
 

@@ -183,7 +183,7 @@ static void test_agenda_pages_with_a_cursor(void **state)
                                                       "next_cursor")));
     token = strdup(json_string_value(json_object_get(h.body,
                                                      "next_cursor")));
-    tok = flow_b64_object_decode(token);
+    tok = flow_b64_object_decode(token, FLOW_CURSOR_MAX);
     assert_non_null(tok);
     after = json_dumps(json_object_get(tok, "after"), JSON_COMPACT);
     /* own calendar: e1 (e3 is past the cut); invitations on events_am:
@@ -219,6 +219,20 @@ static void test_agenda_pages_with_a_cursor(void **state)
     assert_string_equal(fh_code(&h), "invalid_cursor");
     assert_int_equal(get(&h, "/agenda", "cursor=bm90IGpzb24"), 400);
     assert_string_equal(fh_code(&h), "invalid_cursor");
+    free(token);
+
+    /* /invitations' cursor holds its filter too */
+    assert_int_equal(get(&h, "/invitations", "status=needs_action&" Q), 200);
+    token = strdup(json_string_value(json_object_get(h.body,
+                                                     "next_cursor")));
+    snprintf(q, sizeof q, "status=needs_action&cursor=%s", token);
+    assert_int_equal(get(&h, "/invitations", q), 200);
+    assert_string_equal(fh_arg(&h, 1, "response"), "needs_action");
+    snprintf(q, sizeof q, "status=accepted&cursor=%s", token);
+    assert_int_equal(get(&h, "/invitations", q), 400);
+    assert_string_equal(fh_code(&h), "invalid_cursor");
+    snprintf(q, sizeof q, "cursor=%s", token);
+    assert_int_equal(get(&h, "/invitations", q), 400);
     free(token);
     fh_done(&h);
 }
