@@ -1036,8 +1036,10 @@ static int ev_rsvp(struct agenda_ctx *c)
         json_decref(ev);
         return 0;
     }
-    /* answering the same again changes nothing (and feeds nothing) */
-    if (strcmp(was, answer) != 0) {
+    /* answering the same again changes nothing (and feeds nothing); was
+     * is the record's string, gone once the answer replaces it */
+    bool changed = strcmp(was, answer) != 0;
+    if (changed) {
         rc = set_str(json_object_get(ev, "participants"), c->actor.user,
                      answer);
         if (rc == 0)
@@ -1080,7 +1082,7 @@ static int ev_rsvp(struct agenda_ctx *c)
         /* changed: false when it was the answer already (nothing fed) */
         json_t *body = json_pack("{s:o,s:s,s:b}", "event",
                                  agenda_ev_render(ev, true), "response",
-                                 answer, "changed", strcmp(was, answer) != 0);
+                                 answer, "changed", changed);
         rc = body == NULL ? ENOMEM : agenda_reply_synced(c, 200, body);
     }
     json_decref(ev);
