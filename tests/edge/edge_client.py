@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import socket
 import ssl
 import threading
 import time
@@ -186,6 +187,17 @@ def list_all(client, cal):
 
 def error_log(edge) -> str:
     return (edge.root / "logs" / "error.log").read_text(errors="replace")
+
+
+def send_and_hang_up(edge, request: str) -> None:
+    """Send one raw HTTP request to the edge over TLS and close the
+    connection at once, as a client that gives up before the answer."""
+    ctx = ssl.create_default_context(cafile=str(edge.tls_dir / "ca.pem"))
+    ctx.check_hostname = False
+    raw = socket.create_connection(("127.0.0.1", edge.https_port), timeout=5)
+    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    s.sendall(request.encode())
+    s.close()
 
 
 def ws_url(edge, query):

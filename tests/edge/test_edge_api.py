@@ -7,8 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
-import ssl
 import threading
 import time
 import uuid
@@ -17,8 +15,9 @@ import pytest
 import requests
 
 from edge_client import (PASSWORD, Client, EventWriters, error_log,
-                         event_body, list_all, me, needs_ws, uname, unwrap,
-                         websocket, ws_connect, ws_meta_message, ws_status)
+                         event_body, list_all, me, needs_ws, send_and_hang_up,
+                         uname, unwrap, websocket, ws_connect,
+                         ws_meta_message, ws_status)
 
 
 # ---- the REST path ----------------------------------------------------------
@@ -567,16 +566,11 @@ def test_an_invitation_reaches_its_invitee_when_the_writer_hangs_up(stack):
     ws = ws_connect(edge, f"access_token={bob.token}")
     try:
         time.sleep(0.2)
-        ctx = ssl.create_default_context(cafile=str(edge.tls_dir / "ca.pem"))
-        ctx.check_hostname = False
-        raw = socket.create_connection(("127.0.0.1", edge.https_port),
-                                       timeout=5)
-        s = ctx.wrap_socket(raw, server_hostname="localhost")
-        s.sendall(f"POST /api/v1/calendars/{cal}/events HTTP/1.1\r\n"
-                  f"Host: localhost\r\nAuthorization: Bearer {alice.token}"
-                  f"\r\nContent-Type: application/json\r\nContent-Length: "
-                  f"{len(body)}\r\n\r\n{body}".encode())
-        s.close()                   # gone before the answer
+        send_and_hang_up(edge, f"POST /api/v1/calendars/{cal}/events "
+                         f"HTTP/1.1\r\nHost: localhost\r\nAuthorization: "
+                         f"Bearer {alice.token}\r\nContent-Type: "
+                         f"application/json\r\nContent-Length: {len(body)}"
+                         f"\r\n\r\n{body}")
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if any(e["title"] == title for e in list_all(alice, cal)):

@@ -14,8 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import socket
-import ssl
 import subprocess
 import tempfile
 import time
@@ -26,8 +24,8 @@ import pytest
 
 from edge_client import (PASSWORD, Client, b64url, b64url_json, claims_of,
                          error_log, event_body, forge, jwt_key, make_admin,
-                         me, needs_ws, shard_op, uname, unb64url, unwrap,
-                         websocket, ws_connect, ws_status)
+                         me, needs_ws, send_and_hang_up, shard_op, uname,
+                         unb64url, unwrap, websocket, ws_connect, ws_status)
 
 DAY = "from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z"
 
@@ -1498,15 +1496,10 @@ def test_a_removal_ends_group_subscriptions_when_its_writer_is_gone(stack):
     ws = ws_connect(edge, f"access_token={mem.token}&channel=group/{gid}")
     try:
         time.sleep(0.3)
-        ctx = ssl.create_default_context(cafile=str(edge.tls_dir / "ca.pem"))
-        ctx.check_hostname = False
-        raw = socket.create_connection(("127.0.0.1", edge.https_port),
-                                       timeout=5)
-        s = ctx.wrap_socket(raw, server_hostname="localhost")
-        s.sendall(f"DELETE /api/v1/groups/{gid}/members/{me(mem)} HTTP/1.1"
-                  f"\r\nHost: localhost\r\nAuthorization: Bearer "
-                  f"{lead.token}\r\nContent-Length: 0\r\n\r\n".encode())
-        s.close()                   # gone before the answer
+        send_and_hang_up(edge, f"DELETE /api/v1/groups/{gid}/members/"
+                         f"{me(mem)} HTTP/1.1\r\nHost: localhost\r\n"
+                         f"Authorization: Bearer {lead.token}\r\n"
+                         f"Content-Length: 0\r\n\r\n")
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             r = lead.req("GET", f"/groups/{gid}")
