@@ -96,8 +96,10 @@ static bool mint_id(json_t *op)
     const char *name = json_string_value(json_object_get(op, "op"));
     json_t *args = json_object_get(op, "args");
     for (size_t i = 0; i < sizeof(minted_ids) / sizeof(minted_ids[0]); i++) {
+        json_t *given = json_object_get(args, "id");
+        /* null is absent (API.md): it gets an id too */
         if (strcmp(name, minted_ids[i].op) != 0 || !json_is_object(args) ||
-            json_object_get(args, "id") != NULL)
+            (given != NULL && !json_is_null(given)))
             continue;
         char id[65];
         size_t skip = 0;

@@ -179,3 +179,19 @@ def test_commands_every_replica_would_refuse_are_not_proposed(
         assert r.json()["error"]["code"] == code, r.text
     time.sleep(0.3)     # a proposal would have been appended by now
     assert cluster.status(leader)["last_index"] == last
+
+
+def test_a_null_id_is_an_absent_one(cluster: Cluster):
+    """event.create (group.create alike) with "id": null gets an id minted by
+    the leader, as without one (API.md: null is absent); before, the null
+    was proposed as it was and refused at apply."""
+    leader = cluster.wait_for_leader()
+    op = {"op": "event.create", "actor": ACTOR,
+          "args": {"calendar": CAL, "id": None, "title": "minted",
+                   "start": "2026-12-03T10:00:00Z",
+                   "end": "2026-12-03T11:00:00Z", "time_zone": "UTC"}}
+    r = cluster.http(leader, "POST", "/v1/commands", json=op,
+                     headers={"Idempotency-Key": uuid.uuid4().hex},
+                     timeout=5.0)
+    assert r.status_code == 201, r.text
+    assert len(r.json()["event"]["id"]) == 32
