@@ -1540,11 +1540,14 @@ static int ev_freebusy(struct agenda_ctx *c)
                                           NULL};
     char names[AGENDA_FREEBUSY_USERS][AGENDA_USERNAME_MAX + 1];
     size_t n = 1;
-    bool several = json_object_get(c->args, "users") != NULL;
+    /* null is absent (API.md) */
+    json_t *users = json_object_get(c->args, "users");
+    json_t *user = json_object_get(c->args, "user");
+    bool several = users != NULL && !json_is_null(users);
     struct busy_walk w = {0};
     if (!agenda_args_only(c, allowed))
         return 0;
-    if (several && json_object_get(c->args, "user") != NULL)
+    if (several && user != NULL && !json_is_null(user))
         return agenda_fail(c, 400, "invalid_field",
                            "give 'user' or 'users', not both");
     if (several ? !arg_users(c, names, &n)

@@ -1595,6 +1595,15 @@ static void test_freebusy(void **state)
                    "{\"user\":\"al\",\"from\":\"%s\",\"to\":\"%s\"}", ts(T0),
                    ts(T0 + DAY)),
            400, "invalid_field");
+    /* a null counts as absent, for either */
+    expect(fx, run(fx, DAVE, "event.freebusy",
+                   "{\"user\":\"alice\",\"users\":null,\"from\":\"%s\","
+                   "\"to\":\"%s\"}", ts(T0), ts(T0 + DAY)),
+           200, "");
+    expect(fx, run(fx, DAVE, "event.freebusy",
+                   "{\"user\":null,\"users\":[\"alice\"],\"from\":\"%s\","
+                   "\"to\":\"%s\"}", ts(T0), ts(T0 + DAY)),
+           200, "");
     expect(fx, run(fx, DAVE, "event.freebusy",
                    "{\"user\":\"alice\",\"from\":\"%s\",\"to\":\"%s\","
                    "\"title\":true}",
