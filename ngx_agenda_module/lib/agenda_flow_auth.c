@@ -506,9 +506,13 @@ void flow_h_me_password(struct agenda_flow *f)
             return;
         }
         flow_calls_begin(f);
+        /* the version of the token whose holder proved the password:
+         * a change made meanwhile wins (409), see users.c */
         flow_call(f, users_shard(f), true, "user.password",
-                  json_pack("{s:s, s:s}", "username", f->user,
-                            "password_hash", f->hashed));
+                  json_pack("{s:s, s:s, s:I}", "username", f->user,
+                            "password_hash", f->hashed,
+                            "expected_token_version",
+                            (json_int_t)f->claims.token_version));
         flow_calls_emit(f);
         f->stage = 3;
         return;

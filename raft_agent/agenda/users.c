@@ -304,19 +304,29 @@ static int user_update(struct agenda_ctx *c)
 }
 
 /*
- * user.password {username, password_hash} → 200 {"user", "sync_token"}
- * with the new token_version: every token issued before is dead.
+ * user.password {username, password_hash, expected_token_version?} → 200
+ * {"user", "sync_token"} with the new token_version: every token issued
+ * before is dead.  expected_token_version (the edge sends the version of
+ * the token the change was asked with, whose holder proved the current
+ * password): 409 password_changed when the account has moved on since,
+ * so that of two changes checked against the same old password, the
+ * second cannot undo the first with a token the first revoked.
  */
 static int user_password(struct agenda_ctx *c)
 {
-    static const char *const allowed[] = {"username", "password_hash", NULL};
+    static const char *const allowed[] = {"username", "password_hash",
+                                          "expected_token_version", NULL};
     char name[AGENDA_USERNAME_MAX + 1];
     const char *hash;
+    int64_t expected = -1;
     if (!agenda_args_only(c, allowed) ||
         !agenda_arg_username(c, "username", name))
         return 0;
     set_audit(c, name);
     if (!arg_password_hash(c, &hash) || !may_manage(c, name))
+        return 0;
+    if (!agenda_arg_int(c, "expected_token_version", false, &expected) &&
+        agenda_failed(c))
         return 0;
     json_t *u;
     int rc = load_or_404(c, name, &u);
@@ -326,6 +336,12 @@ static int user_password(struct agenda_ctx *c)
     if (tv < 0 || tv == INT64_MAX) {
         json_decref(u);
         return MDB_CORRUPTED;
+    }
+    if (expected != -1 && expected != tv) {
+        json_decref(u);
+        return agenda_fail(c, 409, "password_changed",
+                           "the password of '%s' changed since this token "
+                           "was issued; log in again", name);
     }
     if (json_object_set_new(u, "password_hash", json_string(hash)) ||
         json_object_set_new(u, "token_version", json_integer(tv + 1)) ||

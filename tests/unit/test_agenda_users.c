@@ -418,6 +418,32 @@ static void password_change_bumps_token_version(void **state)
     assert_null(strstr(tu_body_text(fx), "argon2"));
 }
 
+/* Two changes checked against the same old password (the edge sends the
+ * version of the token each was asked with): the second finds the
+ * account moved on and changes nothing. */
+static void password_change_needs_the_token_version_it_was_asked_with(
+    void **state)
+{
+    struct agenda_fx *fx = *state;
+    assert_int_equal(reg(fx, "alice"), 201);
+    assert_int_equal(tu_cmd(fx, "user.password", TU_SYSTEM,
+                            "{\"username\":\"alice\",\"password_hash\":\""
+                            TU_HASH2 "\",\"expected_token_version\":1}"),
+                     200);
+    assert_int_equal(tu_int(fx, "user.token_version"), 2);
+    uint64_t sig = tu_state_sig(fx);
+    assert_int_equal(tu_cmd(fx, "user.password", TU_SYSTEM,
+                            "{\"username\":\"alice\",\"password_hash\":\""
+                            TU_HASH1 "\",\"expected_token_version\":1}"),
+                     409);
+    assert_string_equal(agenda_fx_error(fx), "password_changed");
+    assert_true(tu_state_sig(fx) == sig);
+    assert_int_equal(tu_cmd(fx, "user.password", TU_SYSTEM,
+                            "{\"username\":\"alice\",\"password_hash\":\""
+                            TU_HASH1 "\",\"expected_token_version\":\"2\"}"),
+                     400);
+}
+
 static void password_rejections_change_nothing(void **state)
 {
     struct agenda_fx *fx = *state;
@@ -691,6 +717,7 @@ int main(void)
         T(update_by_self_and_admin),
         T(update_rejections_change_nothing),
         T(password_change_bumps_token_version),
+        T(password_change_needs_the_token_version_it_was_asked_with),
         T(password_rejections_change_nothing),
         T(auth_is_for_the_edge_only),
         T(list_walks_from_prefix),

@@ -578,6 +578,11 @@ static void test_password_change(void **state)
     assert_int_equal(h.n_hash, 1);
     assert_string_equal(fh_op(&h, 1), "user.password");
     assert_string_equal(fh_arg(&h, 1, "password_hash"), FH_HASH);
+    /* at the version of the token it was asked with (users.c) */
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(h.calls[1].req, "args"),
+                         "expected_token_version")),
+                     1);
     /* a fresh token at the new version */
     tok = json_string_value(json_object_get(h.body, "access_token"));
     assert_non_null(tok);
