@@ -503,6 +503,7 @@ ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
     ngx_http_agenda_sub_ctx_t *ctx, const char **code, const char **message)
 {
     int                           rc;
+    ngx_uint_t                    escaped;
     ngx_str_t                     value, token, query_token, own;
     ngx_table_elt_t              *h;
     struct agenda_jwt_claims      claims;
@@ -523,7 +524,22 @@ ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* a token is written without escapes: one with them is another key
+     * for the per-token socket limit (gen-nginx keys it on the raw
+     * parameter) while naming the same token */
+
+    escaped = ngx_http_arg(r, (u_char *) "access_token", 12, &value) == NGX_OK
+              && ngx_strlchr(value.data, value.data + value.len, '%')
+                 != NULL;
+
     ngx_http_agenda_redact_tokens(r);
+
+    if (escaped) {
+        *code = "unauthenticated";
+        *message = "write the access_token parameter as the token is, "
+                   "without %-escapes";
+        return NGX_HTTP_UNAUTHORIZED;
+    }
 
     /* 1. message ids, before nchan parses them */
 

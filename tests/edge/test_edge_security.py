@@ -1335,6 +1335,13 @@ def test_password_changes_are_rate_limited_per_token(stack):
             assert r.headers.get("Retry-After")
     assert 429 not in statuses[:6], statuses
     assert statuses[6:] == [429, 429], statuses
+    # the same token written another way is the same token
+    for auth in (f"bearer {thief.token}", f"BEARER   {thief.token}"):
+        r = thief.s.post(thief.base + "/me/password",
+                         json={"current_password": "guess again",
+                               "new_password": "another horse battery"},
+                         headers={"Authorization": auth}, timeout=15)
+        assert r.status_code == 429, (auth[:10], r.status_code, r.text)
     owner = Client(edge)
     r = owner.req("POST", "/auth/login",
                   {"username": name, "password": PASSWORD}, token=False)
@@ -1467,10 +1474,23 @@ def test_open_notification_sockets_are_capped_per_token_and_address(
         assert over.value.status_code == 429
         assert "json" in (over.value.resp_headers or {}).get(
             "content-type", "")
-        # the token's signature is what counts, whichever way it comes
+        # the token's signature is what counts, whichever way it comes:
+        # in the header, however "Bearer" is written; with a parameter the
+        # module ignores then; or escaped, which is refused
         assert ws_status(e, "", headers={
             "Authorization": f"Bearer {a.token}"}) == 429
+        assert ws_status(e, "", headers={
+            "Authorization": f"bEARER {a.token}"}) == 429
+        junk = uuid.uuid4().hex * 2
+        assert ws_status(e, f"access_token={junk}", headers={
+            "Authorization": f"Bearer {a.token}"}) == 429
         held.pop().close()
+        time.sleep(0.3)
+        escaped = "%" + format(ord(a.token[0]), "02X") + a.token[1:]
+        assert ws_status(e, f"access_token={escaped}") == 401
+        # over the cap, nothing in the error log quotes the token
+        text = (e.root / "logs" / "error.log").read_text(errors="replace")
+        assert a.token.split(".")[2] not in text
         time.sleep(0.3)
         held.append(ws_connect(e, f"access_token={a.token}"))
         # another token, same address: two more, then the address is full
