@@ -137,7 +137,7 @@ static int parse_servers(json_t *root, struct agenda_topology *t,
             return -1;
         }
         for (j = 0; j < i; j++) {
-            if (strcmp(t->servers[j].name, sv->name) == 0) {
+            if (strcasecmp(t->servers[j].name, sv->name) == 0) {
                 char np[JC_PATH_LEN];
 
                 jc_join(np, p, "name");
@@ -210,7 +210,7 @@ static int parse_replica(json_t *r, const char *p,
                     "(also replicas[%zu])", (unsigned)rep->id, sh->name, k);
             return -1;
         }
-        if (strcmp(sh->replicas[k].name, rep->name) == 0) {
+        if (strcasecmp(sh->replicas[k].name, rep->name) == 0) {
             jc_join(fp, p, "name");
             jc_fail(e, fp, "duplicate replica name \"%s\" in shard \"%s\" "
                     "(also replicas[%zu])", rep->name, sh->name, k);
@@ -326,7 +326,7 @@ static int parse_shard(json_t *s, const char *p, size_t i,
         return -1;
     }
     for (j = 0; j < i; j++) {
-        if (strcmp(t->shards[j].name, sh->name) == 0) {
+        if (strcasecmp(t->shards[j].name, sh->name) == 0) {
             jc_join(rp, p, "name");
             jc_fail(e, rp, "duplicate shard name \"%s\" (also shards[%zu])",
                     sh->name, j);

@@ -33,7 +33,7 @@ def test_nginx_calls_every_replica_over_verified_tls(tls_stack):
                           % (shard, rid), conf, re.S)
         assert block, (shard, rid)
         body = block.group(1)
-        assert f"proxy_pass https://agenda_{shard}_{rid}/;" in body
+        assert f"proxy_pass https://agenda_{shard}.{rid}/;" in body
         assert "proxy_ssl_verify on;" in body
         assert f"proxy_ssl_name {shard}-{rid}.{shard}.agenda;" in body
         assert "edge.pem" in body and "edge.key" in body

@@ -56,11 +56,29 @@ def test_one_upstream_per_shard_with_keepalive(make_edge):
     agent_idle = int(re.search(
         r"#define API_TIMEOUT_S (\d+)",
         (REPO / "raft_agent" / "http_api.c").read_text()).group(1))
-    blocks = re.findall(r"upstream agenda_\w+ \{(.*?)\}", conf, re.S)
+    blocks = re.findall(r"upstream agenda_[\w.]+ \{(.*?)\}", conf, re.S)
     assert len(blocks) > len(topo["shards"])
     for b in blocks:
         idle = re.search(r"keepalive_timeout (\d+)s;", b)
         assert idle and int(idle.group(1)) < agent_idle, b
+
+
+def test_shard_and_replica_upstreams_never_share_a_name(make_edge,
+                                                        tmp_path):
+    """Replica 1 of events_am and a shard named events_am_1 once both
+    became "upstream agenda_events_am_1", which nginx refuses."""
+    topo = json.loads(TOPOLOGY.read_text())
+    names = [s["name"] for s in topo["shards"]]
+    assert "events_am" in names and "events_nz" in names
+    for s in topo["shards"]:
+        if s["name"] == "events_nz":
+            s["name"] = "events_am_1"
+    path = tmp_path / "close-names.json"
+    path.write_text(json.dumps(topo))
+    e = make_edge(topology=path)
+    e.generate()
+    r = e.check()
+    assert r.returncode == 0, r.stderr
 
 
 def test_host_addresses_place_named_agents(make_edge, tmp_path):

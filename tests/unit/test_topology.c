@@ -407,6 +407,13 @@ static const struct json_bad_case bad_cases[] = {
       "shards[1].range.until: unknown key" },
     { "duplicate shard name", { "shards[1].name" }, { "\"events_am\"" },
       "shards[1].name: duplicate shard name \"events_am\" (also shards[0])" },
+    /* nginx's upstream names and certificate names ignore case */
+    { "shard name differing in case", { "shards[1].name" },
+      { "\"Events_AM\"" },
+      "shards[1].name: duplicate shard name \"Events_AM\" (also "
+      "shards[0])" },
+    { "replica name differing in case", { "shards[0].replicas[1].name" },
+      { "\"NODE1\"" }, "shards[0].replicas[1].name: duplicate replica name" },
     { "duplicate replica id", { "shards[2].replicas[2].id" }, { "1" },
       "shards[2].replicas[2].id: duplicate replica id 1 in shard "
       "\"groups\" (also replicas[0])" },
