@@ -186,8 +186,11 @@ void agenda_utf8_cut(char *s)
 
 /*
  * Characters that do not make a text non-empty: Unicode's White_Space
- * property, plus the invisible format characters people paste to get past
- * a "required" check (zero width space/joiners, word joiner, BOM).
+ * property, plus the invisible characters people paste to get past a
+ * "required" check: zero width space and joiners, word joiner and the
+ * invisible operators, BOM, soft hyphen, combining grapheme joiner,
+ * Mongolian vowel separator, direction marks, the deprecated format
+ * characters, and the Hangul and Braille fillers that render as nothing.
  */
 static bool is_blank(uint32_t cp)
 {
@@ -195,11 +198,23 @@ static bool is_blank(uint32_t cp)
     case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20:
     case 0x85: case 0xA0: case 0x1680:
     case 0x2028: case 0x2029: case 0x202F: case 0x205F: case 0x3000:
-    case 0x200B: case 0x200C: case 0x200D: case 0x2060: case 0xFEFF:
+    case 0x200B: case 0x200C: case 0x200D: case 0x200E: case 0x200F:
+    case 0xFEFF: case 0xAD: case 0x34F: case 0x180E:
+    case 0x115F: case 0x1160: case 0x3164: case 0xFFA0: case 0x2800:
         return true;
     default:
-        return cp >= 0x2000 && cp <= 0x200A;
+        return (cp >= 0x2000 && cp <= 0x200A) ||
+               (cp >= 0x2060 && cp <= 0x2064) ||
+               (cp >= 0x206A && cp <= 0x206F);
     }
+}
+
+/* Bidirectional embeddings, overrides and isolates: in a one-line text
+ * (a name, a title) they make it read as another (one user's name shown
+ * as another's), and nothing there needs them. */
+static bool is_bidi_control(uint32_t cp)
+{
+    return (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
 }
 
 bool agenda_text_valid(const char *s, size_t max_chars, bool multiline,
@@ -223,6 +238,8 @@ bool agenda_text_valid(const char *s, size_t max_chars, bool multiline,
             if (!(multiline && (cp == '\n' || cp == '\t')))
                 return false;
         }
+        if (!multiline && is_bidi_control(cp))
+            return false;
         if (++chars > max_chars)
             return false;
         if (!is_blank(cp))

@@ -43,8 +43,9 @@ bool agenda_calendar_is_group(const char *s);
 
 /* Well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF), no NUL or
  * other C0/C1 control characters except, when multiline, '\n' and '\t';
- * at most max_chars code points; at least one non-space character unless
- * allow_empty. */
+ * unless multiline, no bidirectional embedding, override or isolate; at
+ * most max_chars code points; at least one visible, non-space character
+ * unless allow_empty. */
 bool agenda_text_valid(const char *s, size_t max_chars, bool multiline,
                        bool allow_empty);
 
