@@ -5,6 +5,7 @@
  * feeds.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -755,6 +756,42 @@ static bool is_json_type(const char *ct)
            && strchr(ct, ';') == NULL;
 }
 
+/*
+ * The one-line fields people read as names and titles must show
+ * something and not read as another (agenda_line_shows): checked here,
+ * before anything is proposed, because the replicas' own rules must stay
+ * what agents of every version apply alike.  Other problems (types,
+ * lengths, control characters) are the shard's to answer.
+ */
+static int check_lines(struct agenda_flow *f)
+{
+    /* names and titles must show something; a location may be blank */
+    static const struct {
+        const char *key;
+        bool visible;
+    } lines[] = {{"title", true}, {"display_name", true}, {"name", true},
+                 {"location", false}};
+
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        json_t *v = json_object_get(f->in, lines[i].key);
+        const char *s = json_string_value(v);
+
+        /* what the usual rules refuse (blank, control characters) gets
+         * their usual answer, from the flow or the shard */
+        if (s == NULL || strlen(s) != json_string_length(v)
+            || !agenda_text_valid(s, SIZE_MAX, false, false)
+            || (lines[i].visible ? agenda_line_shows(s)
+                                 : !agenda_line_redirects(s)))
+            continue;
+        flow_error(f, 400, "invalid_text",
+                   "'%s' must %sshow no direction override or isolate",
+                   lines[i].key, lines[i].visible
+                                     ? "have a visible character and " : "");
+        return -1;
+    }
+    return 0;
+}
+
 int flow_parse_body(struct agenda_flow *f)
 {
     json_error_t err;
@@ -806,7 +843,7 @@ int flow_parse_body(struct agenda_flow *f)
             return -1;
         }
     }
-    return 0;
+    return check_lines(f);
 }
 
 const char *flow_body_str(struct agenda_flow *f, const char *name,

@@ -186,11 +186,8 @@ void agenda_utf8_cut(char *s)
 
 /*
  * Characters that do not make a text non-empty: Unicode's White_Space
- * property, plus the invisible characters people paste to get past a
- * "required" check: zero width space and joiners, word joiner and the
- * invisible operators, BOM, soft hyphen, combining grapheme joiner,
- * Mongolian vowel separator, direction marks, the deprecated format
- * characters, and the Hangul and Braille fillers that render as nothing.
+ * property, plus the invisible format characters people paste to get past
+ * a "required" check (zero width space/joiners, word joiner, BOM).
  */
 static bool is_blank(uint32_t cp)
 {
@@ -198,23 +195,64 @@ static bool is_blank(uint32_t cp)
     case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20:
     case 0x85: case 0xA0: case 0x1680:
     case 0x2028: case 0x2029: case 0x202F: case 0x205F: case 0x3000:
-    case 0x200B: case 0x200C: case 0x200D: case 0x200E: case 0x200F:
-    case 0xFEFF: case 0xAD: case 0x34F: case 0x180E:
+    case 0x200B: case 0x200C: case 0x200D: case 0x2060: case 0xFEFF:
+        return true;
+    default:
+        return cp >= 0x2000 && cp <= 0x200A;
+    }
+}
+
+/* More characters that show nothing: the Hangul and Braille fillers,
+ * soft hyphen, combining grapheme joiner, Mongolian vowel separator,
+ * direction marks, invisible operators, deprecated format characters. */
+static bool is_invisible(uint32_t cp)
+{
+    switch (cp) {
+    case 0xAD: case 0x34F: case 0x180E: case 0x200E: case 0x200F:
     case 0x115F: case 0x1160: case 0x3164: case 0xFFA0: case 0x2800:
         return true;
     default:
-        return (cp >= 0x2000 && cp <= 0x200A) ||
-               (cp >= 0x2060 && cp <= 0x2064) ||
+        return (cp >= 0x2061 && cp <= 0x2064) ||
                (cp >= 0x206A && cp <= 0x206F);
     }
 }
 
-/* Bidirectional embeddings, overrides and isolates: in a one-line text
- * (a name, a title) they make it read as another (one user's name shown
- * as another's), and nothing there needs them. */
-static bool is_bidi_control(uint32_t cp)
+/* Walk s: whether a character shows, whether one redirects the text
+ * (bidirectional embedding, override or isolate). */
+static void line_scan(const char *s, bool *shows, bool *redirects)
 {
-    return (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+    const unsigned char *p = (const unsigned char *)s;
+
+    *shows = false;
+    *redirects = false;
+    while (*p != '\0') {
+        uint32_t cp;
+        size_t n = agenda_utf8_decode(p, 4, &cp);
+
+        if (n == 0) {
+            *redirects = true; /* not text: never passes */
+            return;
+        }
+        if ((cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069))
+            *redirects = true;
+        else if (!is_blank(cp) && !is_invisible(cp))
+            *shows = true;
+        p += n;
+    }
+}
+
+bool agenda_line_shows(const char *s)
+{
+    bool shows, redirects;
+    line_scan(s, &shows, &redirects);
+    return shows && !redirects;
+}
+
+bool agenda_line_redirects(const char *s)
+{
+    bool shows, redirects;
+    line_scan(s, &shows, &redirects);
+    return redirects;
 }
 
 bool agenda_text_valid(const char *s, size_t max_chars, bool multiline,
@@ -238,8 +276,6 @@ bool agenda_text_valid(const char *s, size_t max_chars, bool multiline,
             if (!(multiline && (cp == '\n' || cp == '\t')))
                 return false;
         }
-        if (!multiline && is_bidi_control(cp))
-            return false;
         if (++chars > max_chars)
             return false;
         if (!is_blank(cp))

@@ -41,11 +41,25 @@ bool agenda_username_valid(const char *s); /* already folded */
 bool agenda_calendar_valid(const char *s);
 bool agenda_calendar_is_group(const char *s);
 
+/*
+ * A one-line text others will read as a name or a title: at least one
+ * character that is neither space nor invisible (agenda_text_valid's
+ * blanks, plus the Hangul and Braille fillers, soft hyphen, combining
+ * grapheme joiner, Mongolian vowel separator, direction marks, invisible
+ * operators, deprecated format characters), and no bidirectional
+ * embedding, override or isolate (U+202A-202E, U+2066-2069), which make
+ * one name read as another.  s is already valid UTF-8.  For the edge,
+ * before proposing: the replicas keep agenda_text_valid's rules, so that
+ * agents of every version apply a logged command alike.
+ */
+bool agenda_line_shows(const char *s);
+/* Whether s holds a bidirectional embedding, override or isolate. */
+bool agenda_line_redirects(const char *s);
+
 /* Well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF), no NUL or
  * other C0/C1 control characters except, when multiline, '\n' and '\t';
- * unless multiline, no bidirectional embedding, override or isolate; at
- * most max_chars code points; at least one visible, non-space character
- * unless allow_empty. */
+ * at most max_chars code points; at least one non-space character unless
+ * allow_empty. */
 bool agenda_text_valid(const char *s, size_t max_chars, bool multiline,
                        bool allow_empty);
 

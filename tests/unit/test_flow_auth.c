@@ -100,6 +100,16 @@ static const struct fh_case register_cases[] = {
      "{\"username\":\"alice\",\"password\":\"" FH_PASSWORD "\","
      "\"display_name\":\"  \",\"email\":\"a@example.org\"}",
      FH_SCRIPT(s_none), 400, "invalid_field", 0, NULL},
+    /* a name of invisible characters, or one that reads as another's:
+     * refused before anything is asked of the shard */
+    {"register invisible name", "POST", REG, NULL, NULL, NULL, FH_JSON,
+     "{\"username\":\"alice\",\"password\":\"" FH_PASSWORD "\","
+     "\"display_name\":\"\u3164\",\"email\":\"a@example.org\"}",
+     FH_SCRIPT(s_none), 400, "invalid_text", 0, NULL},
+    {"register overridden name", "POST", REG, NULL, NULL, NULL, FH_JSON,
+     "{\"username\":\"alice\",\"password\":\"" FH_PASSWORD "\","
+     "\"display_name\":\"\u202enimda\",\"email\":\"a@example.org\"}",
+     FH_SCRIPT(s_none), 400, "invalid_text", 0, NULL},
     {"register NUL in string", "POST", REG, NULL, NULL, NULL, FH_JSON,
      "{\"username\":\"al\\u0000ice\",\"password\":\"" FH_PASSWORD "\","
      "\"display_name\":\"A\",\"email\":\"a@example.org\"}",

@@ -298,28 +298,6 @@ static const struct text_case text_cases[] = {
     {"em space", "\xe2\x80\x83", 200, false, false, false},
     {"zero width space", "\xe2\x80\x8b", 200, false, false, false},
     {"BOM", "\xef\xbb\xbf", 200, false, false, false},
-    /* more invisible ones, alone and together: still empty */
-    {"Hangul filler", "\xe3\x85\xa4", 200, false, false, false},
-    {"Hangul choseong filler", "\xe1\x85\x9f", 200, false, false, false},
-    {"halfwidth Hangul filler", "\xef\xbe\xa0", 200, false, false, false},
-    {"Braille blank", "\xe2\xa0\x80", 200, false, false, false},
-    {"soft hyphen", "\xc2\xad", 200, false, false, false},
-    {"combining grapheme joiner", "\xcd\x8f", 200, false, false, false},
-    {"Mongolian vowel separator", "\xe1\xa0\x8e", 200, false, false,
-     false},
-    {"LRM RLM", "\xe2\x80\x8e\xe2\x80\x8f", 200, false, false, false},
-    {"invisible times", "\xe2\x81\xa2", 200, false, false, false},
-    {"inhibit symmetric swapping", "\xe2\x81\xaa", 200, false, false,
-     false},
-    {"RLM in a name", "\xe2\x80\x8f" "Ana", 200, false, false, true},
-    /* direction overrides and isolates: refused in one-line text, where
-     * they make one name read as another; kept in descriptions */
-    {"RLO in a name", "moc.elpmaxe\xe2\x80\xae", 200, false, false, false},
-    {"LRE", "a\xe2\x80\xaa" "b", 200, false, false, false},
-    {"PDF", "a\xe2\x80\xac", 200, false, false, false},
-    {"RLI", "a\xe2\x81\xa7" "b", 200, false, false, false},
-    {"PDI", "a\xe2\x81\xa9", 200, false, false, false},
-    {"RLO multiline", "a\xe2\x80\xae" "b", 200, true, false, true},
     {"line separator", "\xe2\x80\xa8", 200, false, false, false},
     {"space then dot", "  .", 200, false, false, true},
 };
@@ -363,10 +341,7 @@ static void text_exhaustive_sequences(void **state)
                 b[2] = (unsigned char)d;
                 b[3] = 0;
                 cp = ((a & 0x0Fu) << 12) | ((c & 0x3Fu) << 6) | (d & 0x3Fu);
-                /* one-line text: direction overrides and isolates too */
-                want = cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF) &&
-                       !(cp >= 0x202A && cp <= 0x202E) &&
-                       !(cp >= 0x2066 && cp <= 0x2069);
+                want = cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF);
                 EQ(agenda_text_valid((const char *)b, 1, false,
                                                    true), want);
             }
@@ -1025,6 +1000,47 @@ static void utf8_cut_table(void **state)
     }
 }
 
+/* Names and titles (the edge's agenda_line_shows): something visible,
+ * nothing that makes the text read as another. */
+static void line_shows_table(void **state)
+{
+    static const struct {
+        const char *what, *s;
+        bool shows, redirects;
+    } rows[] = {
+        {"plain", "Ana", true, false},
+        {"empty", "", false, false},
+        {"spaces", "  ", false, false},
+        {"Hangul filler", "\xe3\x85\xa4", false, false},
+        {"Hangul choseong filler", "\xe1\x85\x9f", false, false},
+        {"halfwidth Hangul filler", "\xef\xbe\xa0", false, false},
+        {"Braille blank", "\xe2\xa0\x80", false, false},
+        {"soft hyphen", "\xc2\xad", false, false},
+        {"combining grapheme joiner", "\xcd\x8f", false, false},
+        {"Mongolian vowel separator", "\xe1\xa0\x8e", false, false},
+        {"LRM and RLM", "\xe2\x80\x8e\xe2\x80\x8f", false, false},
+        {"invisible times", "\xe2\x81\xa2", false, false},
+        {"deprecated format", "\xe2\x81\xaa", false, false},
+        {"ZWSP and a filler", "\xe2\x80\x8b\xe3\x85\xa4", false, false},
+        {"RLM in a name", "\xe2\x80\x8f" "Ana", true, false},
+        {"RLO", "moc.elpmaxe\xe2\x80\xae", false, true},
+        {"LRE", "a\xe2\x80\xaa" "b", false, true},
+        {"PDF", "a\xe2\x80\xac", false, true},
+        {"RLI", "a\xe2\x81\xa7" "b", false, true},
+        {"PDI", "a\xe2\x81\xa9", false, true},
+        {"Arabic", "\xd9\x85\xd8\xb1\xd8\xad\xd8\xa8\xd8\xa7", true,
+         false},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        snprintf(row, sizeof row, "line %s", rows[i].what);
+        assert_int_equal(agenda_line_shows(rows[i].s), rows[i].shows);
+        assert_int_equal(agenda_line_redirects(rows[i].s), rows[i].redirects);
+        /* the replicas' own rule is unchanged: every row is text */
+        assert_true(agenda_text_valid(rows[i].s, 200, false, true));
+    }
+}
+
 #define TEST(f) cmocka_unit_test_setup(f, clear_row)
 
 int main(void)
@@ -1050,6 +1066,7 @@ int main(void)
         TEST(date_parse_table),
         TEST(date_format_takes_the_utc_day),
         TEST(utf8_cut_table),
+        TEST(line_shows_table),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
