@@ -42,8 +42,9 @@
  * runs, r->main->blocked keeps the request (and so the task's memory)
  * alive even if the client goes away, and shard calls are not cut short
  * when it does (proxy_ignore_client_abort in config/gen-nginx), so a
- * write reaches its answer (its publications may be dropped by nchan:
- * see ngx_http_agenda_auth_cache_mark()).  agenda_max_calls
+ * write reaches its answer and its publications (the client's close is
+ * hidden from nchan while they start: ngx_http_agenda_respond()).
+ * agenda_max_calls
  * (default 40) bounds a request's shard calls, retries included.
  */
 
@@ -178,6 +179,7 @@ static void ngx_http_agenda_call_final(ngx_http_agenda_call_t *call,
 static void ngx_http_agenda_call_timer(ngx_event_t *ev);
 static ngx_int_t ngx_http_agenda_leader_hint(ngx_http_request_t *sr,
     const struct agenda_shard *shard);
+static ngx_int_t ngx_http_agenda_bare_headers(ngx_http_request_t *sr);
 static ngx_int_t ngx_http_agenda_set_body(ngx_http_request_t *sr,
     ngx_str_t *body);
 
@@ -1773,11 +1775,10 @@ static void
 ngx_http_agenda_publish(ngx_http_request_t *r,
     const struct agenda_flow_notification *n)
 {
-    u_char                       *p, ch;
+    u_char                        ch;
     size_t                        clen, i;
-    ngx_str_t                     uri, body;
+    ngx_str_t                     channel, body;
     ngx_http_request_t           *sr;
-    ngx_http_post_subrequest_t   *ps;
     ngx_http_agenda_main_conf_t  *amcf;
 
     if (n->channel == NULL || (n->message == NULL && !n->close)) {
@@ -1816,31 +1817,14 @@ ngx_http_agenda_publish(ngx_http_request_t *r,
                                         ngx_current_msec);
     }
 
-    p = ngx_pnalloc(r->pool, sizeof("/_agenda/publish/") - 1 + clen);
-    if (p == NULL) {
-        return;
-    }
+    channel.data = (u_char *) n->channel;
+    channel.len = clen;
 
-    uri.data = p;
-    uri.len = ngx_sprintf(p, "/_agenda/publish/%*s", clen, n->channel) - p;
-
-    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
-    if (ps == NULL) {
-        return;
-    }
-
-    ps->handler = ngx_http_agenda_publish_done;
-    ps->data = ngx_http_get_module_ctx(r, ngx_http_agenda_module);
-
-    if (ngx_http_subrequest(r, &uri, NULL, &sr, ps,
-                            NGX_HTTP_SUBREQUEST_IN_MEMORY
-                            |NGX_HTTP_SUBREQUEST_WAITED)
+    if (ngx_http_agenda_publisher_subrequest(r, &channel,
+            ngx_http_agenda_publish_done,
+            ngx_http_get_module_ctx(r, ngx_http_agenda_module), &sr)
         != NGX_OK)
     {
-        return;
-    }
-
-    if (ngx_http_agenda_bare_headers(sr) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "agenda: cannot publish to \"%s\"", n->channel);
         return;
@@ -1879,7 +1863,7 @@ ngx_http_agenda_publish(ngx_http_request_t *r,
  * and how much of nchan's shared memory each one takes.
  */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_agenda_bare_headers(ngx_http_request_t *sr)
 {
     ngx_memzero(&sr->headers_in, sizeof(ngx_http_headers_in_t));
@@ -1895,6 +1879,51 @@ ngx_http_agenda_bare_headers(ngx_http_request_t *sr)
     sr->headers_in.keep_alive_n = -1;
 
     return NGX_OK;
+}
+
+
+/*
+ * An in-memory, waited subrequest of r to nchan's publisher location for
+ * channel (/_agenda/publish/<channel>), without the client's headers (see
+ * bare_headers); handler and data end it.  The publications of a write
+ * and the resume guard's question about a channel (ngx_agenda_resume.c)
+ * both go this way.
+ */
+
+ngx_int_t
+ngx_http_agenda_publisher_subrequest(ngx_http_request_t *r,
+    ngx_str_t *channel, ngx_http_post_subrequest_pt handler, void *data,
+    ngx_http_request_t **sr)
+{
+    u_char                      *p;
+    ngx_str_t                    uri;
+    ngx_http_post_subrequest_t  *ps;
+
+    p = ngx_pnalloc(r->pool, sizeof("/_agenda/publish/") - 1 + channel->len);
+    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
+
+    if (p == NULL || ps == NULL) {
+        return NGX_ERROR;
+    }
+
+    uri.data = p;
+    uri.len = ngx_cpymem(ngx_cpymem(p, "/_agenda/publish/",
+                                    sizeof("/_agenda/publish/") - 1),
+                         channel->data, channel->len)
+              - p;
+
+    ps->handler = handler;
+    ps->data = data;
+
+    if (ngx_http_subrequest(r, &uri, NULL, sr, ps,
+                            NGX_HTTP_SUBREQUEST_IN_MEMORY
+                            |NGX_HTTP_SUBREQUEST_WAITED)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_agenda_bare_headers(*sr);
 }
 
 

@@ -136,7 +136,9 @@ ngx_int_t ngx_http_agenda_check_start(ngx_http_request_t *r, ngx_str_t *path,
 ngx_int_t ngx_http_agenda_check_poll(ngx_http_request_t *r,
     ngx_http_agenda_ctx_t *ctx);
 ngx_int_t ngx_http_agenda_api_add_variables(ngx_conf_t *cf);
-ngx_int_t ngx_http_agenda_bare_headers(ngx_http_request_t *sr);
+ngx_int_t ngx_http_agenda_publisher_subrequest(ngx_http_request_t *r,
+    ngx_str_t *channel, ngx_http_post_subrequest_pt handler, void *data,
+    ngx_http_request_t **sr);
 
 /* ngx_agenda_resume.c: the message id a subscription resumes from */
 typedef struct {

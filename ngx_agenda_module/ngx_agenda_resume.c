@@ -50,46 +50,27 @@ ngx_int_t
 ngx_http_agenda_resume_ask(ngx_http_request_t *r, ngx_str_t *channel,
     ngx_http_agenda_resume_t *rs)
 {
-    u_char                      *p;
-    ngx_str_t                    uri;
     ngx_pool_cleanup_t          *cln;
     ngx_http_request_t          *sr;
-    ngx_http_post_subrequest_t  *ps;
-
-    p = ngx_pnalloc(r->pool, sizeof("/_agenda/publish/") - 1 + channel->len);
-    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
 
     /* the wake-up below must not outlive rs, which the pool holds */
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
 
-    if (p == NULL || ps == NULL || cln == NULL) {
+    if (cln == NULL) {
         return NGX_ERROR;
     }
 
     cln->handler = ngx_http_agenda_resume_cleanup;
     cln->data = rs;
 
-    uri.data = p;
-    uri.len = ngx_cpymem(ngx_cpymem(p, "/_agenda/publish/",
-                                    sizeof("/_agenda/publish/") - 1),
-                         channel->data, channel->len)
-              - p;
-
-    ps->handler = ngx_http_agenda_resume_done;
-    ps->data = rs;
-
-    if (ngx_http_subrequest(r, &uri, NULL, &sr, ps,
-                            NGX_HTTP_SUBREQUEST_IN_MEMORY
-                            |NGX_HTTP_SUBREQUEST_WAITED)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
     /* a plain GET: not the client's websocket upgrade and headers */
 
-    if (ngx_http_agenda_bare_headers(sr) != NGX_OK) {
+    if (ngx_http_agenda_publisher_subrequest(r, channel,
+                                             ngx_http_agenda_resume_done,
+                                             rs, &sr)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 

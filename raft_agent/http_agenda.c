@@ -53,6 +53,21 @@ static bool random_hex(char *out, size_t len)
     return true;
 }
 
+/* Answer what every replica would refuse of an operation of len bytes
+ * named name (NULL: the size only), agenda_op_refusal(); true when it
+ * answered. */
+static bool refused(struct evhttp_request *req, const char *name,
+                    size_t len)
+{
+    const char *code;
+    char why[160];
+    int status = agenda_op_refusal(name, len, true, NULL, &code, why,
+                                   sizeof(why));
+    if (status != 0)
+        http_reply_error(req, status, code, why);
+    return status != 0;
+}
+
 /* Parse the body as an operation; answers and returns NULL when it is
  * not an object naming a command, or is over the size every replica
  * would refuse at apply: nothing is proposed then (it would be stored and
@@ -61,14 +76,8 @@ static json_t *read_operation(struct evhttp_request *req)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
-    const char *code;
-    char why[160];
-    int status = agenda_op_refusal(NULL, len, true, NULL, &code, why,
-                                   sizeof(why));
-    if (status != 0) {
-        http_reply_error(req, status, code, why);
+    if (refused(req, NULL, len))
         return NULL;
-    }
     const char *body = (const char *)evbuffer_pullup(in, -1);
     json_error_t jerr;
     json_t *j = len > 0 ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr)
@@ -81,11 +90,8 @@ static json_t *read_operation(struct evhttp_request *req)
                          "args (see API.md)");
         return NULL;
     }
-    status = agenda_op_refusal(json_string_value(json_object_get(j, "op")),
-                               len, true, NULL, &code, why, sizeof(why));
-    if (status != 0) {
+    if (refused(req, json_string_value(json_object_get(j, "op")), len)) {
         json_decref(j);
-        http_reply_error(req, status, code, why);
         return NULL;
     }
     return j;
@@ -147,14 +153,9 @@ void http_agenda_command(struct agenda_node *node, struct evhttp_request *req)
         http_reply_error(req, 503, "unavailable", "out of memory");
         return;
     }
-    const char *code;
-    char why[160];
-    int status = agenda_op_refusal(NULL, text.len, true, NULL, &code, why,
-                                   sizeof(why));
-    if (status != 0) { /* grown by its minted id */
+    if (refused(req, NULL, text.len)) { /* grown by its minted id */
         agenda_buf_free(&text);
         http_pending_free(p);
-        http_reply_error(req, status, code, why);
         return;
     }
     enum agenda_node_fail f =

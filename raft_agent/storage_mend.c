@@ -42,26 +42,6 @@ static void path_of(char *out, size_t n, const char *dir, const char *name)
     snprintf(out, n, "%s/%s", dir, name);
 }
 
-/* The free list's records (database 0) inside the map. */
-static int walk_free_list(MDB_txn *txn, const struct storage_map *map)
-{
-    MDB_cursor *cur;
-    MDB_val k, v;
-    int rc = mdb_cursor_open(txn, 0, &cur);
-    if (rc != MDB_SUCCESS)
-        return agenda_storage_map_mdb(rc);
-    int r = AGENDA_STORAGE_OK;
-    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == MDB_SUCCESS)
-        if (!storage_in_map(map, &k) || !storage_in_map(map, &v)) {
-            r = AGENDA_STORAGE_CORRUPT;
-            break;
-        }
-    mdb_cursor_close(cur);
-    if (r == AGENDA_STORAGE_OK && rc != MDB_NOTFOUND)
-        r = agenda_storage_map_mdb(rc);
-    return r;
-}
-
 /* In the child: every record of the file at path within its first had
  * bytes. */
 static int walk_within(const char *path, off_t had)
@@ -76,12 +56,13 @@ static int walk_within(const char *path, off_t had)
     r = storage_map_of(txn, &map);
     if (r == AGENDA_STORAGE_OK && map.len > (size_t)had)
         map.len = (size_t)had;
+    if (r == AGENDA_STORAGE_OK && storage_open_dbis(txn, &log, &meta) != 0)
+        r = AGENDA_STORAGE_CORRUPT;
+    /* the free list (database 0), then every named database */
     if (r == AGENDA_STORAGE_OK)
-        r = walk_free_list(txn, &map);
+        r = storage_walk_db(txn, &map, "", 0, &log);
     if (r == AGENDA_STORAGE_OK)
-        r = storage_open_dbis(txn, &log, &meta) == MDB_SUCCESS
-                ? storage_each_db(txn, &map, storage_walk_db, &log)
-                : AGENDA_STORAGE_CORRUPT;
+        r = storage_each_db(txn, &map, storage_walk_db, &log);
     mdb_txn_abort(txn);
     mdb_env_close(env);
     return r;

@@ -279,8 +279,13 @@ static bool deleted_before(struct agenda_flow *f)
 
 static void purge_again(struct agenda_flow *f)
 {
-    f->scratch = json_pack("{s:i, s:i, s:b}", "deleted", 0, "calls", 0,
-                           "again", 1);
+    json_t *answer = json_deep_copy(f->ans[0].json);
+
+    json_object_del(json_object_get(answer, "error"), "gone");
+    f->scratch = answer != NULL
+                     ? json_pack("{s:o, s:i, s:i, s:b}", "answer", answer,
+                                 "deleted", 0, "calls", 0, "again", 1)
+                     : NULL;
     if (f->scratch == NULL) {
         f->oom = true;
         return;
@@ -309,10 +314,9 @@ static void purge_step(struct agenda_flow *f)
         return;
     }
     if (json_is_true(json_object_get(f->scratch, "again"))) {
-        /* word for word what the groups shard says of any group the
-         * caller does not belong to (groups.c, group_open) */
-        flow_error(f, 404, "not_found",
-                   "there is no group '%s' that you belong to", f->seg[0]);
+        /* the groups shard's own 404, without "gone" */
+        flow_respond(f, 404, json_incref(json_object_get(f->scratch,
+                                                         "answer")));
         return;
     }
     notify_group_of(f, json_string_value(json_object_get(f->scratch, "note")),

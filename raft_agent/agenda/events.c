@@ -1501,36 +1501,6 @@ static int busy_of(struct agenda_ctx *c, const char *user,
     return 0;
 }
 
-/* users: 1..AGENDA_FREEBUSY_USERS usernames, folded, unique, into names. */
-static bool arg_users(struct agenda_ctx *c,
-                      char names[][AGENDA_USERNAME_MAX + 1], size_t *n)
-{
-    json_t *list = json_object_get(c->args, "users"), *u;
-    size_t i;
-    *n = 0;
-    if (!json_is_array(list) || json_array_size(list) == 0 ||
-        json_array_size(list) > AGENDA_FREEBUSY_USERS) {
-        agenda_fail(c, 400, "invalid_field",
-                    "'users' must be an array of 1 to %d usernames",
-                    AGENDA_FREEBUSY_USERS);
-        return false;
-    }
-    json_array_foreach(list, i, u) {
-        const char *s = json_string_value(u);
-        if (s == NULL || agenda_username_fold(s, names[*n]) != 0) {
-            agenda_fail(c, 400, "invalid_field",
-                        "'users' must be an array of usernames");
-            return false;
-        }
-        bool dup = false;
-        for (size_t k = 0; k < *n && !dup; k++)
-            dup = strcmp(names[k], names[*n]) == 0;
-        if (!dup)
-            (*n)++;
-    }
-    return true;
-}
-
 /* One user ("user": answer {user, from, to, busy}) or several ("users":
  * answer {from, to, users: {name: busy}}, one call per shard for the
  * edge's /freebusy). */
@@ -1550,7 +1520,8 @@ static int ev_freebusy(struct agenda_ctx *c)
     if (several && user != NULL && !json_is_null(user))
         return agenda_fail(c, 400, "invalid_field",
                            "give 'user' or 'users', not both");
-    if (several ? !arg_users(c, names, &n)
+    if (several ? !agenda_arg_usernames(c, "users", AGENDA_FREEBUSY_USERS,
+                                        names, &n)
                 : !agenda_arg_username(c, "user", names[0]))
         return 0;
     if (!arg_window(c, &w.from, &w.to))

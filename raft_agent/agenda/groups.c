@@ -351,6 +351,9 @@ static bool arg_expected_version(struct agenda_ctx *c, int64_t *out)
 /* The operations need either sight of the group or its leadership. */
 enum need { NEED_SEE, NEED_LEAD };
 
+/* The 404 of a group the actor does not belong to, existing or not. */
+#define GROUP_NOT_FOUND "there is no group '%s' that you belong to"
+
 /*
  * Load group id and check the actor's standing.  Returns 0 with *g set
  * (new reference) when allowed; 0 with *g NULL and the answer set (404 for
@@ -370,8 +373,7 @@ static int group_open(struct agenda_ctx *c, const char *id, enum need need,
     bool admin = agenda_actor_is_admin(c);
     if (rc == MDB_NOTFOUND || (r == AGENDA_CAL_NONE && !admin)) {
         json_decref(grp);
-        agenda_fail(c, 404, "not_found", "there is no group '%s' that you "
-                    "belong to", id);
+        agenda_fail(c, 404, "not_found", GROUP_NOT_FOUND, id);
         return 0;
     }
     if (need == NEED_LEAD && r != AGENDA_CAL_LEADER && !admin) {
@@ -578,16 +580,18 @@ static int group_update(struct agenda_ctx *c)
 }
 
 /* The 404 of group.delete for the id of a group deleted before: the same
- * as for any unknown group, plus "gone": true for the edge, which then
+ * as for any group the actor is not in, plus "gone": true for the edge,
+ * which then
  * empties the calendar again in case a first deletion could not (its
  * events shard unreachable, the edge stopped).  The edge tells its own
  * client only the 404, so ids of past groups are revealed to no one. */
-static int gone_not_found(struct agenda_ctx *c)
+static int gone_not_found(struct agenda_ctx *c, const char *id)
 {
+    char msg[sizeof(GROUP_NOT_FOUND) + AGENDA_GROUP_ID_LEN];
+    snprintf(msg, sizeof(msg), GROUP_NOT_FOUND, id);
     return agenda_reply(c, 404, json_pack("{s:{s:s,s:s,s:b}}", "error",
                                           "code", "not_found", "message",
-                                          "that group was deleted", "gone",
-                                          1));
+                                          msg, "gone", 1));
 }
 
 /*
@@ -611,7 +615,7 @@ static int group_delete(struct agenda_ctx *c)
     if (rc == 0 && g == NULL && c->res->status == 404) {
         rc = group_id_used(c, id);
         if (rc == 1)
-            return gone_not_found(c);
+            return gone_not_found(c, id);
     }
     if (rc != 0 || g == NULL)
         return rc;

@@ -2,6 +2,7 @@
 #include "render.h"
 
 #include <errno.h>
+#include <string.h>
 
 #include "json_text.h"
 #include "validate.h"
@@ -54,6 +55,35 @@ bool agenda_arg_username(struct agenda_ctx *c, const char *key,
                     "0-9, '_', '.' and '-'",
                     key, AGENDA_USERNAME_MIN, AGENDA_USERNAME_MAX);
         return false;
+    }
+    return true;
+}
+
+bool agenda_arg_usernames(struct agenda_ctx *c, const char *key, size_t max,
+                          char names[][AGENDA_USERNAME_MAX + 1], size_t *n)
+{
+    json_t *list = json_object_get(c->args, key), *u;
+    size_t i;
+    *n = 0;
+    if (!json_is_array(list) || json_array_size(list) == 0 ||
+        json_array_size(list) > max) {
+        agenda_fail(c, 400, "invalid_field",
+                    "'%s' must be an array of 1 to %zu usernames", key, max);
+        return false;
+    }
+    json_array_foreach(list, i, u) {
+        const char *s = json_string_value(u);
+        if (s == NULL || strlen(s) != json_string_length(u) ||
+            agenda_username_fold(s, names[*n]) != 0) {
+            agenda_fail(c, 400, "invalid_field",
+                        "%s[%zu] is not a username", key, i);
+            return false;
+        }
+        bool dup = false;
+        for (size_t k = 0; k < *n && !dup; k++)
+            dup = strcmp(names[k], names[*n]) == 0;
+        if (!dup)
+            (*n)++;
     }
     return true;
 }

@@ -46,6 +46,14 @@ bool agenda_arg_username(struct agenda_ctx *c, const char *key,
                          char out[AGENDA_USERNAME_MAX + 1]);
 
 /*
+ * The required argument key: an array of 1 to max usernames, each folded
+ * into names (which has room for max), each once, in the order given; *n
+ * how many.  On false the answer is set (400 invalid_field).
+ */
+bool agenda_arg_usernames(struct agenda_ctx *c, const char *key, size_t max,
+                          char names[][AGENDA_USERNAME_MAX + 1], size_t *n);
+
+/*
  * Fetch the string argument key and check it with agenda_text_valid(max,
  * multiline, allow_empty).  Returns true when present and valid; false when
  * absent and not required (no answer set) or invalid (400 set) — tell them

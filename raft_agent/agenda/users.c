@@ -491,7 +491,7 @@ static int user_list(struct agenda_ctx *c)
 
 /*
  * user.missing {usernames: [name…]} → 200 {"missing": [name…]}: the names,
- * folded, that no account holds, in the order given.  The edge asks it
+ * folded, each once, that no account holds, in the order given.  The edge asks it
  * before inviting anyone: an invitation stored under a free name would
  * show the event to whoever registers that name next.  Accounts are never
  * deleted, so a name found here stays taken.  Names are public anyway
@@ -502,35 +502,22 @@ static int user_missing(struct agenda_ctx *c)
     static const char *const allowed[] = {"usernames", NULL};
     if (!agenda_args_only(c, allowed))
         return 0;
-    json_t *names = json_object_get(c->args, "usernames");
-    if (!json_is_array(names) || json_array_size(names) == 0 ||
-        json_array_size(names) > AGENDA_PARTICIPANTS_MAX)
-        return agenda_fail(c, 400, "invalid_field",
-                           "'usernames' must be an array of 1 to %d "
-                           "usernames", AGENDA_PARTICIPANTS_MAX);
+    char names[AGENDA_PARTICIPANTS_MAX][AGENDA_USERNAME_MAX + 1];
+    size_t n;
+    if (!agenda_arg_usernames(c, "usernames", AGENDA_PARTICIPANTS_MAX, names,
+                              &n))
+        return 0;
     json_t *missing = json_array();
     if (missing == NULL)
         return ENOMEM;
-    size_t i;
-    json_t *item;
     int rc = 0;
-    json_array_foreach(names, i, item) {
-        char name[AGENDA_USERNAME_MAX + 1];
-        if (!json_is_string(item) ||
-            strlen(json_string_value(item)) != json_string_length(item) ||
-            agenda_username_fold(json_string_value(item), name) != 0) {
-            json_decref(missing);
-            return agenda_fail(c, 400, "invalid_field",
-                               "usernames[%zu] is not a username", i);
-        }
+    for (size_t i = 0; i < n && rc == 0; i++) {
         struct agenda_key k;
-        MDB_val key = user_key(&k, name), v;
+        MDB_val key = user_key(&k, names[i]), v;
         rc = mdb_get(c->txn, c->db->users, &key, &v);
         if (rc == MDB_NOTFOUND)
-            rc = json_array_append_new(missing, json_string(name)) == 0
+            rc = json_array_append_new(missing, json_string(names[i])) == 0
                      ? 0 : ENOMEM;
-        if (rc != 0)
-            break;
     }
     if (rc != 0) {
         json_decref(missing);

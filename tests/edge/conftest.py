@@ -465,11 +465,15 @@ def started_stack(request, tls_dir, name: str, generate: tuple,
         shutil.rmtree(root, ignore_errors=True)
 
 
+# gen-nginx options of the shared stacks: a retry budget that outlasts an
+# election on a loaded machine, and login limits tests do not trip over
+STACK_ARGS = ("--retry-budget", "8s", "--auth-rate", "100r/s",
+              "--auth-burst", "200")
+
+
 @pytest.fixture(scope="module")
 def stack(request, tls_dir):
     """Agents for every shard plus one nginx in front of them, shared by
     the tests of a file: (agents, edge)."""
-    with started_stack(request, tls_dir, "edge",
-                       ("--retry-budget", "8s", "--auth-rate", "100r/s",
-                        "--auth-burst", "200")) as s:
+    with started_stack(request, tls_dir, "edge", STACK_ARGS) as s:
         yield s

@@ -13,15 +13,14 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, TOPOLOGY, started_stack
+from conftest import REPO, STACK_ARGS, TOPOLOGY, started_stack
 from edge_client import Client, EventWriters, event_body, me, uname, unwrap
 
 
 @pytest.fixture(scope="module")
 def tls_stack(request, tls_dir):
-    with started_stack(request, tls_dir, "itls",
-                       ("--retry-budget", "8s", "--auth-rate", "100r/s",
-                        "--auth-burst", "200"), internal_tls=True) as s:
+    with started_stack(request, tls_dir, "itls", STACK_ARGS,
+                       internal_tls=True) as s:
         yield s
 
 

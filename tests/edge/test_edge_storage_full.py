@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from conftest import BUILD, started_stack
+from conftest import BUILD, STACK_ARGS, started_stack
 from edge_client import (Client, EventWriters, error_log, event_body,
                          list_all, me, uname)
 
@@ -37,9 +37,8 @@ def full_stack(request, tls_dir):
         return {"LD_PRELOAD": str(SHIM),
                 "AGENDA_FULL_DISK_FLAG": str(flag_of(root, rid))}
 
-    with started_stack(request, tls_dir, "full",
-                       ("--retry-budget", "8s", "--auth-rate", "100r/s",
-                        "--auth-burst", "200"), agent_env=env) as s:
+    with started_stack(request, tls_dir, "full", STACK_ARGS,
+                       agent_env=env) as s:
         yield s
 
 
