@@ -107,38 +107,46 @@ static ngx_int_t ngx_http_agenda_arg(ngx_http_request_t *r, char *name,
 static void ngx_http_agenda_redact_tokens(ngx_http_request_t *r);
 static ngx_table_elt_t *ngx_http_agenda_find_header(ngx_http_request_t *r,
     char *name, size_t len, ngx_table_elt_t *after);
-static ngx_int_t ngx_http_agenda_channel_variable(ngx_http_request_t *r,
+static ngx_int_t ngx_http_agenda_sub_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 
-static ngx_int_t ngx_http_agenda_last_event_id_variable(
-    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+/*
+ * $agenda_channel: the channel the guard allowed; not found otherwise, so
+ * nchan refuses the subscription.
+ * $agenda_last_event_id: the message id nchan resumes the allowed
+ * subscription from (ngx_agenda_resume.c); not found: none, nchan sends
+ * what comes next.
+ */
 
-static ngx_str_t  ngx_http_agenda_channel_name = ngx_string("agenda_channel");
-static ngx_str_t  ngx_http_agenda_last_event_id_name =
-    ngx_string("agenda_last_event_id");
+static ngx_http_variable_t  ngx_http_agenda_sub_vars[] = {
+
+    { ngx_string("agenda_channel"), NULL, ngx_http_agenda_sub_variable,
+      offsetof(ngx_http_agenda_sub_ctx_t, channel),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("agenda_last_event_id"), NULL, ngx_http_agenda_sub_variable,
+      offsetof(ngx_http_agenda_sub_ctx_t, resume.msgid),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
 
 
 ngx_int_t
 ngx_http_agenda_subscriber_add_variables(ngx_conf_t *cf)
 {
-    ngx_http_variable_t  *var;
+    ngx_http_variable_t  *var, *v;
 
-    var = ngx_http_add_variable(cf, &ngx_http_agenda_channel_name,
-                                NGX_HTTP_VAR_NOCACHEABLE);
-    if (var == NULL) {
-        return NGX_ERROR;
+    for (v = ngx_http_agenda_sub_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
     }
-
-    var->get_handler = ngx_http_agenda_channel_variable;
-
-    var = ngx_http_add_variable(cf, &ngx_http_agenda_last_event_id_name,
-                                NGX_HTTP_VAR_NOCACHEABLE);
-    if (var == NULL) {
-        return NGX_ERROR;
-    }
-
-    var->get_handler = ngx_http_agenda_last_event_id_variable;
 
     return NGX_OK;
 }
@@ -871,13 +879,14 @@ ngx_http_agenda_find_header(ngx_http_request_t *r, char *name, size_t len,
 }
 
 
-/* $agenda_channel: the channel the guard allowed; not found otherwise, so
- * nchan refuses the subscription. */
+/* A string of an allowed subscription's context, at offset data:
+ * not found before the guard allowed it, or when empty. */
 
 static ngx_int_t
-ngx_http_agenda_channel_variable(ngx_http_request_t *r,
+ngx_http_agenda_sub_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
+    ngx_str_t                  *value;
     ngx_http_agenda_sub_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_agenda_module);
@@ -889,40 +898,18 @@ ngx_http_agenda_channel_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    v->len = ctx->channel.len;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-    v->data = ctx->channel.data;
+    value = (ngx_str_t *) ((u_char *) ctx + data);
 
-    return NGX_OK;
-}
-
-
-/* $agenda_last_event_id: the message id nchan resumes the allowed
- * subscription from (ngx_agenda_resume.c); not found: none, nchan sends
- * what comes next. */
-
-static ngx_int_t
-ngx_http_agenda_last_event_id_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
-{
-    ngx_http_agenda_sub_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_agenda_module);
-
-    if (ctx == NULL || ctx->kind != NGX_HTTP_AGENDA_CTX_SUBSCRIBER
-        || !ctx->allowed || ctx->resume.msgid.len == 0)
-    {
+    if (value->len == 0) {
         v->not_found = 1;
         return NGX_OK;
     }
 
-    v->len = ctx->resume.msgid.len;
+    v->len = value->len;
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;
-    v->data = ctx->resume.msgid.data;
+    v->data = value->data;
 
     return NGX_OK;
 }
