@@ -22,7 +22,7 @@ libcmocka-dev clang libfuzzer-14-dev libclang-rt-14-dev
 python3-pytest python3-requests python3-websocket python3-yaml
 wrk etcd-server valgrind faketime
 iproute2 iptables curl ca-certificates jq
-nginx nginx-dev libnginx-mod-nchan libjwt-dev libargon2-dev openssl
+nginx nginx-dev libnginx-mod-nchan libjwt-dev libargon2-dev openssl tzdata
 chromium chromium-driver python3-selenium
 "
 

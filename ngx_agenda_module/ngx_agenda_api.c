@@ -317,6 +317,7 @@ ngx_http_agenda_api_start(ngx_http_request_t *r, ngx_http_agenda_ctx_t *ctx)
     env.topo = amcf->topology;
     env.jwt = &amcf->jwt;
     env.jwt_memo = amcf->jwt_memo;
+    env.tz = amcf->tz_db;
     env.now_s = (int64_t) ngx_time();
     env.allowed_origin = amcf->allowed_origin.len
                          ? (const char *) amcf->allowed_origin.data : NULL;
@@ -410,6 +411,7 @@ ngx_http_agenda_check_start(ngx_http_request_t *r, ngx_str_t *path,
     env.topo = amcf->topology;
     env.jwt = &amcf->jwt;
     env.jwt_memo = amcf->jwt_memo;
+    env.tz = amcf->tz_db;
     env.now_s = (int64_t) ngx_time();
 
     /* a subscription's token is checked like a request's, same cache */

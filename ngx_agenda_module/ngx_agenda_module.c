@@ -57,6 +57,13 @@
  *                                  about 1.2 KiB each): a client's next
  *                                  request with the same token only has its
  *                                  times checked.
+ *   agenda_zoneinfo <dir>;         http; default /usr/share/zoneinfo.  The
+ *                                  tz database (TZif files, Debian's tzdata)
+ *                                  that tells when days begin in an all-day
+ *                                  event's time zone (agenda_tz.h); read
+ *                                  once, here, so a reload picks up a new
+ *                                  tzdata.  A zone without a file here makes
+ *                                  its all-day events occupy UTC days.
  */
 
 
@@ -68,6 +75,7 @@
 #define NGX_HTTP_AGENDA_SHM_SIZE      (64 * 1024)
 #define NGX_HTTP_AGENDA_AUTH_TTL      2000          /* ms */
 #define NGX_HTTP_AGENDA_AUTH_TTL_MAX  3600000       /* ms */
+#define NGX_HTTP_AGENDA_ZONEINFO      "/usr/share/zoneinfo"
 #define NGX_HTTP_AGENDA_AUTH_SIZE     (1024 * 1024)
 #define NGX_HTTP_AGENDA_JWT_MEMO      1024          /* tokens per worker */
 #define NGX_HTTP_AGENDA_JWT_MEMO_MAX  65536
@@ -101,6 +109,9 @@ static void ngx_http_agenda_need_topology(ngx_conf_t *cf, ngx_command_t *cmd);
 static ngx_int_t ngx_http_agenda_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_agenda_postconfiguration(ngx_conf_t *cf);
 static void ngx_http_agenda_topology_cleanup(void *data);
+static char *ngx_http_agenda_init_zoneinfo(ngx_conf_t *cf,
+    ngx_http_agenda_main_conf_t *amcf);
+static void ngx_http_agenda_tz_db_cleanup(void *data);
 static void *ngx_http_agenda_create_main_conf(ngx_conf_t *cf);
 static ngx_int_t ngx_http_agenda_init_process(ngx_cycle_t *cycle);
 static char *ngx_http_agenda_init_main_conf(ngx_conf_t *cf, void *conf);
@@ -235,6 +246,13 @@ static ngx_command_t  ngx_http_agenda_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_agenda_main_conf_t, jwt_memo_slots),
+      NULL },
+
+    { ngx_string("agenda_zoneinfo"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_agenda_set_cstr,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_agenda_main_conf_t, zoneinfo),
       NULL },
 
       ngx_null_command
@@ -985,6 +1003,8 @@ ngx_http_agenda_create_main_conf(ngx_conf_t *cf)
      *     amcf->shm = NULL;
      *     amcf->auth_cache = NULL;
      *     amcf->jwt_memo = NULL;
+     *     amcf->zoneinfo = { 0, NULL };
+     *     amcf->tz_db = NULL;
      */
 
     amcf->jwt_ttl = NGX_CONF_UNSET;
@@ -1063,6 +1083,12 @@ ngx_http_agenda_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (amcf->topology != NULL
+        && ngx_http_agenda_init_zoneinfo(cf, amcf) != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
     if (amcf->topology != NULL && amcf->auth_cache_ttl > 0) {
         if (ngx_http_agenda_auth_cache_init_conf(cf, amcf) != NGX_OK) {
             return NGX_CONF_ERROR;
@@ -1079,6 +1105,68 @@ ngx_http_agenda_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * The tz database is read here, by the master (or "nginx -t"), before any
+ * request: reading ~600 small files blocks, which only configuration may.
+ * The workers inherit it, read only.  Like the topology it is malloc'd by
+ * a library, so its release is a cleanup of the cycle's pool.
+ */
+
+static char *
+ngx_http_agenda_init_zoneinfo(ngx_conf_t *cf,
+    ngx_http_agenda_main_conf_t *amcf)
+{
+    int                  rc;
+    size_t               missing;
+    const char          *dir;
+    ngx_pool_cleanup_t  *cln;
+    char                 err[NGX_HTTP_AGENDA_ERRLEN];
+
+    dir = amcf->zoneinfo.len ? (const char *) amcf->zoneinfo.data
+                             : NGX_HTTP_AGENDA_ZONEINFO;
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_agenda_tz_db_cleanup;
+    cln->data = NULL;
+
+    rc = agenda_tz_db_load(dir, &amcf->tz_db, &missing, err, sizeof(err));
+
+    if (rc == ENOMEM) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "out of memory loading the tz database from %s", dir);
+        return NGX_CONF_ERROR;
+    }
+
+    if (rc != 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "%s (install tzdata, or set \"agenda_zoneinfo\")",
+                      err);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->data = amcf->tz_db;
+
+    if (missing > 0) {
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "%uz time zones have no usable file in %s: their "
+                      "all-day events occupy UTC days", missing, dir);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_agenda_tz_db_cleanup(void *data)
+{
+    agenda_tz_db_free(data);
 }
 
 

@@ -27,6 +27,7 @@
 #include "route.h"
 #include "agenda_jwt.h"
 #include "agenda_jwt_memo.h"
+#include "agenda_tz.h"
 
 
 #if !(NGX_THREADS)
@@ -90,6 +91,9 @@ typedef struct {
 
     ngx_int_t                    jwt_memo_slots;  /* 0: no token memo */
     struct agenda_jwt_memo      *jwt_memo;      /* this worker's, or NULL */
+
+    ngx_str_t                    zoneinfo;      /* NUL-terminated */
+    struct agenda_tz_db         *tz_db;         /* NULL until loaded */
 } ngx_http_agenda_main_conf_t;
 
 

@@ -97,6 +97,9 @@ struct agenda_flow_env {
     const char *allowed_origin; /* e.g. "https://localhost:8443" */
     /* NULL: no cache, every protected request asks user.auth */
     const struct agenda_auth_cache *auth_cache;
+    /* when days begin in each time zone (agenda_tz.h); NULL: all-day
+     * events occupy UTC days */
+    const struct agenda_tz_db *tz;
 };
 
 struct agenda_flow_request {

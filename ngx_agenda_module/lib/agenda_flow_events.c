@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "agenda_flow_internal.h"
+#include "agenda_tz.h"
 #include "route.h"
 #include "validate.h"
 
@@ -270,6 +271,66 @@ static bool invitees_exist(struct agenda_flow *f)
     return false;
 }
 
+/* ---- all-day events ----------------------------------------------------- */
+
+/* What the event will hold for key: the body's value, else (PATCH) the
+ * event's as read before the write (old, may be NULL). */
+static const json_t *field_after(const struct agenda_flow *f,
+                                 const json_t *old, const char *key)
+{
+    const json_t *v = json_object_get(f->in, key);
+
+    return v != NULL && !json_is_null(v) ? v : json_object_get(old, key);
+}
+
+/*
+ * An all-day event occupies its dates as days of its own time zone: from
+ * the first instant of its start date there to the first instant of its
+ * (exclusive) end date.  The edge works the instants out from its tz
+ * database and sends them as start_at and end_at (the shard's own tzdata
+ * may differ from its peers', and every replica must store the same);
+ * the shard checks that they are near the dates.  Nothing is added when
+ * the event is not all-day, when a date is not a date (the shard refuses
+ * it), or when the zone has no rules on this edge (the event then
+ * occupies UTC days).
+ */
+static void day_span(struct agenda_flow *f, json_t *args, const json_t *old)
+{
+    const char *zone = json_string_value(field_after(f, old, "time_zone"));
+    const char *start = json_string_value(field_after(f, old, "start"));
+    const char *end = json_string_value(field_after(f, old, "end"));
+    const struct agenda_tz *z;
+    int64_t start_ms, end_ms;
+
+    if (!json_is_true(field_after(f, old, "all_day")) || zone == NULL
+        || start == NULL || end == NULL
+        || agenda_date_parse(start, &start_ms) != 0
+        || agenda_date_parse(end, &end_ms) != 0)
+        return;
+    z = agenda_tz_db_find(f->env.tz, zone);
+    if (z == NULL)
+        return;
+    /* dates parse to UTC midnights: whole days */
+    flow_set(f, args, "start_at",
+             json_integer((json_int_t)agenda_tz_day_start(
+                              z, start_ms / 86400000) * 1000));
+    flow_set(f, args, "end_at",
+             json_integer((json_int_t)agenda_tz_day_start(
+                              z, end_ms / 86400000) * 1000));
+}
+
+/* Whether a PATCH changes when the event happens. */
+static bool moves_event(const struct agenda_flow *f)
+{
+    static const char *const keys[] = {"start", "end", "all_day",
+                                       "time_zone", NULL};
+
+    for (size_t i = 0; keys[i] != NULL; i++)
+        if (json_object_get(f->in, keys[i]) != NULL)
+            return true;
+    return false;
+}
+
 /* ---- GET|POST /calendars/{calendar}/events ------------------------------- */
 
 void flow_h_events_list(struct agenda_flow *f)
@@ -329,6 +390,7 @@ void flow_h_events_create(struct agenda_flow *f)
         args = event_args(f, false);
         flow_copy_fields(f, args, event_fields);
         flow_copy_fields(f, args, (const char *const[]){"id", NULL});
+        day_span(f, args, NULL);
         cal_call(f, true, "event.create", args);
         f->stage = 2;
         return;
@@ -373,7 +435,10 @@ void flow_h_event_get(struct agenda_flow *f)
  * change (PUT, or PATCH with participants), the event is read first so
  * that the notifications can tell new invitees (invitation.created) and
  * removed ones (invitation.removed) from those kept (event.updated), and
- * so that only the new ones need an account check (stage 4).
+ * so that only the new ones need an account check (stage 4).  A PATCH
+ * that moves the event reads it too: an all-day event's span needs the
+ * dates and time zone it keeps (day_span).  The write carries If-Match's
+ * version, so it applies to the event as read or not at all (412).
  */
 static void event_write(struct agenda_flow *f, bool put)
 {
@@ -419,7 +484,9 @@ static void event_write(struct agenda_flow *f, bool put)
     switch (f->stage) {
     case 0:
         f->stage = 2;
-        if (put || json_object_get(f->in, "participants") != NULL) {
+        if (put || json_object_get(f->in, "participants") != NULL
+            || moves_event(f))
+        {
             cal_read_fresh(f, "event.get", event_args(f, true));
             f->stage = 1;
             return;
@@ -428,10 +495,12 @@ static void event_write(struct agenda_flow *f, bool put)
     case 1:
         if (!flow_answer_ok(f, 0))
             return;
-        old = json_object_get(json_object_get(f->ans[0].json, "event"),
-                              "participants");
+        ev = json_object_get(f->ans[0].json, "event");
+        old = json_object_get(ev, "participants");
         flow_set(f, f->scratch, "old",
                  json_is_object(old) ? json_incref(old) : json_object());
+        if (json_is_object(ev))
+            flow_set(f, f->scratch, "event", json_incref(ev));
         f->stage = 2;
         /* only the people this write adds need an account check */
         names = invitees_to_check(f, json_object_get(f->scratch, "old"));
@@ -464,6 +533,7 @@ static void event_write(struct agenda_flow *f, bool put)
             flow_set(f, args, "participants", json_array());
         }
         flow_copy_fields(f, args, event_fields);
+        day_span(f, args, put ? NULL : json_object_get(f->scratch, "event"));
         cal_call(f, true, "event.update", args);
         f->stage = 3;
         return;

@@ -51,13 +51,17 @@ static int item_cmp(const void *a, const void *b)
     return c != 0 ? c : strcmp(x->id, y->id);
 }
 
-/* Item j of answer i into *it; false when it is not an event. */
+/* Item j of answer i into *it; false when it is not an event.  Its start
+ * is where the shard's walk placed it: an all-day event's start_at (the
+ * start date's first instant in its time zone) when it has one. */
 static bool item_at(struct agenda_flow *f, size_t i, size_t j,
                     struct item *it)
 {
     json_t *ev = json_array_get(json_object_get(f->ans[i].json, "events"),
                                 j);
-    const char *st = json_string_value(json_object_get(ev, "start"));
+    json_t *at = json_object_get(ev, "start_at");
+    const char *st = json_string_value(at != NULL
+                                       ? at : json_object_get(ev, "start"));
 
     it->cal = json_string_value(json_object_get(ev, "calendar"));
     it->id = json_string_value(json_object_get(ev, "id"));

@@ -76,6 +76,15 @@ static bool shape_ok(const json_t *ev)
         json_integer_value(s) < AGENDA_TIME_MIN_MS ||
         json_integer_value(e) > AGENDA_TIME_MAX_MS + 1)
         return false;
+    /* an all-day event's own span (events.c, set_day_span) */
+    json_t *sa = json_object_get(ev, "start_at");
+    json_t *ea = json_object_get(ev, "end_at");
+    if ((sa != NULL || ea != NULL) &&
+        (!json_is_integer(sa) || !json_is_integer(ea) ||
+         json_integer_value(sa) >= json_integer_value(ea) ||
+         json_integer_value(sa) < AGENDA_TIME_MIN_MS ||
+         json_integer_value(ea) > AGENDA_TIME_MAX_MS + 1))
+        return false;
     const char *user;
     json_t *r;
     json_object_foreach(p, user, r) {
@@ -90,12 +99,14 @@ static bool shape_ok(const json_t *ev)
 
 int64_t agenda_ev_start(const json_t *ev)
 {
-    return json_integer_value(json_object_get(ev, "start"));
+    json_t *at = json_object_get(ev, "start_at");
+    return json_integer_value(at != NULL ? at : json_object_get(ev, "start"));
 }
 
 int64_t agenda_ev_end(const json_t *ev)
 {
-    return json_integer_value(json_object_get(ev, "end"));
+    json_t *at = json_object_get(ev, "end_at");
+    return json_integer_value(at != NULL ? at : json_object_get(ev, "end"));
 }
 
 /* The record at key, checked; *len (may be NULL) its stored size. */

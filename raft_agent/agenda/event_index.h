@@ -65,7 +65,10 @@ void agenda_evkey_part(struct agenda_key *k, const char *user, int64_t start,
 int agenda_ev_load(MDB_txn *txn, const struct agenda_db *db,
                    const char *calendar, const char *id, json_t **out);
 
-/* Start and end (ms) of a record already checked by agenda_ev_load(). */
+/* The instants (ms) a record already checked by agenda_ev_load() occupies:
+ * start and end, or an all-day event's start_at and end_at when it has
+ * them (the first instants of its dates in its time zone).  The indexes,
+ * walks and conflicts all use these. */
 int64_t agenda_ev_start(const json_t *ev);
 int64_t agenda_ev_end(const json_t *ev);
 

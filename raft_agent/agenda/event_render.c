@@ -4,11 +4,14 @@
 #include <errno.h>
 #include <string.h>
 
+#include "event_index.h"
 #include "render.h"
 #include "validate.h"
 
-int agenda_ev_render_instant(json_t *obj, const char *key, int64_t ms,
-                             bool all_day)
+/* obj[key] = ms as a date (all_day) or an RFC 3339 instant; null when
+ * out of range. */
+static int render_instant(json_t *obj, const char *key, int64_t ms,
+                          bool all_day)
 {
     if (!all_day)
         return agenda_render_time(obj, key, ms);
@@ -49,13 +52,18 @@ json_t *agenda_ev_render(const json_t *ev, bool full)
     for (size_t i = 0; keys[i] != NULL && rc == 0; i++)
         rc = copy(out, ev, keys[i]);
     if (rc == 0)
-        rc = agenda_ev_render_instant(
+        rc = render_instant(
             out, "start", json_integer_value(json_object_get(ev, "start")),
             all_day);
     if (rc == 0)
-        rc = agenda_ev_render_instant(
+        rc = render_instant(
             out, "end", json_integer_value(json_object_get(ev, "end")),
             all_day);
+    /* the instants an all-day event occupies, in its time zone's days */
+    if (rc == 0 && all_day)
+        rc = agenda_render_time(out, "start_at", agenda_ev_start(ev));
+    if (rc == 0 && all_day)
+        rc = agenda_render_time(out, "end_at", agenda_ev_end(ev));
     if (rc == 0 && full) {
         rc = agenda_render_time(
             out, "created",

@@ -418,6 +418,60 @@ static int set_participants(struct agenda_ctx *c, json_t *ev,
     return json_object_set_new(ev, "participants", now) == 0 ? 0 : ENOMEM;
 }
 
+/* at is within a day and two hours of the date (its UTC midnight), as
+ * the start of that date is in any time zone, and within the times an
+ * event may have. */
+static bool day_start_near(int64_t date_ms, int64_t at)
+{
+    const int64_t slack = 26 * 3600 * 1000LL;
+    return at >= date_ms - slack && at <= date_ms + slack &&
+           at >= AGENDA_TIME_MIN_MS && at <= AGENDA_TIME_MAX_MS + 1;
+}
+
+/*
+ * start_at and end_at: the instants an all-day event occupies, the first
+ * instants of its start and end dates in its time zone.  The edge
+ * computes them from its tz database and the command carries them: the
+ * replicas of a shard may run with different tzdata, and every one must
+ * store the same event.  An all-day event without them occupies its
+ * dates' UTC midnights (as every one did before they existed).  They stay
+ * while neither the dates, the time zone nor all_day change (moved), and
+ * go when one does without new ones.
+ */
+static int set_day_span(struct agenda_ctx *c, json_t *ev, bool all_day,
+                        bool moved)
+{
+    int64_t start_at = 0, end_at = 0;
+    bool has_start = agenda_arg_int(c, "start_at", false, &start_at);
+    if (agenda_failed(c))
+        return 0;
+    bool has_end = agenda_arg_int(c, "end_at", false, &end_at);
+    if (agenda_failed(c))
+        return 0;
+    if (has_start != has_end)
+        return agenda_fail(c, 400, "missing_field",
+                           "'start_at' and 'end_at' go together");
+    if (!has_start) {
+        if (moved || !all_day) {
+            json_object_del(ev, "start_at");
+            json_object_del(ev, "end_at");
+        }
+        return 0;
+    }
+    if (!all_day)
+        return agenda_fail(c, 400, "invalid_field",
+                           "'start_at' and 'end_at' are for all-day events");
+    if (!day_start_near(json_integer_value(json_object_get(ev, "start")),
+                        start_at) ||
+        !day_start_near(json_integer_value(json_object_get(ev, "end")),
+                        end_at))
+        return agenda_fail(c, 400, "invalid_field",
+                           "'start_at' and 'end_at' must be instants within "
+                           "26 hours of the dates 'start' and 'end'");
+    TRY(c, set_int(ev, "start_at", start_at));
+    return set_int(ev, "end_at", end_at);
+}
+
 /*
  * Merge the event fields of c->args into ev (a new record when creating,
  * else a copy of the stored one) and check the result as a whole.  Returns
@@ -450,15 +504,20 @@ static int set_fields(struct agenda_ctx *c, json_t *ev, const char *cal,
                            "%s", all_day ? "dates" : "date-times");
 
     const char *s;
+    bool zone_given = false;
     if (agenda_arg_str(c, "time_zone", creating, &s)) {
         if (!agenda_tz_valid(s))
             return agenda_fail(c, 400, "invalid_time_zone",
                                "'time_zone' must be an IANA time zone name "
                                "like Europe/Madrid or UTC");
         TRY(c, set_str(ev, "time_zone", s));
+        zone_given = true;
     } else if (agenda_failed(c)) {
         return 0;
     }
+    TRY(c, set_day_span(c, ev, all_day,
+                        start_given || end_given || zone_given ||
+                            all_day != was_all_day));
     if (agenda_arg_str(c, "visibility", false, &s)) {
         if (agenda_visibility_parse(s) == 0)
             return agenda_fail(c, 400, "invalid_visibility",
@@ -487,7 +546,8 @@ static int set_fields(struct agenda_ctx *c, json_t *ev, const char *cal,
     }
 
     int64_t start = agenda_ev_start(ev), end = agenda_ev_end(ev);
-    if (end <= start)
+    if (end <= start || json_integer_value(json_object_get(ev, "end")) <=
+                            json_integer_value(json_object_get(ev, "start")))
         return agenda_fail(c, 422, "end_before_start",
                            "the event must end after it starts");
     if (end - start > AGENDA_EVENT_DURATION_MAX_MS)
@@ -529,6 +589,38 @@ static bool conflict_known(const struct conflict_walk *w,
             can_read_calendar(c, h->calendar));
 }
 
+/*
+ * When the conflicting event h happens, into o: instants, or an all-day
+ * event's dates (the days of its own time zone, the end exclusive), which
+ * its index entry does not hold (it holds the instants those days occupy)
+ * and its record does.
+ */
+static int conflict_times(const struct agenda_ctx *c,
+                          const struct agenda_ev_hit *h, json_t *o)
+{
+    char start[16], end[16];
+    json_t *ev;
+
+    if (!h->all_day)
+        return agenda_render_time(o, "start", h->start) != 0 ||
+                       agenda_render_time(o, "end", h->end) != 0
+                   ? ENOMEM
+                   : 0;
+    int rc = agenda_ev_load(c->txn, c->db, h->calendar, h->id, &ev);
+    if (rc != 0)
+        return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
+    if (agenda_date_format(json_integer_value(json_object_get(ev, "start")),
+                           start, sizeof(start)) < 0 ||
+        agenda_date_format(json_integer_value(json_object_get(ev, "end")),
+                           end, sizeof(end)) < 0)
+        rc = MDB_CORRUPTED;
+    json_decref(ev);
+    if (rc == 0 && (json_object_set_new(o, "start", json_string(start)) != 0 ||
+                    json_object_set_new(o, "end", json_string(end)) != 0))
+        rc = ENOMEM;
+    return rc;
+}
+
 static int conflict_visit(void *arg, const struct agenda_ev_hit *h)
 {
     struct conflict_walk *w = arg;
@@ -541,15 +633,16 @@ static int conflict_visit(void *arg, const struct agenda_ev_hit *h)
         w->truncated = true;
         return 1;
     }
-    bool all_day = h->all_day;
     json_t *o = conflict_known(w, h)
                     ? json_pack("{s:s,s:s,s:s}", "calendar", h->calendar,
                                 "id", h->id, "who", w->who)
                     : json_pack("{s:s}", "who", w->who);
-    if (o == NULL ||
-        agenda_ev_render_instant(o, "start", h->start, all_day) != 0 ||
-        agenda_ev_render_instant(o, "end", h->end, all_day) != 0 ||
-        json_array_append(w->list, o) != 0) {
+    int rc = o == NULL ? ENOMEM : conflict_times(w->c, h, o);
+    if (rc != 0) {
+        json_decref(o);
+        return rc;
+    }
+    if (json_array_append(w->list, o) != 0) {
         json_decref(o);
         return ENOMEM;
     }
@@ -796,7 +889,7 @@ static int ev_create(struct agenda_ctx *c)
     static const char *const allowed[] = {
         "calendar", "id", "title", "description", "location", "start",
         "end", "all_day", "time_zone", "participants", "group", "visibility",
-        "conflict_policy", NULL,
+        "conflict_policy", "start_at", "end_at", NULL,
     };
     const char *cal, *id;
     bool reject;
@@ -901,7 +994,7 @@ static int ev_update(struct agenda_ctx *c)
     static const char *const allowed[] = {
         "calendar", "id", "expected_version", "title", "description",
         "location", "start", "end", "all_day", "time_zone", "participants",
-        "visibility", "conflict_policy", NULL,
+        "visibility", "conflict_policy", "start_at", "end_at", NULL,
     };
     const char *cal, *id;
     json_t *ev;

@@ -501,21 +501,21 @@ bool agenda_password_hash_valid(const char *s)
 
 /* ---- calendar arithmetic ------------------------------------------------- */
 
-static bool is_leap(int64_t y)
+bool agenda_is_leap(int64_t y)
 {
     return y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
 }
 
-static int days_in_month(int64_t y, int m)
+int agenda_days_in_month(int64_t y, int m)
 {
     static const int days[12] = {31, 28, 31, 30, 31, 30,
                                  31, 31, 30, 31, 30, 31};
 
-    return m == 2 && is_leap(y) ? 29 : days[m - 1];
+    return m == 2 && agenda_is_leap(y) ? 29 : days[m - 1];
 }
 
 /* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
-static int64_t days_from_civil(int64_t y, int m, int d)
+int64_t agenda_days_from_civil(int64_t y, int m, int d)
 {
     int64_t era, yoe, doy, doe;
 
@@ -527,7 +527,7 @@ static int64_t days_from_civil(int64_t y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+void agenda_civil_from_days(int64_t z, int64_t *y, int *m, int *d)
 {
     int64_t era, doe, yoe, doy, mp;
 
@@ -563,7 +563,7 @@ static bool eat_date(const char **p, int *y, int *m, int *d)
 {
     return eat_digits(p, 4, y) && eat(p, "-") && eat_digits(p, 2, m)
            && eat(p, "-") && eat_digits(p, 2, d) && *m >= 1 && *m <= 12
-           && *d >= 1 && *d <= days_in_month(*y, *m);
+           && *d >= 1 && *d <= agenda_days_in_month(*y, *m);
 }
 
 static bool in_range(int64_t ms)
@@ -618,7 +618,7 @@ int agenda_time_parse(const char *s, int64_t *ms)
     }
     if (*p != '\0')
         return -1;
-    local = days_from_civil(y, mo, d) * MS_PER_DAY
+    local = agenda_days_from_civil(y, mo, d) * MS_PER_DAY
             + (((int64_t)h * 60 + mi) * 60 + sec) * 1000 + frac;
     /* local = utc + offset */
     if (!in_range(local - offset))
@@ -636,7 +636,7 @@ static void split(int64_t ms, int64_t *y, int *m, int *d, int64_t *of_day)
         rem += MS_PER_DAY;
         days--;
     }
-    civil_from_days(days, y, m, d);
+    agenda_civil_from_days(days, y, m, d);
     *of_day = rem;
 }
 
@@ -696,7 +696,7 @@ int agenda_date_parse(const char *s, int64_t *ms)
 
     if (s == NULL || !eat_date(&p, &y, &m, &d) || *p != '\0')
         return -1;
-    v = days_from_civil(y, m, d) * MS_PER_DAY;
+    v = agenda_days_from_civil(y, m, d) * MS_PER_DAY;
     if (!in_range(v))
         return -1; /* year 0000 */
     *ms = v;

@@ -91,6 +91,13 @@ int agenda_time_format(int64_t ms, char *out, size_t len);
 int agenda_date_parse(const char *s, int64_t *ms);
 int agenda_date_format(int64_t ms, char *out, size_t len);
 
+/* Proleptic Gregorian calendar arithmetic (also the edge's time zone
+ * rules, agenda_tz.c): days are counted from 1970-01-01, m is 1..12. */
+bool agenda_is_leap(int64_t y);
+int agenda_days_in_month(int64_t y, int m);
+int64_t agenda_days_from_civil(int64_t y, int m, int d);
+void agenda_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
+
 /* An IANA time zone name known to the compiled tz database ("UTC",
  * "Europe/Madrid", "America/Argentina/Buenos_Aires", ...). */
 bool agenda_tz_valid(const char *s);

@@ -1360,6 +1360,150 @@ static void test_all_day(void **state)
     agenda_fx_free(fx);
 }
 
+static void assert_str_field(const json_t *obj, const char *key,
+                             const char *want)
+{
+    const char *got = json_string_value(json_object_get(obj, key));
+    if (got == NULL || strcmp(got, want) != 0)
+        fail_msg("%s: \"%s\", not \"%s\"", key, got ? got : "(none)",
+                 want);
+}
+
+/*
+ * An all-day event with start_at/end_at (what the edge computes from its
+ * tz database: the first instants of its dates in its time zone) occupies
+ * those instants: in the lists' windows, conflicts and free/busy; its
+ * dates stay what they were.  Without them it occupies UTC days.
+ */
+static void test_all_day_in_its_time_zone(void **state)
+{
+    (void)state;
+    struct agenda_fx *fx = new_shard();
+    const int64_t eve = T0 + 22 * DAY + 15 * HOUR; /* 12-23T15:00Z */
+    /* Christmas Eve in Tokyo: 2026-12-23T15:00Z .. 2026-12-24T15:00Z */
+    expect(fx, run(fx, ALICE, "event.create",
+                   "{\"calendar\":\"alice\",\"id\":\"%s\",\"title\":\"Eve\","
+                   "\"all_day\":true,\"start\":\"2026-12-24\",\"end\":"
+                   "\"2026-12-25\",\"time_zone\":\"Asia/Tokyo\","
+                   "\"start_at\":%lld,\"end_at\":%lld}",
+                   eid(1), (long long)eve, (long long)(eve + DAY)),
+           201, "");
+    json_t *b = body(fx);
+    json_t *ev = json_object_get(b, "event");
+    assert_str_field(ev, "start", "2026-12-24");
+    assert_str_field(ev, "end", "2026-12-25");
+    assert_str_field(ev, "start_at", "2026-12-23T15:00:00Z");
+    assert_str_field(ev, "end_at", "2026-12-24T15:00:00Z");
+    json_decref(b);
+    static const struct {
+        int64_t from, to;
+        size_t n;
+    } windows[] = {
+        {T0 + 22 * DAY + 14 * HOUR, T0 + 22 * DAY + 15 * HOUR, 0},
+        {T0 + 22 * DAY + 15 * HOUR, T0 + 22 * DAY + 15 * HOUR + 1, 1},
+        {T0 + 23 * DAY + 15 * HOUR - 1, T0 + 23 * DAY + 15 * HOUR, 1},
+        /* its UTC day's last hours are Tokyo's 25th */
+        {T0 + 23 * DAY + 15 * HOUR, T0 + 24 * DAY, 0},
+    };
+    for (size_t i = 0; i < sizeof windows / sizeof windows[0]; i++) {
+        json_t *ids = list_all(fx, ALICE, "event.list", "calendar", "alice",
+                               windows[i].from, windows[i].to, 10);
+        assert_int_equal(json_array_size(ids), windows[i].n);
+        json_decref(ids);
+    }
+    /* free/busy: busy for Tokyo's 24th */
+    expect(fx, run(fx, CAROL, "event.freebusy",
+                   "{\"user\":\"alice\",\"from\":\"%s\",\"to\":\"%s\"}",
+                   ts(T0 + 20 * DAY), ts(T0 + 25 * DAY)),
+           200, "");
+    b = body(fx);
+    json_t *busy = json_array_get(json_object_get(b, "busy"), 0);
+    assert_int_equal(json_array_size(json_object_get(b, "busy")), 1);
+    assert_str_field(busy, "start", "2026-12-23T15:00:00Z");
+    assert_str_field(busy, "end", "2026-12-24T15:00:00Z");
+    json_decref(b);
+    /* a conflict names the Tokyo dates, at the Tokyo instants */
+    expect(fx, create(fx, ALICE, "alice", 2, eve - HOUR, eve + 1,
+                      ",\"conflict_policy\":\"reject\""),
+           409, "double_booked");
+    b = body(fx);
+    json_t *c0 = json_array_get(
+        json_object_get(json_object_get(b, "error"), "conflicts"), 0);
+    assert_str_field(c0, "start", "2026-12-24");
+    assert_str_field(c0, "end", "2026-12-25");
+    json_decref(b);
+    expect(fx, create(fx, ALICE, "alice", 2, eve - HOUR, eve,
+                      ",\"conflict_policy\":\"reject\""),
+           201, "");
+
+    /* what the shard refuses: half a span, a span for a timed event, a
+     * span far from its dates; nothing changes */
+    uint64_t before = state_hash(fx);
+    expect(fx, run(fx, ALICE, "event.update",
+                   "{\"calendar\":\"alice\",\"id\":\"%s\","
+                   "\"expected_version\":1,\"start_at\":%lld}",
+                   eid(1), (long long)eve),
+           400, "missing_field");
+    expect(fx, run(fx, ALICE, "event.update",
+                   "{\"calendar\":\"alice\",\"id\":\"%s\","
+                   "\"expected_version\":1,\"all_day\":false,\"start\":"
+                   "\"2026-12-24T10:00:00Z\",\"end\":\"2026-12-24T11:00:00Z\","
+                   "\"start_at\":%lld,\"end_at\":%lld}",
+                   eid(1), (long long)eve, (long long)(eve + DAY)),
+           400, "invalid_field");
+    expect(fx, run(fx, ALICE, "event.update",
+                   "{\"calendar\":\"alice\",\"id\":\"%s\","
+                   "\"expected_version\":1,\"start_at\":%lld,"
+                   "\"end_at\":%lld}",
+                   eid(1), (long long)(eve - DAY),
+                   (long long)(eve + DAY)),
+           400, "invalid_field");
+    expect(fx, run(fx, ALICE, "event.update",
+                   "{\"calendar\":\"alice\",\"id\":\"%s\","
+                   "\"expected_version\":1,\"start_at\":%lld,"
+                   "\"end_at\":%lld}",
+                   eid(1), (long long)(eve + DAY + 5 * HOUR),
+                   (long long)(eve + 19 * HOUR)),
+           422, "end_before_start");
+    assert_true(state_hash(fx) == before);
+
+    /* a change that does not move it keeps the span */
+    expect(fx, run(fx, ALICE, "event.update",
+                   "{\"calendar\":\"alice\",\"id\":\"%s\","
+                   "\"expected_version\":1,\"title\":\"Eve!\"}",
+                   eid(1)),
+           200, "");
+    b = body(fx);
+    assert_str_field(json_object_get(b, "event"), "start_at",
+                     "2026-12-23T15:00:00Z");
+    json_decref(b);
+    /* one that moves it without a new span: UTC days */
+    expect(fx, run(fx, ALICE, "event.update",
+                   "{\"calendar\":\"alice\",\"id\":\"%s\","
+                   "\"expected_version\":2,\"end\":\"2026-12-26\"}",
+                   eid(1)),
+           200, "");
+    b = body(fx);
+    assert_str_field(json_object_get(b, "event"), "start_at",
+                     "2026-12-24T00:00:00Z");
+    assert_str_field(json_object_get(b, "event"), "end_at",
+                     "2026-12-26T00:00:00Z");
+    json_decref(b);
+    check_indexes(fx);
+    /* timed again: no span at all */
+    expect(fx, run(fx, ALICE, "event.update",
+                   "{\"calendar\":\"alice\",\"id\":\"%s\","
+                   "\"expected_version\":3,\"all_day\":false,\"start\":"
+                   "\"2026-12-24T10:00:00Z\",\"end\":\"2026-12-24T11:00:00Z\"}",
+                   eid(1)),
+           200, "");
+    b = body(fx);
+    assert_null(json_object_get(json_object_get(b, "event"), "start_at"));
+    json_decref(b);
+    check_indexes(fx);
+    agenda_fx_free(fx);
+}
+
 /* The busy-only view carries times and nothing else. */
 static void assert_busy_only(const json_t *ev)
 {
@@ -2216,6 +2360,7 @@ int main(void)
         cmocka_unit_test(test_range_boundaries),
         cmocka_unit_test(test_paging),
         cmocka_unit_test(test_all_day),
+        cmocka_unit_test(test_all_day_in_its_time_zone),
         cmocka_unit_test(test_group_calendar),
         cmocka_unit_test(test_answers_to_private_group_events_are_anonymous),
         cmocka_unit_test(test_freebusy),
