@@ -57,7 +57,8 @@
  *                                  about 1.2 KiB each): a client's next
  *                                  request with the same token only has its
  *                                  times checked.
- *   agenda_zoneinfo <dir>;         http; default /usr/share/zoneinfo.  The
+ *   agenda_zoneinfo <dir>;         http; default /usr/share/zoneinfo, a
+ *                                  relative path from nginx's prefix.  The
  *                                  tz database (TZif files, Debian's tzdata)
  *                                  that tells when days begin in an all-day
  *                                  event's time zone (agenda_tz.h); read
@@ -1120,13 +1121,35 @@ ngx_http_agenda_init_zoneinfo(ngx_conf_t *cf,
     ngx_http_agenda_main_conf_t *amcf)
 {
     int                  rc;
+    u_char              *p;
     size_t               missing;
+    ngx_str_t            name;
     const char          *dir;
     ngx_pool_cleanup_t  *cln;
     char                 err[NGX_HTTP_AGENDA_ERRLEN];
 
-    dir = amcf->zoneinfo.len ? (const char *) amcf->zoneinfo.data
-                             : NGX_HTTP_AGENDA_ZONEINFO;
+    dir = NGX_HTTP_AGENDA_ZONEINFO;
+
+    if (amcf->zoneinfo.len) {
+
+        /* relative to nginx's prefix, as other paths are */
+
+        name = amcf->zoneinfo;
+
+        if (ngx_conf_full_name(cf->cycle, &name, 0) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        p = ngx_pnalloc(cf->pool, name.len + 1);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy(p, name.data, name.len);
+        p[name.len] = '\0';
+
+        dir = (const char *) p;
+    }
 
     cln = ngx_pool_cleanup_add(cf->pool, 0);
     if (cln == NULL) {

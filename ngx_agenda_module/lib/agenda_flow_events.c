@@ -291,8 +291,10 @@ static const json_t *field_after(const struct agenda_flow *f,
  * may differ from its peers', and every replica must store the same);
  * the shard checks that they are near the dates.  Nothing is added when
  * the event is not all-day, when a date is not a date (the shard refuses
- * it), or when the zone has no rules on this edge (the event then
- * occupies UTC days).
+ * it), or when the zone has no rules on this edge; nor when the span
+ * would be empty (the zone skipped those days: Samoa's 2011-12-30) or
+ * outside the times an event may have (0001-01-01 east of Greenwich began
+ * in year 0).  The event then occupies UTC days.
  */
 static void day_span(struct agenda_flow *f, json_t *args, const json_t *old)
 {
@@ -300,7 +302,7 @@ static void day_span(struct agenda_flow *f, json_t *args, const json_t *old)
     const char *start = json_string_value(field_after(f, old, "start"));
     const char *end = json_string_value(field_after(f, old, "end"));
     const struct agenda_tz *z;
-    int64_t start_ms, end_ms;
+    int64_t start_ms, end_ms, start_at, end_at;
 
     if (!json_is_true(field_after(f, old, "all_day")) || zone == NULL
         || start == NULL || end == NULL
@@ -311,12 +313,13 @@ static void day_span(struct agenda_flow *f, json_t *args, const json_t *old)
     if (z == NULL)
         return;
     /* dates parse to UTC midnights: whole days */
-    flow_set(f, args, "start_at",
-             json_integer((json_int_t)agenda_tz_day_start(
-                              z, start_ms / 86400000) * 1000));
-    flow_set(f, args, "end_at",
-             json_integer((json_int_t)agenda_tz_day_start(
-                              z, end_ms / 86400000) * 1000));
+    start_at = agenda_tz_day_start(z, start_ms / 86400000) * 1000;
+    end_at = agenda_tz_day_start(z, end_ms / 86400000) * 1000;
+    if (end_at <= start_at || start_at < AGENDA_TIME_MIN_MS
+        || end_at > AGENDA_TIME_MAX_MS + 1)
+        return;
+    flow_set(f, args, "start_at", json_integer((json_int_t)start_at));
+    flow_set(f, args, "end_at", json_integer((json_int_t)end_at));
 }
 
 /* Whether a PATCH changes when the event happens. */

@@ -35,7 +35,9 @@ static struct agenda_tz *load_zone(int dirfd, const char *name, bool *oom)
     struct stat st;
     uint8_t *data;
     size_t got = 0;
-    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* non-blocking: a FIFO in place of a zone file must not hang nginx */
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY |
+                                     O_NONBLOCK);
 
     if (fd < 0)
         return NULL;

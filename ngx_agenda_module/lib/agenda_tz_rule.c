@@ -189,22 +189,38 @@ static int64_t rule_day(const struct agenda_tz_date *d, int64_t y)
 }
 
 /*
- * The year is that of t in standard time, and the two changes are that
- * year's: the start in standard time (the clocks read standard time until
- * it), the end in daylight time.  When the end comes first in the year
- * (southern hemisphere), daylight time is outside [end, start).
+ * The clocks follow the latest change at or before t among those of the
+ * years around t's (in standard time): each year's start of daylight time
+ * (its time read in standard time) and its end (read in daylight time).
+ * Rule times reach 167 hours, which can carry a change into the next
+ * year, so two years back and one ahead are looked at.  At equal
+ * instants the start counts as later: "0/0,J365/25" (daylight time all
+ * year, as zic writes it) ends one year's daylight time as the next
+ * one's starts.  t is within the years events may have (1 to 9999), far
+ * from any overflow.
  */
 int32_t agenda_tz_rule_offset(const struct agenda_tz_rule *r, int64_t t)
 {
-    int64_t y, start, end;
+    int64_t y, latest = INT64_MIN;
     int m, d;
-    bool dst;
+    bool dst = false;
 
     if (!r->has_dst)
         return r->std_off;
     agenda_civil_from_days(floor_div(t + r->std_off, 86400), &y, &m, &d);
-    start = rule_day(&r->start, y) * 86400 + r->start.time - r->std_off;
-    end = rule_day(&r->end, y) * 86400 + r->end.time - r->dst_off;
-    dst = start < end ? t >= start && t < end : !(t >= end && t < start);
+    for (int64_t k = y - 2; k <= y + 1; k++) {
+        int64_t start =
+            rule_day(&r->start, k) * 86400 + r->start.time - r->std_off;
+        int64_t end = rule_day(&r->end, k) * 86400 + r->end.time - r->dst_off;
+
+        if (end <= t && end > latest) {
+            latest = end;
+            dst = false;
+        }
+        if (start <= t && start >= latest) {
+            latest = start;
+            dst = true;
+        }
+    }
     return dst ? r->dst_off : r->std_off;
 }

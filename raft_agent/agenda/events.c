@@ -1357,8 +1357,9 @@ static int ev_get(struct agenda_ctx *c)
 }
 
 /* Bytes an event's rendering may add to its stored record (see
- * page_visit): 4 times x 13 more characters, 40 for "response", 36 for the
- * busy view, rounded up. */
+ * page_visit): 6 times (start, end, start_at, end_at, created, updated)
+ * x 13 more characters, 40 for "response", 36 for the busy view, rounded
+ * up. */
 #define EVENT_RENDER_EXTRA 256
 
 /* One page of a range walk. */

@@ -131,3 +131,36 @@ def test_the_client_cannot_set_the_span_itself(alice):
                    "start_at": "2026-12-20T00:00:00Z"})
     assert r.status_code == 400, r.text
     assert r.json()["error"]["code"] == "unknown_field"
+
+
+def test_a_day_a_zone_skipped_occupies_its_utc_day(alice):
+    """Samoa went from 2011-12-29 to 2011-12-31: the 30th has no instant
+    there, so an event on it alone occupies the UTC day (a span of its own
+    would be empty and the shard would refuse it)."""
+    ev = create(alice, title="skipped day", start="2011-12-30",
+                end="2011-12-31", time_zone="Pacific/Apia")
+    assert ev["start_at"] == "2011-12-30T00:00:00Z"
+    assert ev["end_at"] == "2011-12-31T00:00:00Z"
+    # the day after it is Samoa's, at +14
+    ev = create(alice, title="after the skip", start="2011-12-31",
+                end="2012-01-01", time_zone="Pacific/Apia")
+    assert ev["start_at"] == "2011-12-30T10:00:00Z"
+
+
+def test_an_all_day_event_made_timed_loses_its_span(alice):
+    ev = create(alice, title="to timed")
+    path = f"/calendars/{ev['calendar']}/events/{ev['id']}"
+    r = alice.req("PATCH", path, {"all_day": False,
+                                  "start": "2026-12-24T10:00:00+09:00",
+                                  "end": "2026-12-24T11:00:00+09:00"},
+                  headers={"If-Match": '"1"'})
+    assert r.status_code == 200, r.text
+    ev = unwrap(r, "event")
+    assert ev["start"] == "2026-12-24T01:00:00Z"
+    assert "start_at" not in ev and "end_at" not in ev
+    # and back to all-day, in Tokyo again
+    r = alice.req("PATCH", path, {"all_day": True, "start": "2026-12-24",
+                                  "end": "2026-12-25"},
+                  headers={"If-Match": '"2"'})
+    assert r.status_code == 200, r.text
+    assert unwrap(r, "event")["start_at"] == "2026-12-23T15:00:00Z"

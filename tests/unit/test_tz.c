@@ -3,11 +3,12 @@
  * (ngx_agenda_module/lib/agenda_tz.h).
  *
  * The oracle is the C library: for every zone the replicas accept, on
- * the days its clocks change (and the days around them) in years from
- * 1900 to 2300 — past the last transition of a "fat" file (2037), so the
- * footer's rule is exercised — the first instant whose local date is that
- * day, found by asking localtime_r() about instants, must be what
- * agenda_tz_day_start() says.  Then a few known answers, the POSIX rule
+ * the days its clocks change (and the days around them) in nine sample
+ * years from 1900 to 2300 — some past the last transition of a "fat" file
+ * (2037), so the footer's rule is exercised — the first instant whose
+ * local date is that day, found by asking localtime_r() about instants,
+ * must be what agenda_tz_day_start() says; and the offset at every noon of
+ * those years must be the C library's.  Then a few known answers, the POSIX rule
  * strings, and every truncation of a real file (refused, never read out
  * of bounds under the sanitizers).
  */
@@ -254,6 +255,15 @@ static void posix_rules(void **state)
     assert_int_equal(rule_offset_at(odd, 2026, 3, 2, 0), -5400);
     assert_int_equal(rule_offset_at(odd, 2026, 10, 29, 0), -5400);
     assert_int_equal(rule_offset_at(odd, 2026, 10, 29, 6), -3 * 3600);
+    /* a change carried into the next year by its time (30 hours after
+     * 2026-12-31 began: 2027-01-01 06:00 local, 09:00Z), and standard
+     * time before it although 2027 has begun */
+    const char *late = "AAA3BBB,J365/30,M3.2.0";
+    assert_int_equal(rule_offset_at(late, 2026, 12, 31, 12), -3 * 3600);
+    assert_int_equal(rule_offset_at(late, 2027, 1, 1, 8), -3 * 3600);
+    assert_int_equal(rule_offset_at(late, 2027, 1, 1, 9), -2 * 3600);
+    assert_int_equal(rule_offset_at(late, 2027, 2, 1, 0), -2 * 3600);
+    assert_int_equal(rule_offset_at(late, 2027, 6, 1, 0), -3 * 3600);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (agenda_tz_rule_parse(bad[i], strlen(bad[i]), &r) == 0)
             fail_msg("accepted \"%s\"", bad[i]);
