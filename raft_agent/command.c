@@ -41,7 +41,9 @@ int agenda_command_encode(struct agenda_buf *out, const char *request_id,
 int agenda_command_decode(const uint8_t *p, size_t len,
                           struct agenda_command *cmd)
 {
-    if (len < 2 || p[0] != AGENDA_COMMAND_VERSION)
+    if (len >= 1 && p[0] > AGENDA_COMMAND_VERSION)
+        return AGENDA_COMMAND_NEWER;
+    if (len < 2 || p[0] == 0)
         return -1;
     size_t idlen = p[1];
     if (len < 2 + idlen + 8 ||

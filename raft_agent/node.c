@@ -449,6 +449,13 @@ static int apply_entries(struct agenda_node *n, const struct raft_ready *rd,
         int rc = agenda_sessions_apply(&n->sessions, n->cfg.sm_ops, n->cfg.sm,
                                        txn, e->index, e->data, e->len,
                                        &n->result, &dup);
+        if (rc == MDB_VERSION_MISMATCH)
+            agenda_log(AGENDA_LOG_ERROR, "shard %s node %u: entry %" PRIu64
+                       " was written by a newer agent (command version %u, "
+                       "this one applies up to %u): upgrade this replica; "
+                       "it applies nothing more until then", n->cfg.shard,
+                       n->cfg.id, (uint64_t)e->index,
+                       e->len > 0 ? e->data[0] : 0, AGENDA_COMMAND_VERSION);
         if (rc != 0)
             return agenda_storage_map_mdb(rc);
         struct apply_result *r = &results[(*n_results)++];

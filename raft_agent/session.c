@@ -255,7 +255,10 @@ int agenda_sessions_apply(struct agenda_sessions *s, const struct sm_ops *ops,
     struct agenda_command cmd;
     *duplicate = false;
     agenda_buf_reset(&res->body);
-    if (agenda_command_decode(entry, len, &cmd) != 0) {
+    int drc = agenda_command_decode(entry, len, &cmd);
+    if (drc == AGENDA_COMMAND_NEWER)
+        return MDB_VERSION_MISMATCH; /* stop here: see command.h */
+    if (drc != 0) {
         res->status = 400;
         return agenda_buf_printf(&res->body,
                                  "{\"error\":{\"code\":\"bad_command\","

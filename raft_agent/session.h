@@ -67,7 +67,9 @@ void agenda_sessions_close(struct agenda_sessions *s);
  * from its stored result (*duplicate = true), or run ops->apply and store
  * the result.  A malformed envelope yields status 400 in res and changes
  * nothing.  res->body is appended to (the caller owns it).
- * Returns 0, or an LMDB error that must abort the whole apply batch.
+ * Returns 0, or an LMDB error that must abort the whole apply batch:
+ * MDB_VERSION_MISMATCH for an envelope of a newer agent (command.h), which
+ * this replica must not apply.
  */
 int agenda_sessions_apply(struct agenda_sessions *s, const struct sm_ops *ops,
                           void *sm, MDB_txn *txn, uint64_t index,

@@ -147,7 +147,15 @@ static void test_envelope_round_trip(void **state)
     size_t header = 2 + strlen("req-1:a.b_C") + 8;
     for (size_t len = 0; len < header; len++)
         assert_int_equal(agenda_command_decode(b.data, len, &c), -1);
-    b.data[0] = 2; /* unknown version */
+    /* a newer agent's envelope, whatever follows its version byte */
+    for (unsigned v = AGENDA_COMMAND_VERSION + 1; v <= 255; v++) {
+        b.data[0] = (uint8_t)v;
+        assert_int_equal(agenda_command_decode(b.data, b.len, &c),
+                         AGENDA_COMMAND_NEWER);
+        assert_int_equal(agenda_command_decode(b.data, 1, &c),
+                         AGENDA_COMMAND_NEWER);
+    }
+    b.data[0] = 0; /* no version is 0 */
     assert_int_equal(agenda_command_decode(b.data, b.len, &c), -1);
     agenda_buf_free(&b);
 }
@@ -292,7 +300,7 @@ static void test_malformed_entries_change_nothing(void **state)
         {0},
         {1, 0},
         {1, 3, 'a', 'b'},
-        {9, 1, 'a', 0, 0, 0, 0, 0, 0, 0, 0, 1},
+        {1, 1, ' ', 0, 0, 0, 0, 0, 0, 0, 0, 1},
     };
     uint8_t before[32], after[32];
     MDB_txn *txn;
@@ -317,6 +325,46 @@ static void test_malformed_entries_change_nothing(void **state)
     assert_int_equal(agenda_kv_sm_ops.digest(&f->kv, txn, after), 0);
     mdb_txn_abort(txn);
     assert_memory_equal(before, after, 32);
+}
+
+/*
+ * An entry a newer agent wrote under rules this one does not have
+ * (command.h) is not applied at all: the apply stops with
+ * MDB_VERSION_MISMATCH, and the batch's transaction, aborted, keeps what
+ * came before it only as the caller decides.  Answering it 400 and going
+ * on, as for a malformed entry, would leave this replica without a change
+ * its newer peers made.
+ */
+static void test_a_newer_agents_entry_stops_the_apply(void **state)
+{
+    struct fixture *f = *state;
+    struct agenda_buf e = {0};
+    uint8_t before[32], after[32];
+    MDB_txn *txn;
+    bool dup = false;
+
+    make_cmd(&e, "newer", 5, AGENDA_KV_OP_PUT, "k", "v");
+    e.data[0] = AGENDA_COMMAND_VERSION + 1;
+    assert_int_equal(mdb_txn_begin(f->env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(agenda_kv_sm_ops.digest(&f->kv, txn, before), 0);
+    mdb_txn_abort(txn);
+    assert_int_equal(mdb_txn_begin(f->env, NULL, 0, &txn), 0);
+    assert_int_equal(agenda_sessions_apply(&f->sessions, &agenda_kv_sm_ops,
+                                           &f->kv, txn, 1, e.data, e.len,
+                                           &f->res, &dup),
+                     MDB_VERSION_MISMATCH);
+    mdb_txn_abort(txn);
+    agenda_sessions_aborted(&f->sessions);
+    assert_int_equal(lookup(f, "newer"), MDB_NOTFOUND);
+    assert_int_equal(mdb_txn_begin(f->env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(agenda_kv_sm_ops.digest(&f->kv, txn, after), 0);
+    mdb_txn_abort(txn);
+    assert_memory_equal(before, after, 32);
+    /* the same command under this agent's version applies */
+    e.data[0] = AGENDA_COMMAND_VERSION;
+    assert_false(apply(f, 1, &e));
+    assert_int_equal(f->res.status, 200);
+    agenda_buf_free(&e);
 }
 
 static void test_digest_depends_on_content_only(void **state)
@@ -541,6 +589,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_entries_change_nothing,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_newer_agents_entry_stops_the_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_digest_depends_on_content_only,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
