@@ -110,6 +110,8 @@ static void ngx_http_agenda_need_topology(ngx_conf_t *cf, ngx_command_t *cmd);
 static ngx_int_t ngx_http_agenda_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_agenda_postconfiguration(ngx_conf_t *cf);
 static void ngx_http_agenda_topology_cleanup(void *data);
+static ngx_int_t ngx_http_agenda_full_cstr(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_uint_t conf_prefix);
 static char *ngx_http_agenda_init_zoneinfo(ngx_conf_t *cf,
     ngx_http_agenda_main_conf_t *amcf);
 static void ngx_http_agenda_tz_db_cleanup(void *data);
@@ -304,7 +306,6 @@ ngx_http_agenda_topology(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_agenda_main_conf_t *amcf = conf;
 
-    u_char               *p;
     ngx_str_t            *value, file;
     ngx_pool_cleanup_t   *cln;
     char                  err[NGX_HTTP_AGENDA_ERRLEN];
@@ -323,22 +324,13 @@ ngx_http_agenda_topology(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
     /* the router takes a C string */
 
-    p = ngx_pnalloc(cf->pool, file.len + 1);
-    if (p == NULL) {
+    if (ngx_http_agenda_full_cstr(cf, &file, 1) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
-    ngx_memcpy(p, file.data, file.len);
-    p[file.len] = '\0';
-
-    amcf->topology_file.data = p;
-    amcf->topology_file.len = file.len;
+    amcf->topology_file = file;
 
     cln = ngx_pool_cleanup_add(cf->pool, 0);
     if (cln == NULL) {
@@ -348,7 +340,7 @@ ngx_http_agenda_topology(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     cln->handler = ngx_http_agenda_topology_cleanup;
     cln->data = NULL;
 
-    if (agenda_topology_load((const char *) p, &amcf->topology, err,
+    if (agenda_topology_load((const char *) file.data, &amcf->topology, err,
                              sizeof(err))
         != 0)
     {
@@ -401,6 +393,36 @@ ngx_http_agenda_need_topology(ngx_conf_t *cf, ngx_command_t *cmd)
     amcf->needs_topology = cmd->name;
     amcf->needs_topology_file = cf->conf_file->file.name;
     amcf->needs_topology_line = cf->conf_file->line;
+}
+
+
+/*
+ * name made absolute (from the configuration's directory with
+ * conf_prefix, else from nginx's prefix) and NUL-terminated, in the
+ * cycle's pool, for the libraries that take C strings.
+ */
+
+static ngx_int_t
+ngx_http_agenda_full_cstr(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_uint_t conf_prefix)
+{
+    u_char  *p;
+
+    if (ngx_conf_full_name(cf->cycle, name, conf_prefix) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_pnalloc(cf->pool, name->len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, name->data, name->len);
+    p[name->len] = '\0';
+
+    name->data = p;
+
+    return NGX_OK;
 }
 
 
@@ -1121,7 +1143,6 @@ ngx_http_agenda_init_zoneinfo(ngx_conf_t *cf,
     ngx_http_agenda_main_conf_t *amcf)
 {
     int                  rc;
-    u_char              *p;
     size_t               missing;
     ngx_str_t            name;
     const char          *dir;
@@ -1136,19 +1157,11 @@ ngx_http_agenda_init_zoneinfo(ngx_conf_t *cf,
 
         name = amcf->zoneinfo;
 
-        if (ngx_conf_full_name(cf->cycle, &name, 0) != NGX_OK) {
+        if (ngx_http_agenda_full_cstr(cf, &name, 0) != NGX_OK) {
             return NGX_CONF_ERROR;
         }
 
-        p = ngx_pnalloc(cf->pool, name.len + 1);
-        if (p == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memcpy(p, name.data, name.len);
-        p[name.len] = '\0';
-
-        dir = (const char *) p;
+        dir = (const char *) name.data;
     }
 
     cln = ngx_pool_cleanup_add(cf->pool, 0);

@@ -29,6 +29,13 @@ def create(client, **kw):
     return unwrap(r, "event")
 
 
+def write(client, method, path, body, version):
+    """PATCH or PUT with If-Match: the event as answered."""
+    r = client.req(method, path, body, headers={"If-Match": f'"{version}"'})
+    assert r.status_code == 200, r.text
+    return unwrap(r, "event")
+
+
 def agenda_ids(client, frm, to):
     r = client.req("GET", "/agenda?" + urlencode({"from": frm, "to": to}))
     assert r.status_code == 200, r.text
@@ -80,32 +87,22 @@ def test_moving_an_all_day_event_moves_its_span(alice):
     ev = create(alice, title="moving")
     path = f"/calendars/{ev['calendar']}/events/{ev['id']}"
     # another time zone only: the dates stay, the instants follow
-    r = alice.req("PATCH", path, {"time_zone": "America/New_York"},
-                  headers={"If-Match": '"1"'})
-    assert r.status_code == 200, r.text
-    ev = unwrap(r, "event")
+    ev = write(alice, "PATCH", path, {"time_zone": "America/New_York"}, 1)
     assert (ev["start"], ev["end"]) == ("2026-12-24", "2026-12-25")
     assert ev["start_at"] == "2026-12-24T05:00:00Z"
     assert ev["end_at"] == "2026-12-25T05:00:00Z"
     # another end date only: the kept time zone's midnight
-    r = alice.req("PATCH", path, {"end": "2026-12-27"},
-                  headers={"If-Match": '"2"'})
-    assert r.status_code == 200, r.text
-    ev = unwrap(r, "event")
+    ev = write(alice, "PATCH", path, {"end": "2026-12-27"}, 2)
     assert ev["start_at"] == "2026-12-24T05:00:00Z"
     assert ev["end_at"] == "2026-12-27T05:00:00Z"
     # a title only: unchanged
-    r = alice.req("PATCH", path, {"title": "moved"},
-                  headers={"If-Match": '"3"'})
-    assert r.status_code == 200, r.text
-    assert unwrap(r, "event")["end_at"] == "2026-12-27T05:00:00Z"
+    ev = write(alice, "PATCH", path, {"title": "moved"}, 3)
+    assert ev["end_at"] == "2026-12-27T05:00:00Z"
     # PUT replaces it all, in Madrid
-    r = alice.req("PUT", path, {"title": "put", "all_day": True,
-                                "start": "2026-07-01", "end": "2026-07-02",
-                                "time_zone": "Europe/Madrid"},
-                  headers={"If-Match": '"4"'})
-    assert r.status_code == 200, r.text
-    ev = unwrap(r, "event")
+    ev = write(alice, "PUT", path, {"title": "put", "all_day": True,
+                                    "start": "2026-07-01",
+                                    "end": "2026-07-02",
+                                    "time_zone": "Europe/Madrid"}, 4)
     assert ev["start_at"] == "2026-06-30T22:00:00Z"
     assert ev["end_at"] == "2026-07-01T22:00:00Z"
     # a stale If-Match moves nothing
@@ -150,17 +147,12 @@ def test_a_day_a_zone_skipped_occupies_its_utc_day(alice):
 def test_an_all_day_event_made_timed_loses_its_span(alice):
     ev = create(alice, title="to timed")
     path = f"/calendars/{ev['calendar']}/events/{ev['id']}"
-    r = alice.req("PATCH", path, {"all_day": False,
-                                  "start": "2026-12-24T10:00:00+09:00",
-                                  "end": "2026-12-24T11:00:00+09:00"},
-                  headers={"If-Match": '"1"'})
-    assert r.status_code == 200, r.text
-    ev = unwrap(r, "event")
+    ev = write(alice, "PATCH", path, {"all_day": False,
+                                      "start": "2026-12-24T10:00:00+09:00",
+                                      "end": "2026-12-24T11:00:00+09:00"}, 1)
     assert ev["start"] == "2026-12-24T01:00:00Z"
     assert "start_at" not in ev and "end_at" not in ev
     # and back to all-day, in Tokyo again
-    r = alice.req("PATCH", path, {"all_day": True, "start": "2026-12-24",
-                                  "end": "2026-12-25"},
-                  headers={"If-Match": '"2"'})
-    assert r.status_code == 200, r.text
-    assert unwrap(r, "event")["start_at"] == "2026-12-23T15:00:00Z"
+    ev = write(alice, "PATCH", path, {"all_day": True, "start": "2026-12-24",
+                                      "end": "2026-12-25"}, 2)
+    assert ev["start_at"] == "2026-12-23T15:00:00Z"
