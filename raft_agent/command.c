@@ -49,6 +49,7 @@ int agenda_command_decode(const uint8_t *p, size_t len,
     if (len < 2 + idlen + 8 ||
         !agenda_request_id_valid((const char *)p + 2, idlen))
         return -1;
+    cmd->version = p[0];
     memcpy(cmd->request_id, p + 2, idlen);
     cmd->request_id[idlen] = '\0';
     cmd->request_id_len = idlen;

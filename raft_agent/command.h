@@ -23,8 +23,10 @@
  * sent commands an older agent would apply differently, the leader writes
  * it into every entry, and a replica meeting a version above its own
  * stops at that entry (AGENDA_COMMAND_NEWER; the agent exits, and again
- * after each restart, until it is upgraded) rather than apply it.  Every
- * older version stays applicable as it was.
+ * after each restart, until it is upgraded) rather than apply it.  Entries
+ * of older versions stay in the log and are applied by newer code: a new
+ * argument is simply absent from them, and a changed rule must read the
+ * entry's version (sm_apply_info.command_version) to apply them as before.
  */
 #ifndef AGENDA_COMMAND_H
 #define AGENDA_COMMAND_H
@@ -39,6 +41,7 @@
 #define AGENDA_REQUEST_ID_MAX 64
 
 struct agenda_command {
+    unsigned version; /* 1 .. AGENDA_COMMAND_VERSION */
     char request_id[AGENDA_REQUEST_ID_MAX + 1]; /* NUL-terminated */
     size_t request_id_len;
     uint64_t time_ms;

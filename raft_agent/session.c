@@ -279,7 +279,7 @@ int agenda_sessions_apply(struct agenda_sessions *s, const struct sm_ops *ops,
 
     struct sm_apply_info info = {
         .index = index, .time_ms = cmd.time_ms,
-        .request_id = cmd.request_id};
+        .request_id = cmd.request_id, .command_version = cmd.version};
     rc = ops->apply(sm, txn, &info, cmd.payload, cmd.payload_len, res);
     if (rc != 0)
         return rc;

@@ -44,6 +44,10 @@ struct sm_apply_info {
     uint64_t index;         /* its log index */
     uint64_t time_ms;       /* the leader's clock when it was proposed */
     const char *request_id; /* its exactly-once id */
+    /* the rules it was written under (command.h): a rule that changes
+     * reads it, so that entries logged before the change apply as they
+     * did */
+    unsigned command_version;
 };
 
 struct sm_ops {

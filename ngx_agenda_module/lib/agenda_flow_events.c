@@ -291,10 +291,12 @@ static const json_t *field_after(const struct agenda_flow *f,
  * may differ from its peers', and every replica must store the same);
  * the shard checks that they are near the dates.  Nothing is added when
  * the event is not all-day, when a date is not a date (the shard refuses
- * it), or when the zone has no rules on this edge; nor when the span
- * would be empty (the zone skipped those days: Samoa's 2011-12-30) or
- * outside the times an event may have (0001-01-01 east of Greenwich began
- * in year 0).  The event then occupies UTC days.
+ * it), or when the zone has no rules on this edge; nor when the shard
+ * would refuse the span although it takes the dates: empty (the zone
+ * skipped those days: Samoa's 2011-12-30), outside the times an event may
+ * have (0001-01-01 east of Greenwich began in year 0), or longer than an
+ * event may last (366 days of dates ending an hour later in the year
+ * than they begin).  The event then occupies UTC days.
  */
 static void day_span(struct agenda_flow *f, json_t *args, const json_t *old)
 {
@@ -316,7 +318,8 @@ static void day_span(struct agenda_flow *f, json_t *args, const json_t *old)
     start_at = agenda_tz_day_start(z, start_ms / 86400000) * 1000;
     end_at = agenda_tz_day_start(z, end_ms / 86400000) * 1000;
     if (end_at <= start_at || start_at < AGENDA_TIME_MIN_MS
-        || end_at > AGENDA_TIME_MAX_MS + 1)
+        || end_at > AGENDA_TIME_MAX_MS + 1
+        || end_at - start_at > AGENDA_EVENT_DURATION_MAX_MS)
         return;
     flow_set(f, args, "start_at", json_integer((json_int_t)start_at));
     flow_set(f, args, "end_at", json_integer((json_int_t)end_at));

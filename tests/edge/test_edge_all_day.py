@@ -156,3 +156,13 @@ def test_an_all_day_event_made_timed_loses_its_span(alice):
     ev = write(alice, "PATCH", path, {"all_day": True, "start": "2026-12-24",
                                       "end": "2026-12-25"}, 2)
     assert ev["start_at"] == "2026-12-23T15:00:00Z"
+
+
+def test_the_longest_all_day_event_is_not_refused_for_an_hour(alice):
+    """366 days of dates (the most an event may last) from a summer-time
+    day to a winter-time one span an hour more in Madrid: rather than
+    refuse dates the API accepts, the event occupies UTC days."""
+    ev = create(alice, title="a year", start="2027-10-30", end="2028-10-30",
+                time_zone="Europe/Madrid")
+    assert ev["start_at"] == "2027-10-30T00:00:00Z"
+    assert ev["end_at"] == "2028-10-30T00:00:00Z"

@@ -139,6 +139,7 @@ static void test_envelope_round_trip(void **state)
                                            "xyz", 3), 0);
     struct agenda_command c;
     assert_int_equal(agenda_command_decode(b.data, b.len, &c), 0);
+    assert_int_equal(c.version, AGENDA_COMMAND_VERSION);
     assert_string_equal(c.request_id, "req-1:a.b_C");
     assert_int_equal(c.time_ms, 1234567890123ull);
     assert_int_equal(c.payload_len, 3);
