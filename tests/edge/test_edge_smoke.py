@@ -445,21 +445,11 @@ def test_resume_age_fits_in_nchans_message_timeout(make_edge):
     assert "nchan_subscriber_last_message_id $agenda_last_event_id;" in conf
 
 
-def _with_zoneinfo(e, directory) -> None:
-    conf = e.conf.read_text()
-    conf, n = re.subn(r"^(\s*)(agenda_topology .*)$",
-                      rf"\1\2\n\1agenda_zoneinfo {directory};", conf,
-                      count=1, flags=re.M)
-    assert n == 1
-    e.conf.write_text(conf)
-
-
 def test_a_missing_zoneinfo_directory_fails_nginx_t(make_edge, tmp_path):
     """Without a tz database the edge cannot place all-day events in their
     time zones: nginx -t says so instead of starting wrong."""
     e = make_edge()
-    e.generate()
-    _with_zoneinfo(e, tmp_path / "no-zoneinfo")
+    e.generate("--zoneinfo", str(tmp_path / "no-zoneinfo"))
     r = e.check()
     assert r.returncode != 0
     assert "[emerg]" in r.stderr
@@ -477,8 +467,7 @@ def test_zones_without_a_usable_file_are_named_in_a_warning(make_edge,
         Path("/usr/share/zoneinfo/Europe/Madrid").read_bytes())
     (zi / "UTC").write_bytes(b"TZif2 but not really")
     e = make_edge()
-    e.generate()
-    _with_zoneinfo(e, zi)
+    e.generate("--zoneinfo", str(zi))
     r = e.check()
     assert r.returncode == 0, r.stderr
     m = re.search(r"\[warn\].* (\d+) time zones have no usable file in "
