@@ -325,16 +325,33 @@ static void day_span(struct agenda_flow *f, json_t *args, const json_t *old)
     flow_set(f, args, "end_at", json_integer((json_int_t)end_at));
 }
 
-/* Whether a PATCH changes when the event happens. */
-static bool moves_event(const struct agenda_flow *f)
+/*
+ * Whether day_span needs the event as it is for this PATCH: it moves the
+ * event (dates, zone or all_day) and may leave it all-day without giving
+ * all day_span reads.  Moving a timed event (date-times, or all_day
+ * false) needs no read: date-times on an all-day event are refused by the
+ * shard anyway.
+ */
+static bool span_needs_event(const struct agenda_flow *f)
 {
-    static const char *const keys[] = {"start", "end", "all_day",
-                                       "time_zone", NULL};
+    static const char *const span_keys[] = {"time_zone", "start", "end",
+                                            NULL};
+    const json_t *all_day = json_object_get(f->in, "all_day");
+    int64_t ms;
+    bool moves = all_day != NULL, complete = true;
 
-    for (size_t i = 0; keys[i] != NULL; i++)
-        if (json_object_get(f->in, keys[i]) != NULL)
-            return true;
-    return false;
+    for (size_t i = 0; span_keys[i] != NULL; i++) {
+        const json_t *v = json_object_get(f->in, span_keys[i]);
+
+        moves = moves || v != NULL;
+        complete = complete && v != NULL && !json_is_null(v);
+        if (i > 0 && json_is_string(v)
+            && agenda_date_parse(json_string_value(v), &ms) != 0)
+            return false;   /* a date-time: not all-day */
+    }
+    if (!moves || json_is_false(all_day))
+        return false;
+    return !(json_is_true(all_day) && complete);
 }
 
 /* ---- GET|POST /calendars/{calendar}/events ------------------------------- */
@@ -442,9 +459,10 @@ void flow_h_event_get(struct agenda_flow *f)
  * that the notifications can tell new invitees (invitation.created) and
  * removed ones (invitation.removed) from those kept (event.updated), and
  * so that only the new ones need an account check (stage 4).  A PATCH
- * that moves the event reads it too: an all-day event's span needs the
- * dates and time zone it keeps (day_span).  The write carries If-Match's
- * version, so it applies to the event as read or not at all (412).
+ * that moves an event which may be all-day reads it too: the span needs
+ * the dates and time zone it keeps (day_span, span_needs_event).  The
+ * write carries If-Match's version, so it applies to the event as read or
+ * not at all (412).
  */
 static void event_write(struct agenda_flow *f, bool put)
 {
@@ -491,7 +509,7 @@ static void event_write(struct agenda_flow *f, bool put)
     case 0:
         f->stage = 2;
         if (put || json_object_get(f->in, "participants") != NULL
-            || moves_event(f))
+            || span_needs_event(f))
         {
             cal_read_fresh(f, "event.get", event_args(f, true));
             f->stage = 1;

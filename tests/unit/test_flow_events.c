@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "agenda_tz.h"
 #include "flow_harness.h"
 
 #define EID "7c0a47d82924506125b8c247cb4ce483"
@@ -395,6 +396,102 @@ static void test_participant_changes_notify(void **state)
     fh_done(&h);
 }
 
+/*
+ * All-day events: the edge sends the instants their dates begin in their
+ * zone (start_at, end_at), from its tz database; a PATCH reads the event
+ * first only when the span needs what the event keeps.
+ */
+#define EV_ALLDAY                                                          \
+    "{\"event\":{\"calendar\":\"alice\",\"id\":\"" EID "\",\"title\":"     \
+    "\"Eve\",\"all_day\":true,\"start\":\"2026-12-24\",\"end\":"         \
+    "\"2026-12-25\",\"time_zone\":\"Asia/Tokyo\",\"participants\":{},"     \
+    "\"version\":3},\"sync_token\":7}"
+
+static int64_t arg_int(const struct fh *h, size_t i, const char *key)
+{
+    json_t *v = json_object_get(json_object_get(h->calls[i].req, "args"), key);
+
+    assert_true(json_is_integer(v));
+    return (int64_t)json_integer_value(v);
+}
+
+static bool has_arg(const struct fh *h, size_t i, const char *key)
+{
+    return json_object_get(json_object_get(h->calls[i].req, "args"), key)
+           != NULL;
+}
+
+static void test_all_day_spans(void **state)
+{
+    static const struct fh_row s_allday[] = {
+        FH_AUTH_ALICE,
+        {"event.create", "events_am", 201, EV_ALLDAY},
+        {"event.get", "events_am", 200, EV_ALLDAY},
+        {"event.update", "events_am", 200, EV_ALLDAY},
+    };
+    /* 2026-12-23T15:00Z and the day after: Tokyo's 24th */
+    const int64_t tokyo_24 = 1798038000000LL, day = 86400000LL;
+    struct agenda_tz_db *db;
+    char err[256];
+    struct fh h;
+
+    (void)state;
+    assert_int_equal(agenda_tz_db_load("/usr/share/zoneinfo", &db, NULL, err,
+                                       sizeof err), 0);
+    fh_init(&h, FH_SCRIPT(s_allday));
+    h.env.tz = db;
+
+    /* create: from the body */
+    assert_int_equal(req(&h, "POST", EVS, NULL,
+                         "{\"title\":\"Eve\",\"all_day\":true,\"start\":"
+                         "\"2026-12-24\",\"end\":\"2026-12-25\",\"time_zone\":"
+                         "\"Asia/Tokyo\"}"), 201);
+    assert_string_equal(fh_op(&h, 1), "event.create");
+    assert_int_equal(arg_int(&h, 1, "start_at"), tokyo_24);
+    assert_int_equal(arg_int(&h, 1, "end_at"), tokyo_24 + day);
+
+    /* a new zone only: read first for the dates it keeps */
+    assert_int_equal(req(&h, "PATCH", ONE, "\"3\"",
+                         "{\"time_zone\":\"Europe/Madrid\"}"), 200);
+    assert_string_equal(fh_op(&h, 1), "event.get");
+    assert_string_equal(fh_op(&h, 2), "event.update");
+    assert_int_equal(arg_int(&h, 2, "start_at"), tokyo_24 - 15 * 3600000LL +
+                                                     23 * 3600000LL);
+
+    /* everything given: no read */
+    assert_int_equal(req(&h, "PATCH", ONE, "\"3\"",
+                         "{\"all_day\":true,\"start\":\"2026-12-24\",\"end\":"
+                         "\"2026-12-26\",\"time_zone\":\"Asia/Tokyo\"}"), 200);
+    assert_string_equal(fh_op(&h, 1), "event.update");
+    assert_int_equal(arg_int(&h, 1, "end_at"), tokyo_24 + 2 * day);
+
+    /* a timed move, or all_day false: no read, no span */
+    assert_int_equal(req(&h, "PATCH", ONE, "\"3\"",
+                         "{\"start\":\"2026-12-24T10:00:00Z\",\"end\":"
+                         "\"2026-12-24T11:00:00Z\"}"), 200);
+    assert_string_equal(fh_op(&h, 1), "event.update");
+    assert_false(has_arg(&h, 1, "start_at"));
+    assert_int_equal(req(&h, "PATCH", ONE, "\"3\"",
+                         "{\"all_day\":false,\"start\":\"2026-12-24T10:00:00Z\","
+                         "\"end\":\"2026-12-24T11:00:00Z\"}"), 200);
+    assert_string_equal(fh_op(&h, 1), "event.update");
+    assert_false(has_arg(&h, 1, "start_at"));
+
+    /* a title only: no read, no span (the shard keeps it) */
+    assert_int_equal(req(&h, "PATCH", ONE, "\"3\"", "{\"title\":\"x\"}"),
+                     200);
+    assert_string_equal(fh_op(&h, 1), "event.update");
+    assert_false(has_arg(&h, 1, "start_at"));
+
+    /* without a tz database: UTC days, no span */
+    h.env.tz = NULL;
+    assert_int_equal(req(&h, "PATCH", ONE, "\"3\"",
+                         "{\"end\":\"2026-12-27\"}"), 200);
+    assert_false(has_arg(&h, h.n_calls - 1, "start_at"));
+    fh_done(&h);
+    agenda_tz_db_free(db);
+}
+
 static void test_group_calendar_role(void **state)
 {
     static const struct fh_row s_leader[] = {
@@ -456,6 +553,7 @@ int main(void)
         cmocka_unit_test(test_participant_changes_notify),
         cmocka_unit_test(test_unknown_invitee_is_refused),
         cmocka_unit_test(test_rsvp_notifies_every_participant),
+        cmocka_unit_test(test_all_day_spans),
         cmocka_unit_test(test_group_calendar_role),
         cmocka_unit_test(test_personal_calendar_has_no_role),
     };
