@@ -21,8 +21,8 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -33,6 +33,10 @@ import pytest
 import requests
 
 REPO = Path(__file__).resolve().parents[2]
+
+# the helpers every test directory shares (tests/ports.py)
+sys.path.insert(0, str(REPO / "tests"))
+from ports import free_ports as ports_below_ephemeral  # noqa: E402
 BUILD = Path(os.environ.get("AGENDA_BUILD") or REPO / "build" / "release")
 AGENT = BUILD / "raft_agent"
 GEN_AGENTS = REPO / "config" / "gen-agents"
@@ -104,21 +108,9 @@ def pytest_runtest_makereport(item, call):
 # ---- ports ---------------------------------------------------------------------
 
 def free_ports(n: int) -> list[int]:
-    """n distinct ports that were free a moment ago (bound together to port
-    0, then closed), outside the dev cluster's range."""
-    socks, ports = [], []
-    try:
-        while len(ports) < n:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-            p = s.getsockname()[1]
-            if p not in RESERVED_PORTS and p not in ports:
-                ports.append(p)
-    finally:
-        for s in socks:
-            s.close()
-    return ports
+    """n distinct ports that were free a moment ago, below the kernel's
+    ephemeral range (tests/ports.py), outside the dev cluster's range."""
+    return ports_below_ephemeral(n, RESERVED_PORTS)
 
 
 # ---- iptables --------------------------------------------------------------------

@@ -24,6 +24,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +32,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+
+# the helpers every test directory shares (tests/ports.py)
+sys.path.insert(0, str(REPO / "tests"))
+from ports import free_ports as ports_below_ephemeral  # noqa: E402
 NGINX = "/usr/sbin/nginx"
 GEN_NGINX = REPO / "config" / "gen-nginx"
 DEV_CERTS = REPO / "config" / "dev-certs"
@@ -43,21 +48,9 @@ RESERVED_PORTS = set(range(7000, 7400)) | {8080, 8443}
 
 
 def free_ports(n: int) -> list[int]:
-    """n distinct ports that were free a moment ago (bound together to
-    port 0, then closed), outside the ports `make run` uses."""
-    socks, ports = [], []
-    try:
-        while len(ports) < n:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-            p = s.getsockname()[1]
-            if p not in RESERVED_PORTS and p not in ports:
-                ports.append(p)
-    finally:
-        for s in socks:
-            s.close()
-    return ports
+    """n distinct ports that were free a moment ago, below the kernel's
+    ephemeral range (tests/ports.py), outside the ports `make run` uses."""
+    return ports_below_ephemeral(n, RESERVED_PORTS)
 
 
 def tail(path: Path, lines: int = 30) -> str:
