@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,16 +30,9 @@ def bench(name, value, unit):
     print(f"bench {name} {value} {unit}", flush=True)
 
 
-def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
+# the helpers every test directory shares: ports below the ephemeral range
+sys.path.insert(0, os.path.join(REPO, "tests"))
+from ports import free_ports  # noqa: E402
 
 
 class Procs:
