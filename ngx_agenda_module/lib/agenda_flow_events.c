@@ -520,6 +520,22 @@ static void event_write(struct agenda_flow *f, bool put)
         if (!flow_answer_ok(f, 0))
             return;
         ev = json_object_get(f->ans[0].json, "event");
+        /* The read is the leader's, so the event is at this version now.
+         * Another If-Match fails at the shard anyway; and one naming a
+         * version still to come could be reached by others' writes in
+         * between, and then apply what was worked out from this read
+         * (the notifications, an all-day span) to an event that changed
+         * since: answer as the shard would, now. */
+        version = json_integer_value(json_object_get(f->scratch, "version"));
+        if (json_integer_value(json_object_get(ev, "version")) != version) {
+            flow_error(f, 412, "version_mismatch",
+                       "the event is at version %lld, not %lld; fetch it "
+                       "again and reapply your change",
+                       (long long)json_integer_value(
+                           json_object_get(ev, "version")),
+                       version);
+            return;
+        }
         old = json_object_get(ev, "participants");
         flow_set(f, f->scratch, "old",
                  json_is_object(old) ? json_incref(old) : json_object());

@@ -266,6 +266,20 @@ static void test_if_match_becomes_expected_version(void **state)
                         "");
     assert_int_equal(json_array_size(json_object_get(args, "participants")),
                      0);
+    /* the read shows another version: 412 at once, nothing proposed,
+     * also for a version still to come (others' writes could reach it
+     * before this one, which was worked out from the read) */
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(req(&h, "PUT", ONE, i == 0 ? "\"2\"" : "\"9\"",
+                             "{\"title\":\"x\",\"start\":"
+                             "\"2026-12-01T09:00:00Z\",\"end\":"
+                             "\"2026-12-01T10:00:00Z\",\"time_zone\":"
+                             "\"UTC\"}"), 412);
+        assert_string_equal(fh_op(&h, h.n_calls - 1), "event.get");
+        assert_string_equal(json_string_value(json_object_get(
+                                json_object_get(h.body, "error"), "code")),
+                            "version_mismatch");
+    }
     /* DELETE with If-Match */
     assert_int_equal(req(&h, "DELETE", ONE, "\"3\"", NULL), 200);
     args = json_object_get(h.calls[2].req, "args");
