@@ -525,20 +525,27 @@ ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
      *    error log would quote it, before anything can be logged */
 
     ngx_str_null(&query_token);
+    escaped = 0;
 
-    rc = ngx_http_agenda_arg(r, "access_token", 12, &query_token);
+    if (ngx_http_arg(r, (u_char *) "access_token", 12, &value) == NGX_OK) {
 
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        /* a token is written without escapes: one with them is another
+         * key for the per-token socket limit (gen-nginx keys it on the
+         * raw parameter) while naming the same token; so the raw value,
+         * refused below when it has any, is the token */
+
+        escaped = ngx_strlchr(value.data, value.data + value.len, '%')
+                  != NULL;
+
+        query_token.data = ngx_pnalloc(r->pool, value.len + 1);
+        if (query_token.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(query_token.data, value.data, value.len);
+        query_token.data[value.len] = '\0';
+        query_token.len = value.len;
     }
-
-    /* a token is written without escapes: one with them is another key
-     * for the per-token socket limit (gen-nginx keys it on the raw
-     * parameter) while naming the same token */
-
-    escaped = ngx_http_arg(r, (u_char *) "access_token", 12, &value) == NGX_OK
-              && ngx_strlchr(value.data, value.data + value.len, '%')
-                 != NULL;
 
     ngx_http_agenda_redact_tokens(r);
 

@@ -170,6 +170,8 @@ bool agenda_arg_int(struct agenda_ctx *c, const char *key, bool required,
                     int64_t *out);
 bool agenda_arg_bool(struct agenda_ctx *c, const char *key, bool required,
                      bool *out);
+/* Any argument as it is (borrowed), or NULL when absent or null. */
+json_t *agenda_arg_json(struct agenda_ctx *c, const char *key);
 /* True when an error answer is already set. */
 bool agenda_failed(const struct agenda_ctx *c);
 

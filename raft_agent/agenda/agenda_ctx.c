@@ -166,6 +166,11 @@ static json_t *arg(struct agenda_ctx *c, const char *key, bool required)
     return json_is_null(v) ? NULL : v;
 }
 
+json_t *agenda_arg_json(struct agenda_ctx *c, const char *key)
+{
+    return arg(c, key, false);
+}
+
 bool agenda_arg_str(struct agenda_ctx *c, const char *key, bool required,
                     const char **out)
 {

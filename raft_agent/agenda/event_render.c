@@ -8,10 +8,8 @@
 #include "render.h"
 #include "validate.h"
 
-/* obj[key] = ms as a date (all_day) or an RFC 3339 instant; null when
- * out of range. */
-static int render_instant(json_t *obj, const char *key, int64_t ms,
-                          bool all_day)
+int agenda_ev_render_instant(json_t *obj, const char *key, int64_t ms,
+                             bool all_day)
 {
     if (!all_day)
         return agenda_render_time(obj, key, ms);
@@ -52,11 +50,11 @@ json_t *agenda_ev_render(const json_t *ev, bool full)
     for (size_t i = 0; keys[i] != NULL && rc == 0; i++)
         rc = copy(out, ev, keys[i]);
     if (rc == 0)
-        rc = render_instant(
+        rc = agenda_ev_render_instant(
             out, "start", json_integer_value(json_object_get(ev, "start")),
             all_day);
     if (rc == 0)
-        rc = render_instant(
+        rc = agenda_ev_render_instant(
             out, "end", json_integer_value(json_object_get(ev, "end")),
             all_day);
     /* the instants an all-day event occupies, in its time zone's days */

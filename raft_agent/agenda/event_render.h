@@ -13,6 +13,11 @@
 
 #include <jansson.h>
 
+/* Set obj[key] to ms as a date (all_day) or an RFC 3339 instant; null when
+ * out of range.  Returns 0 or ENOMEM. */
+int agenda_ev_render_instant(json_t *obj, const char *key, int64_t ms,
+                             bool all_day);
+
 /*
  * The stored event ev (borrowed, already checked by agenda_ev_load) for an
  * answer: with full, every field (participants as {user: response});

@@ -263,7 +263,7 @@ static bool arg_paging(struct agenda_ctx *c, uint8_t *cursor,
 static bool arg_after(struct agenda_ctx *c, enum agenda_ev_index which,
                       const char *owner, uint8_t *cursor, size_t *cursor_len)
 {
-    json_t *a = json_object_get(c->args, "after");
+    json_t *a = agenda_arg_json(c, "after");
     if (a == NULL)
         return true;
     json_t *st = json_object_get(a, "start");
@@ -598,7 +598,6 @@ static bool conflict_known(const struct conflict_walk *w,
 static int conflict_times(const struct agenda_ctx *c,
                           const struct agenda_ev_hit *h, json_t *o)
 {
-    char start[16], end[16];
     json_t *ev;
 
     if (!h->all_day)
@@ -609,15 +608,14 @@ static int conflict_times(const struct agenda_ctx *c,
     int rc = agenda_ev_load(c->txn, c->db, h->calendar, h->id, &ev);
     if (rc != 0)
         return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
-    if (agenda_date_format(json_integer_value(json_object_get(ev, "start")),
-                           start, sizeof(start)) < 0 ||
-        agenda_date_format(json_integer_value(json_object_get(ev, "end")),
-                           end, sizeof(end)) < 0)
-        rc = MDB_CORRUPTED;
-    json_decref(ev);
-    if (rc == 0 && (json_object_set_new(o, "start", json_string(start)) != 0 ||
-                    json_object_set_new(o, "end", json_string(end)) != 0))
+    if (agenda_ev_render_instant(
+            o, "start", json_integer_value(json_object_get(ev, "start")),
+            true) != 0 ||
+        agenda_ev_render_instant(
+            o, "end", json_integer_value(json_object_get(ev, "end")),
+            true) != 0)
         rc = ENOMEM;
+    json_decref(ev);
     return rc;
 }
 
@@ -1604,14 +1602,11 @@ static int ev_freebusy(struct agenda_ctx *c)
                                           NULL};
     char names[AGENDA_FREEBUSY_USERS][AGENDA_USERNAME_MAX + 1];
     size_t n = 1;
-    /* null is absent (API.md) */
-    json_t *users = json_object_get(c->args, "users");
-    json_t *user = json_object_get(c->args, "user");
-    bool several = users != NULL && !json_is_null(users);
+    bool several = agenda_arg_json(c, "users") != NULL;
     struct busy_walk w = {0};
     if (!agenda_args_only(c, allowed))
         return 0;
-    if (several && user != NULL && !json_is_null(user))
+    if (several && agenda_arg_json(c, "user") != NULL)
         return agenda_fail(c, 400, "invalid_field",
                            "give 'user' or 'users', not both");
     if (several ? !agenda_arg_usernames(c, "users", AGENDA_FREEBUSY_USERS,

@@ -62,7 +62,7 @@ bool agenda_arg_username(struct agenda_ctx *c, const char *key,
 bool agenda_arg_usernames(struct agenda_ctx *c, const char *key, size_t max,
                           char names[][AGENDA_USERNAME_MAX + 1], size_t *n)
 {
-    json_t *list = json_object_get(c->args, key), *u;
+    json_t *list = agenda_arg_json(c, key), *u;
     size_t i;
     *n = 0;
     if (!json_is_array(list) || json_array_size(list) == 0 ||

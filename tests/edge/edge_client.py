@@ -189,9 +189,16 @@ def error_log(edge) -> str:
     return (edge.root / "logs" / "error.log").read_text(errors="replace")
 
 
-def send_and_hang_up(edge, request: str) -> None:
-    """Send one raw HTTP request to the edge over TLS and close the
-    connection at once, as a client that gives up before the answer."""
+def send_and_hang_up(edge, method: str, path: str, token: str,
+                     body: str = "") -> None:
+    """Send one request (path below /api/v1, a JSON body or none) to the
+    edge over TLS and close the connection at once, as a client that gives
+    up before the answer."""
+    head = (f"{method} /api/v1{path} HTTP/1.1\r\nHost: localhost\r\n"
+            f"Authorization: Bearer {token}\r\n")
+    if body:
+        head += "Content-Type: application/json\r\n"
+    request = f"{head}Content-Length: {len(body.encode())}\r\n\r\n{body}"
     ctx = ssl.create_default_context(cafile=str(edge.tls_dir / "ca.pem"))
     ctx.check_hostname = False
     raw = socket.create_connection(("127.0.0.1", edge.https_port), timeout=5)

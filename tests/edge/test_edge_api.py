@@ -566,11 +566,8 @@ def test_an_invitation_reaches_its_invitee_when_the_writer_hangs_up(stack):
     ws = ws_connect(edge, f"access_token={bob.token}")
     try:
         time.sleep(0.2)
-        send_and_hang_up(edge, f"POST /api/v1/calendars/{cal}/events "
-                         f"HTTP/1.1\r\nHost: localhost\r\nAuthorization: "
-                         f"Bearer {alice.token}\r\nContent-Type: "
-                         f"application/json\r\nContent-Length: {len(body)}"
-                         f"\r\n\r\n{body}")
+        send_and_hang_up(edge, "POST", f"/calendars/{cal}/events",
+                         alice.token, body)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if any(e["title"] == title for e in list_all(alice, cal)):

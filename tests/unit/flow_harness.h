@@ -390,10 +390,15 @@ FH_FN const char *fh_op(const struct fh *h, size_t i)
     return json_string_value(json_object_get(h->calls[i].req, "op"));
 }
 
+/* Arg name of call i, or NULL. */
+FH_FN json_t *fh_arg_json(const struct fh *h, size_t i, const char *name)
+{
+    return json_object_get(json_object_get(h->calls[i].req, "args"), name);
+}
+
 FH_FN const char *fh_arg(const struct fh *h, size_t i, const char *name)
 {
-    return json_string_value(json_object_get(
-        json_object_get(h->calls[i].req, "args"), name));
+    return json_string_value(fh_arg_json(h, i, name));
 }
 
 FH_FN const char *fh_actor(const struct fh *h, size_t i, const char *name)

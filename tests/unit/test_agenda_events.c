@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "agenda_fixture.h"
+#include "agenda_test_util.h"
 #include "event_index.h"
 #include "validate.h"
 
@@ -1272,6 +1273,12 @@ static void test_paging(void **state)
                        "\"%s\",%s}",
                        ts(T0), ts(T0 + DAY), bad_after[i]),
                400, "invalid_cursor");
+    /* null is absent, as for every argument */
+    expect(fx, run(fx, ALICE, "event.list",
+                   "{\"calendar\":\"alice\",\"from\":\"%s\",\"to\":"
+                   "\"%s\",\"after\":null}",
+                   ts(T0), ts(T0 + DAY)),
+           200, "");
     /* an event created behind the cursor is not seen; one ahead is */
     expect(fx, run(fx, ALICE, "event.list",
                    "{\"calendar\":\"alice\",\"from\":\"%s\",\"to\":\"%s\","
@@ -1360,15 +1367,6 @@ static void test_all_day(void **state)
     agenda_fx_free(fx);
 }
 
-static void assert_str_field(const json_t *obj, const char *key,
-                             const char *want)
-{
-    const char *got = json_string_value(json_object_get(obj, key));
-    if (got == NULL || strcmp(got, want) != 0)
-        fail_msg("%s: \"%s\", not \"%s\"", key, got ? got : "(none)",
-                 want);
-}
-
 /*
  * An all-day event with start_at/end_at (what the edge computes from its
  * tz database: the first instants of its dates in its time zone) occupies
@@ -1388,13 +1386,10 @@ static void test_all_day_in_its_time_zone(void **state)
                    "\"start_at\":%lld,\"end_at\":%lld}",
                    eid(1), (long long)eve, (long long)(eve + DAY)),
            201, "");
-    json_t *b = body(fx);
-    json_t *ev = json_object_get(b, "event");
-    assert_str_field(ev, "start", "2026-12-24");
-    assert_str_field(ev, "end", "2026-12-25");
-    assert_str_field(ev, "start_at", "2026-12-23T15:00:00Z");
-    assert_str_field(ev, "end_at", "2026-12-24T15:00:00Z");
-    json_decref(b);
+    assert_string_equal(tu_str(fx, "event.start"), "2026-12-24");
+    assert_string_equal(tu_str(fx, "event.end"), "2026-12-25");
+    assert_string_equal(tu_str(fx, "event.start_at"), "2026-12-23T15:00:00Z");
+    assert_string_equal(tu_str(fx, "event.end_at"), "2026-12-24T15:00:00Z");
     static const struct {
         int64_t from, to;
         size_t n;
@@ -1416,11 +1411,13 @@ static void test_all_day_in_its_time_zone(void **state)
                    "{\"user\":\"alice\",\"from\":\"%s\",\"to\":\"%s\"}",
                    ts(T0 + 20 * DAY), ts(T0 + 25 * DAY)),
            200, "");
-    b = body(fx);
+    json_t *b = body(fx);
     json_t *busy = json_array_get(json_object_get(b, "busy"), 0);
     assert_int_equal(json_array_size(json_object_get(b, "busy")), 1);
-    assert_str_field(busy, "start", "2026-12-23T15:00:00Z");
-    assert_str_field(busy, "end", "2026-12-24T15:00:00Z");
+    assert_string_equal(json_string_value(json_object_get(busy, "start")),
+                        "2026-12-23T15:00:00Z");
+    assert_string_equal(json_string_value(json_object_get(busy, "end")),
+                        "2026-12-24T15:00:00Z");
     json_decref(b);
     /* a conflict names the Tokyo dates, at the Tokyo instants */
     expect(fx, create(fx, ALICE, "alice", 2, eve - HOUR, eve + 1,
@@ -1429,8 +1426,10 @@ static void test_all_day_in_its_time_zone(void **state)
     b = body(fx);
     json_t *c0 = json_array_get(
         json_object_get(json_object_get(b, "error"), "conflicts"), 0);
-    assert_str_field(c0, "start", "2026-12-24");
-    assert_str_field(c0, "end", "2026-12-25");
+    assert_string_equal(json_string_value(json_object_get(c0, "start")),
+                        "2026-12-24");
+    assert_string_equal(json_string_value(json_object_get(c0, "end")),
+                        "2026-12-25");
     json_decref(b);
     expect(fx, create(fx, ALICE, "alice", 2, eve - HOUR, eve,
                       ",\"conflict_policy\":\"reject\""),
@@ -1473,22 +1472,15 @@ static void test_all_day_in_its_time_zone(void **state)
                    "\"expected_version\":1,\"title\":\"Eve!\"}",
                    eid(1)),
            200, "");
-    b = body(fx);
-    assert_str_field(json_object_get(b, "event"), "start_at",
-                     "2026-12-23T15:00:00Z");
-    json_decref(b);
+    assert_string_equal(tu_str(fx, "event.start_at"), "2026-12-23T15:00:00Z");
     /* one that moves it without a new span: UTC days */
     expect(fx, run(fx, ALICE, "event.update",
                    "{\"calendar\":\"alice\",\"id\":\"%s\","
                    "\"expected_version\":2,\"end\":\"2026-12-26\"}",
                    eid(1)),
            200, "");
-    b = body(fx);
-    assert_str_field(json_object_get(b, "event"), "start_at",
-                     "2026-12-24T00:00:00Z");
-    assert_str_field(json_object_get(b, "event"), "end_at",
-                     "2026-12-26T00:00:00Z");
-    json_decref(b);
+    assert_string_equal(tu_str(fx, "event.start_at"), "2026-12-24T00:00:00Z");
+    assert_string_equal(tu_str(fx, "event.end_at"), "2026-12-26T00:00:00Z");
     check_indexes(fx);
     /* timed again: no span at all */
     expect(fx, run(fx, ALICE, "event.update",

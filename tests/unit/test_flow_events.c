@@ -276,9 +276,7 @@ static void test_if_match_becomes_expected_version(void **state)
                              "\"2026-12-01T10:00:00Z\",\"time_zone\":"
                              "\"UTC\"}"), 412);
         assert_string_equal(fh_op(&h, h.n_calls - 1), "event.get");
-        assert_string_equal(json_string_value(json_object_get(
-                                json_object_get(h.body, "error"), "code")),
-                            "version_mismatch");
+        assert_string_equal(fh_code(&h), "version_mismatch");
     }
     /* DELETE with If-Match */
     assert_int_equal(req(&h, "DELETE", ONE, "\"3\"", NULL), 200);
@@ -326,7 +324,8 @@ static void test_unknown_invitee_is_refused(void **state)
     assert_int_equal(req(&h, "POST", EVS, NULL,
                          "{\"title\":\"x\",\"start\":\"2026-12-01T09:00:00Z\","
                          "\"end\":\"2026-12-01T10:00:00Z\",\"time_zone\":"
-                         "\"UTC\",\"participants\":[\"Ghost\",\"bob\",\"ghost\","
+                         "\"UTC\",\"participants\":"
+                         "[\"Ghost\",\"bob\",\"ghost\","
                          "\"a b\",7]}"),
                      422);
     assert_string_equal(fh_code(&h), "unknown_participant");
@@ -416,23 +415,18 @@ static void test_participant_changes_notify(void **state)
  * first only when the span needs what the event keeps.
  */
 #define EV_ALLDAY                                                          \
-    "{\"event\":{\"calendar\":\"alice\",\"id\":\"" EID "\",\"title\":"     \
+    "{\"event\":{\"calendar\":\"alice\",\"id\":\"" EID "\","               \
+    "\"title\":"                                                          \
     "\"Eve\",\"all_day\":true,\"start\":\"2026-12-24\",\"end\":"         \
     "\"2026-12-25\",\"time_zone\":\"Asia/Tokyo\",\"participants\":{},"     \
     "\"version\":3},\"sync_token\":7}"
 
 static int64_t arg_int(const struct fh *h, size_t i, const char *key)
 {
-    json_t *v = json_object_get(json_object_get(h->calls[i].req, "args"), key);
+    json_t *v = fh_arg_json(h, i, key);
 
     assert_true(json_is_integer(v));
     return (int64_t)json_integer_value(v);
-}
-
-static bool has_arg(const struct fh *h, size_t i, const char *key)
-{
-    return json_object_get(json_object_get(h->calls[i].req, "args"), key)
-           != NULL;
 }
 
 static void test_all_day_spans(void **state)
@@ -484,24 +478,25 @@ static void test_all_day_spans(void **state)
                          "{\"start\":\"2026-12-24T10:00:00Z\",\"end\":"
                          "\"2026-12-24T11:00:00Z\"}"), 200);
     assert_string_equal(fh_op(&h, 1), "event.update");
-    assert_false(has_arg(&h, 1, "start_at"));
+    assert_null(fh_arg_json(&h, 1, "start_at"));
     assert_int_equal(req(&h, "PATCH", ONE, "\"3\"",
-                         "{\"all_day\":false,\"start\":\"2026-12-24T10:00:00Z\","
+                         "{\"all_day\":false,\"start\":"
+                         "\"2026-12-24T10:00:00Z\","
                          "\"end\":\"2026-12-24T11:00:00Z\"}"), 200);
     assert_string_equal(fh_op(&h, 1), "event.update");
-    assert_false(has_arg(&h, 1, "start_at"));
+    assert_null(fh_arg_json(&h, 1, "start_at"));
 
     /* a title only: no read, no span (the shard keeps it) */
     assert_int_equal(req(&h, "PATCH", ONE, "\"3\"", "{\"title\":\"x\"}"),
                      200);
     assert_string_equal(fh_op(&h, 1), "event.update");
-    assert_false(has_arg(&h, 1, "start_at"));
+    assert_null(fh_arg_json(&h, 1, "start_at"));
 
     /* without a tz database: UTC days, no span */
     h.env.tz = NULL;
     assert_int_equal(req(&h, "PATCH", ONE, "\"3\"",
                          "{\"end\":\"2026-12-27\"}"), 200);
-    assert_false(has_arg(&h, h.n_calls - 1, "start_at"));
+    assert_null(fh_arg_json(&h, h.n_calls - 1, "start_at"));
     fh_done(&h);
     agenda_tz_db_free(db);
 }
