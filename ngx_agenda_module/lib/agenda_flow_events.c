@@ -468,7 +468,7 @@ static void event_write(struct agenda_flow *f, bool put)
 {
     static const char *const required[] = {"title", "start", "end",
                                            "time_zone", NULL};
-    long long version;
+    long long version, current;
     json_t *args, *ev, *old, *names;
     int im;
 
@@ -521,19 +521,22 @@ static void event_write(struct agenda_flow *f, bool put)
             return;
         ev = json_object_get(f->ans[0].json, "event");
         /* The read is the leader's, so the event is at this version now.
-         * Another If-Match fails at the shard anyway; and one naming a
-         * version still to come could be reached by others' writes in
-         * between, and then apply what was worked out from this read
-         * (the notifications, an all-day span) to an event that changed
-         * since: answer as the shard would, now. */
+         * One naming a version still to come could be reached by others'
+         * writes in between, and then apply what was worked out from this
+         * read (the notifications, an all-day span) to an event that
+         * changed since: answer as the shard would, now.  An older one
+         * can never apply, but with the client's Idempotency-Key it may
+         * be the retry of a write that did (and made this version): only
+         * the shard knows, and answers the first result or 412. */
         version = json_integer_value(json_object_get(f->scratch, "version"));
-        if (json_integer_value(json_object_get(ev, "version")) != version) {
+        current = json_integer_value(json_object_get(ev, "version"));
+        if (current != version
+            && !(current > version && f->idem != NULL
+                 && !f->idem_generated))
+        {
             flow_error(f, 412, "version_mismatch",
                        "the event is at version %lld, not %lld; fetch it "
-                       "again and reapply your change",
-                       (long long)json_integer_value(
-                           json_object_get(ev, "version")),
-                       version);
+                       "again and reapply your change", current, version);
             return;
         }
         old = json_object_get(ev, "participants");

@@ -73,3 +73,48 @@ def test_a_retry_with_a_corrected_if_match_is_applied(alice):
     assert alice.req("PATCH", path, {"title": "renamed"},
                      headers={**key, "If-Match": '"7"'}).status_code == 412
     assert unwrap(alice.req("GET", path), "event")["version"] == 2
+
+
+@pytest.mark.parametrize("method,body,all_day", [
+    # the writes the edge reads the event for first: a PUT, a PATCH of the
+    # participants, a PATCH of an all-day event's time zone (its span)
+    ("PUT", event_body(title="replaced", participants=[]), False),
+    ("PATCH", {"participants": []}, False),
+    ("PATCH", {"time_zone": "Asia/Tokyo"}, True),
+])
+def test_a_retried_write_that_was_applied_is_answered_its_result(
+        alice, method, body, all_day):
+    """A client whose answer was lost retries with the same key and
+    If-Match; the event is now past that version (its own write made it),
+    which the edge's read shows.  The retry gets the first answer, not a
+    412 for the client's own change, and nothing is applied twice."""
+    if all_day:
+        r = alice.req("POST", f"/calendars/{me(alice)}/events",
+                      {"title": "day", "all_day": True, "start": "2026-12-24",
+                       "end": "2026-12-25", "time_zone": "Europe/Madrid"})
+        assert r.status_code == 201, r.text
+        ev = unwrap(r, "event")
+        path = f"/calendars/{ev['calendar']}/events/{ev['id']}"
+        tag = r.headers["ETag"]
+    else:
+        path, tag = new_event(alice)
+    headers = {"Idempotency-Key": uuid.uuid4().hex, "If-Match": tag}
+    first = alice.req(method, path, body, headers=headers)
+    assert first.status_code == 200, first.text
+    assert unwrap(first, "event")["version"] == 2
+    again = alice.req(method, path, body, headers=headers)
+    assert again.status_code == 200, again.text
+    assert unwrap(again, "event") == unwrap(first, "event")
+    # the same If-Match with another key is a new write, and stale
+    other = alice.req(method, path, body, headers={
+        "Idempotency-Key": uuid.uuid4().hex, "If-Match": tag})
+    assert other.status_code == 412, other.text
+    assert other.json()["error"]["code"] == "version_mismatch"
+    # and one without a key too (answered at the edge, from its read)
+    bare = alice.req(method, path, body, headers={"If-Match": tag})
+    assert bare.status_code == 412, bare.text
+    # a version still to come is refused, key or not
+    ahead = alice.req(method, path, body, headers={
+        "Idempotency-Key": uuid.uuid4().hex, "If-Match": '"9"'})
+    assert ahead.status_code == 412, ahead.text
+    assert unwrap(alice.req("GET", path), "event")["version"] == 2
