@@ -11,8 +11,11 @@
  * only asks nchan_authorize_request afterwards (whose denial path also
  * expects an upstream subrequest).  So, in order:
  *
- *   1. If-None-Match and If-Modified-Since are refused (400): websocket
- *      clients have no use for them and nchan reads message ids from them.
+ *   1. A GET without a body, else 405 or 400 (every refusal discards the
+ *      body, whose bytes would otherwise be read as the connection's next
+ *      request).  If-None-Match and If-Modified-Since are refused (400):
+ *      websocket clients have no use for them and nchan reads message ids
+ *      from them.
  *      last_event_id (the first one, URL-decoded, as nchan takes it) and
  *      every Last-Event-ID header must be "<time>:<tag>", both decimal,
  *      the tag at most 32767 (nchan keeps it in an int16): else 400.
@@ -475,6 +478,24 @@ ngx_http_agenda_subscriber_refuse(ngx_http_request_t *r, ngx_int_t status,
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "agenda: subscription refused: %s", message);
 
+    /* nobody reads a refused request's body: unread, its bytes would be
+     * parsed as the connection's next request */
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    if (status == NGX_HTTP_NOT_ALLOWED) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Allow");
+        ngx_str_set(&h->value, "GET");
+    }
+
     if (status == NGX_HTTP_UNAUTHORIZED
         || status == NGX_HTTP_SERVICE_UNAVAILABLE)
     {
@@ -556,7 +577,20 @@ ngx_http_agenda_subscriber_check(ngx_http_request_t *r,
         return NGX_HTTP_UNAUTHORIZED;
     }
 
-    /* 1. message ids, before nchan parses them */
+    /* 1. a subscription is a GET without a body */
+
+    if (r->method != NGX_HTTP_GET) {
+        *code = "method_not_allowed";
+        *message = "subscribe with GET (a WebSocket upgrade)";
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    if (r->headers_in.content_length_n > 0 || r->headers_in.chunked) {
+        *message = "a subscription has no request body";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    /*    and its message ids, before nchan parses them */
 
     if (r->headers_in.if_none_match || r->headers_in.if_modified_since) {
         *message = "If-None-Match and If-Modified-Since are not accepted "

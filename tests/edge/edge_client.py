@@ -199,12 +199,37 @@ def send_and_hang_up(edge, method: str, path: str, token: str,
     if body:
         head += "Content-Type: application/json\r\n"
     request = f"{head}Content-Length: {len(body.encode())}\r\n\r\n{body}"
-    ctx = ssl.create_default_context(cafile=str(edge.tls_dir / "ca.pem"))
-    ctx.check_hostname = False
-    raw = socket.create_connection(("127.0.0.1", edge.https_port), timeout=5)
-    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    s = tls_socket(edge)
     s.sendall(request.encode())
     s.close()
+
+
+def tls_socket(edge, timeout: float = 5):
+    """A TLS connection to the edge's HTTPS port, for raw HTTP bytes."""
+    ctx = ssl.create_default_context(cafile=str(edge.tls_dir / "ca.pem"))
+    ctx.check_hostname = False
+    raw = socket.create_connection(("127.0.0.1", edge.https_port),
+                                   timeout=timeout)
+    return ctx.wrap_socket(raw, server_hostname="localhost")
+
+
+def raw_exchange(edge, request: bytes, quiet: float = 1.0) -> bytes:
+    """Send raw bytes on one connection; everything the edge sends back
+    until it closes the connection or stays quiet for `quiet` seconds."""
+    s = tls_socket(edge, timeout=quiet)
+    got = b""
+    try:
+        s.sendall(request)
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    except (socket.timeout, ssl.SSLError, ConnectionError):
+        pass
+    finally:
+        s.close()
+    return got
 
 
 def ws_url(edge, query):

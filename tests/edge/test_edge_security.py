@@ -24,8 +24,9 @@ import pytest
 
 from edge_client import (PASSWORD, Client, b64url, b64url_json, claims_of,
                          error_log, event_body, forge, jwt_key, make_admin,
-                         me, needs_ws, send_and_hang_up, shard_op, uname,
-                         unb64url, unwrap, websocket, ws_connect, ws_status)
+                         me, needs_ws, raw_exchange, send_and_hang_up,
+                         shard_op, uname, unb64url, unwrap, websocket,
+                         ws_connect, ws_status)
 
 DAY = "from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z"
 
@@ -1240,6 +1241,24 @@ def test_last_event_id_variants_do_not_crash_nginx(world):
     r = w["dave"].req("GET", "/me")
     assert r.status_code == 200
     assert "exited on signal" not in error_log(edge)
+
+
+@pytest.mark.parametrize("method,status", [("POST", 405), ("GET", 400)])
+def test_a_refused_subscription_body_is_not_a_second_request(world, method,
+                                                            status):
+    """A subscription request with a body is refused, and the body is
+    never read as the connection's next request (it used to be: a request
+    hidden in it was answered too, on the same connection)."""
+    hidden = b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n"
+    request = (f"{method} /api/v1/notifications HTTP/1.1\r\n"
+               f"Host: localhost\r\n"
+               f"Authorization: Bearer {world['dave'].token}\r\n"
+               f"Content-Length: {len(hidden)}\r\n\r\n").encode() + hidden
+    got = raw_exchange(world["edge"], request)
+    assert got.startswith(f"HTTP/1.1 {status} ".encode()), got[:200]
+    assert got.count(b"HTTP/1.1 ") == 1, got
+    if method == "POST":
+        assert b"\r\nAllow: GET\r\n" in got, got
 
 
 # ---- /cluster: the replicas' live state (admins) ----------------------------------
