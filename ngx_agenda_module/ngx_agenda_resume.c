@@ -38,6 +38,8 @@ static ngx_int_t ngx_http_agenda_resume_done(ngx_http_request_t *sr,
 static void ngx_http_agenda_resume_wake(ngx_event_t *ev);
 static ngx_int_t ngx_http_agenda_resume_field(ngx_str_t *info,
     const char *name, size_t len, ngx_str_t *value);
+static ngx_uint_t ngx_http_agenda_resume_ahead(ngx_str_t *msgid,
+    ngx_int_t last, ngx_int_t last_tag);
 
 
 /*
@@ -152,19 +154,23 @@ ngx_http_agenda_resume_wake(ngx_event_t *ev)
 
 /*
  * What nchan said: keeps rs->msgid only when the channel holds a message
- * published within NGX_HTTP_AGENDA_RESUME_MAX_AGE seconds of now;
- * otherwise empties it.  nchan's answer is text/plain lines such as
- * "queued messages: 3" and "last message id: 1795822528:0".
+ * published within NGX_HTTP_AGENDA_RESUME_MAX_AGE seconds of now, and the
+ * id is not ahead of that newest message; otherwise empties it.  nchan
+ * parks a subscriber whose id is ahead until a message with a later id
+ * comes: a forged id, or one from a clock gone wrong, would otherwise get
+ * nothing for as long as its token lasts.  nchan's answer is text/plain
+ * lines such as "queued messages: 3" and "last message id: 1795822528:0".
  */
 
 void
 ngx_http_agenda_resume_decide(ngx_http_agenda_resume_t *rs, time_t now)
 {
     u_char     *colon;
-    ngx_int_t   queued, last;
+    ngx_int_t   queued, last, last_tag;
     ngx_str_t   value;
 
     last = NGX_ERROR;
+    last_tag = NGX_ERROR;
     queued = NGX_ERROR;
 
     if (rs->status == NGX_HTTP_OK
@@ -184,14 +190,44 @@ ngx_http_agenda_resume_decide(ngx_http_agenda_resume_t *rs, time_t now)
 
         if (colon != NULL) {
             last = ngx_atoi(value.data, colon - value.data);
+            last_tag = ngx_atoi(colon + 1,
+                                value.data + value.len - (colon + 1));
         }
     }
 
-    if (last == NGX_ERROR
-        || (time_t) last + NGX_HTTP_AGENDA_RESUME_MAX_AGE < now)
+    if (last == NGX_ERROR || last_tag == NGX_ERROR
+        || (time_t) last + NGX_HTTP_AGENDA_RESUME_MAX_AGE < now
+        || ngx_http_agenda_resume_ahead(&rs->msgid, last, last_tag))
     {
         rs->msgid.len = 0;
     }
+}
+
+
+/* Whether the client's id ("<time>:<tag>", checked by the guard) names a
+ * message after (last, last_tag). */
+
+static ngx_uint_t
+ngx_http_agenda_resume_ahead(ngx_str_t *msgid, ngx_int_t last,
+    ngx_int_t last_tag)
+{
+    u_char     *colon;
+    ngx_int_t   time, tag;
+
+    colon = ngx_strlchr(msgid->data, msgid->data + msgid->len, ':');
+
+    if (colon == NULL) {
+        return 1;
+    }
+
+    time = ngx_atoi(msgid->data, colon - msgid->data);
+    tag = ngx_atoi(colon + 1, msgid->data + msgid->len - (colon + 1));
+
+    if (time == NGX_ERROR || tag == NGX_ERROR) {
+        return 1;
+    }
+
+    return time > last || (time == last && tag > last_tag);
 }
 
 

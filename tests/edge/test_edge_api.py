@@ -732,6 +732,20 @@ def test_a_subscriber_resumes_from_its_last_message_id(stack, make_edge,
     assert recv_messages(ws, 1)[0][1]["id"] == nxt
     ws.close()
 
+    # an id ahead of the channel's newest message (forged, or from a
+    # clock gone wrong) is ignored: the subscriber gets what comes next,
+    # instead of nothing until a message with a later id
+    ahead = f"{int(last.split(':')[0]) + 86400}:0"
+    ws = ws_connect(edge, f"access_token={alice.token}&last_event_id={ahead}",
+                    subprotocols=meta)
+    ws.settimeout(1)
+    with pytest.raises(websocket.WebSocketTimeoutException):
+        ws.recv()
+    ws.settimeout(5)
+    nxt = invite(6)
+    assert recv_messages(ws, 1)[0][1]["id"] == nxt
+    ws.close()
+
 
 @needs_ws
 @pytest.mark.parametrize("bad", ["1:", "x", "1:2:3", "1:99999"])
