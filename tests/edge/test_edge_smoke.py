@@ -31,6 +31,8 @@ def test_generated_config_passes_nginx_t_with_both_modules(make_edge):
     conf = e.conf.read_text()
     assert "ngx_nchan_module.so" in conf
     assert "ngx_http_agenda_module.so" in conf
+    # dead clients' sockets are probed (their websockets hold cap slots)
+    assert re.search(r"listen \S+ ssl .*so_keepalive=60s:10s:3;", conf)
     r = e.check()
     assert r.returncode == 0, r.stderr
     assert "test is successful" in r.stderr
