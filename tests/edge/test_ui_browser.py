@@ -1270,6 +1270,73 @@ def test_an_all_day_conflict_is_shown_on_its_day(stack, browsers):
     assert eve not in err, err
 
 
+# Loses the answer of the page's next write whose URL matches
+# window.__lose.pattern: the request reaches the server, which applies it,
+# and the page is told the network failed, as when a connection drops
+# after sending.  window.__lose.keys: the Idempotency-Key of every write.
+LOSE_JS = """
+const real = window.fetch;
+const lose = window.__lose = {pattern: null, keys: []};
+window.fetch = async function (input, init = {}) {
+    const url = typeof input === 'string' ? input : input.url;
+    if ((init.method || 'GET') === 'GET') {
+        return real.call(window, input, init);
+    }
+    lose.keys.push((init.headers || {})['Idempotency-Key'] || null);
+    if (!lose.pattern || !new RegExp(lose.pattern).test(url)) {
+        return real.call(window, input, init);
+    }
+    lose.pattern = null;
+    await (await real.call(window, input, init)).text();
+    throw new TypeError('Failed to fetch');
+};
+"""
+
+
+def test_saving_again_after_a_lost_answer_makes_one_event(stack, browsers):
+    """The answer to a create is lost; the dialog says the server could
+    not be reached and the user saves again: the retry carries the same
+    Idempotency-Key, so the server answers the first result and holds the
+    event once (with a new key, as before, it made a second one)."""
+    _, edge = stack
+    tag = uuid.uuid4().hex[:8]
+    name, title = f"carol{tag}", f"Once {tag}"
+    api = Client(edge).register_login(name)
+
+    b = browsers("lost")
+    b.open("/")
+    b.login(name)
+    b.live()
+    b.js(LOSE_JS)
+    b.js("window.__lose.pattern = arguments[0];", "/events$")
+    b.click("#cal-new")
+    b.visible("#event-dialog[open]")
+    b.fill("#ev-title", title)
+    b.set_value("#ev-start", "2026-12-10T10:00")
+    b.set_value("#ev-end", "2026-12-10T11:00")
+    b.click("#ev-save")
+    b.text_of("#event-errors .message.error", "Cannot reach the server")
+    b.click("#ev-save")
+    b.text_of("#messages .message.info", f"Saved “{title}”")
+    keys = b.js("return window.__lose.keys;")
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1], keys
+    r = api.req("GET", f"/calendars/{name}/events?from=2026-12-08T00:00:00Z"
+                       "&to=2026-12-12T00:00:00Z")
+    assert r.status_code == 200, r.text
+    assert [e["title"] for e in r.json()["events"]] == [title]
+    # a write after it is another request: a key of its own
+    b.click("#cal-new")
+    b.visible("#event-dialog[open]")
+    b.fill("#ev-title", f"{title} again")
+    b.set_value("#ev-start", "2026-12-10T12:00")
+    b.set_value("#ev-end", "2026-12-10T13:00")
+    b.click("#ev-save")
+    b.text_of("#messages .message.info", f"Saved “{title} again”")
+    keys = b.js("return window.__lose.keys;")
+    assert len(keys) == 3 and keys[2] and keys[2] != keys[0], keys
+    assert_clean_console(b)
+
+
 def test_reconnect_resyncs_what_no_notification_told(stack, browsers):
     """A change made while the socket is down reaches the page through
     /changes after the reconnect: bob answers directly on the events

@@ -58,6 +58,17 @@ let generation = 0;                 // of the session, see above
 let controller = new AbortController();
 const unauthorizedListeners = [];
 
+// Idempotency keys.  Every write carries one.  When its outcome is
+// unknown (no answer, or 502/503/504: the server may have applied it),
+// the key is kept for that exact request (method, path, If-Match and
+// body): the user's retry, the same Save again, is then answered with the
+// first result instead of being applied twice (openapi.yaml,
+// "Idempotency").  Any other answer settles the request and forgets its
+// key; a request changed in any way is a new one, with a new key.  Keys
+// belong to the session: a new one starts with none.
+const UNSETTLED_MAX = 64;
+let unsettled = new Map();          // request fingerprint -> key
+
 // The current session's generation: code that goes on after an await
 // compares it with isCurrent() before acting for the user.
 export function currentGeneration() {
@@ -74,6 +85,7 @@ function nextGeneration() {
     controller.abort();
     controller = new AbortController();
     generation += 1;
+    unsettled = new Map();
 }
 
 export function loadSession() {
@@ -154,10 +166,19 @@ function randomKey() {
     return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 
+// The request's outcome is unknown: keep its key for a retry (the newest
+// last, the oldest dropped past UNSETTLED_MAX).
+function keepUnsettled(fingerprint, key) {
+    unsettled.delete(fingerprint);
+    unsettled.set(fingerprint, key);
+    if (unsettled.size > UNSETTLED_MAX) {
+        unsettled.delete(unsettled.keys().next().value);
+    }
+}
+
 // One call.  opts: body (sent as JSON), ifMatch (an ETag, sent verbatim),
-// idempotent (true: send an Idempotency-Key so a retried create is applied
-// once), auth (false for /auth/*).  Resolves to {status, body, etag};
-// rejects with ApiError.
+// keyed (false: no Idempotency-Key on this write, see above), auth (false
+// for /auth/*).  Resolves to {status, body, etag}; rejects with ApiError.
 export async function request(method, path, opts = {}) {
     const gen = generation;
     const {signal} = controller;
@@ -179,8 +200,12 @@ export async function request(method, path, opts = {}) {
     if (opts.ifMatch) {
         headers['If-Match'] = opts.ifMatch;
     }
-    if (opts.idempotent) {
-        headers['Idempotency-Key'] = randomKey();
+    let fingerprint = null;
+    if (method !== 'GET' && opts.keyed !== false) {
+        fingerprint = [method, path, opts.ifMatch || '', body || '']
+            .join('\n');
+        headers['Idempotency-Key'] =
+            unsettled.get(fingerprint) || randomKey();
     }
     let resp;
     let text;
@@ -194,6 +219,9 @@ export async function request(method, path, opts = {}) {
         if (gen !== generation) {
             throw new StaleSessionError();  // aborted when it ended
         }
+        if (fingerprint) {
+            keepUnsettled(fingerprint, headers['Idempotency-Key']);
+        }
         throw new ApiError(0, 'network',
             `Cannot reach the server (${e.message}); check the connection ` +
             'and try again');
@@ -202,6 +230,13 @@ export async function request(method, path, opts = {}) {
     // then the answer (even a 401 of the former token) is no one's.
     if (gen !== generation) {
         throw new StaleSessionError();
+    }
+    if (fingerprint) {
+        if ([502, 503, 504].includes(resp.status)) {
+            keepUnsettled(fingerprint, headers['Idempotency-Key']);
+        } else {
+            unsettled.delete(fingerprint);
+        }
     }
     let data = null;
     if (text) {
@@ -233,8 +268,9 @@ export async function register(fields) {
 }
 
 export async function login(username, password) {
+    // a login changes nothing: nothing to apply twice
     const r = await request('POST', '/auth/login',
-        {body: {username, password}, auth: false});
+        {body: {username, password}, auth: false, keyed: false});
     const ttl = Number(r.body.expires_in) || 900;
     // A new session: anything of the one before is over.
     nextGeneration();
@@ -293,7 +329,7 @@ export async function getEvent(calendar, id) {
 
 export async function createEvent(calendar, fields) {
     const r = await request('POST', eventPath(calendar),
-        {body: fields, idempotent: true});
+        {body: fields});
     return {...r.body, etag: r.etag};
 }
 
@@ -329,7 +365,7 @@ export async function getGroup(id) {
 
 export async function createGroup(fields) {
     return (await request('POST', '/groups',
-        {body: fields, idempotent: true})).body.group;
+        {body: fields})).body.group;
 }
 
 export async function deleteGroup(id, etag) {
