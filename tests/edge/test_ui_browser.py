@@ -22,12 +22,14 @@ missing or Chromium cannot start.
 from __future__ import annotations
 
 import base64
+import datetime
 import shutil
 import subprocess
 import tempfile
 import time
 import uuid
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -1334,6 +1336,35 @@ def test_saving_again_after_a_lost_answer_makes_one_event(stack, browsers):
     b.text_of("#messages .message.info", f"Saved “{title} again”")
     keys = b.js("return window.__lose.keys;")
     assert len(keys) == 3 and keys[2] and keys[2] != keys[0], keys
+    assert_clean_console(b)
+
+
+def test_an_all_day_event_of_a_zone_a_day_behind_shows_on_its_day(
+        stack, browsers):
+    """A browser in Kiritimati (UTC+14) shows the week holding Sunday D; an
+    all-day event on D in Honolulu (UTC-10) begins at D 10:00Z, which is
+    where that week ends in Kiritimati: the page asks the server for 26
+    more hours on each side, so the event is on Sunday, not missing."""
+    _, edge = stack
+    tag = uuid.uuid4().hex[:8]
+    name, title = f"dora{tag}", f"Far west {tag}"
+    api = Client(edge).register_login(name)
+    today = datetime.datetime.now(ZoneInfo("Pacific/Kiritimati")).date()
+    sunday = today + datetime.timedelta(days=6 - today.weekday())
+    r = api.req("POST", f"/calendars/{name}/events", {
+        "title": title, "all_day": True, "start": sunday.isoformat(),
+        "end": (sunday + datetime.timedelta(days=1)).isoformat(),
+        "time_zone": "Pacific/Honolulu"})
+    assert r.status_code == 201, r.text
+
+    b = browsers("kiritimati")
+    b.d.execute_cdp_cmd("Emulation.setTimezoneOverride",
+                        {"timezoneId": "Pacific/Kiritimati"})
+    b.open("/")
+    b.login(name)
+    b.live()
+    assert b.today() == today.isoformat()
+    b.text_of(f'#cal-grid [data-date="{sunday.isoformat()}"] .chip', title)
     assert_clean_console(b)
 
 

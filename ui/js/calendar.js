@@ -10,6 +10,10 @@ import * as t from './time.js';
 // Pages read for one view (500 events each, or less than 1 MiB).
 const MAX_PAGES = 10;
 
+// How far the midnights of two time zones can be apart (UTC-12 to
+// UTC+14): see load().
+const ALL_DAY_REACH_MS = 26 * 3600 * 1000;
+
 // Every page getPage(cursor) gives, following next_cursor, up to MAX_PAGES:
 // {events, truncated}.
 async function everyPage(getPage) {
@@ -52,7 +56,10 @@ export class CalendarView {
             const today = t.startOfDay(new Date());
             const inView = this.days().some(
                 (d) => d.getTime() === today.getTime());
-            this.app.dialog.openNew(inView ? new Date() : this.days()[0],
+            // a month view starts with days of the month before
+            const first = this.mode === 'week' ? this.days()[0]
+                : t.startOfMonth(this.anchor);
+            this.app.dialog.openNew(inView ? new Date() : first,
                 this.app.picker.current());
         });
     }
@@ -119,8 +126,13 @@ export class CalendarView {
             return;     // logged out: no calendar to show
         }
         const days = this.days();
-        const from = days[0];
-        const to = t.addDays(days[days.length - 1], 1);
+        // An all-day event is drawn on its dates, but the server places
+        // it at the midnights of its own time zone, up to 26 hours from
+        // this one's: ask for that much more on each side, render() keeps
+        // what falls on the days shown.
+        const from = new Date(days[0].getTime() - ALL_DAY_REACH_MS);
+        const to = new Date(t.addDays(days[days.length - 1], 1).getTime() +
+            ALL_DAY_REACH_MS);
         const seq = ++this.loadSeq;
         const cur = this.app.picker.current();
         const grid = $('cal-grid');

@@ -31,6 +31,7 @@ export class EventDialog {
         this.dlg = $('event-dialog');
         this.form = $('event-form');
         this.ev = null;         // the event as last read (null: new)
+        this.suggestSeq = 0;    // of the newest suggest()
         this.target = null;     // where a new event goes (picker's current)
         this.etag = null;
         this.stale = false;
@@ -426,13 +427,18 @@ export class EventDialog {
 
     // Username suggestions for the last name being typed.
     async suggest() {
+        // a later keystroke outdates this call's answer
+        const seq = ++this.suggestSeq;
         const last = $('ev-participants').value.split(/[\s,;]+/).pop();
         if (!/^[A-Za-z0-9_.-]{2,32}$/.test(last)) {
             return;
         }
-        const list = await api.users(last).catch(() => []);
         const typed = $('ev-participants').value;
         const head = typed.slice(0, typed.length - last.length);
+        const list = await api.users(last).catch(() => []);
+        if (seq !== this.suggestSeq) {
+            return;
+        }
         clear($('user-suggestions')).append(...list.map(
             (u) => h('option', {value: head + u.username},
                 u.display_name || u.username)));

@@ -9,6 +9,7 @@ export class GroupsView {
         this.app = app;
         this.list = [];
         this.selected = null;     // {group, etag} of the open group
+        this.openSeq = 0;         // of the newest open()
         $('group-form').addEventListener('submit', (e) => {
             e.preventDefault();
             this.app.guard(() => this.create(e.currentTarget));
@@ -69,7 +70,13 @@ export class GroupsView {
     }
 
     async open(id) {
-        this.selected = await api.getGroup(id);
+        // clicks on A then B: B's answer stays even if A's comes later
+        const seq = ++this.openSeq;
+        const selected = await api.getGroup(id);
+        if (seq !== this.openSeq) {
+            return;
+        }
+        this.selected = selected;
         this.renderList();
         this.renderDetail();
     }

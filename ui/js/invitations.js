@@ -14,6 +14,7 @@ export class InvitationsView {
     constructor(app) {
         this.app = app;
         this.items = [];
+        this.loadSeq = 0;       // of the newest load()
         $('inv-refresh').addEventListener('click',
             () => this.app.guard(() => this.load()));
     }
@@ -26,7 +27,12 @@ export class InvitationsView {
     }
 
     async load() {
+        // an older load answering last must not undo a newer one
+        const seq = ++this.loadSeq;
         const r = await api.invitations();
+        if (seq !== this.loadSeq) {
+            return;
+        }
         this.items = r.invitations || [];
         this.render();
     }

@@ -346,7 +346,13 @@ $('register-form').addEventListener('submit', async (e) => {
 
 $('logout').addEventListener('click', () => leave('You are logged out.'));
 
-window.addEventListener('hashchange', route);
+// Views are "#/<name>"; another fragment (the skip link's "#main") is a
+// place on the page, not a view to leave for the calendar.
+window.addEventListener('hashchange', () => {
+    if (location.hash.startsWith('#/') || location.hash === '') {
+        route();
+    }
+});
 
 // A tab that still holds a valid token continues where it was.
 (async function boot() {
