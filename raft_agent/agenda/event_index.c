@@ -379,7 +379,8 @@ static int key_cmp(const struct agenda_key *a, const struct agenda_key *b)
 static int walk(MDB_txn *txn, const struct agenda_db *db,
                 enum agenda_ev_index which, const char *owner, int64_t from,
                 int64_t to, const uint8_t *after, size_t after_len,
-                bool load, agenda_ev_visit visit, void *arg)
+                const char *response, bool load, agenda_ev_visit visit,
+                void *arg)
 {
     int64_t maxdur;
     int rc = agenda_ev_max_duration(txn, db, which, owner, &maxdur);
@@ -447,9 +448,12 @@ static int walk(MDB_txn *txn, const struct agenda_db *db,
             rc = MDB_CORRUPTED;
             break;
         }
-        /* the index alone says whether it overlaps: most entries met
-         * before from are never loaded */
-        if (hit.end <= from)
+        /* the index alone says whether it overlaps, and which answer it
+         * holds: most entries met before from, and every participation
+         * with another answer than the one asked for, are never loaded */
+        if (hit.end <= from || (response != NULL &&
+                                (hit.response == NULL ||
+                                 strcmp(hit.response, response) != 0)))
             continue;
         hit.calendar = cal;
         hit.id = id;
@@ -484,10 +488,11 @@ static int walk(MDB_txn *txn, const struct agenda_db *db,
 int agenda_ev_walk(MDB_txn *txn, const struct agenda_db *db,
                    enum agenda_ev_index which, const char *owner,
                    int64_t from, int64_t to, const uint8_t *after,
-                   size_t after_len, agenda_ev_visit visit, void *arg)
+                   size_t after_len, const char *response,
+                   agenda_ev_visit visit, void *arg)
 {
-    return walk(txn, db, which, owner, from, to, after, after_len, true,
-                visit, arg);
+    return walk(txn, db, which, owner, from, to, after, after_len, response,
+                true, visit, arg);
 }
 
 int agenda_ev_walk_index(MDB_txn *txn, const struct agenda_db *db,
@@ -495,7 +500,8 @@ int agenda_ev_walk_index(MDB_txn *txn, const struct agenda_db *db,
                          int64_t from, int64_t to, agenda_ev_visit visit,
                          void *arg)
 {
-    return walk(txn, db, which, owner, from, to, NULL, 0, false, visit, arg);
+    return walk(txn, db, which, owner, from, to, NULL, 0, NULL, false, visit,
+                arg);
 }
 
 /* ---- consistency check ------------------------------------------------- */

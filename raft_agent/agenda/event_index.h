@@ -116,14 +116,17 @@ enum agenda_ev_index {
  * Visit every event of the owner overlapping [from, to) (start < to and
  * end > from), in index order (start, then id — or calendar and id for
  * participations).  after (may be NULL) is a hit's pos from an earlier walk
- * of the same owner: the walk resumes strictly after it.  Returns 0 (also
+ * of the same owner: the walk resumes strictly after it.  response (may be
+ * NULL; participations only) keeps the participations holding that answer
+ * in the index, skipped before their records are read.  Returns 0 (also
  * when visit stopped it), visit's error, or an LMDB error (MDB_CORRUPTED
  * when an index entry has no record).
  */
 int agenda_ev_walk(MDB_txn *txn, const struct agenda_db *db,
                    enum agenda_ev_index which, const char *owner,
                    int64_t from, int64_t to, const uint8_t *after,
-                   size_t after_len, agenda_ev_visit visit, void *arg);
+                   size_t after_len, const char *response,
+                   agenda_ev_visit visit, void *arg);
 
 /* The same walk without loading the records: hits carry what the index
  * holds (calendar, id, start, end, all_day, response), event is NULL. */

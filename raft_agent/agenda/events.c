@@ -1438,7 +1438,7 @@ static int list_page(struct agenda_ctx *c, enum agenda_ev_index which,
         return ENOMEM;
     int rc = agenda_ev_walk(c->txn, c->db, which, owner, from, to,
                             cursor_len > 0 ? cursor : NULL, cursor_len,
-                            page_visit, &w);
+                            filter, page_visit, &w);
     if (rc != 0) {
         json_decref(w.items);
         return rc;

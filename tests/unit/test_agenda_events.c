@@ -2110,8 +2110,29 @@ static void test_check_detects_damage(void **state)
     /* and a walk meeting an entry without a record reports corruption */
     int hits = 0;
     assert_int_equal(agenda_ev_walk(txn, &fx->sm.db, AGENDA_EV_BY_CAL,
-                                    "alice", T0, T0 + DAY, NULL, 0,
+                                    "alice", T0, T0 + DAY, NULL, 0, NULL,
                                     count_visit, &hits),
+                     MDB_CORRUPTED);
+    mdb_txn_abort(txn);
+
+    /* a walk for one answer never reads the records of participations
+     * holding another (an invitations page filtered by status costs
+     * index entries, not a JSON parse each): with bob's record gone, a
+     * walk for his accepted ones meets nothing, one for every answer
+     * meets the missing record */
+    assert_int_equal(mdb_txn_begin(fx->env, NULL, 0, &txn), 0);
+    agenda_evkey_event(&k, "alice", eid(1));
+    key = agenda_key_val(&k);
+    assert_int_equal(mdb_del(txn, fx->sm.db.events, &key, NULL), 0);
+    hits = 0;
+    assert_int_equal(agenda_ev_walk(txn, &fx->sm.db, AGENDA_EV_BY_PART,
+                                    "bob", T0, T0 + DAY, NULL, 0, "accepted",
+                                    count_visit, &hits),
+                     0);
+    assert_int_equal(hits, 0);
+    assert_int_equal(agenda_ev_walk(txn, &fx->sm.db, AGENDA_EV_BY_PART,
+                                    "bob", T0, T0 + DAY, NULL, 0,
+                                    "needs_action", count_visit, &hits),
                      MDB_CORRUPTED);
     mdb_txn_abort(txn);
     agenda_fx_free(fx);
