@@ -670,7 +670,10 @@ int flow_parse_query(struct agenda_flow *f)
         }
         if (name == NULL || value == NULL || name[0] == '\0'
             || f->n_params == FLOW_MAX_PARAMS
-            || !agenda_text_valid(value, 4096, false, true)
+            || !agenda_text_valid(value, strcmp(name, "cursor") == 0
+                                             ? FLOW_CURSOR_MAX
+                                             : FLOW_QUERY_VALUE_MAX,
+                                  false, true)
             || !agenda_text_valid(name, 64, false, false)) {
             free(name);
             free(value);

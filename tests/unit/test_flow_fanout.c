@@ -220,6 +220,19 @@ static void test_agenda_pages_with_a_cursor(void **state)
     assert_int_equal(get(&h, "/agenda", "cursor=bm90IGpzb24"), 400);
     assert_string_equal(fh_code(&h), "invalid_cursor");
     free(token);
+    /* a cursor past other values' 4 KiB (one of ~30 events shards and
+     * more) reaches the cursor's own checks, not a bad_query */
+    {
+        char *big = malloc(6000 + sizeof "cursor=");
+
+        assert_non_null(big);
+        strcpy(big, "cursor=");
+        memset(big + 7, 'A', 6000);
+        big[7 + 6000] = '\0';
+        assert_int_equal(get(&h, "/agenda", big), 400);
+        assert_string_equal(fh_code(&h), "invalid_cursor");
+        free(big);
+    }
 
     /* /invitations' cursor holds its filter too */
     assert_int_equal(get(&h, "/invitations", "status=needs_action&" Q), 200);
