@@ -420,6 +420,20 @@ static void test_sync_token_round_trip(void **state)
         assert_int_equal(get(&h, "/changes", q), 400);
         assert_string_equal(fh_code(&h), "invalid_sync_token");
     }
+    /* and so is the token of another target on the same shard (two
+     * groups): it would skip the changes before its position */
+    {
+        char q[600];
+
+        assert_int_equal(get(&h, "/changes", "target=group:" GID), 200);
+        t = json_string_value(json_object_get(h.body, "sync_token"));
+        snprintf(q, sizeof q, "target=group:" GID "&since=%s", t);
+        assert_int_equal(get(&h, "/changes", q), 200);
+        snprintf(q, sizeof q, "target=group:0123456789abcdef&since=%s",
+                 json_string_value(json_object_get(h.body, "sync_token")));
+        assert_int_equal(get(&h, "/changes", q), 400);
+        assert_string_equal(fh_code(&h), "invalid_sync_token");
+    }
     fh_done(&h);
     /* any shard's 410 makes the answer 410 */
     fh_init(&h, FH_SCRIPT(s_err));
