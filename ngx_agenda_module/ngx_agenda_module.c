@@ -11,9 +11,9 @@
  *                                  relative to the directory of nginx.conf.
  *   agenda_health;                 location.  GET/HEAD answer
  *                                  {"status":"ok","shards":N}.
- *   agenda_retry_budget <time>;    http, server, location; default 5s.  How
- *                                  long a shard call may keep retrying while
- *                                  a shard elects a leader.
+ *   agenda_retry_budget <time>;    http, server, location; default 5s, at
+ *                                  most 60s.  How long a shard call may keep
+ *                                  retrying while a shard elects a leader.
  *   agenda_api;                    location.  Serves the public REST API
  *                                  (ngx_agenda_api.c) through agenda_flow.
  *   agenda_max_calls <n>;          http, server, location; default 40.  Shard
@@ -1283,6 +1283,18 @@ ngx_http_agenda_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->subscriber == NGX_CONF_UNSET) {
         conf->subscriber = 0;
+    }
+
+    /* a shard remembers a request id for five minutes: an attempt begun
+     * later could apply a write the first attempt applied */
+
+    if (conf->retry_budget > NGX_HTTP_AGENDA_RETRY_BUDGET_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"agenda_retry_budget\" must be at most 60s: "
+                           "shards remember a write's request id for 5 "
+                           "minutes, and a retry must begin well within "
+                           "them");
+        return NGX_CONF_ERROR;
     }
 
     if (conf->max_calls == 0 || conf->max_calls > NGX_HTTP_MAX_SUBREQUESTS) {

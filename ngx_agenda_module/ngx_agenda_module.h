@@ -40,6 +40,10 @@
  * is: the same module slot holds a client request's context, a shard
  * call's (in its subrequest) or a subscriber's.
  */
+/* agenda_retry_budget's ceiling (ms): well within the five minutes a
+ * shard remembers a request id (raft_agent/session.h) */
+#define NGX_HTTP_AGENDA_RETRY_BUDGET_MAX  60000
+
 #define NGX_HTTP_AGENDA_CTX_API         1
 #define NGX_HTTP_AGENDA_CTX_CALL        2
 #define NGX_HTTP_AGENDA_CTX_SUBSCRIBER  3

@@ -176,6 +176,32 @@ def test_jwt_leeway_nginx_would_refuse_is_refused_by_gen_nginx(
     assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.parametrize("budget,ok", [("60s", True), ("1m", True),
+                                        ("60000ms", True), ("61s", False),
+                                        ("2m", False), ("1h", False)])
+def test_a_retry_budget_over_a_minute_is_refused(make_edge, budget, ok):
+    """Shards remember a write's request id for five minutes: a retry
+    begun later could apply the write again, so gen-nginx and the module
+    (nginx -t) refuse a budget over 60 s."""
+    e = make_edge()
+    if ok:
+        e.generate("--retry-budget", budget)
+        r = e.check()
+        assert r.returncode == 0, r.stderr
+        return
+    with pytest.raises(subprocess.CalledProcessError) as err:
+        e.generate("--retry-budget", budget)
+    assert "--retry-budget: at most 60s" in err.value.stderr
+    e.generate()
+    conf, n = re.subn(r"agenda_retry_budget \S+;",
+                      f"agenda_retry_budget {budget};", e.conf.read_text())
+    assert n == 1
+    e.conf.write_text(conf)
+    r = e.check()
+    assert r.returncode != 0
+    assert '"agenda_retry_budget" must be at most 60s' in r.stderr, r.stderr
+
+
 def test_agenda_health_without_agenda_topology_fails_nginx_t(make_edge):
     e = make_edge()
     e.generate()
