@@ -1280,7 +1280,23 @@ ngx_http_agenda_call_answer(ngx_http_request_t *r, ngx_http_agenda_call_t *call)
          * No answer, or the replica cannot serve now (no leader yet,
          * shutting down, outcome unknown): another replica may know
          * better; the same Idempotency-Key makes a repeat harmless.
+         * An attempt that may have been proposed (no answer, or an
+         * outcome the replica does not know) makes an earlier replica's
+         * 507 wrong to report: storage_full says "refused", and the
+         * budget's end now says "unknown, retry with the key".  A plain
+         * 503 unavailable refused before proposing, and keeps it.
          */
+
+        if (status != NGX_HTTP_INSUFFICIENT_STORAGE
+            && (status != NGX_HTTP_SERVICE_UNAVAILABLE
+                || (answer.len
+                    && ngx_strlcasestrn(answer.data, answer.data + answer.len,
+                                        (u_char *) "outcome_unknown",
+                                        15 - 1)
+                       != NULL)))
+        {
+            call->full.len = 0;
+        }
 
         ngx_http_agenda_leader_forget(r, call->shard, rep->id);
         call->replica = (call->replica + 1) % call->shard->n_replicas;
@@ -1343,7 +1359,11 @@ ngx_http_agenda_call_retry(ngx_http_request_t *r,
 
     call->hops = 0;
 
-    delay = call->backoff;
+    /* from half to one and a half times the backoff: the calls one
+     * election failed together do not all come back at the same moment */
+
+    delay = call->backoff / 2
+            + (ngx_msec_t) ngx_random() % (call->backoff + 1);
 
     if (delay > call->deadline - now) {
         delay = call->deadline - now;
