@@ -722,29 +722,24 @@ def test_a_subscriber_resumes_from_its_last_message_id(stack, make_edge,
     assert [m["id"] for _, m in recv_messages(ws, 2)] == missed
     ws.close()
 
-    # no id: only what comes next
-    ws = ws_connect(edge, f"access_token={alice.token}", subprotocols=meta)
-    ws.settimeout(1)
-    with pytest.raises(websocket.WebSocketTimeoutException):
-        ws.recv()
-    ws.settimeout(5)
-    nxt = invite(5)
-    assert recv_messages(ws, 1)[0][1]["id"] == nxt
-    ws.close()
+    def only_what_comes_next(query, i):
+        ws = ws_connect(edge, f"access_token={alice.token}{query}",
+                        subprotocols=meta)
+        ws.settimeout(1)
+        with pytest.raises(websocket.WebSocketTimeoutException):
+            ws.recv()
+        ws.settimeout(5)
+        nxt = invite(i)
+        assert recv_messages(ws, 1)[0][1]["id"] == nxt
+        ws.close()
 
+    # no id: only what comes next
+    only_what_comes_next("", 5)
     # an id ahead of the channel's newest message (forged, or from a
-    # clock gone wrong) is ignored: the subscriber gets what comes next,
-    # instead of nothing until a message with a later id
-    ahead = f"{int(last.split(':')[0]) + 86400}:0"
-    ws = ws_connect(edge, f"access_token={alice.token}&last_event_id={ahead}",
-                    subprotocols=meta)
-    ws.settimeout(1)
-    with pytest.raises(websocket.WebSocketTimeoutException):
-        ws.recv()
-    ws.settimeout(5)
-    nxt = invite(6)
-    assert recv_messages(ws, 1)[0][1]["id"] == nxt
-    ws.close()
+    # clock gone wrong) is ignored too, instead of nothing until a
+    # message with a later id
+    only_what_comes_next(
+        f"&last_event_id={int(last.split(':')[0]) + 86400}:0", 6)
 
 
 @needs_ws

@@ -241,6 +241,11 @@ class Browser:
         self.d.save_screenshot(str(path))
         return path
 
+    def emulate_zone(self, zone: str) -> None:
+        """The page's local time zone from now on (DevTools)."""
+        self.d.execute_cdp_cmd("Emulation.setTimezoneOverride",
+                               {"timezoneId": zone})
+
     def today(self) -> str:
         """The browser's local date, YYYY-MM-DD."""
         return self.d.execute_script(
@@ -1245,8 +1250,7 @@ def test_an_all_day_conflict_is_shown_on_its_day(stack, browsers):
     assert r.status_code == 201, r.text
 
     b = browsers("newyork")
-    b.d.execute_cdp_cmd("Emulation.setTimezoneOverride",
-                        {"timezoneId": "America/New_York"})
+    b.emulate_zone("America/New_York")
     b.open("/")
     assert b.js("return Intl.DateTimeFormat().resolvedOptions()"
                 ".timeZone;") == "America/New_York"
@@ -1358,8 +1362,7 @@ def test_an_all_day_event_of_a_zone_a_day_behind_shows_on_its_day(
     assert r.status_code == 201, r.text
 
     b = browsers("kiritimati")
-    b.d.execute_cdp_cmd("Emulation.setTimezoneOverride",
-                        {"timezoneId": "Pacific/Kiritimati"})
+    b.emulate_zone("Pacific/Kiritimati")
     b.open("/")
     b.login(name)
     b.live()
