@@ -33,7 +33,11 @@ bool http_request_id(struct evhttp_request *req,
                      char out[AGENDA_REQUEST_ID_MAX + 1]);
 
 /* A request waiting for the log; freed by its completion callback, or when
- * the client connection closes first (the node op is then cancelled). */
+ * its connection is freed first (the node op is then cancelled): that is
+ * evhttp_free() as the agent exits.  A client hanging up is not noticed
+ * before then (evhttp reads nothing while a request is being handled): its
+ * op runs to its end, at most the request timeout, and the answer is
+ * written to the closed connection, which evhttp then frees. */
 struct http_pending {
     struct agenda_node *node;
     struct evhttp_request *req;
