@@ -10,7 +10,7 @@
  *   group:<id>       the groups shard
  * The public token is opaque: base64url (no padding) of the compact JSON
  * object {"<shard name>": <seq>, ..., "#": <tag>} over exactly the
- * target's shards, the tag naming the target (target_tag()).  A token
+ * target's shards, the tag naming the target (flow_tag()).  A token
  * whose shard set differs from the target's (another target, or the
  * topology changed), or whose tag names another target (two calendars on
  * one shard, two groups), is 400 invalid_sync_token; a token without a
@@ -27,31 +27,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "agenda_flow_internal.h"
 #include "route.h"
 #include "validate.h"
 
-/* The key of a sync token's target tag: no shard is named so (topology
- * names begin with a letter). */
+/* The key of a sync token's target tag (flow_tag()): no shard is named so
+ * (topology names begin with a letter).  Without it a token of another
+ * target on the same shards would be taken for this one's, and the
+ * changes before its position never listed. */
 #define TOKEN_TAG_KEY "#"
-
-/* The tag of a target in its sync tokens: the first 32 bits of its
- * SHA-256, the same on every edge; -1 if the digest fails.  Without it a
- * token of another target on the same shards would be taken for this
- * one's, and the changes before its position never listed. */
-static json_int_t target_tag(const char *target)
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-
-    if (EVP_Digest(target, strlen(target), md, &n, EVP_sha256(), NULL) != 1
-        || n < 4)
-        return -1;
-    return (json_int_t)((uint32_t)md[0] << 24 | (uint32_t)md[1] << 16
-                        | (uint32_t)md[2] << 8 | (uint32_t)md[3]);
-}
 
 struct rec {
     int64_t time;
@@ -268,7 +252,7 @@ void flow_h_changes(struct agenda_flow *f)
             pos = flow_token_decode(since);
             tag = json_object_get(pos, TOKEN_TAG_KEY);
             if (tag != NULL) {
-                if (json_integer_value(tag) != target_tag(target))
+                if (json_integer_value(tag) != flow_tag(target))
                     goto bad_token;
                 json_object_del(pos, TOKEN_TAG_KEY);
             }
@@ -328,7 +312,7 @@ void flow_h_changes(struct agenda_flow *f)
     pos = flow_obj(f);
     changes = merge_feed(f, "changes", "sync_token", pos, &more);
     if (pos != NULL && json_object_set_new(pos, TOKEN_TAG_KEY,
-                                           json_integer(target_tag(target)))
+                                           json_integer(flow_tag(target)))
                        != 0)
         f->oom = true;
     token = pos != NULL && !f->oom ? flow_token_encode(pos) : NULL;

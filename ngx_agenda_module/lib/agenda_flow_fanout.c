@@ -205,19 +205,50 @@ static bool after_valid(const json_t *after, size_t n)
     return true;
 }
 
+/* The tag of the events shards a cursor's walks are on (flow_tag() of
+ * their names in order): a cursor's after entries go to the shards by
+ * position, so one made before the shards changed would resume a walk at
+ * another shard's place.  -1 without memory. */
+static json_int_t events_tag(const struct agenda_topology *t)
+{
+    char *names = malloc(t->n_events * (AGENDA_TOPO_NAME_LEN_MAX + 1) + 1);
+    size_t len = 0;
+    json_int_t tag;
+
+    if (names == NULL)
+        return -1;
+    for (size_t i = 0; i < t->n_events; i++) {
+        size_t n = strlen(t->events[i]->name);
+
+        memcpy(names + len, t->events[i]->name, n);
+        len += n;
+        names[len++] = '\n';
+    }
+    names[len] = '\0';
+    tag = flow_tag(names);
+    free(names);
+    return tag;
+}
+
 /*
  * Keep in f->scratch the window and where each of the n walks starts:
  * from ?cursor= when given (its window wins; from/to given too must be
- * the same), else from/to and every walk from its start.  False when it
- * responded (400).
+ * the same; made on these events shards), else from/to and every walk
+ * from its start.  False when it responded (400).  A cursor without the
+ * shards' tag (from an edge before it) is taken as it is.
  */
 static bool paging_begin(struct agenda_flow *f, const char *from,
                          const char *to, size_t n)
 {
     const char *cursor = flow_param(f, "cursor");
     const char *status = flow_param(f, "status");
-    json_t *c, *cs;
+    json_int_t tag = events_tag(f->env.topo);
+    json_t *c, *cs, *ct;
 
+    if (tag < 0) {
+        f->oom = true;
+        return false;
+    }
     if (cursor == NULL) {
         json_t *after = json_array();
 
@@ -227,9 +258,9 @@ static bool paging_begin(struct agenda_flow *f, const char *from,
                 after = NULL;
             }
         f->scratch = after != NULL
-                         ? json_pack("{s:s, s:s, s:o, s:s?}", "from", from,
-                                     "to", to, "after", after, "status",
-                                     status)
+                         ? json_pack("{s:s, s:s, s:o, s:s?, s:I}", "from",
+                                     from, "to", to, "after", after,
+                                     "status", status, "shards", tag)
                          : NULL;
         if (f->scratch == NULL)
             f->oom = true;
@@ -237,7 +268,9 @@ static bool paging_begin(struct agenda_flow *f, const char *from,
     }
     c = flow_b64_object_decode(cursor, FLOW_CURSOR_MAX);
     cs = json_object_get(c, "status");
-    if (c == NULL || json_object_size(c) != 4
+    ct = json_object_get(c, "shards");
+    if (c == NULL || json_object_size(c) != (ct != NULL ? 5u : 4u)
+        || (ct != NULL && json_integer_value(ct) != tag)
         || !json_is_string(json_object_get(c, "from"))
         || !json_is_string(json_object_get(c, "to"))
         || !after_valid(json_object_get(c, "after"), n)

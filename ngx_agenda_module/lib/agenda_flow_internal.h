@@ -255,6 +255,10 @@ json_t *flow_token_decode(const char *token);
 /* Any JSON object from the base64url a flow_token_encode() wrote (at most
  * max characters, no duplicate keys); NULL otherwise. */
 json_t *flow_b64_object_decode(const char *token, size_t max);
+/* What a token or cursor counts for, as the integer it carries to be
+ * compared on its return: the first 32 bits of the SHA-256 of s, the same
+ * on every edge; -1 if the digest fails. */
+json_int_t flow_tag(const char *s);
 
 /* ---- handlers --------------------------------------------------------- */
 

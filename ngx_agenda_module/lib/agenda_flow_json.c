@@ -959,6 +959,17 @@ json_t *flow_b64_object_decode(const char *token, size_t max)
     return j;
 }
 
+json_int_t flow_tag(const char *s)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+
+    if (EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL) != 1 || n < 4)
+        return -1;
+    return (json_int_t)((uint32_t)md[0] << 24 | (uint32_t)md[1] << 16
+                        | (uint32_t)md[2] << 8 | (uint32_t)md[3]);
+}
+
 json_t *flow_token_decode(const char *token)
 {
     json_t *j = flow_b64_object_decode(token, FLOW_TOKEN_MAX), *v;

@@ -192,6 +192,26 @@ static void test_agenda_pages_with_a_cursor(void **state)
                                "[1796119200000,\"alice\",\"e1\"],"
                                "[1796119200500,\"zed\",\"e5\"]]");
     free(after);
+    /* the cursor names the events shards its walks are on: made on
+     * others (the topology changed), it is refused, not resumed at
+     * another shard's place; made before there were such tags, taken */
+    {
+        json_int_t tag = json_integer_value(json_object_get(tok, "shards"));
+        char *forged;
+
+        assert_true(tag > 0);
+        json_object_set_new(tok, "shards", json_integer(tag ^ 1));
+        forged = flow_token_encode(tok);
+        snprintf(q, sizeof q, "cursor=%s", forged);
+        free(forged);
+        assert_int_equal(get(&h, "/agenda", q), 400);
+        assert_string_equal(fh_code(&h), "invalid_cursor");
+        json_object_del(tok, "shards");
+        forged = flow_token_encode(tok);
+        snprintf(q, sizeof q, "cursor=%s", forged);
+        free(forged);
+        assert_int_equal(get(&h, "/agenda", q), 200);
+    }
     json_decref(tok);
 
     snprintf(q, sizeof q, "cursor=%s", token);
