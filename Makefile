@@ -174,12 +174,13 @@ test-fuzz: $(FUZZ_BIN)
 	    $$f -runs=0 tests/fuzz/corpus/$$n; done
 
 # LD_PRELOAD shims for tests: syncs made slow (tests/cluster/slow_sync.c),
-# or failing as on a full disk (tests/cluster/full_disk.c)
+# or failing as on a full disk (tests/cluster/full_disk.c), a digest held
+# (tests/cluster/held_digest.c)
 $(BUILD)/%.so: tests/cluster/%.c tests/cluster/shim_real.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -fPIC -shared -o $@ $< -ldl
 
-test-cluster: all $(BUILD)/slow_sync.so
+test-cluster: all $(BUILD)/slow_sync.so $(BUILD)/held_digest.so
 	cd tests/cluster && AGENDA_BUILD=$(CURDIR)/$(BUILD) $(PYTHON) -m pytest -q -x -p no:cacheprovider .
 
 # The Docker Swarm stack, built and deployed on this machine's Docker engine.

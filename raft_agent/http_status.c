@@ -9,6 +9,7 @@
 
 #include "http_reply.h"
 #include "http_routes.h"
+#include "storage.h"
 
 /* ---- status, health, metrics, digest ------------------------------------------- */
 
@@ -138,16 +139,62 @@ void http_metrics(struct agenda_node *node, struct evhttp_request *req)
     agenda_buf_free(&b);
 }
 
+/* A /digest waiting for its thread (node_digest.c). */
+struct digest_wait {
+    struct agenda_node *node;
+    struct evhttp_request *req;
+};
+
+static void digest_done(void *arg, int rc, const char *hex,
+                        raft_index applied)
+{
+    struct digest_wait *w = arg;
+    evhttp_connection_set_closecb(evhttp_request_get_connection(w->req),
+                                  NULL, NULL);
+    if (rc != 0)
+        http_reply_error(w->req, 500, "storage",
+                         "cannot compute the digest");
+    else
+        http_reply_json(w->req, 200,
+                        json_pack("{s:s,s:I}", "digest", hex,
+                                  "applied_index", (json_int_t)applied));
+    free(w);
+}
+
+/* The connection goes first (the agent's end frees it): nobody to answer. */
+static void digest_conn_closed(struct evhttp_connection *conn, void *arg)
+{
+    struct digest_wait *w = arg;
+    (void)conn;
+    agenda_node_digest_forget(w->node, w);
+    free(w);
+}
+
 void http_digest(struct agenda_node *node, struct evhttp_request *req)
 {
-    char hex[65];
-    raft_index applied;
-    if (agenda_node_digest(node, hex, &applied) != 0) {
+    struct digest_wait *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        http_reply_error(req, 500, "storage", "out of memory");
+        return;
+    }
+    w->node = node;
+    w->req = req;
+    int rc = agenda_node_digest_start(node, digest_done, w);
+    if (rc == AGENDA_STORAGE_BUSY) {
+        free(w);
+        evhttp_add_header(evhttp_request_get_output_headers(req),
+                          "Retry-After", "1");
+        http_reply_error(req, 503, "busy", "a digest is being computed "
+                         "here; ask again when it is done");
+        return;
+    }
+    if (rc != 0) {
+        free(w);
         http_reply_error(req, 500, "storage", "cannot compute the digest");
         return;
     }
-    http_reply_json(req, 200, json_pack("{s:s,s:I}", "digest", hex,
-                                   "applied_index", (json_int_t)applied));
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req),
+                                  digest_conn_closed, w);
 }
 
 void http_transfer(struct agenda_node *node, struct evhttp_request *req)

@@ -23,7 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
 #include "command.h"
 #include "log.h"
@@ -931,6 +930,7 @@ struct agenda_node *agenda_node_new(struct event_base *base,
     n->cfg = *cfg;
     n->base = base;
     n->copy_pipe[0] = n->copy_pipe[1] = -1;
+    n->digest.pipe[0] = n->digest.pipe[1] = -1;
     n->file.fd = -1;
     n->recv.fd = -1;
     snapshot_vet_init(&n->vet);
@@ -1031,7 +1031,7 @@ struct agenda_node *agenda_node_new(struct event_base *base,
     n->tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, n);
     if (n->ready_ev == NULL || n->retry_ev == NULL || n->tick_ev == NULL ||
         event_priority_set(n->ready_ev, NODE_READY_PRIORITY) != 0 ||
-        node_snapshot_init(n) != 0) {
+        node_snapshot_init(n) != 0 || node_digest_init(n) != 0) {
         snprintf(err, errlen, "cannot create events");
         goto fail;
     }
@@ -1051,6 +1051,7 @@ void agenda_node_free(struct agenda_node *n)
         return;
     n->closing = true;
     fail_all(n, AGENDA_NODE_SHUTDOWN);
+    node_digest_free(n);
     node_snapshot_free(n);
     if (n->tick_ev != NULL)
         event_free(n->tick_ev);
@@ -1155,36 +1156,4 @@ const struct agenda_node_config *agenda_node_config(
     const struct agenda_node *n)
 {
     return &n->cfg;
-}
-
-int agenda_node_digest(struct agenda_node *n, char hex[65],
-                       raft_index *applied)
-{
-    MDB_txn *txn;
-    raft_term term;
-    int rc = agenda_storage_read_begin(n->st, &txn);
-    if (rc != 0)
-        return rc;
-    /* applied is read inside the same snapshot as the data it describes */
-    agenda_storage_applied(n->st, applied, &term);
-    uint8_t sm[32], all[32];
-    rc = n->cfg.sm_ops->digest(n->cfg.sm, txn, sm);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (rc == 0 && (ctx == NULL ||
-                    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1))
-        rc = ENOMEM;
-    if (rc == 0) {
-        EVP_DigestUpdate(ctx, sm, sizeof(sm));
-        rc = agenda_sessions_digest(&n->sessions, txn, ctx);
-    }
-    unsigned int len = 32;
-    if (rc == 0 && EVP_DigestFinal_ex(ctx, all, &len) != 1)
-        rc = ENOMEM;
-    EVP_MD_CTX_free(ctx);
-    agenda_storage_read_end(n->st, txn);
-    if (rc != 0)
-        return rc;
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", all[i]);
-    return 0;
 }

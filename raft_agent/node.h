@@ -166,9 +166,16 @@ void agenda_node_info(struct agenda_node *n, struct agenda_node_info *out);
 const struct agenda_node_config *agenda_node_config(
     const struct agenda_node *n);
 
-/* SHA-256 of the state machine and the session table (hex, 65 bytes)
- * and the applied index it describes. */
-int agenda_node_digest(struct agenda_node *n, char hex[65],
-                       raft_index *applied);
+/* The SHA-256 of the state machine and the session table (hex) and the
+ * applied index it describes, computed on a thread (node_digest.c): cb
+ * runs on the loop with rc 0 and both, or a storage error. */
+typedef void (*agenda_node_digest_cb)(void *arg, int rc, const char *hex,
+                                      raft_index applied);
+/* Returns 0 (cb will run), AGENDA_STORAGE_BUSY while another digest runs,
+ * or a storage error (cb will not run). */
+int agenda_node_digest_start(struct agenda_node *n, agenda_node_digest_cb cb,
+                             void *arg);
+/* The caller arg of the digest in progress is gone: cb will not run. */
+void agenda_node_digest_forget(struct agenda_node *n, void *arg);
 
 #endif /* AGENDA_NODE_H */

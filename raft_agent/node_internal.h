@@ -103,6 +103,20 @@ struct node_batch {
     bool late_sent;
 };
 
+/* A digest being computed on its thread (node_digest.c). */
+struct node_digest {
+    bool running;
+    pthread_t thread;
+    int pipe[2];              /* thread → loop: done */
+    struct event *ev;
+    MDB_txn *txn;             /* begun and ended on the loop */
+    raft_index applied;       /* what txn's state has applied */
+    int rc;                   /* the thread's outcome */
+    char hex[65];
+    agenda_node_digest_cb cb; /* the caller waiting; NULL: none */
+    void *arg;
+};
+
 struct agenda_node {
     struct agenda_node_config cfg;
     char *data_dir;
@@ -151,6 +165,8 @@ struct agenda_node {
     uint64_t copy_size;
     uint32_t copy_crc;
 
+    struct node_digest digest;  /* GET /digest (node_digest.c) */
+
     struct agenda_buf scratch;
     struct sm_result result;
 
@@ -173,6 +189,13 @@ void node_schedule_ready(struct agenda_node *n);
 /* node_snapshot.c */
 int node_snapshot_init(struct agenda_node *n);
 void node_snapshot_free(struct agenda_node *n);
+
+/* node_digest.c: the digest thread's pipe and event (node_digest_free
+ * first waits for a digest in progress); node_digest_join() waits for it
+ * and answers its caller, as the state is about to be replaced. */
+int node_digest_init(struct agenda_node *n);
+void node_digest_free(struct agenda_node *n);
+void node_digest_join(struct agenda_node *n);
 void node_snapshot_request(struct agenda_node *n, const struct raft_msg *m);
 void node_snapshot_on_chunk(struct agenda_node *n, raft_id from,
                             const struct agenda_snap_chunk *c);

@@ -594,6 +594,7 @@ int node_snapshot_install(struct agenda_node *n,
         r->meta.term != meta->term)
         return AGENDA_STORAGE_INVALID;
     copy_join(n); /* rare: we led recently and a copy is still running */
+    node_digest_join(n); /* rarer: someone asks for /digest meanwhile */
     if (n->file.fd >= 0) {
         close(n->file.fd);
         n->file.fd = -1;
