@@ -209,6 +209,7 @@ void flow_h_changes(struct agenda_flow *f)
     const struct agenda_topology *topo = f->env.topo;
     const char *target, *since = flow_param(f, "since");
     json_t *pos = NULL, *changes, *args;
+    json_int_t tag;
     char *token;
     bool more;
 
@@ -247,12 +248,12 @@ void flow_h_changes(struct agenda_flow *f)
         else
             list[n++] = agenda_route_calendar(topo, target + 9);
         if (since != NULL) {
-            json_t *tag;
+            json_t *named;
 
             pos = flow_token_decode(since);
-            tag = json_object_get(pos, TOKEN_TAG_KEY);
-            if (tag != NULL) {
-                if (json_integer_value(tag) != flow_tag(target))
+            named = json_object_get(pos, TOKEN_TAG_KEY);
+            if (named != NULL) {
+                if (json_integer_value(named) != flow_tag(target))
                     goto bad_token;
                 json_object_del(pos, TOKEN_TAG_KEY);
             }
@@ -311,9 +312,10 @@ void flow_h_changes(struct agenda_flow *f)
     }
     pos = flow_obj(f);
     changes = merge_feed(f, "changes", "sync_token", pos, &more);
-    if (pos != NULL && json_object_set_new(pos, TOKEN_TAG_KEY,
-                                           json_integer(flow_tag(target)))
-                       != 0)
+    tag = flow_tag(target);
+    if (pos != NULL
+        && (tag < 0 || json_object_set_new(pos, TOKEN_TAG_KEY,
+                                           json_integer(tag)) != 0))
         f->oom = true;
     token = pos != NULL && !f->oom ? flow_token_encode(pos) : NULL;
     json_decref(pos);
