@@ -114,6 +114,17 @@ def stop(local) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
+def stops_cleanly(local, p: subprocess.Popen) -> None:
+    """--stop asks the running run-local p, which stops its agents and
+    exits 0 (what both printed, should it not)."""
+    s = stop(local)
+    assert s.returncode == 0, s.stdout + s.stderr
+    rc = p.wait(30)
+    assert rc == 0, ("--stop said:\n" + s.stdout + s.stderr
+                     + "\nrun-local said, last:\n" + p.stdout.read()[-3000:])
+    assert "asking the running run-local" in s.stdout, s.stdout
+
+
 def test_run_refuses_a_second_run_and_stops_on_request(local):
     first = run(local)
     wait_up(local, first)
@@ -190,8 +201,7 @@ def test_the_var_directory_layout(local):
         pid, start = f.read_text().split()
         with open(f"/proc/{pid}/stat") as st:
             assert st.read().rsplit(")", 1)[1].split()[19] == start
-    assert stop(local).returncode == 0
-    assert p.wait(30) == 0
+    stops_cleanly(local, p)
 
 
 def test_two_runs_started_together_make_one(local):
@@ -210,5 +220,4 @@ def test_two_runs_started_together_make_one(local):
     wait_up(local, winner)
     pids = agent_pids(local)
     assert len(pids) == local["n"] and all(map(alive, pids.values()))
-    assert stop(local).returncode == 0
-    assert winner.wait(30) == 0
+    stops_cleanly(local, winner)
