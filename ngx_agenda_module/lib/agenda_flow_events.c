@@ -530,14 +530,23 @@ static void event_write(struct agenda_flow *f, bool put)
          * the shard knows, and answers the first result or 412. */
         version = json_integer_value(json_object_get(f->scratch, "version"));
         current = json_integer_value(json_object_get(ev, "version"));
-        if (current != version
-            && !(current > version && f->idem != NULL
-                 && !f->idem_generated))
-        {
-            flow_error(f, 412, "version_mismatch",
-                       "the event is at version %lld, not %lld; fetch it "
-                       "again and reapply your change", current, version);
-            return;
+        if (current != version) {
+            if (!(current > version && f->idem != NULL
+                  && !f->idem_generated))
+            {
+                flow_error(f, 412, "version_mismatch",
+                           "the event is at version %lld, not %lld; fetch "
+                           "it again and reapply your change", current,
+                           version);
+                return;
+            }
+            /* Nothing of this read belongs to what the shard answers (the
+             * first result, or 412): the write goes as one made without a
+             * read, with no account check, and its notifications follow
+             * the answer alone (event.updated to whoever is in it), not a
+             * difference with a version it may not have replaced. */
+            f->stage = 2;
+            break;
         }
         old = json_object_get(ev, "participants");
         flow_set(f, f->scratch, "old",

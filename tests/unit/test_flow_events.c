@@ -297,6 +297,18 @@ static void test_if_match_becomes_expected_version(void **state)
         assert_int_equal(fh_run(&h, &r), i == 0 ? 200 : 412);
         assert_string_equal(fh_op(&h, h.n_calls - 1),
                             i == 0 ? "event.update" : "event.get");
+        if (i > 0)
+            continue;
+        /* nothing of the read (v3: bob, carol) is taken for what the
+         * answer (v4: bob, dave) replaced: no account check, and no
+         * invitation created or removed on its word, only event.updated
+         * to whoever the answer holds */
+        for (size_t k = 0; k < h.n_calls; k++)
+            assert_string_not_equal(fh_op(&h, k), "user.missing");
+        assert_true(fh_notified(&h, "user/dave", "event.updated"));
+        assert_true(fh_notified(&h, "user/bob", "event.updated"));
+        assert_false(fh_notified(&h, "user/dave", "invitation.created"));
+        assert_false(fh_notified(&h, "user/carol", "invitation.removed"));
     }
     /* DELETE with If-Match */
     assert_int_equal(req(&h, "DELETE", ONE, "\"3\"", NULL), 200);
