@@ -96,7 +96,9 @@ typedef struct {
     ngx_http_request_t            *sr;        /* the current attempt */
     ngx_int_t                      sr_status;
 
-    /* a replica's 507, what the flow hears if no other replica answers */
+    /* a replica's 507, what the flow hears if no other replica answers
+     * (503 storage_full to the client: retry with the same key, as for
+     * any outcome the edge does not know) */
     ngx_str_t                      full;
 
     ngx_int_t                      status;    /* the answer for the flow */
@@ -1280,23 +1282,7 @@ ngx_http_agenda_call_answer(ngx_http_request_t *r, ngx_http_agenda_call_t *call)
          * No answer, or the replica cannot serve now (no leader yet,
          * shutting down, outcome unknown): another replica may know
          * better; the same Idempotency-Key makes a repeat harmless.
-         * An attempt that may have been proposed (no answer, or an
-         * outcome the replica does not know) makes an earlier replica's
-         * 507 wrong to report: storage_full says "refused", and the
-         * budget's end now says "unknown, retry with the key".  A plain
-         * 503 unavailable refused before proposing, and keeps it.
          */
-
-        if (status != NGX_HTTP_INSUFFICIENT_STORAGE
-            && (status != NGX_HTTP_SERVICE_UNAVAILABLE
-                || (answer.len
-                    && ngx_strlcasestrn(answer.data, answer.data + answer.len,
-                                        (u_char *) "outcome_unknown",
-                                        15 - 1)
-                       != NULL)))
-        {
-            call->full.len = 0;
-        }
 
         ngx_http_agenda_leader_forget(r, call->shard, rep->id);
         call->replica = (call->replica + 1) % call->shard->n_replicas;
