@@ -68,6 +68,12 @@ static void digest_finish(struct agenda_node *n)
         return;
     pthread_join(d->thread, NULL);
     d->running = false;
+    /* the thread's byte, which a join from node_digest_join() leaves:
+     * read later, it would have the next digest's thread joined on the
+     * loop, whole */
+    char buf[16];
+    while (read(d->pipe[0], buf, sizeof(buf)) > 0)
+        ;
     agenda_storage_read_end(n->st, d->txn);
     d->txn = NULL;
     agenda_node_digest_cb cb = d->cb;
@@ -78,10 +84,8 @@ static void digest_finish(struct agenda_node *n)
 
 static void digest_done_cb(evutil_socket_t fd, short what, void *arg)
 {
+    (void)fd;
     (void)what;
-    char buf[16];
-    while (read(fd, buf, sizeof(buf)) > 0)
-        ;
     digest_finish(arg);
 }
 
