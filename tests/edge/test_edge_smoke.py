@@ -177,8 +177,9 @@ def test_jwt_leeway_nginx_would_refuse_is_refused_by_gen_nginx(
 
 
 @pytest.mark.parametrize("budget,ok", [("60s", True), ("1m", True),
-                                        ("60000ms", True), ("61s", False),
-                                        ("2m", False), ("1h", False)])
+                                        ("60000ms", True), ("60", True),
+                                        ("61s", False), ("2m", False),
+                                        ("1h", False), ("120", False)])
 def test_a_retry_budget_over_a_minute_is_refused(make_edge, budget, ok):
     """Shards remember a write's request id for five minutes: a retry
     begun later could apply the write again, so gen-nginx and the module
