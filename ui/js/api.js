@@ -58,14 +58,15 @@ let generation = 0;                 // of the session, see above
 let controller = new AbortController();
 const unauthorizedListeners = [];
 
-// Idempotency keys.  Every write carries one.  When its outcome is
-// unknown (no answer, or 502/503/504: the server may have applied it),
-// the key is kept for that exact request (method, path, If-Match and
-// body): the user's retry, the same Save again, is then answered with the
-// first result instead of being applied twice (openapi.yaml,
-// "Idempotency").  Any other answer settles the request and forgets its
-// key; a request changed in any way is a new one, with a new key.  Keys
-// belong to the session: a new one starts with none.
+// Idempotency keys.  Every write carries one, kept for that exact request
+// (method, path, If-Match and body) while it is in flight and while its
+// outcome is unknown (no answer, or 502/503/504: the server may have
+// applied it): the same request again, a second click or the user's
+// retry, is then answered with the first result instead of being applied
+// twice (openapi.yaml, "Idempotency"; a DELETE that did apply answers 404
+// then, the event being gone).  Any other answer settles the request and
+// forgets its key; a request changed in any way is a new one, with a new
+// key.  Keys belong to the session: a new one starts with none.
 const UNSETTLED_MAX = 64;
 let unsettled = new Map();          // request fingerprint -> key
 
@@ -166,8 +167,9 @@ function randomKey() {
     return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 
-// The request's outcome is unknown: keep its key for a retry (the newest
-// last, the oldest dropped past UNSETTLED_MAX).
+// The request is in flight or its outcome unknown: keep its key for the
+// same request again (the newest last, the oldest dropped past
+// UNSETTLED_MAX).
 function keepUnsettled(fingerprint, key) {
     unsettled.delete(fingerprint);
     unsettled.set(fingerprint, key);
@@ -206,6 +208,7 @@ export async function request(method, path, opts = {}) {
             .join('\n');
         headers['Idempotency-Key'] =
             unsettled.get(fingerprint) || randomKey();
+        keepUnsettled(fingerprint, headers['Idempotency-Key']);
     }
     let resp;
     let text;
@@ -219,9 +222,6 @@ export async function request(method, path, opts = {}) {
         if (gen !== generation) {
             throw new StaleSessionError();  // aborted when it ended
         }
-        if (fingerprint) {
-            keepUnsettled(fingerprint, headers['Idempotency-Key']);
-        }
         throw new ApiError(0, 'network',
             `Cannot reach the server (${e.message}); check the connection ` +
             'and try again');
@@ -231,12 +231,8 @@ export async function request(method, path, opts = {}) {
     if (gen !== generation) {
         throw new StaleSessionError();
     }
-    if (fingerprint) {
-        if ([502, 503, 504].includes(resp.status)) {
-            keepUnsettled(fingerprint, headers['Idempotency-Key']);
-        } else {
-            unsettled.delete(fingerprint);
-        }
+    if (fingerprint && ![502, 503, 504].includes(resp.status)) {
+        unsettled.delete(fingerprint);
     }
     let data = null;
     if (text) {
