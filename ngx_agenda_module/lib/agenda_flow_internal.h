@@ -34,8 +34,9 @@
 #define FLOW_FREEBUSY_USERS AGENDA_FREEBUSY_USERS /* one /freebusy: one call */
 #define FLOW_TOKEN_MAX 4096    /* sync tokens and audit cursors */
 #define FLOW_QUERY_VALUE_MAX 4096 /* bytes of one query value, but: */
-/* /agenda's cursor: ~140 characters per events shard; nginx's own limit
- * on a request line (large_client_header_buffers) is 8 KiB */
+/* /agenda's cursor: ~140 characters per events shard.  nginx's own
+ * limit on a whole request line (large_client_header_buffers) is 8 KiB,
+ * which holds the cursors of ~50 events shards */
 #define FLOW_CURSOR_MAX 8192
 #define FLOW_FANOUT_LIMIT 500  /* items asked from each shard */
 
