@@ -317,6 +317,7 @@ ngx_http_agenda_api_start(ngx_http_request_t *r, ngx_http_agenda_ctx_t *ctx)
     ngx_memzero(&req, sizeof(req));
 
     env.topo = amcf->topology;
+    env.events_tag = amcf->events_tag;
     env.jwt = &amcf->jwt;
     env.jwt_memo = amcf->jwt_memo;
     env.tz = amcf->tz_db;
@@ -411,6 +412,7 @@ ngx_http_agenda_check_start(ngx_http_request_t *r, ngx_str_t *path,
     ngx_memzero(&req, sizeof(req));
 
     env.topo = amcf->topology;
+    env.events_tag = amcf->events_tag;
     env.jwt = &amcf->jwt;
     env.jwt_memo = amcf->jwt_memo;
     env.tz = amcf->tz_db;

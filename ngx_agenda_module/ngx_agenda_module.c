@@ -69,6 +69,7 @@
 
 
 #include "ngx_agenda_module.h"
+#include "agenda_flow.h"
 
 
 #define NGX_HTTP_AGENDA_ERRLEN        1024
@@ -349,6 +350,11 @@ ngx_http_agenda_topology(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     cln->data = amcf->topology;
+
+    amcf->events_tag = agenda_flow_events_tag(amcf->topology);
+    if (amcf->events_tag < 0) {
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }

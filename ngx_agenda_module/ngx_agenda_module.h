@@ -65,6 +65,8 @@ typedef struct {
 typedef struct {
     ngx_str_t                    topology_file; /* absolute, NUL-terminated */
     struct agenda_topology      *topology;      /* NULL until loaded */
+    int64_t                      events_tag;    /* of the topology's
+                                                   events shards */
 
     /* the first directive that needs a topology, for the error message */
     ngx_str_t                    needs_topology;

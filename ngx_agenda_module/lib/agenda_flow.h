@@ -100,7 +100,15 @@ struct agenda_flow_env {
     /* when days begin in each time zone (agenda_tz.h); NULL: all-day
      * events occupy UTC days */
     const struct agenda_tz_db *tz;
+    /* agenda_flow_events_tag(topo), worked out once with the topology */
+    int64_t events_tag;
 };
+
+/* What /agenda's and /invitations' cursors carry to name topo's events
+ * shards (their names in order): a cursor's resume points go to the
+ * shards by position, so one made on other shards is refused.  -1
+ * without memory. */
+int64_t agenda_flow_events_tag(const struct agenda_topology *topo);
 
 struct agenda_flow_request {
     const char *method;          /* "GET", "POST", ... */

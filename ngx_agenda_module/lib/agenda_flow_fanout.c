@@ -205,11 +205,7 @@ static bool after_valid(const json_t *after, size_t n)
     return true;
 }
 
-/* The tag of the events shards a cursor's walks are on (flow_tag() of
- * their names in order): a cursor's after entries go to the shards by
- * position, so one made before the shards changed would resume a walk at
- * another shard's place.  -1 without memory. */
-static json_int_t events_tag(const struct agenda_topology *t)
+int64_t agenda_flow_events_tag(const struct agenda_topology *t)
 {
     char *names = malloc(t->n_events * (AGENDA_TOPO_NAME_LEN_MAX + 1) + 1);
     size_t len = 0;
@@ -242,7 +238,7 @@ static bool paging_begin(struct agenda_flow *f, const char *from,
 {
     const char *cursor = flow_param(f, "cursor");
     const char *status = flow_param(f, "status");
-    json_int_t tag = events_tag(f->env.topo);
+    json_int_t tag = f->env.events_tag;
     json_t *c, *cs, *ct;
 
     if (tag < 0) {

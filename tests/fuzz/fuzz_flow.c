@@ -253,6 +253,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     p = script < end ? script + 1 : end;
 
     env.topo = topo;
+    env.events_tag = agenda_flow_events_tag(topo);
     env.jwt = &jwt;
     env.now_s = NOW;
     env.allowed_origin = "https://localhost:8443";

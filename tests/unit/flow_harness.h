@@ -221,6 +221,7 @@ FH_FN void fh_init(struct fh *h, const struct fh_row *script, size_t n)
     h->jwt.ttl_s = 900;
     h->jwt.leeway_s = 30;
     h->env.topo = h->topo;
+    h->env.events_tag = agenda_flow_events_tag(h->topo);
     h->env.jwt = &h->jwt;
     /* as in nginx: tokens are verified through a memo, so every flow test
      * also shows that it changes no answer */
