@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "tz_names.h"
+#include "validate.h"
 
 /* Far above any real zone file (a few KiB); bounds what a file can cost. */
 #define TZ_FILE_MAX (256 * 1024)
@@ -118,20 +119,7 @@ void agenda_tz_db_free(struct agenda_tz_db *db)
 const struct agenda_tz *agenda_tz_db_find(const struct agenda_tz_db *db,
                                           const char *name)
 {
-    size_t lo = 0, hi = agenda_tz_names_count;
+    long i = agenda_tz_index(name);
 
-    if (db == NULL)
-        return NULL;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(name, agenda_tz_names[mid]);
-
-        if (c == 0)
-            return db->zones[mid];
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return NULL;
+    return db != NULL && i >= 0 ? db->zones[i] : NULL;
 }

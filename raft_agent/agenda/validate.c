@@ -724,23 +724,28 @@ int agenda_date_format(int64_t ms, char *out, size_t len)
 
 /* ---- time zones ---------------------------------------------------------- */
 
-bool agenda_tz_valid(const char *s)
+long agenda_tz_index(const char *s)
 {
     size_t lo = 0, hi = agenda_tz_names_count;
 
     if (s == NULL || s[0] == '\0'
         || bounded_len(s, AGENDA_TZ_MAX) > AGENDA_TZ_MAX)
-        return false;
+        return -1;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         int c = strcmp(s, agenda_tz_names[mid]);
 
         if (c == 0)
-            return true;
+            return (long)mid;
         if (c < 0)
             hi = mid;
         else
             lo = mid + 1;
     }
-    return false;
+    return -1;
+}
+
+bool agenda_tz_valid(const char *s)
+{
+    return agenda_tz_index(s) >= 0;
 }

@@ -101,5 +101,7 @@ void agenda_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
 /* An IANA time zone name known to the compiled tz database ("UTC",
  * "Europe/Madrid", "America/Argentina/Buenos_Aires", ...). */
 bool agenda_tz_valid(const char *s);
+/* Its index in agenda_tz_names (tz_names.h), or -1 for any other. */
+long agenda_tz_index(const char *s);
 
 #endif /* AGENDA_VALIDATE_H */
