@@ -63,6 +63,15 @@ static void meta_key(struct agenda_key *k, enum agenda_ev_index which,
     agenda_key_raw(k, owner, strlen(owner));
 }
 
+/* Two stored instants that make a span an index can hold. */
+static bool span_ok(const json_t *s, const json_t *e)
+{
+    return json_is_integer(s) && json_is_integer(e) &&
+           json_integer_value(s) < json_integer_value(e) &&
+           json_integer_value(s) >= AGENDA_TIME_MIN_MS &&
+           json_integer_value(e) <= AGENDA_TIME_MAX_MS + 1;
+}
+
 /* The shape every index operation relies on; the disk is not trusted. */
 static bool shape_ok(const json_t *ev)
 {
@@ -70,20 +79,13 @@ static bool shape_ok(const json_t *ev)
     json_t *e = json_object_get(ev, "end");
     json_t *p = json_object_get(ev, "participants");
     if (!json_is_string(json_object_get(ev, "calendar")) ||
-        !json_is_string(json_object_get(ev, "id")) || !json_is_integer(s) ||
-        !json_is_integer(e) || !json_is_object(p) ||
-        json_integer_value(s) >= json_integer_value(e) ||
-        json_integer_value(s) < AGENDA_TIME_MIN_MS ||
-        json_integer_value(e) > AGENDA_TIME_MAX_MS + 1)
+        !json_is_string(json_object_get(ev, "id")) || !span_ok(s, e) ||
+        !json_is_object(p))
         return false;
     /* an all-day event's own span (events.c, set_day_span) */
     json_t *sa = json_object_get(ev, "start_at");
     json_t *ea = json_object_get(ev, "end_at");
-    if ((sa != NULL || ea != NULL) &&
-        (!json_is_integer(sa) || !json_is_integer(ea) ||
-         json_integer_value(sa) >= json_integer_value(ea) ||
-         json_integer_value(sa) < AGENDA_TIME_MIN_MS ||
-         json_integer_value(ea) > AGENDA_TIME_MAX_MS + 1))
+    if ((sa != NULL || ea != NULL) && !span_ok(sa, ea))
         return false;
     const char *user;
     json_t *r;

@@ -363,8 +363,8 @@ static int set_time(struct agenda_ctx *c, json_t *ev, const char *key,
 static int set_participants(struct agenda_ctx *c, json_t *ev,
                             const char *cal)
 {
-    json_t *list = json_object_get(c->args, "participants");
-    if (list == NULL || json_is_null(list))
+    json_t *list = agenda_arg_json(c, "participants");
+    if (list == NULL)
         return 0;
     if (!json_is_array(list)) {
         agenda_fail(c, 400, "invalid_field",
@@ -1355,9 +1355,10 @@ static int ev_get(struct agenda_ctx *c)
 }
 
 /* Bytes an event's rendering may add to its stored record (see
- * page_visit): 6 times (start, end, start_at, end_at, created, updated)
- * x 13 more characters, 40 for "response", 36 for the busy view, rounded
- * up. */
+ * page_visit): its times as ISO text, 13 more characters each than stored
+ * (start, end, created, updated), or an all-day event's start_at and
+ * end_at, whole members (~35 bytes each) when it is stored without them;
+ * 40 for "response", 36 for the busy view: under 200, rounded up. */
 #define EVENT_RENDER_EXTRA 256
 
 /* One page of a range walk. */
@@ -1378,11 +1379,12 @@ static int page_visit(void *arg, const struct agenda_ev_hit *h)
     struct page_walk *w = arg;
     const char *response = NULL;
     if (w->user != NULL) {
+        /* the walk kept only what the index says holds the filter's
+         * answer: a record that disagrees is damage, not a skip */
         response = response_of(h->event, w->user);
-        if (response == NULL)
-            return MDB_CORRUPTED; /* indexed as a participant, is not one */
-        if (w->filter != NULL && strcmp(response, w->filter) != 0)
-            return 0;
+        if (response == NULL || (w->filter != NULL &&
+                                 strcmp(response, w->filter) != 0))
+            return MDB_CORRUPTED;
     }
     if (json_array_size(w->items) >= w->limit) {
         w->more = true;
@@ -1395,8 +1397,8 @@ static int page_visit(void *arg, const struct agenda_ev_hit *h)
         return ENOMEM;
     }
     /* what it renders to is at most its stored text (the same strings,
-     * written the same way) and what rendering adds: four times as ISO
-     * text, "response" or the busy view's two members, its comma */
+     * written the same way) and what rendering adds (EVENT_RENDER_EXTRA),
+     * its comma */
     size_t bytes = h->record_len + EVENT_RENDER_EXTRA;
     if (json_array_size(w->items) > 0 &&
         w->bytes + bytes > AGENDA_PAGE_BYTES_MAX) {
