@@ -6,7 +6,6 @@
  * in /digest's thread (node_digest.c), so a test can hold a digest in
  * progress for as long as it likes and look at the replica meanwhile.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,6 +14,8 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+
+#include "shim_real.h"
 
 typedef int (*final_fn)(EVP_MD_CTX *, unsigned char *, unsigned int *);
 
@@ -39,11 +40,7 @@ int EVP_DigestFinal_ex(EVP_MD_CTX *ctx, unsigned char *md, unsigned int *s)
     int saved = errno;
     hold();
     errno = saved;
-    if (real == NULL) {
-        /* POSIX's way of turning dlsym's object pointer into a function */
-        *(void **)&real = dlsym(RTLD_NEXT, "EVP_DigestFinal_ex");
-        if (real == NULL)
-            return 0;
-    }
+    if (shim_real("EVP_DigestFinal_ex", &real) == NULL)
+        return 0;
     return real(ctx, md, s);
 }

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, TOPOLOGY, json_body
+from edge_client import tls_socket
 
 N_SHARDS = len(json.loads(TOPOLOGY.read_text())["shards"])
 
@@ -439,11 +440,7 @@ def test_a_client_that_stalls_is_dropped_after_the_client_timeout(
     e = make_edge()
     e.generate("--client-timeout", "1s")
     e.start()
-    ctx = ssl.create_default_context(cafile=str(e.tls_dir / "ca.pem"))
-    ctx.check_hostname = False
-    raw_sock = socket.create_connection(("127.0.0.1", e.https_port),
-                                        timeout=4)
-    with ctx.wrap_socket(raw_sock, server_hostname="localhost") as s:
+    with tls_socket(e, timeout=4) as s:
         if stall == "header":
             s.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: localhost\r\n")
         else:
