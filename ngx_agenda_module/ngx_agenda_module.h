@@ -163,6 +163,8 @@ typedef struct {
 ngx_int_t ngx_http_agenda_resume_ask(ngx_http_request_t *r,
     ngx_str_t *channel, ngx_http_agenda_resume_t *rs);
 void ngx_http_agenda_resume_decide(ngx_http_agenda_resume_t *rs, time_t now);
+ngx_int_t ngx_http_agenda_msgid_parse(u_char *p, size_t len, ngx_int_t *at,
+    ngx_int_t *tag);
 
 /* ngx_agenda_subscriber.c */
 ngx_int_t ngx_http_agenda_subscriber_init(ngx_conf_t *cf);

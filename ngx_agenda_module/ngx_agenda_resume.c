@@ -38,8 +38,6 @@ static ngx_int_t ngx_http_agenda_resume_done(ngx_http_request_t *sr,
 static void ngx_http_agenda_resume_wake(ngx_event_t *ev);
 static ngx_int_t ngx_http_agenda_resume_field(ngx_str_t *info,
     const char *name, size_t len, ngx_str_t *value);
-static ngx_uint_t ngx_http_agenda_resume_ahead(ngx_str_t *msgid,
-    ngx_int_t last, ngx_int_t last_tag);
 
 
 /*
@@ -165,12 +163,9 @@ ngx_http_agenda_resume_wake(ngx_event_t *ev)
 void
 ngx_http_agenda_resume_decide(ngx_http_agenda_resume_t *rs, time_t now)
 {
-    u_char     *colon;
-    ngx_int_t   queued, last, last_tag;
+    ngx_int_t   queued, last, last_tag, at, tag;
     ngx_str_t   value;
 
-    last = NGX_ERROR;
-    last_tag = NGX_ERROR;
     queued = NGX_ERROR;
 
     if (rs->status == NGX_HTTP_OK
@@ -181,53 +176,55 @@ ngx_http_agenda_resume_decide(ngx_http_agenda_resume_t *rs, time_t now)
         queued = ngx_atoi(value.data, value.len);
     }
 
-    if (queued != NGX_ERROR && queued > 0
-        && ngx_http_agenda_resume_field(&rs->info, "last message id: ", 17,
+    /* the client's id was checked by the guard: this parse succeeds */
+
+    if (queued == NGX_ERROR || queued <= 0
+        || ngx_http_agenda_resume_field(&rs->info, "last message id: ", 17,
                                         &value)
-           == NGX_OK)
-    {
-        colon = ngx_strlchr(value.data, value.data + value.len, ':');
-
-        if (colon != NULL) {
-            last = ngx_atoi(value.data, colon - value.data);
-            last_tag = ngx_atoi(colon + 1,
-                                value.data + value.len - (colon + 1));
-        }
-    }
-
-    if (last == NGX_ERROR || last_tag == NGX_ERROR
+           != NGX_OK
+        || ngx_http_agenda_msgid_parse(value.data, value.len, &last,
+                                       &last_tag)
+           != NGX_OK
         || (time_t) last + NGX_HTTP_AGENDA_RESUME_MAX_AGE < now
-        || ngx_http_agenda_resume_ahead(&rs->msgid, last, last_tag))
+        || ngx_http_agenda_msgid_parse(rs->msgid.data, rs->msgid.len, &at,
+                                       &tag)
+           != NGX_OK
+        || at > last || (at == last && tag > last_tag))
     {
         rs->msgid.len = 0;
     }
 }
 
 
-/* Whether the client's id ("<time>:<tag>", checked by the guard) names a
- * message after (last, last_tag). */
+/*
+ * A message id "<time>:<tag>", both decimal, the time at most 19 digits
+ * and the tag at most 32767 (nchan keeps it in an int16): the guard's
+ * check of a client's id, and the reading of nchan's own.
+ */
 
-static ngx_uint_t
-ngx_http_agenda_resume_ahead(ngx_str_t *msgid, ngx_int_t last,
-    ngx_int_t last_tag)
+ngx_int_t
+ngx_http_agenda_msgid_parse(u_char *p, size_t len, ngx_int_t *at,
+    ngx_int_t *tag)
 {
-    u_char     *colon;
-    ngx_int_t   time, tag;
+    u_char  *colon, *last;
 
-    colon = ngx_strlchr(msgid->data, msgid->data + msgid->len, ':');
+    last = p + len;
+    colon = ngx_strlchr(p, last, ':');
 
-    if (colon == NULL) {
-        return 1;
+    if (colon == NULL || colon == p || colon + 1 == last
+        || colon - p > 19 || last - colon - 1 > 5)
+    {
+        return NGX_ERROR;
     }
 
-    time = ngx_atoi(msgid->data, colon - msgid->data);
-    tag = ngx_atoi(colon + 1, msgid->data + msgid->len - (colon + 1));
+    *at = ngx_atoi(p, colon - p);
+    *tag = ngx_atoi(colon + 1, last - colon - 1);
 
-    if (time == NGX_ERROR || tag == NGX_ERROR) {
-        return 1;
+    if (*at == NGX_ERROR || *tag == NGX_ERROR || *tag > 32767) {
+        return NGX_ERROR;
     }
 
-    return time > last || (time == last && tag > last_tag);
+    return NGX_OK;
 }
 
 

@@ -780,29 +780,10 @@ ngx_http_agenda_group_channel(u_char *p, size_t len)
 static ngx_int_t
 ngx_http_agenda_msgid_valid(u_char *p, size_t len)
 {
-    u_char     *colon, *last;
-    ngx_int_t   n;
+    ngx_int_t  at, tag;
 
-    if (len == 0 || len > NGX_HTTP_AGENDA_MSGID_MAX) {
-        return 0;
-    }
-
-    last = p + len;
-    colon = ngx_strlchr(p, last, ':');
-
-    if (colon == NULL || colon == p || colon + 1 == last
-        || colon - p > 19 || last - colon - 1 > 5)
-    {
-        return 0;
-    }
-
-    if (ngx_atoi(p, colon - p) == NGX_ERROR) {
-        return 0;
-    }
-
-    n = ngx_atoi(colon + 1, last - colon - 1);
-
-    return (n != NGX_ERROR && n <= 32767);
+    return len <= NGX_HTTP_AGENDA_MSGID_MAX
+           && ngx_http_agenda_msgid_parse(p, len, &at, &tag) == NGX_OK;
 }
 
 
